@@ -1,0 +1,43 @@
+// createApp(deps): the whole HTTP surface, composed from one sub-app per feature. No port: main.ts listens.
+import { Hono } from 'hono';
+import { serveStatic } from '@hono/node-server/serve-static';
+import { randomUUID } from 'node:crypto';
+import type { Deps, Env } from './types.ts';
+import { onError, errorResponse } from './errors.ts';
+import { health } from './health.ts';
+import { page, html } from './html.ts';
+import { PUBLIC_DIR } from './assets.ts';
+
+export function createApp(deps: Deps) {
+  const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps };
+  const app = new Hono<Env>();
+
+  app.use('*', async (c, next) => {
+    const incoming = c.req.header('x-request-id');
+    c.set('requestId', incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID());
+    c.set('deps', full);
+    await next();
+    c.header('X-Request-Id', c.get('requestId'));
+  });
+
+  app.use('/static/*', serveStatic({
+    root: PUBLIC_DIR,
+    rewriteRequestPath: (p) => p.replace(/^\/static/, ''),
+    onFound: (p, c) => c.header('Cache-Control', p.includes('/build/') ? 'public, max-age=31536000, immutable' : 'public, max-age=3600'),
+  }));
+
+  app.route('/', health);
+
+  app.get('/', (c) => c.html(page(c, {
+    title: 'Home',
+    body: html`<main class="narrow"><h1>Marquee</h1>
+      <p>Subscription analytics and operations for the streaming service.</p>
+      <p><a class="button" href="/login">Sign in</a></p></main>`,
+  })));
+
+  app.notFound((c) => errorResponse(c, 404, `Nothing at ${c.req.path}`));
+  app.onError(onError);
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

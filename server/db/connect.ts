@@ -1,0 +1,30 @@
+// Where the database comes from: DATABASE_URL, or an embedded PostgreSQL under MARQUEE_DATA_DIR (default ./var).
+import path from 'node:path';
+import { startEmbedded } from './embedded.ts';
+import { withConnection, withDatabase, ident } from './index.ts';
+
+export interface DatabaseTarget {
+  url: string;
+  embedded: boolean;
+  stop(): Promise<void>;
+}
+
+export const APP_DATABASE = 'marquee';
+
+export async function openDatabase(env = process.env, log = (l: string) => console.log(l)): Promise<DatabaseTarget> {
+  if (env.DATABASE_URL) {
+    return { url: env.DATABASE_URL, embedded: false, stop: async () => {} };
+  }
+  const dataDir = path.resolve(env.MARQUEE_DATA_DIR ?? 'var');
+  const pg = await startEmbedded({ dataDir, log: (l) => log(`[postgres] ${l}`) });
+  try {
+    await withConnection(pg.url, async (c) => {
+      const exists = await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [APP_DATABASE]);
+      if (!exists) await c.query(`CREATE DATABASE ${ident(APP_DATABASE)}`);
+    });
+  } catch (e) {
+    await pg.stop();
+    throw e;
+  }
+  return { url: withDatabase(pg.url, APP_DATABASE), embedded: true, stop: () => pg.stop() };
+}

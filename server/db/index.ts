@@ -1,0 +1,156 @@
+// The only module that imports `pg`. Everything else talks to PostgreSQL through createDb().
+import pg from 'pg';
+import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams';
+import type { Sql } from 'sql-template-tag';
+import type { Writable, Readable } from 'node:stream';
+
+// count(*) and bigint ids come back as int8; our values stay far below 2^53, so numbers are safe and convenient.
+pg.types.setTypeParser(20, (v) => Number(v));
+// numeric: metrics (ratios, averages) are read as JS numbers.
+pg.types.setTypeParser(1700, (v) => Number(v));
+// date stays 'YYYY-MM-DD' so no time zone can shift it.
+pg.types.setTypeParser(1082, (v) => v);
+
+export type Row = Record<string, any>;
+export type Query = Sql | string | { text: string; values?: unknown[] };
+
+export interface Queryable {
+  query<T extends Row = Row>(q: Query, values?: unknown[]): Promise<T[]>;
+  one<T extends Row = Row>(q: Query, values?: unknown[]): Promise<T | undefined>;
+  /** Streams rows in with COPY … FROM STDIN; resolves with the rows copied once `feed` has ended the stream. */
+  copyIn(copySql: string, feed: (stream: Writable) => Promise<void>): Promise<number>;
+  /** COPY … TO STDOUT as a readable stream (the caller must consume it before the next query). */
+  copyOut(copySql: string): Readable;
+}
+
+export interface TxOptions {
+  readOnly?: boolean;
+  statementTimeoutMs?: number;
+  isolation?: 'read committed' | 'repeatable read' | 'serializable';
+}
+
+export interface Db extends Queryable {
+  readonly url: string;
+  readonly pool: { totalCount: number; idleCount: number; waitingCount: number };
+  tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T>;
+  /** A dedicated connection for the callback (advisory locks, LISTEN, cursors). */
+  withClient<T>(fn: (q: Queryable & { raw: unknown }) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  max?: number;
+  statementTimeoutMs?: number;
+  idleInTxTimeoutMs?: number;
+  applicationName?: string;
+  onError?: (err: Error) => void;
+  connectionTimeoutMs?: number;
+}
+
+function toConfig(q: Query, values?: unknown[]): pg.QueryConfig {
+  if (typeof q === 'string') return { text: q, values: values as any[] };
+  return { text: q.text, values: (q.values ?? []) as any[] };
+}
+
+function wrap(client: pg.PoolClient | pg.Client | pg.Pool): Queryable {
+  const query = async <T extends Row>(q: Query, values?: unknown[]) => (await client.query(toConfig(q, values))).rows as T[];
+  return {
+    query,
+    one: async <T extends Row>(q: Query, values?: unknown[]) => (await query<T>(q, values))[0],
+    async copyIn(copySql, feed) {
+      if (client instanceof pg.Pool) throw new Error('copyIn needs a dedicated client: use tx() or withClient()');
+      const stream = client.query(copyFromStdin(copySql));
+      const done = new Promise<number>((resolve, reject) => {
+        stream.on('finish', () => resolve(Number(stream.rowCount ?? 0)));
+        stream.on('error', reject);
+      });
+      let feedError: unknown;
+      await feed(stream).catch((e) => { feedError = e; stream.destroy(e instanceof Error ? e : new Error(String(e))); });
+      if (feedError) { await done.catch(() => {}); throw feedError; }
+      return done;
+    },
+    copyOut(copySql) {
+      if (client instanceof pg.Pool) throw new Error('copyOut needs a dedicated client: use tx() or withClient()');
+      return client.query(copyToStdout(copySql));
+    },
+  };
+}
+
+export function createDb(url: string, opts: DbOptions = {}): Db {
+  const statementTimeout = opts.statementTimeoutMs ?? 30_000;
+  const idleInTx = opts.idleInTxTimeoutMs ?? 60_000;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    connectionTimeoutMillis: opts.connectionTimeoutMs ?? 5_000,
+    idleTimeoutMillis: 30_000,
+    application_name: opts.applicationName ?? 'marquee',
+    options: `-c statement_timeout=${statementTimeout} -c idle_in_transaction_session_timeout=${idleInTx} -c TimeZone=UTC`,
+  });
+  // An idle client losing its connection (database restart) must not crash the process.
+  pool.on('error', (err) => (opts.onError ?? ((e) => console.error(`[db] idle client error: ${e.message}`)))(err));
+  const base = wrap(pool);
+  return {
+    url,
+    get pool() { return { totalCount: pool.totalCount, idleCount: pool.idleCount, waitingCount: pool.waitingCount }; },
+    ...base,
+    async tx(fn, txOpts = {}) {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        const mode = [txOpts.isolation ? `ISOLATION LEVEL ${txOpts.isolation.toUpperCase()}` : '', txOpts.readOnly ? 'READ ONLY' : '']
+          .filter(Boolean).join(' ');
+        await client.query(`BEGIN ${mode}`);
+        if (txOpts.statementTimeoutMs !== undefined) {
+          await client.query(`SET LOCAL statement_timeout = ${Math.max(0, Math.floor(txOpts.statementTimeoutMs))}`);
+        }
+        const result = await fn(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try { await client.query('ROLLBACK'); } catch { broken = true; }
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    async withClient(fn) {
+      const client = await pool.connect();
+      let broken = false;
+      try {
+        return await fn(Object.assign(wrap(client), { raw: client }));
+      } catch (err) {
+        broken = true; // the connection may hold session state (locks, an aborted COPY); do not reuse it
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    },
+    async close() { await pool.end(); },
+  };
+}
+
+/** One-off connection for maintenance statements that cannot run in a pool transaction (CREATE DATABASE …). */
+export async function withConnection<T>(url: string, fn: (q: Queryable) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  client.on('error', () => {});
+  await client.connect();
+  try { return await fn(wrap(client)); } finally { await client.end().catch(() => {}); }
+}
+
+/** Quote an identifier that came from our own allowlists (database names made by the harness, mart names). */
+export function ident(name: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`refusing identifier ${JSON.stringify(name)}`);
+  return `"${name}"`;
+}
+
+/** Replace the database name in a connection URL. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = '/' + encodeURIComponent(database);
+  return u.toString();
+}
+
+export function redactUrl(url: string): string {
+  try { const u = new URL(url); if (u.password) u.password = '***'; return u.toString(); } catch { return '(invalid url)'; }
+}

@@ -1,0 +1,13 @@
+// The one place where first-start demo data plugs in, in order. Each step says whether its data is present
+// (so a second start skips it) and how to load it.
+import type { Db } from './db/index.ts';
+
+export interface DemoStep {
+  name: string;
+  present(db: Db): Promise<boolean>;
+  load(db: Db, log: (line: string) => void): Promise<void>;
+}
+
+export const demoDataSteps: DemoStep[] = [
+  // titles ETL (issue 3) and the business simulator (issue 4) register here.
+];

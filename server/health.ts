@@ -1,0 +1,25 @@
+// /healthz: the process is alive. /readyz: the database answers within 1 s and its schema is current.
+import { Hono } from 'hono';
+import type { Env } from './types.ts';
+import { appliedVersion, latestVersion } from './db/migrate.ts';
+
+const expected = latestVersion();
+
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms); })])
+    .finally(() => clearTimeout(timer));
+}
+
+export const health = new Hono<Env>()
+  .get('/healthz', (c) => c.json({ status: 'ok' }))
+  .get('/readyz', async (c) => {
+    c.header('Cache-Control', 'no-store');
+    try {
+      const version = await within(1000, appliedVersion(c.get('deps').db));
+      if (version < expected) return c.json({ status: 'migrating', schema: version, expected }, 503);
+      return c.json({ status: 'ready', schema: version });
+    } catch (e: any) {
+      return c.json({ status: 'database unavailable', reason: e.message }, 503);
+    }
+  });

@@ -1,0 +1,44 @@
+// Server-rendered pages share one layout (dark, Netflix-like theme; light on request). Values are escaped by hono/html.
+import type { Context } from 'hono';
+import { html, raw } from 'hono/html';
+import type { HtmlEscapedString } from 'hono/utils/html';
+import type { Env } from './types.ts';
+import { assetUrl } from './assets.ts';
+
+export { html, raw };
+export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
+
+export interface PageOptions {
+  title: string;
+  body: Html | string;
+  /** Page entry script (bundled from views/), e.g. 'report-page'. */
+  script?: string;
+}
+
+export function page(c: Context<Env>, opts: PageOptions) {
+  const user = c.get('user');
+  return html`<!doctype html>
+<html lang="en" data-theme="dark">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${opts.title} · Marquee</title>
+<link rel="stylesheet" href="${assetUrl('app.css')}">
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+${opts.script ? html`<script type="module" src="${assetUrl(opts.script + '.js')}"></script>` : ''}
+</head>
+<body>
+<header class="topbar">
+  <a class="brand" href="/">MARQUEE</a>
+  <nav>
+    ${user && user.role !== 'subscriber' ? html`<a href="/reports">Reports</a><a href="/dashboards">Dashboards</a>` : ''}
+    ${user?.role === 'admin' ? html`<a href="/admin/users">Users</a><a href="/admin/audit">Audit</a>` : ''}
+    ${user ? html`<a href="/account">${user.displayName}</a>
+      <form method="post" action="/logout" class="inline"><button class="link">Sign out</button></form>`
+      : html`<a href="/login">Sign in</a>`}
+  </nav>
+</header>
+${opts.body}
+</body>
+</html>`;
+}

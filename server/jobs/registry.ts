@@ -1,0 +1,13 @@
+// Every scheduled job of the product, in one list. Features add theirs here.
+import type { Deps } from '../types.ts';
+import type { Job } from './index.ts';
+
+export function scheduledJobs(deps: Deps): Job[] {
+  return [
+    {
+      name: 'sessions.sweep',
+      schedule: '*/15 * * * *',
+      run: (db) => db.query(`DELETE FROM sessions WHERE expires_at < now()`),
+    },
+  ];
+}

@@ -1,0 +1,50 @@
+// The only place that listens: opens the database (embedded or DATABASE_URL), migrates, prepares first-start data,
+// serves, runs scheduled jobs, and shuts down in order on SIGTERM/SIGINT.
+import { listen, shutdownOnSignals } from './serve.ts';
+import { openDatabase } from './db/connect.ts';
+import { createDb, redactUrl } from './db/index.ts';
+import { migrate } from './db/migrate.ts';
+import { createApp } from './app.ts';
+import { ensureFirstAdmin, ensureDemoData } from './first-start.ts';
+import { startJobs } from './jobs/index.ts';
+import { scheduledJobs } from './jobs/registry.ts';
+
+const started = Date.now();
+const port = Number(process.env.PORT ?? 3000);
+const host = process.env.HOST ?? '127.0.0.1';
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  console.error(`PORT must be an integer 0-65535, got ${JSON.stringify(process.env.PORT)}`);
+  process.exit(2);
+}
+
+const log = (l: string) => console.log(l);
+let stopDatabase = async () => {};
+try {
+  const target = await openDatabase(process.env, log);
+  stopDatabase = target.stop;
+  const db = createDb(target.url, { max: Number(process.env.MARQUEE_POOL_SIZE ?? 20) });
+  log(`database: ${target.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'} ${redactUrl(target.url)}`);
+  const m = await migrate(db, { log });
+  log(`schema at version ${m.current}`);
+  const admin = await ensureFirstAdmin(db);
+  await ensureDemoData(db);
+
+  const deps = { db, secureCookies: process.env.MARQUEE_SECURE_COOKIES === '1', log: (l: string) => console.error(l) };
+  const app = createApp(deps);
+  const jobs = startJobs(db, scheduledJobs(deps), log);
+
+  const { server, url } = await listen(app.fetch, port, host);
+  log(`\nMarquee is ready at ${url}  (started in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  if (admin.generatedPassword) {
+    log(`Sign in as ${admin.adminEmail} with password ${admin.generatedPassword}  (shown once; change it under /account)`);
+  } else if (admin.created) {
+    log(`Sign in as ${admin.adminEmail} with the password in MARQUEE_ADMIN_PASSWORD`);
+  } else {
+    log(`Sign in as ${admin.adminEmail} (or another admin) with your password; "npm run users -- reset-password" if lost`);
+  }
+  shutdownOnSignals(server, [() => jobs.stop(), () => db.close(), stopDatabase], log);
+} catch (e: any) {
+  console.error(`marquee: could not start: ${e.message}`);
+  await stopDatabase().catch(() => {});
+  process.exit(1);
+}

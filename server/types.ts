@@ -1,0 +1,30 @@
+// Shared types for the Hono app: the dependencies every feature receives and the typed request context.
+import type { Db } from './db/index.ts';
+
+export interface Deps {
+  db: Db;
+  /** Read-only queries (reports) may go to a replica; defaults to db. */
+  readDb?: Db;
+  /** Injectable clock: tests move time to exercise timeouts, schedules and billing. */
+  now?: () => Date;
+  /** Serve cookies with Secure and the __Host- prefix (set when behind HTTPS). */
+  secureCookies?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface SessionUser {
+  id: number;
+  email: string;
+  displayName: string;
+  role: 'admin' | 'analyst' | 'manager' | 'subscriber';
+  mustChangePassword: boolean;
+}
+
+export type Env = {
+  Variables: {
+    requestId: string;
+    deps: Required<Pick<Deps, 'db' | 'readDb' | 'now' | 'log'>> & Deps;
+    user?: SessionUser;
+    sessionIdHash?: Buffer;
+  };
+};
