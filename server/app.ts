@@ -7,6 +7,7 @@ import { onError, errorResponse } from './errors.ts';
 import { health } from './health.ts';
 import { page, html } from './html.ts';
 import { PUBLIC_DIR } from './assets.ts';
+import { authorize } from './auth/access.ts';
 
 export function createApp(deps: Deps) {
   const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps };
@@ -19,6 +20,9 @@ export function createApp(deps: Deps) {
     await next();
     c.header('X-Request-Id', c.get('requestId'));
   });
+
+  // Sessions (server/auth) set c.get('user') before this point.
+  app.use('*', authorize);
 
   app.use('/static/*', serveStatic({
     root: PUBLIC_DIR,

@@ -1,0 +1,69 @@
+// The route-by-role table: every route of the product, who may use it, in one place. The authorize middleware
+// enforces it for every request (deny by default: a route missing here answers 404), and the role-matrix test walks it.
+import type { MiddlewareHandler } from 'hono';
+import type { Env, SessionUser } from '../types.ts';
+import { HttpError } from '../errors.ts';
+
+export type Role = SessionUser['role'];
+export const ROLES: Role[] = ['admin', 'analyst', 'manager', 'subscriber'];
+export const STAFF: Role[] = ['admin', 'analyst', 'manager'];
+
+/** public: anyone; authenticated: any signed-in user; otherwise the roles listed. */
+export type Access = 'public' | 'authenticated' | readonly Role[];
+
+export interface RouteRule {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Hono-style path: literal segments, `:param` for one segment, a trailing `*` for the rest. */
+  path: string;
+  access: Access;
+  /** An example URL for the role-matrix test (defaults to path with params filled by the test). */
+  example?: string;
+}
+
+export const ROUTES: RouteRule[] = [
+  { method: 'GET', path: '/', access: 'public' },
+  { method: 'GET', path: '/healthz', access: 'public' },
+  { method: 'GET', path: '/readyz', access: 'public' },
+  { method: 'GET', path: '/static/*', access: 'public', example: '/static/app.css' },
+  // Features add their routes below, grouped by feature.
+];
+
+function compile(rule: RouteRule) {
+  const parts = rule.path.split('/').map((seg) => seg === '*' ? '.*' : seg.startsWith(':') ? '[^/]+' : seg.replace(/[.+?^${}()|[\]\\]/g, '\\$&'));
+  return new RegExp(`^${parts.join('/')}$`);
+}
+const compiled = () => ROUTES.map((r) => ({ rule: r, re: compile(r) }));
+let table: ReturnType<typeof compiled> | undefined;
+
+export function findRule(method: string, path: string): RouteRule | undefined {
+  table ??= compiled();
+  const m = method === 'HEAD' ? 'GET' : method;
+  return table.find((t) => t.rule.method === m && t.re.test(path))?.rule;
+}
+
+export function allowed(access: Access, user: SessionUser | undefined): boolean {
+  if (access === 'public') return true;
+  if (!user) return false;
+  if (access === 'authenticated') return true;
+  return access.includes(user.role);
+}
+
+/** Runs after the session middleware has set c.get('user'). */
+export const authorize: MiddlewareHandler<Env> = async (c, next) => {
+  const rule = findRule(c.req.method, c.req.path);
+  if (!rule) {
+    // Unknown path: a 404 (or 405 when the path exists for another method), never a hint about protected routes.
+    const other = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].some((m) => m !== c.req.method && findRule(m, c.req.path));
+    throw new HttpError(other ? 405 : 404, other ? `${c.req.method} is not allowed on ${c.req.path}` : `Nothing at ${c.req.path}`);
+  }
+  const user = c.get('user');
+  if (allowed(rule.access, user)) return next();
+  if (!user) {
+    if (c.req.method === 'GET' && !c.req.path.startsWith('/api/')) {
+      const url = new URL(c.req.url);
+      return c.redirect(`/login?next=${encodeURIComponent(url.pathname + url.search)}`, 303);
+    }
+    throw new HttpError(401, 'Sign in required');
+  }
+  throw new HttpError(403, `Your role (${user.role}) does not have access to ${c.req.path}`);
+};
