@@ -1,0 +1,46 @@
+// Shared by benchmarks: a database to measure on (DATABASE_URL, or a throwaway embedded PostgreSQL) and timing helpers.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startEmbedded } from '../../server/db/embedded.ts';
+import { createDb, withConnection, withDatabase, ident, type Db } from '../../server/db/index.ts';
+import { migrate } from '../../server/db/migrate.ts';
+
+export interface BenchDb { url: string; db: Db; serverUrl: string; close(): Promise<void> }
+
+/** A fresh, migrated database named `name` on DATABASE_URL's server or on a new embedded PostgreSQL. */
+export async function benchDatabase(name: string): Promise<BenchDb> {
+  let serverUrl = process.env.DATABASE_URL;
+  let stop = async () => {};
+  if (!serverUrl) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-bench-'));
+    fs.chmodSync(dir, 0o711);
+    const pg = await startEmbedded({ dataDir: dir, log: () => {}, maxConnections: 200 });
+    serverUrl = pg.url;
+    stop = async () => { await pg.stop(); fs.rmSync(dir, { recursive: true, force: true }); };
+  }
+  const dbName = `mqbench_${name}`;
+  await withConnection(serverUrl, async (c) => {
+    await c.query(`DROP DATABASE IF EXISTS ${ident(dbName)} WITH (FORCE)`);
+    await c.query(`CREATE DATABASE ${ident(dbName)}`);
+  });
+  const url = withDatabase(serverUrl, dbName);
+  const db = createDb(url, { max: 60, statementTimeoutMs: 600_000 });
+  await migrate(db);
+  return {
+    url, db, serverUrl,
+    async close() {
+      await db.close();
+      await withConnection(serverUrl!, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(dbName)} WITH (FORCE)`)).catch(() => {});
+      await stop();
+    },
+  };
+}
+
+export async function time<T>(fn: () => Promise<T>): Promise<{ ms: number; result: T }> {
+  const t0 = performance.now();
+  const result = await fn();
+  return { ms: performance.now() - t0, result };
+}
+
+export const fmt = (n: number, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits });
