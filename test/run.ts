@@ -42,7 +42,12 @@ if (external) {
   console.log(`tests: embedded PostgreSQL on port ${pg.port}`);
 }
 
-const template = `mqt_template_${randomBytes(4).toString('hex')}`;
+// Every database of this run is named mqt_<runId>_…, so cleanup never touches another run's databases.
+const runId = randomBytes(3).toString('hex');
+const template = `mqt_${runId}_template`;
+const listTestDbs = () => withConnection(serverUrl, (c) =>
+  c.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, [`mqt_${runId}_`]))
+  .then((rows) => rows.map((r) => r.datname));
 const started = Date.now();
 let exitCode = 1;
 try {
@@ -58,7 +63,7 @@ try {
     const t0 = Date.now();
     const child = spawn(process.execPath, ['--import', 'tsx', file], {
       cwd: root,
-      env: { ...process.env, MARQUEE_TEST_SERVER_URL: serverUrl, MARQUEE_TEST_TEMPLATE: template, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { ...process.env, MARQUEE_TEST_SERVER_URL: serverUrl, MARQUEE_TEST_TEMPLATE: template, MARQUEE_TEST_RUN_ID: runId, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -97,7 +102,11 @@ try {
   console.error(`test run failed to start: ${e.message}`);
   console.log('0 passed, 1 failed');
 } finally {
-  await withConnection(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(template)} WITH (FORCE)`)).catch(() => {});
+  // Drop the template and whatever a killed test file left behind (only databases made during this run).
+  const leftovers = await listTestDbs().catch(() => [] as string[]);
+  for (const name of leftovers) {
+    await withConnection(serverUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(name)} WITH (FORCE)`)).catch(() => {});
+  }
   await stop();
 }
 process.exit(exitCode);

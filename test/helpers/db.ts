@@ -13,8 +13,8 @@ export interface TestDatabase { name: string; url: string; db: Db; drop(): Promi
 
 export async function createDatabase(opts: { empty?: boolean; label?: string } = {}): Promise<TestDatabase> {
   const label = (opts.label ?? path.basename(process.argv[1] ?? 'test').replace(/\.test\.ts$/, ''))
-    .toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 30);
-  const name = `mqt_${label}_${randomBytes(4).toString('hex')}`;
+    .toLowerCase().replace(/[^a-z0-9]+/g, '_').slice(0, 24);
+  const name = `mqt_${process.env.MARQUEE_TEST_RUN_ID ?? 'x'}_${label}_${randomBytes(4).toString('hex')}`.slice(0, 63);
   const template = opts.empty ? 'template0' : process.env.MARQUEE_TEST_TEMPLATE!;
   const admin = serverUrl();
   await withConnection(admin, (c) => c.query(`CREATE DATABASE ${ident(name)} TEMPLATE ${ident(template)}`));
