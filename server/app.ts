@@ -8,6 +8,10 @@ import { health } from './health.ts';
 import { page, html } from './html.ts';
 import { PUBLIC_DIR } from './assets.ts';
 import { authorize } from './auth/access.ts';
+import { csrfGuard } from './auth/csrf.ts';
+import { sessionMiddleware } from './auth/session.ts';
+import { login } from './auth/login.ts';
+import { account } from './account/index.ts';
 
 export function createApp(deps: Deps) {
   const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps };
@@ -21,6 +25,9 @@ export function createApp(deps: Deps) {
     c.header('X-Request-Id', c.get('requestId'));
   });
 
+  // One CSRF guard for every state-changing request, then the session (sets c.get('user')), then the role table.
+  app.use('*', csrfGuard);
+  app.use('*', sessionMiddleware);
   // Sessions (server/auth) set c.get('user') before this point.
   app.use('*', authorize);
 
@@ -31,6 +38,8 @@ export function createApp(deps: Deps) {
   }));
 
   app.route('/', health);
+  app.route('/', login);
+  app.route('/', account);
 
   app.get('/', (c) => c.html(page(c, {
     title: 'Home',

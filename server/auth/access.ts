@@ -26,6 +26,28 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/readyz', access: 'public' },
   { method: 'GET', path: '/static/*', access: 'public', example: '/static/app.css' },
   // Features add their routes below, grouped by feature.
+  // accounts (issue 5): sign-in, sign-up, the user's own account
+  { method: 'GET', path: '/login', access: 'public' },
+  { method: 'POST', path: '/login', access: 'public' },
+  { method: 'POST', path: '/logout', access: 'public' },
+  { method: 'GET', path: '/signup', access: 'public' },
+  { method: 'POST', path: '/signup', access: 'public' },
+  { method: 'GET', path: '/account', access: 'authenticated' },
+  { method: 'POST', path: '/account', access: 'authenticated' },
+  { method: 'GET', path: '/account/password', access: 'authenticated' },
+  { method: 'POST', path: '/account/password', access: 'authenticated' },
+  { method: 'POST', path: '/account/sign-out-everywhere', access: 'authenticated' },
+  // user administration (issue 5)
+  { method: 'GET', path: '/admin/users', access: ['admin'] },
+  { method: 'GET', path: '/admin/users/new', access: ['admin'] },
+  { method: 'POST', path: '/admin/users', access: ['admin'] },
+  { method: 'GET', path: '/admin/users/:id', access: ['admin'] },
+  { method: 'POST', path: '/admin/users/:id', access: ['admin'] },
+  { method: 'POST', path: '/admin/users/:id/reset-password', access: ['admin'] },
+  { method: 'POST', path: '/admin/users/:id/disable', access: ['admin'] },
+  { method: 'POST', path: '/admin/users/:id/enable', access: ['admin'] },
+  { method: 'POST', path: '/admin/users/:id/sign-out', access: ['admin'] },
+  { method: 'GET', path: '/admin/audit', access: ['admin'] },
 ];
 
 function compile(rule: RouteRule) {

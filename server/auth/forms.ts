@@ -1,0 +1,84 @@
+// Server-rendered form pieces shared by the account and admin pages: a field with its error message beside it and
+// the submitted value kept, and reading a form body as plain strings. No JavaScript needed anywhere.
+import type { Context } from 'hono';
+import { html, type Html } from '../html.ts';
+
+export type FieldErrors = Record<string, string>;
+
+export interface FieldOptions {
+  name: string;
+  label: string;
+  type?: 'text' | 'email' | 'password' | 'search' | 'number';
+  value?: string | null;
+  error?: string;
+  required?: boolean;
+  autocomplete?: string;
+  hint?: string;
+  maxlength?: number;
+  autofocus?: boolean;
+}
+
+export function field(o: FieldOptions): Html {
+  const id = `f-${o.name}`;
+  const described = [o.error ? `${id}-error` : '', o.hint ? `${id}-hint` : ''].filter(Boolean).join(' ');
+  return html`<div class="field${o.error ? ' has-error' : ''}">
+  <label for="${id}">${o.label}</label>
+  <input id="${id}" name="${o.name}" type="${o.type ?? 'text'}" value="${o.type === 'password' ? '' : o.value ?? ''}"
+    ${o.required ? html`required` : ''} ${o.autocomplete ? html`autocomplete="${o.autocomplete}"` : ''}
+    ${o.maxlength ? html`maxlength="${o.maxlength}"` : ''} ${o.autofocus ? html`autofocus` : ''}
+    ${o.error ? html`aria-invalid="true"` : ''} ${described ? html`aria-describedby="${described}"` : ''}>
+  ${o.error ? html`<span class="field-error" id="${id}-error">${o.error}</span>` : ''}
+  ${o.hint ? html`<span class="field-hint muted" id="${id}-hint">${o.hint}</span>` : ''}
+</div>`;
+}
+
+export function selectField(o: { name: string; label: string; options: readonly (string | [string, string])[];
+  value?: string | null; error?: string }): Html {
+  const id = `f-${o.name}`;
+  return html`<div class="field${o.error ? ' has-error' : ''}">
+  <label for="${id}">${o.label}</label>
+  <select id="${id}" name="${o.name}" ${o.error ? html`aria-invalid="true" aria-describedby="${id}-error"` : ''}>
+    ${o.options.map((opt) => {
+      const [value, text] = typeof opt === 'string' ? [opt, opt] : opt;
+      return html`<option value="${value}" ${value === o.value ? html`selected` : ''}>${text}</option>`;
+    })}
+  </select>
+  ${o.error ? html`<span class="field-error" id="${id}-error">${o.error}</span>` : ''}
+</div>`;
+}
+
+/** A banner above a form: the overall message of a failed submit (the details sit beside the fields). */
+export function formError(message?: string): Html | string {
+  return message ? html`<p class="form-error" role="alert">${message}</p>` : '';
+}
+
+export function notice(message?: string): Html | string {
+  return message ? html`<p class="notice" role="status">${message}</p>` : '';
+}
+
+/** The form body as strings (files and repeated keys: the first string value). Non-form bodies give {}. */
+export async function formBody(c: Context<any>): Promise<Record<string, string>> {
+  const type = c.req.header('content-type') ?? '';
+  if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return {};
+  const body = await c.req.parseBody();
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(body)) {
+    const first = Array.isArray(v) ? v[0] : v;
+    if (typeof first === 'string') out[k] = first;
+  }
+  return out;
+}
+
+/** A local path to send the user back to after signing in: same-origin, absolute path, no scheme tricks. */
+export function safeNext(next: string | undefined | null, fallback = '/'): string {
+  if (!next || next.length > 2000 || !next.startsWith('/') || next.startsWith('//') || next.startsWith('/\\')) return fallback;
+  if (/[\u0000-\u001f\\]/.test(next)) return fallback;
+  try {
+    const u = new URL(next, 'http://marquee.invalid');
+    if (u.origin !== 'http://marquee.invalid') return fallback;
+    if (u.pathname === '/login' || u.pathname === '/logout') return fallback;
+    return u.pathname + u.search + u.hash;
+  } catch {
+    return fallback;
+  }
+}
