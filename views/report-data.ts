@@ -1,0 +1,102 @@
+// The report API's answer (GET /api/reports/:id) and what the tiles derive from it: rows, KPI fields, a text summary.
+
+export interface ReportResponse {
+  id: string;
+  title: string;
+  params: Record<string, unknown>;
+  asOf: string | null;
+  nextRefresh: string | null;
+  stale: boolean;
+  rowCount: number;
+  spec: any;
+}
+
+export type Row = Record<string, unknown>;
+
+export function rowsOf(spec: any): Row[] {
+  if (Array.isArray(spec?.data?.values)) return spec.data.values;
+  const named = spec?.data?.name && spec?.datasets?.[spec.data.name];
+  return Array.isArray(named) ? named : [];
+}
+
+export interface Kpi { value: string; delta?: string; format: 'currency' | 'percent' | 'number'; previous?: string }
+
+/**
+ * A `@chart kpi` report: the engine marks the spec with usermeta.kpi = {value, delta?, format?} (field names of its
+ * single row); a text-mark spec that only names its fields in usermeta is treated the same.
+ */
+export function kpiOf(spec: any): Kpi | undefined {
+  const k = spec?.usermeta?.kpi;
+  if (!k || typeof k.value !== 'string') return undefined;
+  const format = ['currency', 'percent', 'number'].includes(k.format) ? k.format : 'number';
+  return { value: k.value, delta: typeof k.delta === 'string' ? k.delta : undefined, format, previous: k.previous };
+}
+
+const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
+const compactMoney = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', notation: 'compact', maximumFractionDigits: 2 });
+const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 2 });
+const percent = new Intl.NumberFormat('en-US', { style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1 });
+
+export function formatValue(v: unknown, format: Kpi['format']): string {
+  if (v === null || v === undefined || v === '') return '—';
+  const n = Number(v);
+  if (!Number.isFinite(n)) return String(v);
+  if (format === 'currency') return Math.abs(n) >= 100_000 ? compactMoney.format(n) : money.format(n);
+  if (format === 'percent') return percent.format(n);
+  return Math.abs(n) >= 100_000 ? new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 2 }).format(n) : numberFmt.format(n);
+}
+
+/** A change: percentage points for rates, otherwise the formatted difference. Always signed. */
+export function formatDelta(d: number, format: Kpi['format']): string {
+  const sign = d > 0 ? '+' : d < 0 ? '−' : '±';
+  const abs = Math.abs(d);
+  if (format === 'percent') return `${sign}${numberFmt.format(abs * 100)} pp`;
+  return `${sign}${formatValue(abs, format)}`;
+}
+
+export function formatCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 4 });
+  return String(v);
+}
+
+const MARK_NAMES: Record<string, string> = {
+  line: 'Line chart', bar: 'Bar chart', area: 'Area chart', point: 'Scatter plot', rect: 'Heatmap', arc: 'Pie chart',
+  text: 'Value', tick: 'Tick chart', circle: 'Scatter plot', square: 'Scatter plot', rule: 'Rule chart',
+};
+
+function channel(spec: any, name: string): { field?: string; title?: string } {
+  const enc = spec?.encoding ?? spec?.layer?.find((l: any) => l?.encoding?.[name])?.encoding;
+  const c = enc?.[name];
+  return c && typeof c === 'object' ? { field: typeof c.field === 'string' ? c.field : undefined, title: typeof c.title === 'string' ? c.title : undefined } : {};
+}
+
+/** One or two sentences for screen readers: what is plotted and its range, from the spec and its rows. */
+export function describe(spec: any, rows: Row[], title: string): string {
+  const markType = typeof spec?.mark === 'string' ? spec.mark : spec?.mark?.type ?? spec?.layer?.[0]?.mark?.type ?? spec?.layer?.[0]?.mark;
+  const kind = MARK_NAMES[markType] ?? 'Chart';
+  const x = channel(spec, 'x'), y = channel(spec, 'y'), color = channel(spec, 'color'), theta = channel(spec, 'theta');
+  const parts = [`${kind} of ${title}`];
+  if (!rows.length) return `${parts[0]}: no data for these filters.`;
+  if (y.field && x.field) parts.push(`${y.title ?? y.field} by ${x.title ?? x.field}`);
+  else if (theta.field) parts.push(`${theta.title ?? theta.field} by ${color.title ?? color.field ?? 'category'}`);
+  let text = `${parts.join(': ')}${color.field && x.field ? `, coloured by ${color.title ?? color.field}` : ''}; ${rows.length} data rows.`;
+  if (x.field) {
+    const xs = rows.map((r) => r[x.field!]).filter((v) => v !== null && v !== undefined).map(String);
+    if (xs.length) text += ` ${x.title ?? x.field} from ${xs[0]} to ${xs[xs.length - 1]}.`;
+  }
+  const valueField = y.field && rows.every((r) => typeof r[y.field!] === 'number' || r[y.field!] === null) ? y.field : theta.field;
+  if (valueField) {
+    const ys = rows.map((r) => r[valueField]).filter((v): v is number => typeof v === 'number');
+    if (ys.length) text += ` ${valueField} ranges from ${formatCell(Math.min(...ys))} to ${formatCell(Math.max(...ys))}.`;
+  }
+  return text;
+}
+
+/** "26 Nov 2026, 09:15 UTC" */
+export function formatTime(iso: string | null | undefined): string {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC', timeZoneName: 'short' }).format(d);
+}
