@@ -4,6 +4,7 @@ import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Env } from './types.ts';
 import { assetUrl } from './assets.ts';
+import { themeOf, THEMES } from './theme.ts';
 
 export { html, raw };
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
@@ -17,8 +18,9 @@ export interface PageOptions {
 
 export function page(c: Context<Env>, opts: PageOptions) {
   const user = c.get('user');
+  const theme = themeOf(c);
   return html`<!doctype html>
-<html lang="en" data-theme="dark">
+<html lang="en"${theme === 'auto' ? '' : html` data-theme="${theme}"`}>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -36,6 +38,10 @@ ${opts.script ? html`<script type="module" src="${assetUrl(opts.script + '.js')}
     ${user ? html`<a href="/account">${user.displayName}</a>
       <form method="post" action="/logout" class="inline"><button class="link">Sign out</button></form>`
       : html`<a href="/login">Sign in</a>`}
+    <form method="post" action="/theme" class="inline theme-toggle" aria-label="Colour theme">
+      <input type="hidden" name="next" value="${c.req.path + (new URL(c.req.url).search)}">
+      ${THEMES.map((t) => html`<button name="theme" value="${t}" aria-pressed="${t === theme}">${t[0].toUpperCase() + t.slice(1)}</button>`)}
+    </form>
   </nav>
 </header>
 ${opts.body}

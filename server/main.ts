@@ -8,6 +8,7 @@ import { createApp } from './app.ts';
 import { ensureFirstAdmin, ensureDemoData } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
 import { scheduledJobs } from './jobs/registry.ts';
+import { ensureBuilt } from '../views/build.ts';
 
 const started = Date.now();
 const port = Number(process.env.PORT ?? 3000);
@@ -29,6 +30,8 @@ try {
   const admin = await ensureFirstAdmin(db);
   await ensureDemoData(db);
 
+  // Pages link the hashed browser bundles: (re)build them when missing or older than views/ (fast when current).
+  await ensureBuilt(log);
   const deps = { db, secureCookies: process.env.MARQUEE_SECURE_COOKIES === '1', log: (l: string) => console.error(l) };
   const app = createApp(deps);
   const jobs = startJobs(db, scheduledJobs(deps), log);

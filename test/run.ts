@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { startEmbedded } from '../server/db/embedded.ts';
 import { createDb, withConnection, withDatabase, ident } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
+import { ensureBuilt } from '../views/build.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -25,6 +26,9 @@ function discover(): string[] {
 
 const files = discover();
 if (!files.length) { console.error(`no test files match ${args.join(' ')}`); process.exit(1); }
+
+// Browser tests and pages link the hashed bundles in public/build: build once here (skipped when current).
+await ensureBuilt((l) => console.log(l));
 
 const external = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL;
 let stop = async () => {};

@@ -19,17 +19,31 @@ export function rowsOf(spec: any): Row[] {
   return Array.isArray(named) ? named : [];
 }
 
-export interface Kpi { value: string; delta?: string; format: 'currency' | 'percent' | 'number'; previous?: string }
+export interface Kpi {
+  value: string;
+  /** Field holding the change against the previous period as a fraction (0.031 = +3.1 %). */
+  delta?: string;
+  format: 'currency' | 'percent' | 'number';
+}
+
+const D3_FORMATS: Record<string, Kpi['format']> = { '$,.2f': 'currency', '.1%': 'percent', ',.0f': 'number' };
 
 /**
- * A `@chart kpi` report: the engine marks the spec with usermeta.kpi = {value, delta?, format?} (field names of its
- * single row); a text-mark spec that only names its fields in usermeta is treated the same.
+ * A `@chart kpi` report. The engine compiles it to a layered spec of text marks: the first shows the value field
+ * (its d3 format says currency, percent or number), the second the delta field. usermeta.kpi = {value, delta?,
+ * format?} is honoured too, for sidecar specs that want a KPI tile.
  */
 export function kpiOf(spec: any): Kpi | undefined {
   const k = spec?.usermeta?.kpi;
-  if (!k || typeof k.value !== 'string') return undefined;
-  const format = ['currency', 'percent', 'number'].includes(k.format) ? k.format : 'number';
-  return { value: k.value, delta: typeof k.delta === 'string' ? k.delta : undefined, format, previous: k.previous };
+  if (k && typeof k.value === 'string') {
+    const format = ['currency', 'percent', 'number'].includes(k.format) ? k.format : 'number';
+    return { value: k.value, delta: typeof k.delta === 'string' ? k.delta : undefined, format };
+  }
+  const layers = spec?.layer;
+  if (!Array.isArray(layers) || !layers.length || layers.length > 2) return undefined;
+  const texts = layers.map((l: any) => (typeof l?.mark === 'string' ? l.mark : l?.mark?.type) === 'text' ? l?.encoding?.text : undefined);
+  if (texts.some((t: any) => typeof t?.field !== 'string')) return undefined;
+  return { value: texts[0].field, delta: texts[1]?.field, format: D3_FORMATS[texts[0].format] ?? 'number' };
 }
 
 const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
@@ -46,12 +60,10 @@ export function formatValue(v: unknown, format: Kpi['format']): string {
   return Math.abs(n) >= 100_000 ? new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 2 }).format(n) : numberFmt.format(n);
 }
 
-/** A change: percentage points for rates, otherwise the formatted difference. Always signed. */
-export function formatDelta(d: number, format: Kpi['format']): string {
+/** A relative change (fraction) as a signed percentage: "+3.1 %". */
+export function formatChange(d: number): string {
   const sign = d > 0 ? '+' : d < 0 ? '−' : '±';
-  const abs = Math.abs(d);
-  if (format === 'percent') return `${sign}${numberFmt.format(abs * 100)} pp`;
-  return `${sign}${formatValue(abs, format)}`;
+  return `${sign}${numberFmt.format(Math.abs(d) * 100)} %`;
 }
 
 export function formatCell(v: unknown): string {

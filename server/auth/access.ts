@@ -26,6 +26,10 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/readyz', access: 'public' },
   { method: 'GET', path: '/static/*', access: 'public', example: '/static/app.css' },
   // Features add their routes below, grouped by feature.
+  // theme and dashboards (issue 7)
+  { method: 'POST', path: '/theme', access: 'public' },
+  { method: 'GET', path: '/dashboards', access: STAFF },
+  { method: 'GET', path: '/dashboards/:id', access: STAFF, example: '/dashboards/executive_overview' },
   // accounts (issue 5): sign-in, sign-up, the user's own account
   { method: 'GET', path: '/login', access: 'public' },
   { method: 'POST', path: '/login', access: 'public' },

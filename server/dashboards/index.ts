@@ -1,0 +1,172 @@
+// GET /dashboards (the dashboards the caller's role may see, with their reports) and GET /dashboards/:id — the
+// URL is the state: ?period=6m or ?from=2026-01&to=2026-06, plus choice filters (?plan=premium&plan=standard).
+// Non-canonical URLs (the plain GET form sends empty fields) redirect to the canonical one. The filter form works
+// without JavaScript; with it, views/mq-filter-bar.ts updates the URL in place and refetches only affected tiles.
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import sql from 'sql-template-tag';
+import type { Env } from '../types.ts';
+import type { Db } from '../db/index.ts';
+import { page, html, type Html } from '../html.ts';
+import { HttpError, notFound } from '../errors.ts';
+import { assetUrl } from '../assets.ts';
+import { loadCatalog, type Catalog, type ReportDef } from '../reports/catalog.ts';
+import type { ParamDecl } from '../reports/params.ts';
+import { loadDashboards, type Dashboard, type FilterDecl } from './catalog.ts';
+import {
+  type Filter, type FilterState, PERIODS, FilterError, parseState, toQuery, tileQuery, resolvePeriod,
+} from '../../views/filters.ts';
+
+let reportCatalog: Catalog | undefined;
+/** The report catalog (parsed once per process; the report engine validates it at start). */
+export function reports(c: Context<Env>): Catalog {
+  const fromDeps = (c.get('deps') as { catalog?: Catalog }).catalog;
+  return fromDeps ?? (reportCatalog ??= loadCatalog());
+}
+
+let dashboardsCache: Map<string, Dashboard> | undefined;
+export function dashboards(): Map<string, Dashboard> {
+  return (dashboardsCache ??= loadDashboards());
+}
+
+const LOOKUP_SQL = {
+  plans: sql`SELECT code AS value, name AS label FROM plans ORDER BY price_cents, code`,
+  genres: sql`SELECT name AS value, name AS label FROM genres ORDER BY name`,
+  countries: sql`SELECT name AS value, name AS label FROM countries ORDER BY name`,
+  title_types: sql`SELECT * FROM (VALUES ('Movie', 'Movies'), ('TV Show', 'TV shows')) AS t(value, label)`,
+};
+
+/** Choices of a filter: its own list, or those of the first tile report declaring a parameter of that name. */
+async function optionsOf(db: Db, f: FilterDecl, params: ParamDecl[]): Promise<[string, string][]> {
+  if (f.values) return f.values.map((v) => [v, v]);
+  const decl = params.find((p) => p.name === f.name);
+  if (decl?.values) return decl.values.map((v) => [v, v]);
+  if (decl?.lookup) {
+    const rows = await db.query<{ value: string; label: string }>(LOOKUP_SQL[decl.lookup]);
+    return rows.map((r) => [r.value, r.label]);
+  }
+  return [];
+}
+
+interface ResolvedTile { report: ReportDef | undefined; id: string; size: number; fixed: string; accepts: string[]; height?: number; fixedParams: Record<string, string | string[]> }
+
+async function resolve(c: Context<Env>, d: Dashboard) {
+  const catalog = reports(c);
+  const role = c.get('user')!.role;
+  const tiles: ResolvedTile[] = d.tiles
+    .map((t) => ({ t, r: catalog.reports.get(t.report) }))
+    // A tile whose report this role may not run is left out rather than shown as an error.
+    .filter(({ r }) => !r || (r.roles as string[]).includes(role))
+    .map(({ t, r }) => {
+      const fixed = new URLSearchParams();
+      for (const [k, v] of Object.entries(t.params)) for (const one of Array.isArray(v) ? v : [v]) fixed.append(k, one);
+      return { report: r, id: t.report, size: t.size, height: t.height, fixed: fixed.toString(), fixedParams: t.params, accepts: r?.params.map((p) => p.name) ?? [] };
+    });
+  const allParams = tiles.flatMap((t) => t.report?.params ?? []);
+  const db = c.get('deps').readDb;
+  const filters: Filter[] = [];
+  for (const f of d.filters) {
+    if (f.type === 'period') filters.push({ name: 'period', type: 'period', label: f.label, default: f.default as keyof typeof PERIODS });
+    else filters.push({ name: f.name, type: f.type, label: f.label, default: f.default, options: await optionsOf(db, f, allParams) });
+  }
+  return { tiles, filters };
+}
+
+export const dashboardRoutes = new Hono<Env>();
+
+dashboardRoutes.get('/dashboards', (c) => {
+  const role = c.get('user')!.role;
+  const catalog = reports(c);
+  const visible = [...dashboards().values()].filter((d) => d.roles.includes(role));
+  return c.html(page(c, {
+    title: 'Dashboards',
+    body: html`<main class="dashboards-index">
+      <h1>Dashboards</h1>
+      ${visible.length ? html`<ul class="dashboard-list">${visible.map((d) => html`<li class="card">
+        <h2><a href="/dashboards/${d.id}">${d.title}</a></h2>
+        ${d.description ? html`<p class="muted">${d.description}</p>` : ''}
+        <details><summary>${d.tiles.length} reports</summary><ul class="report-links">${[...new Set(d.tiles.map((t) => t.report))].map((id) => {
+          const r = catalog.reports.get(id);
+          return r && (r.roles as string[]).includes(role) ? html`<li><a href="/reports/${id}">${r.title}</a></li>` : '';
+        })}</ul></details>
+      </li>`)}</ul>` : html`<p class="muted">No dashboard is shared with your role (${role}).</p>`}
+    </main>`,
+  }));
+});
+
+dashboardRoutes.get('/dashboards/:id', async (c) => {
+  const d = dashboards().get(c.req.param('id'));
+  const user = c.get('user')!;
+  if (!d) throw notFound(`No dashboard "${c.req.param('id')}"`);
+  if (!d.roles.includes(user.role)) throw new HttpError(403, `Your role (${user.role}) does not have access to the ${d.title} dashboard`);
+  const { tiles, filters } = await resolve(c, d);
+  const url = new URL(c.req.url);
+  let state: FilterState;
+  try {
+    state = parseState(url.searchParams, filters);
+  } catch (e) {
+    if (e instanceof FilterError) throw new HttpError(400, `Invalid filter: ${e.message}`, { [e.field]: e.message });
+    throw e;
+  }
+  const canonical = toQuery(state, filters);
+  if (canonical !== url.searchParams.toString()) return c.redirect(`/dashboards/${d.id}${canonical ? `?${canonical}` : ''}`, 302);
+  const now = c.get('deps').now();
+  return c.html(page(c, {
+    title: d.title,
+    script: 'dashboard-page',
+    body: html`<link rel="modulepreload" href="${assetUrl('vega-render.js')}">
+    <main class="dashboard">
+      <div class="dashboard-head"><h1>${d.title}</h1>${d.description ? html`<p class="muted">${d.description}</p>` : ''}</div>
+      <mq-dashboard columns="${d.columns}" filters="${JSON.stringify(filters)}">
+        ${filterBar(d, filters, state, now)}
+        ${tiles.map((t) => html`<mq-chart class="tile size-${t.size}" report="${t.id}"
+          params="${tileQuery(t.accepts, t.fixedParams, state, filters, now)}" accepts="${t.accepts.join(' ')}"
+          ${t.fixed ? html`fixed="${t.fixed}"` : ''} ${t.height ? html`height="${t.height}"` : ''}></mq-chart>`)}
+      </mq-dashboard>
+      <noscript><div class="card"><p>The charts need JavaScript. Each tile's report, with these filters:</p><ul>
+        ${tiles.map((t) => {
+          const q = tileQuery(t.accepts, t.fixedParams, state, filters, now);
+          return html`<li><a href="/reports/${t.id}${q ? `?${q}` : ''}">${t.report?.title ?? t.id}</a>
+            (<a href="/api/reports/${t.id}.csv${q ? `?${q}` : ''}">CSV</a>)</li>`;
+        })}</ul></div></noscript>
+    </main>`,
+  }));
+});
+
+function filterBar(d: Dashboard, filters: Filter[], state: FilterState, now: Date): Html {
+  const action = `/dashboards/${d.id}`;
+  const period = filters.find((f) => f.type === 'period');
+  const fixed = !!(state.from || state.to);
+  const resolved = period && period.type === 'period' ? resolvePeriod(state, period, now) : undefined;
+  const active = fixed ? '' : state.period ?? (period?.type === 'period' ? period.default : '');
+  const hrefFor = (p: string) => {
+    const q = toQuery({ ...state, from: undefined, to: undefined, period: p as FilterState['period'] }, filters);
+    return `${action}${q ? `?${q}` : ''}`;
+  };
+  return html`<mq-filter-bar slot="filters" filters="${JSON.stringify(filters)}">
+    <form method="get" action="${action}" class="filter-form" aria-label="Dashboard filters">
+      ${period && resolved ? html`
+      <div class="filter-group periods" role="group" aria-label="${period.label}">
+        ${Object.entries(PERIODS).map(([p, label]) => html`<a class="chip" data-period="${p}" href="${hrefFor(p)}"
+          ${p === active ? html`aria-current="true"` : ''}>${label}</a>`)}
+      </div>
+      <div class="filter-group months">
+        <label>From <input type="month" name="from" value="${state.from ?? ''}" placeholder="${resolved.from}" pattern="\\d{4}-\\d{2}"></label>
+        <label>To <input type="month" name="to" value="${state.to ?? ''}" placeholder="${resolved.to}" pattern="\\d{4}-\\d{2}"></label>
+        <input type="hidden" name="period" value="${state.period ?? period.default}">
+      </div>` : ''}
+      ${filters.map((f) => f.type === 'period' ? '' : f.type === 'multi'
+        ? html`<fieldset class="filter-group choice"><legend>${f.label}</legend>
+            ${f.options.map(([v, label]) => html`<label class="check"><input type="checkbox" name="${f.name}" value="${v}"
+              ${state.choices[f.name]?.includes(v) ? html`checked` : ''}> ${label}</label>`)}</fieldset>`
+        : html`<label class="filter-group">${f.label} <select name="${f.name}">
+            ${f.options.map(([v, label]) => html`<option value="${v}" ${(state.choices[f.name]?.[0] ?? f.default) === v ? html`selected` : ''}>${label}</option>`)}
+          </select></label>`)}
+      <div class="filter-group actions">
+        <button type="submit" class="apply">Apply</button>
+        <a class="reset" href="${action}" ${toQuery(state, filters) === '' ? html`hidden` : ''}>Reset</a>
+      </div>
+      ${resolved ? html`<output class="resolved" aria-live="polite">${fixed ? 'Custom range' : PERIODS[active as keyof typeof PERIODS]}: ${resolved.from} to ${resolved.to}</output>` : ''}
+    </form>
+  </mq-filter-bar>`;
+}

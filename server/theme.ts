@@ -1,0 +1,32 @@
+// The theme choice: dark (default), light, or auto (follow the OS). The header's form posts here and works without
+// JavaScript: a cookie remembers the choice and page() renders it as <html data-theme>. With JavaScript the page
+// applies it in place (views/theme.ts) and posts the same form in the background.
+import { Hono } from 'hono';
+import type { Context } from 'hono';
+import { getCookie, setCookie } from 'hono/cookie';
+import type { Env } from './types.ts';
+import { formBody, safeNext } from './auth/forms.ts';
+import { badRequest } from './errors.ts';
+
+export const THEME_COOKIE = 'mq_theme';
+export const THEMES = ['auto', 'dark', 'light'] as const;
+export type Theme = (typeof THEMES)[number];
+
+/** The theme the user chose; "dark" when none (the product's default look). */
+export function themeOf(c: Context<any>): Theme {
+  const v = getCookie(c, THEME_COOKIE);
+  return (THEMES as readonly string[]).includes(v ?? '') ? (v as Theme) : 'dark';
+}
+
+export const theme = new Hono<Env>();
+
+theme.post('/theme', async (c) => {
+  const body = await formBody(c);
+  const value = body.theme;
+  if (!(THEMES as readonly string[]).includes(value)) throw badRequest(`theme must be one of ${THEMES.join(', ')}`, { theme: `got "${value ?? ''}"` });
+  setCookie(c, THEME_COOKIE, value, {
+    path: '/', maxAge: 400 * 24 * 3600, sameSite: 'Lax', httpOnly: true, secure: !!c.get('deps').secureCookies,
+  });
+  const back = body.next ?? (() => { try { const r = new URL(c.req.header('referer') ?? ''); return r.pathname + r.search; } catch { return '/'; } })();
+  return c.redirect(safeNext(back), 303);
+});
