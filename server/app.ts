@@ -12,6 +12,9 @@ import { csrfGuard } from './auth/csrf.ts';
 import { sessionMiddleware } from './auth/session.ts';
 import { login } from './auth/login.ts';
 import { account } from './account/index.ts';
+import { securityHeaders } from './security.ts';
+import { theme } from './theme.ts';
+import { dashboardRoutes } from './dashboards/index.ts';
 
 export function createApp(deps: Deps) {
   const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps };
@@ -24,6 +27,8 @@ export function createApp(deps: Deps) {
     await next();
     c.header('X-Request-Id', c.get('requestId'));
   });
+  // CSP and the other security headers on every response, error pages included.
+  app.use('*', securityHeaders);
 
   // One CSRF guard for every state-changing request, then the session (sets c.get('user')), then the role table.
   app.use('*', csrfGuard);
@@ -34,12 +39,16 @@ export function createApp(deps: Deps) {
   app.use('/static/*', serveStatic({
     root: PUBLIC_DIR,
     rewriteRequestPath: (p) => p.replace(/^\/static/, ''),
+    // The build writes .br/.gz beside each bundle: served by Accept-Encoding, never compressed per request.
+    precompressed: true,
     onFound: (p, c) => c.header('Cache-Control', p.includes('/build/') ? 'public, max-age=31536000, immutable' : 'public, max-age=3600'),
   }));
 
   app.route('/', health);
   app.route('/', login);
   app.route('/', account);
+  app.route('/', theme);
+  app.route('/', dashboardRoutes);
 
   app.get('/', (c) => c.html(page(c, {
     title: 'Home',
