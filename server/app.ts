@@ -11,7 +11,10 @@ import { authorize } from './auth/access.ts';
 import { csrfGuard } from './auth/csrf.ts';
 import { sessionMiddleware } from './auth/session.ts';
 import { login } from './auth/login.ts';
+import { signup } from './auth/signup.ts';
 import { account } from './account/index.ts';
+import { adminUsers } from './admin/users.ts';
+import { adminAudit } from './admin/audit-page.ts';
 import { securityHeaders } from './security.ts';
 import { theme } from './theme.ts';
 import { dashboardRoutes } from './dashboards/index.ts';
@@ -46,7 +49,10 @@ export function createApp(deps: Deps) {
 
   app.route('/', health);
   app.route('/', login);
+  app.route('/', signup);
   app.route('/', account);
+  app.route('/', adminUsers);
+  app.route('/', adminAudit);
   app.route('/', theme);
   app.route('/', dashboardRoutes);
 

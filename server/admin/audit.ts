@@ -6,21 +6,29 @@ import type { Queryable } from '../db/index.ts';
 import type { Env } from '../types.ts';
 import { clientIp } from '../auth/client-ip.ts';
 
+/** Who acts, from where, when: taken from a request (auditContext(c)) or built by the CLI. */
+export interface AuditContext { actorId: number | null; ip: string | null; requestId: string | null; now: Date }
+
+export function auditContext(c: Context<Env>): AuditContext {
+  return { actorId: c.get('user')?.id ?? null, ip: clientIp(c), requestId: c.get('requestId'), now: c.get('deps').now() };
+}
+
 export interface AuditEntry {
   action: string;
   targetType?: string;
   targetId?: string | number;
   before?: unknown;
   after?: unknown;
-  /** Defaults to the signed-in user. */
+  /** Overrides the context's actor (e.g. the new user on signup). */
   actorId?: number | null;
 }
 
-export async function writeAudit(q: Queryable, c: Context<Env>, e: AuditEntry): Promise<void> {
-  const actor = e.actorId !== undefined ? e.actorId : c.get('user')?.id ?? null;
+export async function writeAudit(q: Queryable, ctx: Context<Env> | AuditContext, e: AuditEntry): Promise<void> {
+  const a = 'req' in ctx ? auditContext(ctx) : ctx;
+  const actor = e.actorId !== undefined ? e.actorId : a.actorId;
   const json = (v: unknown) => v === undefined ? null : JSON.stringify(v);
   await q.query(sql`INSERT INTO audit_log (at, actor_id, action, target_type, target_id, before, after, ip, request_id)
-    VALUES (${c.get('deps').now()}, ${actor}, ${e.action}, ${e.targetType ?? null},
+    VALUES (${a.now}, ${actor}, ${e.action}, ${e.targetType ?? null},
             ${e.targetId === undefined ? null : String(e.targetId)}, ${json(e.before)}::jsonb, ${json(e.after)}::jsonb,
-            ${clientIp(c)}::inet, ${c.get('requestId')})`);
+            ${a.ip}::inet, ${a.requestId})`);
 }

@@ -7,6 +7,8 @@ import { page, html } from '../html.ts';
 import { checkPassword, hashPassword, isLegacyHash, needsRehash } from './password.ts';
 import { rotateSession, endSession, clearSessionCookie } from './session.ts';
 import { writeAudit } from '../admin/audit.ts';
+import { beginAttempt, finishAttempt, deviceHashFrom, rememberDevice } from './throttle.ts';
+import { clientIp } from './client-ip.ts';
 import { field, formBody, formError, safeNext, type FieldErrors } from './forms.ts';
 
 export const login = new Hono<Env>();
@@ -30,6 +32,8 @@ function loginPage(c: Context<Env>, o: { email?: string; next?: string; errors?:
   }), (o.status ?? 200) as 200);
 }
 
+const waitText = (s: number) => s < 90 ? `${s} second${s === 1 ? '' : 's'}` : `${Math.ceil(s / 60)} minutes`;
+
 login.get('/login', (c) => {
   const next = c.req.query('next');
   if (c.get('user')) return c.redirect(safeNext(next), 303);
@@ -49,9 +53,16 @@ login.post('/login', async (c) => {
   else if (password.length > 1000) errors.password = 'That password is too long';
   if (Object.keys(errors).length) return loginPage(c, { email, next, errors, status: 400 });
 
+  const gate = await beginAttempt(deps.db, { account: email, ip: clientIp(c), deviceHash: deviceHashFrom(c), now: deps.now() });
+  if (!gate.ok) {
+    c.header('Retry-After', String(gate.retryAfterS));
+    return loginPage(c, { email, next, status: 429,
+      message: `Too many failed sign-in attempts. Try again in ${waitText(gate.retryAfterS)}.` });
+  }
   const user = await deps.db.one<{ id: number; password_hash: string | null; status: string; must_change_password: boolean }>(
     sql`SELECT id, password_hash, status, must_change_password FROM users WHERE lower(email) = lower(${email})`);
   const ok = await checkPassword(user?.password_hash, password);
+  if (!ok || !user || user.status !== 'active') await finishAttempt(deps.db, gate.attemptId, false);
   if (!ok || !user) {
     return loginPage(c, { email, next, status: 401, message: 'That email and password do not match an account.' });
   }
@@ -68,6 +79,8 @@ login.post('/login', async (c) => {
           before: { hash: 'sha256' }, after: { hash: 'argon2id' } });
       }
     }
+    await finishAttempt(q, gate.attemptId, true);
+    await rememberDevice(c, q, user.id);
     await q.query(sql`UPDATE users SET last_login_at = ${deps.now()} WHERE id = ${user.id}`);
     await rotateSession(c, q, user.id);
   });
