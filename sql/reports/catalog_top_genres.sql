@@ -1,0 +1,19 @@
+-- @title Catalog: top genres
+-- @description The genres with the most titles.
+-- @definition Titles per genre (Netflix's listed_in categories); a title in several genres counts in each.
+-- @param type multi lookup=title_types label="Content type"
+-- @param country multi lookup=countries label="Production countries"
+-- @param limit int min=1 max=100 default=20 label="Genres"
+SELECT g.name AS genre, count(*)::int AS titles,
+       (count(*) FILTER (WHERE t.type = 'Movie'))::int AS movies,
+       (count(*) FILTER (WHERE t.type = 'TV Show'))::int AS tv_shows
+FROM genres g
+JOIN title_genres tg ON tg.genre_id = g.id
+JOIN titles t ON t.id = tg.title_id
+WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
+  AND (:country::text[] IS NULL OR EXISTS (
+        SELECT 1 FROM title_countries tc JOIN countries c ON c.id = tc.country_id
+        WHERE tc.title_id = t.id AND c.name = ANY(:country::text[])))
+GROUP BY g.name
+ORDER BY titles DESC, genre
+LIMIT :limit

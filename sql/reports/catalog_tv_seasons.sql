@@ -1,0 +1,17 @@
+-- @title Catalog: TV show seasons
+-- @description TV shows by number of seasons.
+-- @definition TV shows by their number of seasons on Netflix; shows without a season count are left out.
+-- @param genre multi lookup=genres label="Genres"
+-- @param country multi lookup=countries label="Production countries"
+-- @chart bar x=seasons:O y=tv_shows:Q title="TV shows by seasons"
+SELECT t.seasons::int AS seasons, count(*)::int AS tv_shows
+FROM titles t
+WHERE t.type = 'TV Show' AND t.seasons IS NOT NULL
+  AND (:genre::text[] IS NULL OR EXISTS (
+        SELECT 1 FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
+        WHERE tg.title_id = t.id AND g.name = ANY(:genre::text[])))
+  AND (:country::text[] IS NULL OR EXISTS (
+        SELECT 1 FROM title_countries tc JOIN countries c ON c.id = tc.country_id
+        WHERE tc.title_id = t.id AND c.name = ANY(:country::text[])))
+GROUP BY 1
+ORDER BY 1
