@@ -38,7 +38,7 @@ export class FilterError extends Error {
 }
 
 /** Reads a query string; empty values (from the plain GET form) count as absent. Throws FilterError naming the field. */
-export function parseState(query: URLSearchParams, filters: Filter[]): FilterState {
+export function parseState(query: URLSearchParams, filters: Filter[], now = new Date()): FilterState {
   const state: FilterState = { choices: {} };
   const known = new Set<string>();
   for (const f of filters) {
@@ -54,8 +54,12 @@ export function parseState(query: URLSearchParams, filters: Filter[]): FilterSta
       if (period !== undefined && !(period in PERIODS)) {
         throw new FilterError('period', `period must be one of ${Object.keys(PERIODS).join(', ')}, got "${period}"`);
       }
-      // Fixed months win over a relative period: the form sends both, and typing a month means "this range".
-      if (from || to) { state.from = from; state.to = to; } else if (period && period !== f.default) state.period = period as Period;
+      // The form shows the months of the relative period and sends both: months equal to the period's own keep it
+      // relative (so a bookmark still means "last 6 months" later); other months mean "this fixed range".
+      const relative = (period ?? f.default) as Period;
+      const own = resolvePeriod({ period: relative, choices: {} }, f, now);
+      if ((from || to) && !(from === own.from && to === own.to && period !== undefined)) { state.from = from; state.to = to; }
+      else if (period && period !== f.default) state.period = period as Period;
     } else {
       known.add(f.name);
       const allowed = new Set(f.options.map(([v]) => v));
@@ -119,7 +123,7 @@ export type FixedParams = Record<string, string | string[]>;
 /**
  * The query string one tile fetches: its fixed params, plus each dashboard filter the report declares a parameter
  * for (`accepts`). A filter the report does not accept never changes its query, so changing it refetches nothing.
- * The period filter feeds `from` and `to`.
+ * The period filter feeds `from` and `to`, and `month` (its last month) for single-month reports such as KPIs.
  */
 export function tileQuery(accepts: string[], fixed: FixedParams, state: FilterState, filters: Filter[], now: Date): string {
   const q = new URLSearchParams();
@@ -129,6 +133,8 @@ export function tileQuery(accepts: string[], fixed: FixedParams, state: FilterSt
       const { from, to } = resolvePeriod(state, f, now);
       if (set.has('from') && !('from' in fixed)) q.set('from', from);
       if (set.has('to') && !('to' in fixed)) q.set('to', to);
+      // Single-month reports (KPI tiles) show the period's last month, compared with the month before.
+      if (set.has('month') && !('month' in fixed)) q.set('month', to);
     } else if (set.has(f.name) && !(f.name in fixed)) {
       for (const v of state.choices[f.name] ?? (f.type === 'enum' && f.default ? [f.default] : [])) q.append(f.name, v);
     }

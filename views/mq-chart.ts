@@ -42,7 +42,7 @@ let ids = 0;
 export class MqChart extends LitElement {
   static styles = css`
     :host { display: block; min-width: 0; }
-    figure { margin: 0; height: 100%; display: flex; flex-direction: column; gap: .5rem; background: var(--bg-raised);
+    figure { box-sizing: border-box; margin: 0; height: 100%; display: flex; flex-direction: column; gap: .5rem; background: var(--bg-raised);
       border: 1px solid var(--border); border-radius: 8px; padding: .85rem 1rem; }
     figcaption { display: flex; flex-wrap: wrap; align-items: baseline; gap: .25rem .75rem; }
     .title { font-weight: 600; color: var(--fg); font-size: .98rem; margin: 0; }
@@ -69,7 +69,7 @@ export class MqChart extends LitElement {
   /** Query string of the report parameters, e.g. "from=2026-01&plan=premium". */
   @property({ reflect: true }) accessor params = '';
   /** Chart height in px (the width follows the tile). */
-  @property({ type: Number }) accessor height = 220;
+  @property({ type: Number }) accessor height = 240;
   /** "loading" | "ready" | "error": reflected so pages, tests and benchmarks can wait for it. */
   @property({ reflect: true }) accessor state = 'loading';
 
@@ -145,7 +145,8 @@ export class MqChart extends LitElement {
       const spec = { ...data.spec };
       const composite = ['facet', 'hconcat', 'vconcat', 'concat', 'repeat'].some((k) => k in spec);
       if (!composite && spec.width === undefined) spec.width = 'container';
-      if (!composite && spec.height === undefined) spec.height = this.height;
+      // One height per tile (the dashboard file may set it), so tiles in a grid row line up.
+      if (!composite) spec.height = this.height;
       spec.autosize ??= { type: 'fit', contains: 'padding' };
       delete spec.title; // the figcaption carries the title
       const result = await render(el, spec, vegaConfig());

@@ -121,7 +121,7 @@ export class MqFilterBar extends LitElement {
       const fixed = !!(state.from || state.to);
       for (const k of ['from', 'to'] as const) {
         const input = form.elements.namedItem(k) as HTMLInputElement | null;
-        if (input) { input.value = fixed ? state[k] ?? '' : ''; input.placeholder = r[k]; }
+        if (input) input.value = r[k];
       }
       const hidden = form.querySelector<HTMLInputElement>('input[type=hidden][name=period]');
       if (hidden) hidden.value = state.period ?? period.default;
@@ -139,6 +139,7 @@ export class MqFilterBar extends LitElement {
       const chosen = new Set(state.choices[f.name] ?? []);
       for (const el of form.querySelectorAll<HTMLInputElement | HTMLSelectElement>(`[name="${f.name}"]`)) {
         if (el instanceof HTMLInputElement) el.checked = chosen.has(el.value);
+        else if (el.multiple) for (const o of el.options) o.selected = chosen.has(o.value);
         else el.value = [...chosen][0] ?? f.default ?? '';
       }
     }

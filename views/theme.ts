@@ -29,7 +29,7 @@ export function vegaConfig(): Record<string, unknown> {
       domainColor: grid, gridColor: grid, tickColor: grid, labelColor: muted, titleColor: muted,
       labelFont: font, titleFont: font, labelFontSize: 11, titleFontSize: 12, titleFontWeight: 500,
     },
-    legend: { labelColor: muted, titleColor: muted, labelFont: font, titleFont: font, labelFontSize: 11, orient: 'bottom' },
+    legend: { labelColor: muted, titleColor: muted, labelFont: font, titleFont: font, labelFontSize: 11, orient: 'bottom', columns: 4, labelLimit: 120 },
     header: { labelColor: muted, titleColor: fg },
     text: { color: fg, font },
     mark: { color: colors[0] },

@@ -124,7 +124,7 @@ export function checkAgainstReports(d: Dashboard, reports: Map<string, ReportDef
     }
   }
   for (const f of d.filters) {
-    const names = f.type === 'period' ? ['from', 'to'] : [f.name];
+    const names = f.type === 'period' ? ['from', 'to', 'month'] : [f.name];
     const used = d.tiles.some((t) => reports.get(t.report)?.params.some((p) => names.includes(p.name)));
     if (!used) problems.push(`${d.file}: filter "${f.name}" affects no tile (no tile's report declares ${names.join('/')})`);
   }

@@ -4,24 +4,21 @@
 // without JavaScript; with it, views/mq-filter-bar.ts updates the URL in place and refetches only affected tiles.
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import sql from 'sql-template-tag';
 import type { Env } from '../types.ts';
 import type { Db } from '../db/index.ts';
 import { page, html, type Html } from '../html.ts';
 import { HttpError, notFound } from '../errors.ts';
 import { assetUrl } from '../assets.ts';
-import { loadCatalog, type Catalog, type ReportDef } from '../reports/catalog.ts';
+import { getCatalog, lookupOptions, type Catalog, type ReportDef } from '../reports/engine.ts';
 import type { ParamDecl } from '../reports/params.ts';
 import { loadDashboards, type Dashboard, type FilterDecl } from './catalog.ts';
 import {
   type Filter, type FilterState, PERIODS, FilterError, parseState, toQuery, tileQuery, resolvePeriod,
 } from '../../views/filters.ts';
 
-let reportCatalog: Catalog | undefined;
-/** The report catalog (parsed once per process; the report engine validates it at start). */
-export function reports(c: Context<Env>): Catalog {
-  const fromDeps = (c.get('deps') as { catalog?: Catalog }).catalog;
-  return fromDeps ?? (reportCatalog ??= loadCatalog());
+/** The report catalog this process serves (the report engine's; tests may install a fixture catalog). */
+export function reports(): Catalog {
+  return getCatalog();
 }
 
 let dashboardsCache: Map<string, Dashboard> | undefined;
@@ -29,29 +26,17 @@ export function dashboards(): Map<string, Dashboard> {
   return (dashboardsCache ??= loadDashboards());
 }
 
-const LOOKUP_SQL = {
-  plans: sql`SELECT code AS value, name AS label FROM plans ORDER BY price_cents, code`,
-  genres: sql`SELECT name AS value, name AS label FROM genres ORDER BY name`,
-  countries: sql`SELECT name AS value, name AS label FROM countries ORDER BY name`,
-  title_types: sql`SELECT * FROM (VALUES ('Movie', 'Movies'), ('TV Show', 'TV shows')) AS t(value, label)`,
-};
-
 /** Choices of a filter: its own list, or those of the first tile report declaring a parameter of that name. */
 async function optionsOf(db: Db, f: FilterDecl, params: ParamDecl[]): Promise<[string, string][]> {
   if (f.values) return f.values.map((v) => [v, v]);
-  const decl = params.find((p) => p.name === f.name);
-  if (decl?.values) return decl.values.map((v) => [v, v]);
-  if (decl?.lookup) {
-    const rows = await db.query<{ value: string; label: string }>(LOOKUP_SQL[decl.lookup]);
-    return rows.map((r) => [r.value, r.label]);
-  }
-  return [];
+  const decl = params.find((p) => p.name === f.name && p.type === 'multi' || p.name === f.name && p.type === 'enum');
+  return decl ? lookupOptions(db, decl) : [];
 }
 
 interface ResolvedTile { report: ReportDef | undefined; id: string; size: number; fixed: string; accepts: string[]; height?: number; fixedParams: Record<string, string | string[]> }
 
 async function resolve(c: Context<Env>, d: Dashboard) {
-  const catalog = reports(c);
+  const catalog = reports();
   const role = c.get('user')!.role;
   const tiles: ResolvedTile[] = d.tiles
     .map((t) => ({ t, r: catalog.reports.get(t.report) }))
@@ -76,7 +61,7 @@ export const dashboardRoutes = new Hono<Env>();
 
 dashboardRoutes.get('/dashboards', (c) => {
   const role = c.get('user')!.role;
-  const catalog = reports(c);
+  const catalog = reports();
   const visible = [...dashboards().values()].filter((d) => d.roles.includes(role));
   return c.html(page(c, {
     title: 'Dashboards',
@@ -103,7 +88,7 @@ dashboardRoutes.get('/dashboards/:id', async (c) => {
   const url = new URL(c.req.url);
   let state: FilterState;
   try {
-    state = parseState(url.searchParams, filters);
+    state = parseState(url.searchParams, filters, c.get('deps').now());
   } catch (e) {
     if (e instanceof FilterError) throw new HttpError(400, `Invalid filter: ${e.message}`, { [e.field]: e.message });
     throw e;
@@ -151,11 +136,15 @@ function filterBar(d: Dashboard, filters: Filter[], state: FilterState, now: Dat
           ${p === active ? html`aria-current="true"` : ''}>${label}</a>`)}
       </div>
       <div class="filter-group months">
-        <label>From <input type="month" name="from" value="${state.from ?? ''}" placeholder="${resolved.from}" pattern="\\d{4}-\\d{2}"></label>
-        <label>To <input type="month" name="to" value="${state.to ?? ''}" placeholder="${resolved.to}" pattern="\\d{4}-\\d{2}"></label>
+        <label>From <input type="month" name="from" value="${resolved.from}" pattern="\\d{4}-\\d{2}"></label>
+        <label>To <input type="month" name="to" value="${resolved.to}" pattern="\\d{4}-\\d{2}"></label>
         <input type="hidden" name="period" value="${state.period ?? period.default}">
       </div>` : ''}
-      ${filters.map((f) => f.type === 'period' ? '' : f.type === 'multi'
+      ${filters.map((f) => f.type === 'period' || !f.options.length ? '' : f.type === 'multi' && f.options.length > 20
+        ? html`<label class="filter-group many">${f.label} <select name="${f.name}" multiple size="4">
+            ${f.options.map(([v, label]) => html`<option value="${v}" ${state.choices[f.name]?.includes(v) ? html`selected` : ''}>${label}</option>`)}
+          </select></label>`
+        : f.type === 'multi'
         ? html`<fieldset class="filter-group choice"><legend>${f.label}</legend>
             ${f.options.map(([v, label]) => html`<label class="check"><input type="checkbox" name="${f.name}" value="${v}"
               ${state.choices[f.name]?.includes(v) ? html`checked` : ''}> ${label}</label>`)}</fieldset>`
