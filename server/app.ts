@@ -18,6 +18,7 @@ import { adminAudit } from './admin/audit-page.ts';
 import { securityHeaders } from './security.ts';
 import { theme } from './theme.ts';
 import { dashboardRoutes } from './dashboards/index.ts';
+import { reportRoutes } from './reports/routes.ts';
 
 export function createApp(deps: Deps) {
   const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps };
@@ -55,6 +56,7 @@ export function createApp(deps: Deps) {
   app.route('/', adminAudit);
   app.route('/', theme);
   app.route('/', dashboardRoutes);
+  app.route('/', reportRoutes);
 
   app.get('/', (c) => c.html(page(c, {
     title: 'Home',

@@ -26,6 +26,14 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/readyz', access: 'public' },
   { method: 'GET', path: '/static/*', access: 'public', example: '/static/app.css' },
   // Features add their routes below, grouped by feature.
+  // reports (issue 6): staff may open reports (each report's @roles is checked again by the engine); refresh is admin-only
+  { method: 'GET', path: '/reports', access: STAFF },
+  { method: 'GET', path: '/reports/:id', access: STAFF, example: '/reports/mrr_trend' },
+  { method: 'POST', path: '/reports/refresh', access: ['admin'] },
+  { method: 'GET', path: '/api/reports', access: STAFF },
+  { method: 'GET', path: '/api/reports/:id', access: STAFF, example: '/api/reports/mrr_trend' },
+  { method: 'GET', path: '/api/marts', access: STAFF },
+  { method: 'POST', path: '/api/marts/refresh', access: ['admin'] },
   // theme and dashboards (issue 7)
   { method: 'POST', path: '/theme', access: 'public' },
   { method: 'GET', path: '/dashboards', access: STAFF },

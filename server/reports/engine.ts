@@ -1,0 +1,293 @@
+// The report engine's API: loadCatalog, ensureMarts, refreshMarts, runReport (the contract in sql/reports files),
+// plus CSV streaming through a cursor and the in-process result cache keyed by mart generations.
+import { createHash } from 'node:crypto';
+import sql from 'sql-template-tag';
+import type { Db } from '../db/index.ts';
+import { HttpError } from '../errors.ts';
+import { loadCatalog, type Catalog, type ReportDef } from './catalog.ts';
+import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './params.ts';
+import { withData, type VlSpec } from './chart.ts';
+import { martStates, type MartState } from './marts.ts';
+import { nextFire } from './cron-time.ts';
+
+export { loadCatalog, CatalogError, withDependents, DEFAULT_REPORTS_DIR } from './catalog.ts';
+export type { Catalog, ReportDef, MartDef } from './catalog.ts';
+export { ensureMarts, refreshMarts, refreshDue, dueMarts, checkReportSql, martStates, refreshHistory } from './marts.ts';
+
+export type Role = 'admin' | 'analyst' | 'manager' | 'subscriber';
+
+// ── the catalog this process serves ─────────────────────────────────────────────────────────────────────────────
+let current: Catalog | undefined;
+/** The catalog main.ts validated at start (tests may install a fixture catalog). */
+export function useCatalog(catalog: Catalog) { current = catalog; }
+/** The installed catalog, or the one under MARQUEE_REPORTS_DIR / sql/reports loaded on first use. */
+export function getCatalog(): Catalog { return (current ??= loadCatalog()); }
+
+// ── running a report ────────────────────────────────────────────────────────────────────────────────────────────
+export interface ReportResult {
+  id: string;
+  title: string;
+  /** every parameter with its effective value (defaults resolved) */
+  params: Record<string, string | string[] | null>;
+  /** canonical query string (defaults omitted, keys sorted, multi-values repeated) */
+  query: string;
+  /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; now for live SQL */
+  asOf: string;
+  /** ISO time of the next scheduled refresh of its marts; null for live SQL */
+  nextRefresh: string | null;
+  /** a refresh of one of its marts failed: the data shown is the last good one */
+  stale: boolean;
+  rowCount: number;
+  /** more rows than the report's row cap existed; rows holds the first rowCap */
+  truncated: boolean;
+  rowCap: number;
+  rows: Record<string, unknown>[];
+  spec: VlSpec;
+  /** strong validator of this answer: (report, resolved params, generations of its marts) */
+  etag: string;
+  cached: boolean;
+}
+
+export interface RunOptions { role: Role; now: Date; cache?: boolean }
+
+interface Prepared { report: ReportDef; params: ParsedParams; states: Map<string, MartState> }
+
+function checkRole(report: ReportDef | undefined, id: string, role: Role): ReportDef {
+  // an unknown report and a forbidden one look alike to a role that may not see it
+  if (!report) throw new HttpError(404, `No report named ${id}`);
+  if (!(report.roles as string[]).includes(role)) {
+    throw new HttpError(403, `Your role (${role}) may not run the report ${id}; it is for ${report.roles.join(', ')}`);
+  }
+  return report;
+}
+
+const LOOKUP_SQL: Record<string, (vals: string[]) => ReturnType<typeof sql>> = {
+  plans: (v) => sql`SELECT code AS v FROM plans WHERE code = ANY(${v})`,
+  genres: (v) => sql`SELECT name AS v FROM genres WHERE name = ANY(${v})`,
+  countries: (v) => sql`SELECT name AS v FROM countries WHERE name = ANY(${v})`,
+};
+const TITLE_TYPES = ['Movie', 'TV Show'];
+
+/** Which of the candidates exist in the lookup (one small query, only when a multi value is given). */
+function lookupIn(db: Db) {
+  return async (decl: ParamDecl, candidates: string[]) => {
+    if (decl.lookup === 'title_types') return new Set(TITLE_TYPES);
+    const rows = await db.query<{ v: string }>(LOOKUP_SQL[decl.lookup!](candidates));
+    return new Set(rows.map((r) => r.v));
+  };
+}
+
+/** Every option of a multi-select (for forms and the catalog API). */
+export async function lookupOptions(db: Db, decl: ParamDecl): Promise<[string, string][]> {
+  if (decl.values) return decl.values.map((v) => [v, v]);
+  switch (decl.lookup) {
+    case 'title_types': return TITLE_TYPES.map((v) => [v, v]);
+    case 'plans': return (await db.query<{ code: string; name: string }>('SELECT code, name FROM plans ORDER BY sort_order, code')).map((r) => [r.code, r.name]);
+    case 'genres': return (await db.query<{ name: string }>('SELECT name FROM genres ORDER BY name')).map((r) => [r.name, r.name]);
+    case 'countries': return (await db.query<{ name: string }>('SELECT name FROM countries ORDER BY name')).map((r) => [r.name, r.name]);
+    default: return [];
+  }
+}
+
+/** Role check first (before any SQL), then parameters (400 naming each field), then the mart states. */
+async function prepare(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions): Promise<Prepared> {
+  const report = checkRole(catalog.reports.get(id), id, opts.role);
+  let params: ParsedParams;
+  try {
+    params = await parseParams(report.params, query, opts.now, lookupIn(db));
+  } catch (e) {
+    if (e instanceof ParamError) throw new HttpError(400, e.message, e.fields);
+    throw e;
+  }
+  const states = report.allMarts.length ? await martStates(db, report.allMarts) : new Map<string, MartState>();
+  for (const m of report.allMarts) {
+    if (!states.get(m)?.as_of) {
+      throw new HttpError(503, `The report ${id} is not ready: mart ${m} has not been refreshed yet. Try again shortly.`, undefined, { 'Retry-After': '30' });
+    }
+  }
+  return { report, params, states };
+}
+
+function freshness(report: ReportDef, catalog: Catalog, states: Map<string, MartState>, now: Date) {
+  if (!report.allMarts.length) return { asOf: now.toISOString(), nextRefresh: null, stale: false, gen: '' };
+  let asOf = Infinity, next = Infinity, stale = false;
+  const gen: string[] = [];
+  for (const m of report.allMarts) {
+    const s = states.get(m)!;
+    asOf = Math.min(asOf, s.as_of!.getTime());
+    const n = nextFire(catalog.marts.get(m)!.schedule, now);
+    if (n) next = Math.min(next, n.getTime());
+    stale ||= s.stale;
+    gen.push(`${m}:${s.generation}:${s.definition_hash.slice(0, 12)}:${s.stale ? 1 : 0}`);
+  }
+  return { asOf: new Date(asOf).toISOString(), nextRefresh: Number.isFinite(next) ? new Date(next).toISOString() : null, stale, gen: gen.join(',') };
+}
+
+// ── result cache: invalidated by generation (a mart refresh), never by time ───────────────────────────────────────
+interface CacheEntry { gen: string; result: Omit<ReportResult, 'cached' | 'nextRefresh'> }
+const caches = new WeakMap<Db, Map<string, CacheEntry>>();
+const CACHE_ENTRIES = 500;
+
+function cacheFor(db: Db) {
+  let c = caches.get(db);
+  if (!c) caches.set(db, (c = new Map()));
+  return c;
+}
+
+/** Role and parameters only (no report SQL): what a page needs to redirect to the canonical URL first. */
+export async function parseReportParams(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions) {
+  const report = checkRole(catalog.reports.get(id), id, opts.role);
+  try {
+    return { report, params: await parseParams(report.params, query, opts.now, lookupIn(db)) };
+  } catch (e) {
+    if (e instanceof ParamError) throw new HttpError(400, e.message, e.fields);
+    throw e;
+  }
+}
+
+/** Runs a report: role, parameters, then its SQL in a READ ONLY transaction with its timeout and row cap. */
+export async function runReport(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions): Promise<ReportResult> {
+  const { report, params, states } = await prepare(db, catalog, id, query, opts);
+  const f = freshness(report, catalog, states, opts.now);
+  const key = `${report.id}\0${report.hash}\0${params.key}`;
+  const useCache = opts.cache !== false && report.allMarts.length > 0;
+  const cache = cacheFor(db);
+  if (useCache) {
+    const hit = cache.get(key);
+    if (hit && hit.gen === f.gen) {
+      cache.delete(key); cache.set(key, hit); // most recently used last
+      return { ...hit.result, nextRefresh: f.nextRefresh, cached: true };
+    }
+  }
+  const rows = await fetchRows(db, report, params);
+  const truncated = rows.length > report.rowCap;
+  if (truncated) rows.length = report.rowCap;
+  // live SQL has no generation: its validator is the content itself
+  const etag = createHash('sha256').update(JSON.stringify([report.id, report.hash, params.key, f.gen || rows])).digest('base64url').slice(0, 27);
+  const result = {
+    id: report.id, title: report.title, params: params.values, query: params.query, asOf: f.asOf, stale: f.stale,
+    rowCount: rows.length, truncated, rowCap: report.rowCap, rows, spec: withData(report.spec, rows), etag,
+  };
+  if (useCache) {
+    cache.set(key, { gen: f.gen, result });
+    while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+  }
+  return { ...result, nextRefresh: f.nextRefresh, cached: false };
+}
+
+function bindValues(report: ReportDef, params: ParsedParams) {
+  return report.bindOrder.map((n) => params.bound[n]);
+}
+
+async function fetchRows(db: Db, report: ReportDef, params: ParsedParams): Promise<Record<string, unknown>[]> {
+  try {
+    return await db.tx(async (q) => {
+      // a cursor: the cap is enforced while reading, whatever the query's own LIMIT or ORDER BY
+      await q.query(`DECLARE report_rows NO SCROLL CURSOR FOR ${report.sql}`, bindValues(report, params));
+      return q.query(`FETCH FORWARD ${report.rowCap + 1} FROM report_rows`);
+    }, { readOnly: true, statementTimeoutMs: report.timeoutMs, isolation: 'repeatable read' });
+  } catch (e: any) {
+    throw reportFailure(report, e);
+  }
+}
+
+function reportFailure(report: ReportDef, e: any): Error {
+  if (e?.code === '57014') {
+    return new HttpError(503, `The report ${report.id} took longer than its ${report.timeoutMs} ms limit. Narrow the parameters or try again later.`);
+  }
+  if (e?.code === '55000' && /not been populated/.test(e.message)) {
+    return new HttpError(503, `The report ${report.id} is not ready: its data has not been refreshed yet.`, undefined, { 'Retry-After': '30' });
+  }
+  // anything else is a bug in the report file or the database: logged with the request id by onError
+  return new Error(`report ${report.id} (${report.file}) failed: ${e?.message ?? e}`);
+}
+
+// ── CSV through a cursor ────────────────────────────────────────────────────────────────────────────────────────
+export interface CsvStream {
+  report: ReportDef;
+  params: ParsedParams;
+  asOf: string;
+  stale: boolean;
+  etag: string | null;
+  rowCap: number;
+  /** more rows than rowCap exist: the body holds the first rowCap (announced before the body starts) */
+  truncated: boolean;
+  /** null when the caller's If-None-Match already holds this answer (no SQL ran) */
+  body: ReadableStream<Uint8Array> | null;
+}
+
+const BATCH = 1000;
+
+export function csvField(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  let s = v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  // a spreadsheet would run a cell starting with = + - @ as a formula; numbers stay as they are
+  if (typeof v === 'string' && /^[=+\-@\t\r]/.test(s) && !/^[+-]?\d+(\.\d+)?$/.test(s)) s = `'${s}`;
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/**
+ * Streams a report as CSV. The cursor is a SCROLL cursor: the engine first checks whether a row exists past the
+ * cap (so the X-Row-Cap/X-Truncated headers tell the truth before the body starts), then rewinds and streams in
+ * batches, holding one connection and one READ ONLY snapshot until the client has read the last byte.
+ */
+export async function streamCsv(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions & { log?: (l: string) => void; ifNoneMatch?: (etag: string) => boolean }): Promise<CsvStream> {
+  const { report, params, states } = await prepare(db, catalog, id, query, opts);
+  const f = freshness(report, catalog, states, opts.now);
+  const etag = f.gen ? createHash('sha256').update(JSON.stringify([report.id, report.hash, params.key, f.gen])).digest('base64url').slice(0, 27) : null;
+  if (etag && opts.ifNoneMatch?.(etag)) {
+    return { report, params, asOf: f.asOf, stale: f.stale, etag, rowCap: report.rowCap, truncated: false, body: null };
+  }
+  const enc = new TextEncoder();
+  return new Promise<CsvStream>((resolve, reject) => {
+    let headed = false;
+    db.withClient(async (c) => {
+      const client = c.raw as { query(q: string | { text: string; values?: unknown[] }): Promise<{ rows: any[]; fields: { name: string }[]; rowCount: number | null }> };
+      let finish!: (err?: unknown) => void;
+      const finished = new Promise<void>((res, rej) => { finish = (err) => (err ? rej(err) : res()); });
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      try {
+        await client.query(`SET LOCAL statement_timeout = ${report.timeoutMs}`);
+        await client.query({ text: `DECLARE report_csv SCROLL CURSOR FOR ${report.sql}`, values: bindValues(report, params) });
+        const beyond = await client.query(`FETCH ABSOLUTE ${report.rowCap + 1} FROM report_csv`);
+        await client.query('MOVE ABSOLUTE 0 IN report_csv');
+        const first = await client.query(`FETCH FORWARD ${Math.min(BATCH, report.rowCap)} FROM report_csv`);
+        const columns = first.fields.map((x) => x.name);
+        let sent = 0;
+        const lines = (rows: any[]) => rows.map((r) => columns.map((k) => csvField(r[k])).join(',') + '\r\n').join('');
+        const body = new ReadableStream<Uint8Array>({
+          start(ctrl) {
+            ctrl.enqueue(enc.encode(columns.map(csvField).join(',') + '\r\n'));
+            const rows = first.rows;
+            sent = rows.length;
+            if (rows.length) ctrl.enqueue(enc.encode(lines(rows)));
+            if (rows.length < Math.min(BATCH, report.rowCap) || sent >= report.rowCap) { ctrl.close(); finish(); }
+          },
+          async pull(ctrl) {
+            try {
+              const want = Math.min(BATCH, report.rowCap - sent);
+              const next = await client.query(`FETCH FORWARD ${want} FROM report_csv`);
+              sent += next.rows.length;
+              if (next.rows.length) ctrl.enqueue(enc.encode(lines(next.rows)));
+              if (next.rows.length < want || sent >= report.rowCap) { ctrl.close(); finish(); }
+            } catch (e) {
+              ctrl.error(e);
+              finish(e);
+            }
+          },
+          cancel() { finish(); },
+        }, { highWaterMark: 1 });
+        headed = true;
+        resolve({ report, params, asOf: f.asOf, stale: f.stale, etag, rowCap: report.rowCap, truncated: beyond.rows.length > 0, body });
+        await finished;
+        await client.query('COMMIT');
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw e;
+      }
+    }).catch((e) => {
+      if (!headed) reject(reportFailure(report, e));
+      else (opts.log ?? console.error)(`[reports] CSV of ${report.id} ended early: ${e?.message ?? e}`);
+    });
+  });
+}
