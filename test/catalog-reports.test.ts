@@ -46,7 +46,7 @@ test.before(async () => {
 async function run(id: string, params: Record<string, string | string[]> = {}) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) for (const x of [v].flat()) q.append(k, x);
-  return (await runReport(t.db, catalog, id, q, { role: 'analyst', now: new Date(), cache: false })).rows;
+  return (await runReport(t.db, catalog, id, q, { role: 'analyst', now: new Date(), cache: false })).rows as Record<string, any>[];
 }
 function assertCounts(rows: Record<string, any>[], keyCol: string, countCol: string, expected: Map<string, number>, label: string) {
   for (const r of rows) assert.is(r[countCol], expected.get(String(r[keyCol])), `${label}: ${r[keyCol]}`);
