@@ -1,12 +1,10 @@
 // createApp(deps): the whole HTTP surface, composed from one sub-app per feature. No port: main.ts listens.
 import { Hono } from 'hono';
-import { serveStatic } from '@hono/node-server/serve-static';
 import { randomUUID } from 'node:crypto';
 import type { Deps, Env } from './types.ts';
 import { onError, errorResponse } from './errors.ts';
 import { health } from './health.ts';
 import { page, html } from './html.ts';
-import { PUBLIC_DIR } from './assets.ts';
 import { authorize } from './auth/access.ts';
 import { csrfGuard } from './auth/csrf.ts';
 import { sessionMiddleware } from './auth/session.ts';
@@ -16,6 +14,7 @@ import { account } from './account/index.ts';
 import { adminUsers } from './admin/users.ts';
 import { adminAudit } from './admin/audit-page.ts';
 import { securityHeaders } from './security.ts';
+import { staticFiles } from './static.ts';
 import { theme } from './theme.ts';
 import { dashboardRoutes } from './dashboards/index.ts';
 import { reportRoutes } from './reports/routes.ts';
@@ -40,13 +39,8 @@ export function createApp(deps: Deps) {
   // Sessions (server/auth) set c.get('user') before this point.
   app.use('*', authorize);
 
-  app.use('/static/*', serveStatic({
-    root: PUBLIC_DIR,
-    rewriteRequestPath: (p) => p.replace(/^\/static/, ''),
-    // The build writes .br/.gz beside each bundle: served by Accept-Encoding, never compressed per request.
-    precompressed: true,
-    onFound: (p, c) => c.header('Cache-Control', p.includes('/build/') ? 'public, max-age=31536000, immutable' : 'public, max-age=3600'),
-  }));
+  // Bundles are served precompressed (.br/.gz written by views/build.ts) and long-cached: see server/static.ts.
+  app.use('/static/*', staticFiles);
 
   app.route('/', health);
   app.route('/', login);

@@ -16,9 +16,9 @@ import {
   type Filter, type FilterState, PERIODS, FilterError, parseState, toQuery, tileQuery, resolvePeriod,
 } from '../../views/filters.ts';
 
-/** The report catalog this process serves (the report engine's; tests may install a fixture catalog). */
-export function reports(): Catalog {
-  return getCatalog();
+/** The report catalog this process serves: the report engine's (deps.catalog when the app was given one). */
+export function reports(c: Context<Env>): Catalog {
+  return (c.get('deps') as { catalog?: Catalog }).catalog ?? getCatalog();
 }
 
 let dashboardsCache: Map<string, Dashboard> | undefined;
@@ -36,7 +36,7 @@ async function optionsOf(db: Db, f: FilterDecl, params: ParamDecl[]): Promise<[s
 interface ResolvedTile { report: ReportDef | undefined; id: string; size: number; fixed: string; accepts: string[]; height?: number; fixedParams: Record<string, string | string[]> }
 
 async function resolve(c: Context<Env>, d: Dashboard) {
-  const catalog = reports();
+  const catalog = reports(c);
   const role = c.get('user')!.role;
   const tiles: ResolvedTile[] = d.tiles
     .map((t) => ({ t, r: catalog.reports.get(t.report) }))
@@ -61,7 +61,7 @@ export const dashboardRoutes = new Hono<Env>();
 
 dashboardRoutes.get('/dashboards', (c) => {
   const role = c.get('user')!.role;
-  const catalog = reports();
+  const catalog = reports(c);
   const visible = [...dashboards().values()].filter((d) => d.roles.includes(role));
   return c.html(page(c, {
     title: 'Dashboards',
