@@ -139,4 +139,91 @@ test('cross-origin POST is refused (forms, body-less, JSON with a foreign Origin
   assert.match((await formApi.json()).error.message, /application\/json/);
 });
 
+test('signup: validation beside the fields, then a signed-in subscriber, audited', async () => {
+  const bad = await app().request('/signup', form({ display_name: '', email: 'nope', password: 'short', confirm_password: 'short' }));
+  assert.is(bad.status, 400);
+  const body = await bad.text();
+  assert.match(body, /id="f-display_name-error">Enter a name</);
+  assert.match(body, /id="f-email-error">Enter an email address like/);
+  assert.match(body, /id="f-password-error">Use at least 10 characters</);
+  assert.match(body, /value="nope"/);
+  assert.not.match(body, /value="short"/, 'passwords are never echoed');
+  const mismatch = await app().request('/signup', form({ display_name: 'Viewer', email: 'viewer@test.example', password: 'long enough pw 1', confirm_password: 'long enough pw 2' }));
+  assert.match(await mismatch.text(), /id="f-confirm_password-error">The two passwords differ</);
+
+  const ok = await app().request('/signup', form({ display_name: 'Viewer', email: 'viewer@test.example', password: 'long enough pw 1', confirm_password: 'long enough pw 1', next: '/account' }));
+  assert.is(ok.status, 303);
+  assert.is(ok.headers.get('location'), '/account');
+  const cookie = sessionCookieFrom(ok);
+  const page = await authedRequest(app(), cookie, '/account');
+  assert.is(page.status, 200);
+  assert.match(await page.text(), /viewer@test\.example/);
+  const u = (await t.db.one(sql`SELECT id, role, password_hash FROM users WHERE email = 'viewer@test.example'`))!;
+  assert.is(u.role, 'subscriber');
+  assert.match(u.password_hash, /^\$argon2id\$/);
+  const audit = (await t.db.one(sql`SELECT actor_id, action FROM audit_log WHERE target_id = ${String(u.id)}`))!;
+  assert.equal(audit, { actor_id: u.id, action: 'user.signup' });
+  const dup = await app().request('/signup', form({ display_name: 'Again', email: 'Viewer@Test.example', password: 'long enough pw 1', confirm_password: 'long enough pw 1' }));
+  assert.is(dup.status, 400);
+  assert.match(await dup.text(), /id="f-email-error">An account with this email already exists/);
+  const role = await app().request('/signup', form({ display_name: 'Sneaky', email: 'sneaky@test.example', password: 'long enough pw 1', confirm_password: 'long enough pw 1', role: 'admin' }));
+  assert.is(role.status, 303);
+  assert.is((await t.db.one(sql`SELECT role FROM users WHERE email = 'sneaky@test.example'`))!.role, 'subscriber', 'signup cannot choose a role');
+});
+
+test('profile: change the display name (validated, audited)', async () => {
+  const u = await createUser(t.db, { role: 'subscriber', name: 'Old Name' });
+  const cookie = await loginAs(app(), u.email, u.password);
+  const empty = await authedRequest(app(), cookie, '/account', { method: 'POST', body: { display_name: '   ' } });
+  assert.is(empty.status, 400);
+  assert.match(await empty.text(), /id="f-display_name-error">Enter a display name</);
+  const ok = await authedRequest(app(), cookie, '/account', { method: 'POST', body: { display_name: 'New Name' } });
+  assert.is(ok.status, 303);
+  const page = await (await authedRequest(app(), cookie, ok.headers.get('location')!)).text();
+  assert.match(page, /Your profile is saved/);
+  assert.match(page, /value="New Name"/);
+  const audit = (await t.db.one(sql`SELECT action, before, after FROM audit_log WHERE target_id = ${String(u.id)} AND action = 'account.update'`))!;
+  assert.equal([audit.before, audit.after], [{ display_name: 'Old Name' }, { display_name: 'New Name' }]);
+});
+
+test('change password: wrong current password refused; success ends other sessions and rotates this one', async () => {
+  const u = await createUser(t.db, { role: 'analyst' });
+  const here = await loginAs(app(), u.email, u.password);
+  const elsewhere = await loginAs(app(), u.email, u.password);
+  const wrong = await authedRequest(app(), here, '/account/password', { method: 'POST', body: { current_password: 'nope nope nope', new_password: 'brand new pass 1', confirm_password: 'brand new pass 1' } });
+  assert.is(wrong.status, 400);
+  assert.match(await wrong.text(), /id="f-current_password-error">That is not your current password/);
+  const ok = await authedRequest(app(), here, '/account/password', { method: 'POST', body: { current_password: u.password, new_password: 'brand new pass 1', confirm_password: 'brand new pass 1' } });
+  assert.is(ok.status, 303);
+  const rotated = sessionCookieFrom(ok);
+  assert.ok(rotated && rotated !== here);
+  assert.is((await authedRequest(app(), elsewhere, '/account')).status, 303, 'other sessions ended');
+  assert.is((await authedRequest(app(), here, '/account')).status, 303, 'the old id of this session ended too');
+  assert.is((await authedRequest(app(), rotated, '/account')).status, 200);
+  await loginAs(app(), u.email, 'brand new pass 1');
+});
+
+test('sign out everywhere ends every session of the user, and only theirs', async () => {
+  const u = await createUser(t.db, { role: 'manager' });
+  const other = await createUser(t.db, { role: 'manager' });
+  const a = await loginAs(app(), u.email, u.password), b = await loginAs(app(), u.email, u.password);
+  const o = await loginAs(app(), other.email, other.password);
+  const res = await authedRequest(app(), a, '/account/sign-out-everywhere', { method: 'POST' });
+  assert.is(res.status, 303);
+  assert.is((await authedRequest(app(), a, '/account')).status, 303);
+  assert.is((await authedRequest(app(), b, '/account')).status, 303);
+  assert.is((await authedRequest(app(), o, '/account')).status, 200);
+});
+
+test('a forced password change blocks everything else (pages redirect, other requests 403)', async () => {
+  const u = await createUser(t.db, { role: 'analyst', mustChangePassword: true });
+  const cookie = await loginAs(app(), u.email, u.password);
+  const page = await authedRequest(app(), cookie, '/admin/users');
+  assert.is(page.status, 303);
+  assert.is(page.headers.get('location'), '/account/password?next=%2Fadmin%2Fusers');
+  assert.is((await authedRequest(app(), cookie, '/account', { method: 'POST', body: { display_name: 'x' } })).status, 403);
+  assert.is((await authedRequest(app(), cookie, '/account/password')).status, 200);
+  assert.is((await authedRequest(app(), cookie, '/logout', { method: 'POST' })).status, 303);
+});
+
 test.run();

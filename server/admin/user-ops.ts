@@ -11,6 +11,8 @@ import { endAllSessions } from '../auth/session.ts';
 import { accountProblems, isUniqueViolation } from '../auth/signup.ts';
 import { writeAudit, type AuditContext } from './audit.ts';
 
+const ADMIN_SET_LOCK = 7_201_100_051; // "marquee: who is an active admin"
+
 export const STATUSES = ['active', 'disabled'] as const;
 export type Status = (typeof STATUSES)[number];
 
@@ -86,6 +88,9 @@ export async function updateAccount(db: Db, ctx: AuditContext, id: number, input
   if (input.role !== undefined && !ROLES.includes(input.role)) throw new UserOpError(`Choose one of ${ROLES.join(', ')}`, 'role');
   if (input.status !== undefined && !STATUSES.includes(input.status)) throw new UserOpError('Choose active or disabled', 'status');
   return db.tx(async (q) => {
+    // Role/status changes take one lock first, so two of them never hold user rows in opposite orders (deadlock)
+    // and the last-admin count below sees every earlier change.
+    if (input.role !== undefined || input.status !== undefined) await q.query(sql`SELECT pg_advisory_xact_lock(${ADMIN_SET_LOCK})`);
     const u = await lockUser(q, id);
     const next = { display_name: displayName ?? u.display_name, role: input.role ?? u.role, status: input.status ?? u.status };
     const before: Record<string, unknown> = {}, after: Record<string, unknown> = {};

@@ -1,0 +1,95 @@
+// The role matrix: every row of the route table (server/auth/access.ts), including rows other features add later,
+// requested as anonymous and as each role, against the status the table promises:
+//   allowed -> neither 401/403 nor a redirect to /login (nor a 500);
+//   denied, anonymous -> 303 to /login?next=… for a page GET, 401 otherwise; denied, signed in -> 403.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { useDatabase } from './helpers/db.ts';
+import { createUser, sessionCookie, TEST_ORIGIN } from './helpers/auth.ts';
+import { createApp } from '../server/app.ts';
+import { ROUTES, ROLES, allowed, findRule, type Role, type RouteRule } from '../server/auth/access.ts';
+import { isApi } from '../server/errors.ts';
+import type { SessionUser } from '../server/types.ts';
+
+const t = useDatabase(test);
+
+/** A URL for the rule: its example, or its path with :params and a trailing * filled with placeholders. */
+export function exampleUrl(rule: RouteRule): string {
+  if (rule.example) return rule.example;
+  return rule.path.split('/').map((seg) => seg === '*' ? 'example' : seg.startsWith(':') ? '999999999' : seg).join('/');
+}
+
+function requestInit(rule: RouteRule, url: string, cookie: string): RequestInit {
+  const headers: Record<string, string> = { Accept: 'text/html,application/json' };
+  if (cookie) headers.Cookie = cookie;
+  if (rule.method === 'GET') return { method: 'GET', headers };
+  headers.Origin = TEST_ORIGIN;
+  if (isApi(new URL(url, TEST_ORIGIN).pathname)) return { method: rule.method, headers: { ...headers, 'Content-Type': 'application/json' }, body: '{}' };
+  return { method: rule.method, headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' }, body: '' };
+}
+
+test('the route table is well formed: methods, paths, access, no duplicate rows', () => {
+  const seen = new Set<string>();
+  for (const r of ROUTES) {
+    const key = `${r.method} ${r.path}`;
+    assert.ok(!seen.has(key), `duplicate row ${key}`);
+    seen.add(key);
+    assert.ok(r.path.startsWith('/'), key);
+    assert.ok(r.access === 'public' || r.access === 'authenticated' || (Array.isArray(r.access) && r.access.length > 0
+      && r.access.every((x) => ROLES.includes(x))), `${key}: access ${JSON.stringify(r.access)}`);
+    if (r.example) assert.ok(findRule(r.method, new URL(r.example, TEST_ORIGIN).pathname), `${key}: example ${r.example} matches no row`);
+  }
+  assert.ok(ROUTES.length >= 20, 'the table has the product\'s routes');
+});
+
+test('every route × anonymous and every role answers as the table says', async () => {
+  const app = createApp({ db: t.db, log: () => {} });
+  const users = new Map<Role, SessionUser>();
+  for (const role of ROLES) {
+    const u = await createUser(t.db, { role });
+    users.set(role, { id: u.id, email: u.email, displayName: u.name, role, mustChangePassword: false });
+  }
+  const failures: string[] = [];
+  let checked = 0;
+  for (const rule of ROUTES) {
+    const url = exampleUrl(rule);
+    const pathname = new URL(url, TEST_ORIGIN).pathname;
+    const effective = findRule(rule.method, pathname) ?? rule; // an earlier row may cover the example (e.g. /x/new vs /x/:id)
+    for (const who of ['anonymous', ...ROLES] as const) {
+      const user = who === 'anonymous' ? undefined : users.get(who)!;
+      // A fresh session per request: some allowed requests (logout, sign out everywhere) end the session they use.
+      const cookie = user ? await sessionCookie(t.db, user.id) : '';
+      const res = await app.request(url, requestInit(rule, url, cookie));
+      const location = res.headers.get('location') ?? '';
+      // The authorize middleware's sign-in redirect (logout's plain 303 to /login is a success, not a denial).
+      const toLogin = res.status >= 300 && res.status < 400 && location.startsWith('/login?next=');
+      const label = `${rule.method} ${url} as ${who}: ${res.status}${location ? ` -> ${location}` : ''}`;
+      checked++;
+      if (allowed(effective.access, user)) {
+        if (res.status === 401 || res.status === 403 || toLogin || res.status === 500) failures.push(`${label} (expected access)`);
+      } else if (!user) {
+        const page = rule.method === 'GET' && !isApi(pathname);
+        if (page ? !(res.status === 303 && location.startsWith('/login?next=')) : res.status !== 401) {
+          failures.push(`${label} (expected ${page ? '303 to /login' : '401'})`);
+        }
+      } else if (res.status !== 403) {
+        failures.push(`${label} (expected 403)`);
+      }
+      await res.arrayBuffer();
+    }
+  }
+  assert.is(checked, ROUTES.length * 5);
+  assert.equal(failures, [], `\n${failures.join('\n')}`);
+});
+
+test('a path missing from the table is 404 for everyone, even for an admin (deny by default)', async () => {
+  const app = createApp({ db: t.db, log: () => {} });
+  const admin = await createUser(t.db, { role: 'admin' });
+  const cookie = await sessionCookie(t.db, admin.id);
+  for (const path of ['/admin/secret', '/api/not-a-route', '/account/anything']) {
+    assert.is((await app.request(path, { headers: { Cookie: cookie } })).status, 404, path);
+    assert.is((await app.request(path)).status, 404, `${path} anonymous`);
+  }
+});
+
+test.run();
