@@ -41,7 +41,7 @@ export interface ReportResult {
   /** more rows than the report's row cap existed; rows holds the first rowCap */
   truncated: boolean;
   rowCap: number;
-  rows: Record<string, unknown>[];
+  rows: Record<string, any>[];
   spec: VlSpec;
   /** strong validator of this answer: (report, resolved params, generations of its marts) */
   etag: string;
@@ -179,7 +179,7 @@ function bindValues(report: ReportDef, params: ParsedParams) {
   return report.bindOrder.map((n) => params.bound[n]);
 }
 
-async function fetchRows(db: Db, report: ReportDef, params: ParsedParams): Promise<Record<string, unknown>[]> {
+async function fetchRows(db: Db, report: ReportDef, params: ParsedParams): Promise<Record<string, any>[]> {
   try {
     return await db.tx(async (q) => {
       // a cursor: the cap is enforced while reading, whatever the query's own LIMIT or ORDER BY

@@ -1,0 +1,200 @@
+// The report engine over HTTP (app.request, real sessions): role table + per-report @roles, 400 per field on the API
+// and the page, canonical redirects, ETag/304, CSV headers, the server-rendered page, the admin refresh trigger.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import path from 'node:path';
+import { useDatabase } from './helpers/db.ts';
+import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
+import { createApp } from '../server/app.ts';
+import { loadCatalog, ensureMarts, refreshMarts, type Catalog } from '../server/reports/engine.ts';
+import type { Deps } from '../server/types.ts';
+
+const t = useDatabase(test);
+const FIXTURES = path.resolve(import.meta.dirname, 'fixtures/reports/basic');
+let catalog: Catalog;
+let app: ReturnType<typeof createApp>;
+const cookies: Record<string, string> = {};
+const get = (role: string, url: string, headers: Record<string, string> = {}) => authedRequest(app, cookies[role], url, { headers });
+
+test.before(async () => {
+  await t.db.query(`CREATE TABLE fx_source (k serial PRIMARY KEY, kind text NOT NULL, day date NOT NULL, amount numeric NOT NULL);
+    CREATE TABLE fx_control (sleep_s float NOT NULL, fail boolean NOT NULL);
+    INSERT INTO fx_control VALUES (0, false);
+    INSERT INTO fx_source (kind, day, amount) SELECT (ARRAY['a','b','c'])[1 + g % 3], date '2026-01-01' + g, g FROM generate_series(0, 40) g`);
+  catalog = loadCatalog(FIXTURES);
+  await ensureMarts(t.db, catalog);
+  await refreshMarts(t.db, catalog);
+  app = createApp({ db: t.db, catalog, now: () => new Date('2026-11-26T09:00:00Z'), log: () => {} } as Deps);
+  for (const role of ['admin', 'analyst', 'manager', 'subscriber'] as const) {
+    const u = await createUser(t.db, { role });
+    cookies[role] = await sessionCookie(t.db, u.id, { now: new Date('2026-11-26T08:55:00Z') });
+  }
+  cookies.anonymous = '';
+});
+
+test('catalog API lists what the role may run, with typed params', async () => {
+  const admin = await (await get('admin', '/api/reports')).json();
+  const analyst = await (await get('analyst', '/api/reports')).json();
+  const manager = await (await get('manager', '/api/reports')).json();
+  assert.ok(admin.reports.some((r: any) => r.id === 'fx_admin_only'));
+  assert.not.ok(analyst.reports.some((r: any) => r.id === 'fx_admin_only'));
+  assert.not.ok(manager.reports.some((r: any) => r.id === 'fx_plans'));
+  const byKind = analyst.reports.find((r: any) => r.id === 'fx_by_kind');
+  assert.equal(byKind.params.find((p: any) => p.name === 'min_n'), { name: 'min_n', type: 'int', label: 'min n', default: '0', min: '0', max: '100' });
+  assert.is((await get('subscriber', '/api/reports')).status, 403);
+  assert.is((await get('anonymous', '/api/reports')).status, 401);
+});
+
+test('role enforcement: route table for everyone, @roles per report', async () => {
+  assert.is((await get('subscriber', '/api/reports/fx_by_kind')).status, 403);
+  assert.is((await get('anonymous', '/api/reports/fx_by_kind')).status, 401);
+  const page = await get('anonymous', '/reports/fx_by_kind');
+  assert.is(page.status, 303);
+  assert.match(page.headers.get('location')!, /^\/login\?next=/);
+  const res = await get('analyst', '/api/reports/fx_admin_only');
+  assert.is(res.status, 403);
+  assert.match((await res.json()).error.message, /may not run the report fx_admin_only/);
+  assert.is((await get('analyst', '/api/reports/fx_admin_only.csv')).status, 403);
+  assert.is((await get('manager', '/reports/fx_plans')).status, 403);
+  assert.is((await get('admin', '/api/reports/fx_admin_only')).status, 200);
+  assert.is((await get('analyst', '/api/reports/nope')).status, 404);
+  assert.is((await get('analyst', '/api/reports/fx_by_kind.xml')).status, 404);
+});
+
+test('API answer: spec with data, canonical params, freshness headers', async () => {
+  const res = await get('analyst', '/api/reports/fx_by_kind?kinds=c&kinds=a&min_n=0');
+  assert.is(res.status, 200);
+  const body = await res.json();
+  assert.equal(Object.keys(body).sort(), ['asOf', 'id', 'nextRefresh', 'params', 'query', 'rowCap', 'rowCount', 'spec', 'stale', 'title', 'truncated']);
+  assert.is(body.query, 'kinds=a&kinds=c');
+  assert.equal(body.params.kinds, ['a', 'c']);
+  assert.is(body.spec.data.values.length, body.rowCount);
+  assert.ok(body.spec.data.values.every((r: any) => r.kind !== 'b'));
+  assert.is(res.headers.get('x-stale'), 'false');
+  assert.is(res.headers.get('x-row-cap'), '10000');
+  assert.match(res.headers.get('cache-control')!, /private/);
+  const rows = await (await get('analyst', '/api/reports/fx_by_kind.json?kinds=c&kinds=a&min_n=0')).json();
+  assert.equal(rows, body.spec.data.values);
+});
+
+test('parameter errors are 400 with a message per field on the API and the page, never 500', async () => {
+  const cases = ['from=2026-02-31', 'min_n=x', 'min_n=1000', 'only_positive=maybe', 'order=1;DROP TABLE users', 'kinds=zzz',
+    'from=2026-05-01&to=2026-01-01', 'unknown=1', 'from=a&from=b', 'min_n=%F0%9F%98%80', 'kinds=' + 'a,'.repeat(300)];
+  for (const q of cases) {
+    for (const suffix of ['', '.json', '.csv']) {
+      const res = await get('analyst', `/api/reports/fx_by_kind${suffix}?${q}`);
+      assert.is(res.status, 400, `${suffix}?${q}`);
+      const err = (await res.json()).error;
+      assert.ok(err.fields && Object.keys(err.fields).length, `${q}: ${JSON.stringify(err)}`);
+    }
+    const page = await get('analyst', `/reports/fx_by_kind?${q}`);
+    assert.is(page.status, 400, `page ?${q}`);
+    const html = await page.text();
+    assert.match(html, /role="alert"/);
+    assert.match(html, /<form method="get" action="\/reports\/fx_by_kind"/, 'the form is shown again to fix the value');
+  }
+  const one = await (await get('analyst', '/api/reports/fx_by_kind?min_n=x&order=up')).json();
+  assert.equal(Object.keys(one.error.fields).sort(), ['min_n', 'order']);
+});
+
+test('pages redirect non-canonical query strings to the canonical one', async () => {
+  const cases: [string, string][] = [
+    ['?min_n=0', ''], ['?to=2026-12-31&from=2026-02-01', '?from=2026-02-01'], ['?kinds=c,a', '?kinds=a&kinds=c'],
+    ['?kinds=c&kinds=a&kinds=c', '?kinds=a&kinds=c'], ['?from=&min_n=3', '?min_n=3'], ['?only_positive=1', '?only_positive=true'],
+    ['?min_n=007', '?min_n=7'],
+  ];
+  for (const [from, to] of cases) {
+    const res = await get('analyst', `/reports/fx_by_kind${from}`);
+    assert.is(res.status, 302, from);
+    assert.is(res.headers.get('location'), `/reports/fx_by_kind${to}`, from);
+    if (to) assert.is((await get('analyst', `/reports/fx_by_kind${to}`)).status, 200, `${to} is canonical`);
+  }
+});
+
+test('the report page: title, definition, form, freshness, chart element, data table, exports', async () => {
+  const res = await get('analyst', '/reports/fx_by_kind?kinds=a');
+  assert.is(res.status, 200);
+  const html = await res.text();
+  assert.match(html, /<h1>Amount by day and kind<\/h1>/);
+  assert.match(html, /Sum of amount per day and kind\./);
+  assert.match(html, /<mq-chart report="fx_by_kind" params="kinds=a"><\/mq-chart>/);
+  assert.match(html, /Data as of <time datetime="20/);
+  assert.match(html, /href="\/api\/reports\/fx_by_kind\.csv\?kinds=a"/);
+  assert.match(html, /<option value="a" selected>a<\/option>/);
+  assert.match(html, /<input id="p-from" type="date" name="from" value=""/);
+  assert.match(html, /default 2026-01-01/);
+  assert.match(html, /<td>2026-01-01<\/td><td>a<\/td>/);
+  assert.not.match(html, /<script>|onclick=|onload=/i, 'no inline script (strict CSP)');
+  assert.not.match(html, /Refresh this report/, 'analysts get no refresh button');
+  const live = await (await get('admin', '/reports/fx_monthly')).text();
+  assert.match(live, /Live query/);
+  assert.match(live, /default -2m \(2026-09\)/);
+  const adminPage = await (await get('admin', '/reports/fx_by_kind')).text();
+  assert.match(adminPage, /<form method="post" action="\/reports\/refresh"/);
+  assert.match(adminPage, /mart_fx_daily/);
+  const catalogPage = await (await get('manager', '/reports')).text();
+  assert.match(catalogPage, /href="\/reports\/fx_by_kind"/);
+  assert.not.match(catalogPage, /fx_admin_only/);
+});
+
+test('ETag from report, params and mart generations: 304 until a refresh', async () => {
+  const url = '/api/reports/fx_by_kind?kinds=b';
+  const first = await get('analyst', url);
+  const etag = first.headers.get('etag')!;
+  assert.match(etag, /^"[\w-]+-api"$/);
+  const again = await get('analyst', url, { 'If-None-Match': etag });
+  assert.is(again.status, 304);
+  assert.is(await again.text(), '');
+  assert.is((await get('analyst', '/api/reports/fx_by_kind?kinds=a', { 'If-None-Match': etag })).status, 200);
+  const json = await get('analyst', url.replace('fx_by_kind', 'fx_by_kind.json'));
+  assert.ok(json.headers.get('etag') !== etag, 'another representation, another ETag');
+  const csv = await get('analyst', url.replace('fx_by_kind', 'fx_by_kind.csv'));
+  const csvTag = csv.headers.get('etag')!;
+  await csv.text();
+  assert.is((await get('analyst', url.replace('fx_by_kind', 'fx_by_kind.csv'), { 'If-None-Match': csvTag })).status, 304);
+  await t.db.query(`INSERT INTO fx_source (kind, day, amount) VALUES ('b', '2026-06-01', 1)`);
+  assert.is((await get('analyst', url, { 'If-None-Match': etag })).status, 304, 'unchanged until the mart refreshes');
+  await refreshMarts(t.db, catalog, { only: ['mart_fx_daily'] });
+  const fresh = await get('analyst', url, { 'If-None-Match': etag });
+  assert.is(fresh.status, 200);
+  assert.ok(fresh.headers.get('etag') !== etag);
+});
+
+test('CSV: streamed with the row cap and truncation announced in headers', async () => {
+  const res = await get('analyst', '/api/reports/fx_capped.csv?n=50');
+  assert.is(res.status, 200);
+  assert.match(res.headers.get('content-type')!, /^text\/csv/);
+  assert.match(res.headers.get('content-disposition')!, /filename="fx_capped\.csv"/);
+  assert.is(res.headers.get('x-row-cap'), '3');
+  assert.is(res.headers.get('x-truncated'), 'true');
+  assert.is(await res.text(), 'i\r\n1\r\n2\r\n3\r\n');
+  const ok = await get('analyst', '/api/reports/fx_capped.csv?n=2');
+  assert.is(ok.headers.get('x-truncated'), 'false');
+  assert.is(await ok.text(), 'i\r\n1\r\n2\r\n');
+  const json = await get('analyst', '/api/reports/fx_capped?n=50');
+  assert.is(json.headers.get('x-truncated'), 'true');
+  assert.is((await json.json()).rowCount, 3);
+});
+
+test('admin refresh: page button and API; others may not', async () => {
+  const gen = async () => (await t.db.one(`SELECT generation FROM report_marts WHERE name = 'mart_fx_total'`))!.generation;
+  const g0 = await gen();
+  const form = await authedRequest(app, cookies.admin, '/reports/refresh', { method: 'POST', body: { report: 'fx_admin_only', next: '/reports/fx_admin_only' } });
+  assert.is(form.status, 303);
+  assert.is(form.headers.get('location'), '/reports/fx_admin_only');
+  assert.is(await gen(), g0 + 1);
+  const api = await authedRequest(app, cookies.admin, '/api/marts/refresh', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ marts: ['mart_fx_daily'] }) });
+  assert.is(api.status, 200);
+  assert.equal((await api.json()).results.map((r: any) => r.mart), ['mart_fx_daily', 'mart_fx_total'], 'with the marts that read it');
+  const bad = await authedRequest(app, cookies.admin, '/api/marts/refresh', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"marts":["mart_x"]}' });
+  assert.is(bad.status, 400);
+  for (const role of ['analyst', 'manager']) {
+    assert.is((await authedRequest(app, cookies[role], '/reports/refresh', { method: 'POST', body: {} })).status, 403);
+    assert.is((await authedRequest(app, cookies[role], '/api/marts/refresh', { method: 'POST' })).status, 403);
+  }
+  const status = await (await get('analyst', '/api/marts')).json();
+  assert.equal(status.marts.map((m: any) => m.name), ['mart_fx_daily', 'mart_fx_total']);
+  assert.ok(status.history.length >= 4);
+});
+
+test.run();
