@@ -1,6 +1,7 @@
 // The one place where first-start demo data plugs in, in order. Each step says whether its data is present
 // (so a second start skips it) and how to load it.
 import type { Db } from './db/index.ts';
+import { titlesDemoStep } from '../etl/titles/demo-step.ts';
 
 export interface DemoStep {
   name: string;
@@ -9,5 +10,6 @@ export interface DemoStep {
 }
 
 export const demoDataSteps: DemoStep[] = [
+  titlesDemoStep, // first: the simulator's viewing history needs the catalog
   // titles ETL (issue 3) and the business simulator (issue 4) register here.
 ];

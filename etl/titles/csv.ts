@@ -1,0 +1,530 @@
+// UTF-8 CSV in, COPY rows for the staging table out — one pass, bounded memory. A byte-level RFC 4180 scanner finds
+// records and fields (quoted fields are skipped with indexOf, so long cast lists and descriptions cost little); the
+// header is mapped; each record is validated and its defects fixed and counted; then the record is written out
+// mostly as slices of its own bytes (text fields keep their original quoting, which is valid COPY CSV), with the
+// parsed columns (type, date, year, rating, duration) written fresh. Trimming and list splitting happen later in
+// set-based SQL; here they are only counted.
+import { Transform, type TransformCallback } from 'node:stream';
+import { InputProblem } from './errors.ts';
+import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
+import { parseDateAdded, type DateOrder, type DateShape } from './dates.ts';
+
+const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, SPACE = 0x20, TAB = 0x09;
+const MAX_RECORD_BYTES = 1 << 20;
+const MAX_FIELDS = 512;
+
+/** Staging columns, in the order the rows are written. */
+export const STAGING_COLUMNS = ['line', 'show_id', 'type', 'title', 'director', 'cast_names', 'country', 'date_added',
+  'date_mdy', 'date_dmy', 'release_year', 'rating', 'duration_minutes', 'seasons', 'listed_in', 'description'] as const;
+
+export type DefectKind =
+  | 'bom' | 'windows_1252_lines' | 'crlf_line_ends' | 'blank_lines' | 'stray_quotes' | 'extra_empty_columns'
+  | 'whitespace_trimmed' | 'list_empty_items' | 'rating_holds_duration' | 'type_spelling' | 'duration_spelling';
+
+export interface Reject { line: number; showId: string | null; reason: string; record: string }
+
+export interface CsvStats {
+  records: number;
+  rows: number;
+  header: HeaderMapping | null;
+  defects: Partial<Record<DefectKind, number>>;
+  missing: Partial<Record<Column, number>>;
+  dateShapes: Partial<Record<DateShape, number>>;
+  /** Set at the end: how slash dates were read, and why. */
+  dateOrder: { order: DateOrder; reason: string } | null;
+  rejects: Reject[];
+  /** Lines already staged whose date only reads in the order the file did not use; the loader drops them. */
+  lateRejectLines: number[];
+  lineEnds: { lf: number; crlf: number };
+}
+
+export interface CsvOptions {
+  file: string;
+  dateOrder?: DateOrder;
+  maxRejects: number;
+}
+
+const LIST_COLUMNS: Column[] = ['director', 'cast', 'country', 'listed_in'];
+const TEXT_COLUMNS: Column[] = ['show_id', 'title', 'director', 'cast', 'country', 'listed_in', 'description'];
+const TEXT_INDEX = TEXT_COLUMNS.map((c) => COLUMNS.indexOf(c));
+const IS_LIST = TEXT_COLUMNS.map((c) => LIST_COLUMNS.includes(c));
+
+/** A growable output buffer: rows are assembled with copies, not string concatenation. */
+class Out {
+  buf = Buffer.allocUnsafe(1 << 17);
+  pos = 0;
+  ensure(n: number) {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+  bytes(src: Buffer, s: number, e: number) { this.ensure(e - s); src.copy(this.buf, this.pos, s, e); this.pos += e - s; }
+  byte(b: number) { this.ensure(1); this.buf[this.pos++] = b; }
+  ascii(s: string) {
+    // short ASCII values (line numbers, dates, years): a loop beats a native write call per value
+    this.ensure(s.length);
+    const b = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+  text(s: string) {
+    // a fresh value: quoted when COPY CSV needs it; '' stays '' only when quoted (unquoted empty is NULL)
+    if (/[",\r\n]/.test(s) || s === '') {
+      const q = '"' + s.replace(/"/g, '""') + '"';
+      this.ensure(Buffer.byteLength(q));
+      this.pos += this.buf.write(q, this.pos, 'utf8');
+    } else {
+      this.ensure(Buffer.byteLength(s));
+      this.pos += this.buf.write(s, this.pos, 'utf8');
+    }
+  }
+  take(): Buffer {
+    // hand the filled buffer downstream and start a new one (cheaper than copying it out)
+    const b = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(Math.max(1 << 17, this.pos + (this.pos >> 2)));
+    this.pos = 0;
+    return b;
+  }
+}
+
+function isBlank(b: number) { return b === SPACE || b === TAB; }
+
+export class TitlesCsvStream extends Transform {
+  readonly stats: CsvStats;
+  private readonly opts: CsvOptions;
+  private carry: Buffer | null = null;
+  private line = 1; // physical line where the next record starts
+  private readonly f = new Int32Array(MAX_FIELDS * 3); // start, end, kind (0 plain, 1 quoted, 2 plain with stray quotes)
+  private nf = 0;
+  private recLines = 0; // line breaks inside the record's quoted fields
+  private crlf = false;
+  private pendingHeader: { fields: string[]; line: number; problem: string } | null = null;
+  private cols: number[] = [];
+  private readonly out = new Out();
+  // Slash dates that read one way only: counted, and kept (as rejects-to-be) under the order they contradict.
+  private slash = { contradictDmy: [] as Reject[], contradictMdy: [] as Reject[], mdyOnlyCount: 0, dmyOnlyCount: 0, any: false };
+
+  constructor(opts: CsvOptions) {
+    super({ highWaterMark: 1 << 16 });
+    this.opts = opts;
+    this.stats = { records: 0, rows: 0, header: null, defects: {}, missing: {}, dateShapes: {}, dateOrder: null,
+      rejects: [], lateRejectLines: [], lineEnds: { lf: 0, crlf: 0 } };
+  }
+
+  private defect(kind: DefectKind, n = 1) { this.stats.defects[kind] = (this.stats.defects[kind] ?? 0) + n; }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+    try {
+      const buf = this.carry ? Buffer.concat([this.carry, chunk]) : chunk;
+      this.carry = null;
+      const used = this.scanAll(buf, false);
+      if (used < buf.length) {
+        if (buf.length - used > MAX_RECORD_BYTES) {
+          throw new InputProblem('a record longer than 1 MB starts here: is a quote left unclosed?', this.line);
+        }
+        this.carry = buf.subarray(used);
+      }
+      cb(null, this.out.pos ? this.out.take() : undefined);
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  override _flush(cb: TransformCallback) {
+    try {
+      if (this.carry && this.carry.length) this.scanAll(this.carry, true);
+      this.carry = null;
+      if (this.pendingHeader) this.failHeader();
+      if (!this.stats.header) throw new InputProblem(this.stats.records ? 'only blank lines: no header and no data' : 'the file is empty');
+      if (this.stats.rows === 0 && this.stats.rejects.length === 0) throw new InputProblem('the file has a header but no data rows');
+      this.decideDateOrder();
+      cb(null, this.out.pos ? this.out.take() : undefined);
+    } catch (e) {
+      cb(e as Error);
+    }
+  }
+
+  /** Scans whole records from buf; returns how many bytes were consumed. */
+  private scanAll(buf: Buffer, final: boolean): number {
+    let pos = 0;
+    while (pos < buf.length) {
+      const next = this.scanRecord(buf, pos, final);
+      if (next < 0) break;
+      this.record(buf, pos, next);
+      this.line += 1 + this.recLines;
+      pos = next;
+    }
+    return pos;
+  }
+
+  private addField(s: number, e: number, kind: number) {
+    if (this.nf >= MAX_FIELDS) throw new InputProblem(`more than ${MAX_FIELDS} columns in one record: this is not the titles dataset`, this.line);
+    const k = this.nf++ * 3;
+    this.f[k] = s; this.f[k + 1] = e; this.f[k + 2] = kind;
+  }
+
+  private newlines(buf: Buffer, s: number, e: number): number {
+    let n = 0;
+    for (let i = buf.indexOf(LF, s); i !== -1 && i < e; i = buf.indexOf(LF, i + 1)) n++;
+    return n;
+  }
+
+  /** Finds the record starting at pos. Returns the offset after its line end, or -1 when more bytes are needed. */
+  private scanRecord(buf: Buffer, pos: number, final: boolean): number {
+    const len = buf.length;
+    this.nf = 0;
+    this.recLines = 0;
+    this.crlf = false;
+    let i = pos;
+    for (;;) {
+      if (i >= len) {
+        if (!final) return -1;
+        this.addField(i, i, 0);
+        return len;
+      }
+      if (buf[i] === QUOTE) {
+        let j = i + 1;
+        let close = -1;
+        for (;;) {
+          const q = buf.indexOf(QUOTE, j);
+          if (q === -1) {
+            if (!final) return -1;
+            throw new InputProblem('a quote opened here is never closed (unterminated quoted field)', this.line + this.recLines);
+          }
+          if (q + 1 >= len && !final) return -1; // cannot tell a closing quote from an escaped "" yet
+          if (buf[q + 1] === QUOTE) { j = q + 2; continue; }
+          close = q;
+          break;
+        }
+        const opened = this.line + this.recLines;
+        this.recLines += this.newlines(buf, i, close);
+        this.addField(i, close + 1, 1);
+        i = close + 1;
+        if (i >= len) { if (!final) return -1; return len; }
+        const c = buf[i];
+        if (c === COMMA) { i++; continue; }
+        if (c === LF) return i + 1;
+        if (c === CR) {
+          if (i + 1 >= len && !final) return -1;
+          this.crlf = true;
+          return buf[i + 1] === LF ? i + 2 : i + 1;
+        }
+        throw new InputProblem(`unexpected text after the closing quote of a field (a quote inside a quoted field must be doubled "")` +
+          (this.line + this.recLines !== opened ? `; the field was opened at line ${opened}` : ''), this.line + this.recLines);
+      }
+      let j = i;
+      let kind = 0;
+      while (j < len) {
+        const c = buf[j];
+        if (c === COMMA || c === LF || c === CR) break;
+        if (c === QUOTE) kind = 2;
+        j++;
+      }
+      if (j >= len) {
+        if (!final) return -1;
+        this.addField(i, j, kind);
+        return len;
+      }
+      this.addField(i, j, kind);
+      const c = buf[j];
+      if (c === COMMA) { i = j + 1; continue; }
+      if (c === LF) return j + 1;
+      if (j + 1 >= len && !final) return -1;
+      this.crlf = true;
+      return buf[j + 1] === LF ? j + 2 : j + 1;
+    }
+  }
+
+  // ── field access ────────────────────────────────────────────────────────────────────────────────────────────
+  private value(buf: Buffer, k: number): string {
+    const o = k * 3;
+    const s = this.f[o], e = this.f[o + 1];
+    if (this.f[o + 2] === 1) {
+      const v = buf.toString('utf8', s + 1, e - 1);
+      return v.includes('"') ? v.replace(/""/g, '"') : v;
+    }
+    return buf.toString('utf8', s, e);
+  }
+
+  /** Content range of field k (inside the quotes) and whether it is blank. */
+  private inner(k: number): [number, number] {
+    const o = k * 3;
+    return this.f[o + 2] === 1 ? [this.f[o] + 1, this.f[o + 1] - 1] : [this.f[o], this.f[o + 1]];
+  }
+
+  private blank(buf: Buffer, k: number): boolean {
+    const [s, e] = this.inner(k);
+    for (let i = s; i < e; i++) if (!isBlank(buf[i]) && buf[i] !== LF && buf[i] !== CR) return false;
+    return true;
+  }
+
+  private recordText(buf: Buffer, start: number, end: number): string {
+    let e = end;
+    while (e > start && (buf[e - 1] === LF || buf[e - 1] === CR)) e--;
+    return buf.toString('utf8', start, e);
+  }
+
+  // ── records ─────────────────────────────────────────────────────────────────────────────────────────────────
+  private record(buf: Buffer, start: number, end: number) {
+    this.stats.records++;
+    if (this.nf === 1 && this.blank(buf, 0) && this.f[2] !== 1) {
+      if (this.stats.header || this.pendingHeader) this.defect('blank_lines');
+      return;
+    }
+    if (this.crlf) this.stats.lineEnds.crlf++; else this.stats.lineEnds.lf++;
+    if (!this.stats.header) {
+      this.header(buf, start, end);
+      return;
+    }
+    this.row(buf, start, end);
+  }
+
+  private looksLikeKaggleRow(buf: Buffer): boolean {
+    if (this.nf < 12) return false;
+    const type = this.value(buf, 1).trim().toLowerCase();
+    const year = this.value(buf, 7).trim();
+    return (type === 'movie' || type === 'tv show') && /^(\d{4})?$/.test(year);
+  }
+
+  private header(buf: Buffer, start: number, end: number) {
+    if (this.pendingHeader) {
+      // the header did not map; the file may still be the dataset in Kaggle order
+      const ph = this.pendingHeader;
+      if (!this.looksLikeKaggleRow(buf)) this.failHeader();
+      this.pendingHeader = null;
+      this.useMapping(kaggleOrder(ph.fields.length, 'position', [
+        `header at line ${ph.line} not recognised (${ph.problem}); the rows have the dataset's 12 columns in the Kaggle order, so they were loaded by position`]));
+      this.row(buf, start, end);
+      return;
+    }
+    if (this.looksLikeKaggleRow(buf)) {
+      this.useMapping(kaggleOrder(this.nf, 'no header', [`no header line: line ${this.line} is already a title, columns read in the Kaggle order`]));
+      this.row(buf, start, end);
+      return;
+    }
+    const fields = Array.from({ length: this.nf }, (_, k) => this.value(buf, k));
+    const r = mapHeader(fields);
+    if (r.ok) { this.useMapping(r.mapping); return; }
+    const nonEmpty = fields.filter((f) => f.trim()).length;
+    if (nonEmpty === 12 && fields.slice(12).every((f) => !f.trim())) {
+      this.pendingHeader = { fields, line: this.line, problem: r.problem };
+      return;
+    }
+    throw new InputProblem(`not the Netflix titles dataset: ${r.problem}`, this.line);
+  }
+
+  private failHeader(): never {
+    const ph = this.pendingHeader!;
+    throw new InputProblem(`not the Netflix titles dataset: ${ph.problem}`, ph.line);
+  }
+
+  private useMapping(m: HeaderMapping) {
+    this.stats.header = m;
+    this.cols = m.index;
+  }
+
+  private reject(buf: Buffer, start: number, end: number, reason: string, late?: 'mdy' | 'dmy') {
+    const showIdField = this.cols[0] < this.nf ? this.value(buf, this.cols[0]).trim() : '';
+    const r: Reject = { line: this.line, showId: showIdField || null, reason, record: this.recordText(buf, start, end) };
+    if (late) {
+      const list = late === 'mdy' ? this.slash.contradictMdy : this.slash.contradictDmy;
+      if (list.length <= this.opts.maxRejects) list.push(r);
+      return;
+    }
+    this.stats.rejects.push(r);
+    if (this.stats.rejects.length > this.opts.maxRejects) {
+      throw new InputProblem(`more than ${this.opts.maxRejects} rows rejected (this one: ${reason}); ` +
+        'this does not look like a loadable copy of the dataset (raise --max-rejects to load the rest anyway)', this.line);
+    }
+  }
+
+  private row(buf: Buffer, start: number, end: number) {
+    const m = this.stats.header!;
+    const map = this.cols;
+    // column count: the header's width; extra trailing fields are tolerated only when empty
+    if (this.nf !== m.width) {
+      const needed = Math.max(...map) + 1;
+      let ok = this.nf >= needed;
+      if (ok && this.nf > m.width) {
+        for (let k = m.width; k < this.nf; k++) if (!this.blank(buf, k)) { ok = false; break; }
+        if (ok) this.defect('extra_empty_columns');
+      }
+      if (!ok) {
+        const span = this.recLines ? ` (the record runs over lines ${this.line}-${this.line + this.recLines}: a quote may be unbalanced)` : '';
+        throw new InputProblem(`expected ${m.width} columns, found ${this.nf}${span}`, this.line);
+      }
+    }
+    this.stats.rows++;
+
+    // whitespace and list defects, counted here and fixed in SQL
+    for (let t = 0; t < TEXT_COLUMNS.length; t++) {
+      const c = TEXT_COLUMNS[t];
+      const k = map[TEXT_INDEX[t]];
+      const [s, e] = this.inner(k);
+      if (e <= s) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
+      if (isBlank(buf[s]) || isBlank(buf[e - 1])) {
+        if (this.blank(buf, k)) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
+        this.defect('whitespace_trimmed');
+      }
+      if (this.f[k * 3 + 2] === 2) this.defect('stray_quotes');
+      if (IS_LIST[t]) this.listDefects(buf, s, e);
+    }
+
+    const showId = this.value(buf, map[0]).trim();
+    if (!showId) return this.reject(buf, start, end, 'show_id is empty');
+    if (showId.length > 64) return this.reject(buf, start, end, `show_id is longer than 64 characters`);
+    if (this.blank(buf, map[2])) return this.reject(buf, start, end, 'title is empty');
+
+    const typeRaw = this.value(buf, map[1]);
+    const typeT = typeRaw.trim();
+    let type: 'Movie' | 'TV Show';
+    if (typeT === 'Movie' || typeT === 'TV Show') type = typeT;
+    else if (/^movie$/i.test(typeT)) { type = 'Movie'; this.defect('type_spelling'); }
+    else if (/^tv[ _-]?show$/i.test(typeT)) { type = 'TV Show'; this.defect('type_spelling'); }
+    else return this.reject(buf, start, end, `type ${JSON.stringify(typeT)} is neither "Movie" nor "TV Show"`);
+    if (typeRaw !== typeT) this.defect('whitespace_trimmed');
+
+    // date_added
+    const dateRaw = this.value(buf, map[6]);
+    const dateT = dateRaw.trim();
+    let dateIso = '', mdy = '', dmy = '';
+    if (dateT) {
+      if (dateRaw !== dateT) this.defect('whitespace_trimmed');
+      const d = parseDateAdded(dateT);
+      if (!d) return this.reject(buf, start, end, `date_added ${JSON.stringify(dateT)} is not a date (expected e.g. "September 25, 2021", "25-Sep-21", "2021-09-25" or "9/25/2021")`);
+      this.stats.dateShapes[d.shape] = (this.stats.dateShapes[d.shape] ?? 0) + 1;
+      if (d.shape === 'M/D/YYYY or D/M/YYYY') {
+        this.slash.any = true;
+        const forced = this.opts.dateOrder;
+        if (forced) {
+          const v = forced === 'mdy' ? d.mdy : d.dmy;
+          if (!v) return this.reject(buf, start, end, `date_added ${JSON.stringify(dateT)} is not a valid ${forced === 'mdy' ? 'month/day/year' : 'day/month/year'} date (--date-order ${forced})`);
+          dateIso = v;
+        } else {
+          if (d.mdy && !d.dmy) { this.slash.mdyOnlyCount++; this.reject(buf, start, end, `date_added ${JSON.stringify(dateT)} reads only as month/day/year, but the file's dates are day/month/year`, 'dmy'); }
+          if (d.dmy && !d.mdy) { this.slash.dmyOnlyCount++; this.reject(buf, start, end, `date_added ${JSON.stringify(dateT)} reads only as day/month/year, but the file's dates are month/day/year`, 'mdy'); }
+          mdy = d.mdy ?? '';
+          dmy = d.dmy ?? '';
+        }
+      } else dateIso = d.iso;
+    } else this.stats.missing.date_added = (this.stats.missing.date_added ?? 0) + 1;
+
+    const yearT = this.value(buf, map[7]).trim();
+    if (yearT && !(/^\d{4}$/.test(yearT) && Number(yearT) >= 1900 && Number(yearT) <= 2100)) {
+      return this.reject(buf, start, end, `release_year ${JSON.stringify(yearT)} is not a year between 1900 and 2100`);
+    }
+    if (!yearT) this.stats.missing.release_year = (this.stats.missing.release_year ?? 0) + 1;
+
+    let rating = this.value(buf, map[8]).trim();
+    let duration = this.value(buf, map[9]).trim();
+    if (/^\d+\s*(min|mins|minutes?|seasons?)$/i.test(rating) && !duration) {
+      // the real file's three rows where the duration slid into rating
+      duration = rating;
+      rating = '';
+      this.defect('rating_holds_duration');
+    }
+    if (!rating) this.stats.missing.rating = (this.stats.missing.rating ?? 0) + 1;
+    let minutes = '', seasons = '';
+    if (duration) {
+      const dm = /^(\d+)\s*([A-Za-z]+)\.?$/.exec(duration);
+      const unit = dm?.[2].toLowerCase() ?? '';
+      const n = dm ? Number(dm[1]) : 0;
+      const isMin = ['min', 'mins', 'minute', 'minutes'].includes(unit);
+      const isSeason = ['season', 'seasons'].includes(unit);
+      if (!dm || n <= 0 || n > 100_000 || (!isMin && !isSeason)) {
+        return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} is neither "N min" nor "N Season(s)"`);
+      }
+      if (isMin && type !== 'Movie') return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} is in minutes but the type is ${type}`);
+      if (isSeason && type !== 'TV Show') return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} counts seasons but the type is ${type}`);
+      if (!(unit === 'min' || (unit === 'season' && n === 1) || (unit === 'seasons' && n !== 1))) this.defect('duration_spelling');
+      if (isMin) minutes = String(n); else seasons = String(n);
+    } else this.stats.missing.duration = (this.stats.missing.duration ?? 0) + 1;
+
+    // the staging row
+    const o = this.out;
+    o.ascii(String(this.line));
+    o.byte(COMMA); this.raw(buf, map[0]);
+    o.byte(COMMA); o.ascii(type);
+    o.byte(COMMA); this.rawRun(buf, map, 2, 5);
+    o.byte(COMMA); o.ascii(dateIso);
+    o.byte(COMMA); o.ascii(mdy);
+    o.byte(COMMA); o.ascii(dmy);
+    o.byte(COMMA); o.ascii(yearT);
+    o.byte(COMMA); if (rating) o.text(rating);
+    o.byte(COMMA); o.ascii(minutes);
+    o.byte(COMMA); o.ascii(seasons);
+    o.byte(COMMA); this.rawRun(buf, map, 10, 11);
+    o.byte(LF);
+  }
+
+  /** A text field as it came: its own quoting is valid COPY CSV. A bare quote inside an unquoted field is not. */
+  private raw(buf: Buffer, k: number) {
+    const o = k * 3;
+    const s = this.f[o], e = this.f[o + 1];
+    if (this.f[o + 2] === 2) { this.out.text(buf.toString('utf8', s, e)); return; }
+    this.out.bytes(buf, s, e);
+  }
+
+  /** Columns from..to as they came; when they sit side by side in the record, one copy (commas included). */
+  private rawRun(buf: Buffer, map: number[], from: number, to: number) {
+    let contiguous = true;
+    for (let c = from; c <= to; c++) {
+      if (this.f[map[c] * 3 + 2] === 2 || (c > from && map[c] !== map[c - 1] + 1)) { contiguous = false; break; }
+    }
+    if (contiguous) { this.out.bytes(buf, this.f[map[from] * 3], this.f[map[to] * 3 + 1]); return; }
+    for (let c = from; c <= to; c++) {
+      if (c > from) this.out.byte(COMMA);
+      this.raw(buf, map[c]);
+    }
+  }
+
+  private listDefects(buf: Buffer, s: number, e: number) {
+    // empty items: a leading/trailing comma, or ",," / ", ," inside
+    let sawItem = false, empty = false, i = s;
+    let itemHasText = false;
+    for (; i < e; i++) {
+      const b = buf[i];
+      if (b === COMMA) {
+        if (!itemHasText) empty = true;
+        itemHasText = false;
+        sawItem = true;
+      } else if (!isBlank(b)) itemHasText = true;
+    }
+    if (sawItem && !itemHasText) empty = true;
+    if (empty) this.defect('list_empty_items');
+  }
+
+  private decideDateOrder() {
+    const s = this.slash;
+    if (!s.any) return;
+    if (this.opts.dateOrder) {
+      this.stats.dateOrder = { order: this.opts.dateOrder, reason: '--date-order' };
+      return;
+    }
+    let order: DateOrder;
+    let reason: string;
+    if (s.dmyOnlyCount && !s.mdyOnlyCount) { order = 'dmy'; reason = `${s.dmyOnlyCount} date(s) read only as day/month/year`; }
+    else if (s.mdyOnlyCount && !s.dmyOnlyCount) { order = 'mdy'; reason = `${s.mdyOnlyCount} date(s) read only as month/day/year`; }
+    else if (!s.mdyOnlyCount && !s.dmyOnlyCount) {
+      order = 'mdy';
+      reason = 'no date in the file tells day from month; read as month/day/year (US, like Kaggle). Pass --date-order dmy if that is wrong';
+    } else {
+      order = s.dmyOnlyCount > s.mdyOnlyCount ? 'dmy' : 'mdy';
+      reason = `${Math.max(s.dmyOnlyCount, s.mdyOnlyCount)} date(s) read only as ${order === 'dmy' ? 'day/month' : 'month/day'}/year, ` +
+        `${Math.min(s.dmyOnlyCount, s.mdyOnlyCount)} only the other way (rejected)`;
+    }
+    this.stats.dateOrder = { order, reason };
+    // the rows whose date reads only the other way were staged; they become rejects now
+    const losers = order === 'dmy' ? s.contradictDmy : s.contradictMdy;
+    for (const r of losers) {
+      this.stats.rejects.push(r);
+      this.stats.lateRejectLines.push(r.line);
+    }
+    const lost = order === 'dmy' ? s.mdyOnlyCount : s.dmyOnlyCount;
+    if (this.stats.rejects.length > this.opts.maxRejects || lost > losers.length) {
+      throw new InputProblem(`more than ${this.opts.maxRejects} rows rejected; ${lost} dates contradict the file's ${order} date order`);
+    }
+  }
+}
