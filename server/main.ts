@@ -9,6 +9,7 @@ import { ensureFirstAdmin, ensureDemoData } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
 import { scheduledJobs } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
+import { loadCatalog, useCatalog, ensureMarts, checkReportSql, refreshDue } from './reports/engine.ts';
 
 const started = Date.now();
 const port = Number(process.env.PORT ?? 3000);
@@ -27,6 +28,12 @@ try {
   log(`database: ${target.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'} ${redactUrl(target.url)}`);
   const m = await migrate(db, { log });
   log(`schema at version ${m.current}`);
+  // Reports and marts are validated before anything else: a broken file stops the start with file:line and why.
+  const catalog = loadCatalog();
+  await ensureMarts(db, catalog, { log });
+  await checkReportSql(db, catalog);
+  useCatalog(catalog);
+  log(`reports: ${catalog.reports.size} reports, ${catalog.marts.size} marts`);
   const admin = await ensureFirstAdmin(db);
   await ensureDemoData(db);
 
@@ -37,6 +44,11 @@ try {
   const jobs = startJobs(db, scheduledJobs(deps), log);
 
   const { server, url } = await listen(app.fetch, port, host);
+  // Marts never refreshed (a new database, a changed definition) or due are filled in the background; their
+  // reports answer 503 "not ready" until then.
+  const startupRefresh = refreshDue(db, catalog, new Date(), log, 'startup')
+    .then((r) => { if (r.ran && r.results.length) log(`reports: startup refresh of ${r.results.length} marts done (${r.results.filter((x) => !x.ok).length} failed)`); })
+    .catch((e) => log(`reports: startup refresh failed: ${e.message}`));
   log(`\nMarquee is ready at ${url}  (started in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   if (admin.generatedPassword) {
     log(`Sign in as ${admin.adminEmail} with password ${admin.generatedPassword}  (shown once; change it under /account)`);
@@ -45,7 +57,7 @@ try {
   } else {
     log(`Sign in as ${admin.adminEmail} (or another admin) with your password; "npm run users -- reset-password" if lost`);
   }
-  shutdownOnSignals(server, [() => jobs.stop(), () => db.close(), stopDatabase], log);
+  shutdownOnSignals(server, [() => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);
 } catch (e: any) {
   console.error(`marquee: could not start: ${e.message}`);
   await stopDatabase().catch(() => {});

@@ -158,10 +158,11 @@ export async function dueMarts(db: Db, catalog: Catalog, now: Date): Promise<str
 }
 
 /** The scheduled job's work: refresh every due mart (a second instance firing at the same minute finds none due). */
-export async function refreshDue(db: Db, catalog: Catalog, now: Date, log: (l: string) => void = () => {}): Promise<RefreshOutcome> {
+export async function refreshDue(db: Db, catalog: Catalog, now: Date, log: (l: string) => void = () => {},
+  trigger: Trigger = 'schedule'): Promise<RefreshOutcome> {
   const r = await runExclusive(db, REFRESH_LOCK, async () => {
     const due = await dueMarts(db, catalog, now);
-    return due.length ? refreshInOrder(db, catalog, due, 'schedule', log) : [];
+    return due.length ? refreshInOrder(db, catalog, due, trigger, log) : [];
   });
   return r.ran ? { ran: true, results: r.result } : { ran: false, results: [] };
 }
