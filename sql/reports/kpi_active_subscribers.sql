@@ -1,12 +1,12 @@
 -- @title Active subscribers
 -- @description Customers with a paying subscription at the end of the month.
 -- @definition Customers with at least one subscription in active or past_due at month end (now, for the current month).
--- @definition The change compares the chosen month with the month before it.
+-- @definition The change is relative to the month before (change_ratio = change ÷ previous).
 -- @marts mart_mrr_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart kpi value=active_subscribers delta=change format=number
+-- @chart kpi value=active_subscribers delta=change_ratio format=number
 WITH m AS (
   SELECT month,
          sum(start_cents) AS start_cents,

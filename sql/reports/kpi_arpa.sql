@@ -1,12 +1,12 @@
 -- @title ARPA
 -- @description Average MRR per active customer at the end of the month.
 -- @definition ARPA = MRR ÷ active customers, both at month end (now, for the current month).
--- @definition The change compares the chosen month with the month before it.
+-- @definition The change is relative to the month before (change_ratio = change ÷ previous).
 -- @marts mart_mrr_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart kpi value=arpa delta=change format=currency
+-- @chart kpi value=arpa delta=change_ratio format=currency
 WITH m AS (
   SELECT month,
          sum(start_cents) AS start_cents,

@@ -1,12 +1,12 @@
 -- @title ARR
 -- @description Annual run rate: MRR × 12 at the end of the month.
 -- @definition ARR = MRR × 12, MRR measured at month end (now, for the current month).
--- @definition The change compares the chosen month with the month before it.
+-- @definition The change is relative to the month before (change_ratio = change ÷ previous).
 -- @marts mart_mrr_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart kpi value=arr delta=change format=currency
+-- @chart kpi value=arr delta=change_ratio format=currency
 WITH m AS (
   SELECT month,
          sum(start_cents) AS start_cents,

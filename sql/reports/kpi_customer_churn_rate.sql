@@ -1,7 +1,7 @@
 -- @title Customer churn rate
 -- @description Share of the month's starting customers who churned in it.
 -- @definition Customers whose MRR went from > 0 at the month start to 0 at its end ÷ customers with MRR > 0 at the month start.
--- @definition The change compares the chosen month with the month before it.
+-- @definition The change is the difference from the month before in percentage points (0.004 = 0.4 points).
 -- @marts mart_mrr_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"

@@ -1,12 +1,12 @@
 -- @title MRR
 -- @description Monthly recurring revenue at the end of the month (now, for the current month).
 -- @definition MRR: monthly-normalized plan prices of subscriptions in active or past_due at month end; excludes taxes and refunds.
--- @definition The change compares the chosen month with the month before it.
+-- @definition The change is relative to the month before (change_ratio = change ÷ previous).
 -- @marts mart_mrr_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart kpi value=mrr delta=change format=currency
+-- @chart kpi value=mrr delta=change_ratio format=currency
 WITH m AS (
   SELECT month,
          sum(start_cents) AS start_cents,

@@ -1,12 +1,12 @@
 -- @title Net cash revenue
 -- @description Money collected minus refunds paid out in the month.
 -- @definition Cash, not MRR: charges that succeeded in the month (including ones refunded later) minus refunds paid
--- @definition out in the month. The change compares the chosen month with the month before it.
+-- @definition out in the month. The change is relative to the month before (change_ratio = change ÷ previous).
 -- @marts mart_cash_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart kpi value=net_cash_revenue delta=change format=currency
+-- @chart kpi value=net_cash_revenue delta=change_ratio format=currency
 WITH m AS (
   SELECT month, sum(collected_cents - refunded_cents) AS net_cents
   FROM mart_cash_monthly

@@ -1,7 +1,7 @@
 -- @title Net revenue retention (monthly)
 -- @description MRR kept from the month's starting customers, including expansion.
 -- @definition Monthly NRR = (MRR at month start + expansion − contraction − churned MRR) ÷ MRR at month start: what the customers paying at the start pay at the end. New and reactivated customers are left out. Per signup cohort: the Net revenue retention by signup cohort report.
--- @definition The change compares the chosen month with the month before it.
+-- @definition The change is the difference from the month before in percentage points (0.004 = 0.4 points).
 -- @marts mart_mrr_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
