@@ -1,6 +1,7 @@
 // Every scheduled job of the product, in one list. Features add theirs here.
 import type { Deps } from '../types.ts';
 import type { Job } from './index.ts';
+import { sweepThrottle } from '../auth/throttle.ts';
 import { getCatalog } from '../reports/engine.ts';
 import { martRefreshJobs } from '../reports/jobs.ts';
 
@@ -11,6 +12,8 @@ export function scheduledJobs(deps: Deps): Job[] {
       schedule: '*/15 * * * *',
       run: (db) => db.query(`DELETE FROM sessions WHERE expires_at < now()`),
     },
+    // sign-in throttling (issue 5): attempts older than a day, expired known-device cookies
+    { name: 'login-throttle.sweep', schedule: '7 * * * *', run: (db, now) => sweepThrottle(db, now) },
     // report marts (issue 6): one job per distinct @refresh schedule, refreshing due marts in dependency order
     ...martRefreshJobs(getCatalog(), deps.log),
   ];
