@@ -62,6 +62,8 @@ export class MqChart extends LitElement {
     .actions button[aria-pressed="true"] { background: var(--fg); color: var(--bg); }
     .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
     .empty { color: var(--fg-muted); font-size: .88rem; }
+    :host([kind="kpi"]) .body { min-height: 0; }
+    :host([kind="kpi"]) figure { gap: .35rem; }
   `;
 
   /** Report id (file name in sql/reports). */
@@ -72,6 +74,10 @@ export class MqChart extends LitElement {
   @property({ type: Number }) accessor height = 240;
   /** "loading" | "ready" | "error": reflected so pages, tests and benchmarks can wait for it. */
   @property({ reflect: true }) accessor state = 'loading';
+  /** "kpi" once the report turned out to be a single-value KPI (reflected for styling). */
+  @property({ reflect: true }) accessor kind = '';
+  /** Which direction of a KPI change is good: "up" (default) or "down" (churn, revenue at risk). */
+  @property() accessor better: 'up' | 'down' = 'up';
 
   @state() accessor showTable = false;
   @state() accessor renderError = '';
@@ -134,7 +140,8 @@ export class MqChart extends LitElement {
   private async draw(data: ReportResponse) {
     this.renderedFor = data;
     this.renderError = '';
-    if (kpiOf(data.spec)) { this.finalize(); this.setState('ready'); return; }
+    this.kind = kpiOf(data.spec) ? 'kpi' : 'chart';
+    if (this.kind === 'kpi') { this.finalize(); this.setState('ready'); return; }
     await this.updateComplete;
     const el = this.vegaEl;
     if (!el || this.renderedFor !== data) return;
@@ -210,7 +217,7 @@ export class MqChart extends LitElement {
         ${d ? this.meta(d) : nothing}
       </figcaption>
       <div class="body">
-        ${kpi && d ? html`<mq-kpi .kpi=${kpi} .row=${rows[0]} label=${title}></mq-kpi>`
+        ${kpi && d ? html`<mq-kpi .kpi=${kpi} .row=${rows[0]} label=${title} better=${this.better}></mq-kpi>`
           : html`<div class="vega" role="img" tabindex="0" aria-label=${title} aria-describedby="${this.uid}-desc"
               ?hidden=${!d || !!fetchError}></div>
             ${d && !rows.length ? html`<p class="empty">No data for these filters.</p>` : nothing}`}

@@ -10,13 +10,15 @@ export class MqKpi extends LitElement {
     .value { font-size: clamp(1.6rem, 3vw, 2.2rem); font-weight: 700; color: var(--fg); line-height: 1.15;
       font-variant-numeric: tabular-nums; }
     .delta { font-size: .85rem; color: var(--fg-muted); margin-top: .3rem; }
-    .up { color: var(--ok); }
-    .down { color: var(--danger); }
+    .good { color: var(--ok); }
+    .bad { color: var(--danger); }
   `;
 
   @property({ attribute: false }) accessor kpi: Kpi | undefined;
   @property({ attribute: false }) accessor row: Row | undefined;
   @property() accessor label = '';
+  /** The good direction of change: "up" (revenue, subscribers) or "down" (churn, revenue at risk). */
+  @property() accessor better: 'up' | 'down' = 'up';
 
   render() {
     if (!this.kpi) return nothing;
@@ -29,7 +31,7 @@ export class MqKpi extends LitElement {
     return html`<div class="value">${text}</div>
       ${this.kpi.delta ? html`<div class="delta">${delta === undefined || !Number.isFinite(delta)
         ? 'no previous period to compare'
-        : html`<span class=${direction}>${direction === 'up' ? '▲ ' : direction === 'down' ? '▼ ' : ''}${formatChange(delta)}</span>
+        : html`<span class=${!direction ? '' : (direction === this.better ? 'good' : 'bad')}>${direction === 'up' ? '▲ ' : direction === 'down' ? '▼ ' : ''}${formatChange(delta)}</span>
           vs previous period`}</div>` : nothing}`;
   }
 }

@@ -18,6 +18,8 @@ export interface TileDecl {
   params: Record<string, string | string[]>;
   /** chart height in px */
   height?: number;
+  /** KPI tiles: the good direction of change (default up) */
+  better?: 'up' | 'down';
 }
 
 export interface FilterDecl {
@@ -91,7 +93,7 @@ function parseDashboard(id: string, file: string, text: string, problems: string
   for (const [i, t] of (Array.isArray(raw.tiles) ? raw.tiles : []).entries()) {
     const where = `tiles[${i}]`;
     if (!isObj(t)) { bad(`${where} must be an object`); continue; }
-    for (const k of Object.keys(t)) if (!['report', 'size', 'params', 'height'].includes(k)) bad(`${where}: unknown key "${k}"`);
+    for (const k of Object.keys(t)) if (!['report', 'size', 'params', 'height', 'better'].includes(k)) bad(`${where}: unknown key "${k}"`);
     if (typeof t.report !== 'string' || !/^[a-z0-9_]+$/.test(t.report)) { bad(`${where}: "report" must be a report id`); continue; }
     const size = t.size === undefined ? 1 : Number(t.size);
     if (!Number.isInteger(size) || size < 1 || size > 4) bad(`${where}: "size" must be 1, 2, 3 or 4`);
@@ -106,7 +108,8 @@ function parseDashboard(id: string, file: string, text: string, problems: string
     }
     const height = t.height === undefined ? undefined : Number(t.height);
     if (height !== undefined && (!Number.isInteger(height) || height < 60 || height > 1200)) bad(`${where}: "height" must be 60–1200 px`);
-    tiles.push({ report: t.report, size: Math.min(Math.max(size, 1), 4), params, height });
+    if (t.better !== undefined && t.better !== 'up' && t.better !== 'down') bad(`${where}: "better" must be "up" or "down"`);
+    tiles.push({ report: t.report, size: Math.min(Math.max(size, 1), 4), params, height, better: t.better as TileDecl['better'] });
   }
   return { id, file, title, description, roles, columns: Number.isInteger(columns) ? Math.min(Math.max(columns, 1), 4) : 4, filters, tiles };
 }

@@ -33,7 +33,7 @@ async function optionsOf(db: Db, f: FilterDecl, params: ParamDecl[]): Promise<[s
   return decl ? lookupOptions(db, decl) : [];
 }
 
-interface ResolvedTile { report: ReportDef | undefined; id: string; size: number; fixed: string; accepts: string[]; height?: number; fixedParams: Record<string, string | string[]> }
+interface ResolvedTile { report: ReportDef | undefined; id: string; size: number; fixed: string; accepts: string[]; height?: number; better?: string; fixedParams: Record<string, string | string[]> }
 
 async function resolve(c: Context<Env>, d: Dashboard) {
   const catalog = reports(c);
@@ -45,7 +45,7 @@ async function resolve(c: Context<Env>, d: Dashboard) {
     .map(({ t, r }) => {
       const fixed = new URLSearchParams();
       for (const [k, v] of Object.entries(t.params)) for (const one of Array.isArray(v) ? v : [v]) fixed.append(k, one);
-      return { report: r, id: t.report, size: t.size, height: t.height, fixed: fixed.toString(), fixedParams: t.params, accepts: r?.params.map((p) => p.name) ?? [] };
+      return { report: r, id: t.report, size: t.size, height: t.height, better: t.better, fixed: fixed.toString(), fixedParams: t.params, accepts: r?.params.map((p) => p.name) ?? [] };
     });
   const allParams = tiles.flatMap((t) => t.report?.params ?? []);
   const db = c.get('deps').readDb;
@@ -106,7 +106,7 @@ dashboardRoutes.get('/dashboards/:id', async (c) => {
         ${filterBar(d, filters, state, now)}
         ${tiles.map((t) => html`<mq-chart class="tile size-${t.size}" report="${t.id}"
           params="${tileQuery(t.accepts, t.fixedParams, state, filters, now)}" accepts="${t.accepts.join(' ')}"
-          ${t.fixed ? html`fixed="${t.fixed}"` : ''} ${t.height ? html`height="${t.height}"` : ''}></mq-chart>`)}
+          ${t.fixed ? html`fixed="${t.fixed}"` : ''} ${t.height ? html`height="${t.height}"` : ''} ${t.better ? html`better="${t.better}"` : ''}></mq-chart>`)}
       </mq-dashboard>
       <noscript><div class="card"><p>The charts need JavaScript. Each tile's report, with these filters:</p><ul>
         ${tiles.map((t) => {

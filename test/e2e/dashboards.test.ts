@@ -1,0 +1,203 @@
+// A manager in Chromium against the real server, report engine and reports over a small simulated business:
+// every dashboard renders every chart (SVG or canvas; KPI tiles their value) with no console error (CSP violations
+// included); a filter change updates the URL and only the affected tiles; reload restores the view; back works;
+// CSV export returns the tile's rows; PNG/SVG export download; the layout holds at 1280 and 390 px; light theme.
+// Screenshots go to test/artifacts/.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { useDatabase } from '../helpers/db.ts';
+import { startTestServer } from '../helpers/server.ts';
+import { launchBrowser, watchErrors, screenshot } from '../helpers/browser.ts';
+import { createUser } from '../helpers/auth.ts';
+import { loadDashboardData } from '../fixtures/dashboard-data.ts';
+import { loadDashboards } from '../../server/dashboards/catalog.ts';
+import { ensureBuilt } from '../../views/build.ts';
+
+const t = useDatabase(test);
+let server: Awaited<ReturnType<typeof startTestServer>>;
+let browser: Browser;
+let ctx: BrowserContext;
+let page: Page;
+let errors: string[];
+const DASHBOARDS = [...loadDashboards().values()];
+
+test.before(async () => {
+  await ensureBuilt();
+  await loadDashboardData(t.db);
+  server = await startTestServer({ db: t.db });
+  const manager = await createUser(t.db, { role: 'manager' });
+  browser = await launchBrowser();
+  ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  page = await ctx.newPage();
+  errors = watchErrors(page);
+  page.on('console', (m) => { if (m.type() === 'warning' && /Content.Security.Policy/i.test(m.text())) errors.push(m.text()); });
+  await page.goto(`${server.url}/login?next=/dashboards`);
+  await page.fill('input[name=email]', manager.email);
+  await page.fill('input[name=password]', manager.password);
+  await Promise.all([page.waitForURL(/\/dashboards$/), page.press('input[name=password]', 'Enter')]);
+});
+
+test.after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** Waits until no tile is loading; returns report:state:drawn for each tile. */
+async function settled(p: Page = page) {
+  await p.waitForFunction(() => {
+    const tiles = [...document.querySelectorAll('mq-chart')];
+    return tiles.length > 0 && tiles.every((e) => e.getAttribute('state') === 'ready' || e.getAttribute('state') === 'error');
+  }, null, { timeout: 20_000 });
+  return p.$$eval('mq-chart', (els) => els.map((e) => {
+    const root = e.shadowRoot!;
+    const drawn = !!root.querySelector('.vega svg, .vega canvas') || !!root.querySelector('mq-kpi')?.shadowRoot?.querySelector('.value');
+    const error = root.querySelector('.error')?.textContent ?? '';
+    return { report: e.getAttribute('report')!, params: e.getAttribute('params')!, accepts: (e.getAttribute('accepts') ?? '').split(' '), state: e.getAttribute('state')!, drawn, error };
+  }));
+}
+
+function assertAllDrawn(tiles: Awaited<ReturnType<typeof settled>>, where: string) {
+  for (const tile of tiles) {
+    assert.is(tile.state, 'ready', `${where}: ${tile.report} is ${tile.state}: ${tile.error}`);
+    assert.ok(tile.drawn, `${where}: ${tile.report} drew no SVG/canvas/KPI value`);
+  }
+}
+
+test('every dashboard renders every chart without console errors, at 1280 and 390 px', async () => {
+  for (const d of DASHBOARDS) {
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: 900 });
+      await page.goto(`${server.url}/dashboards/${d.id}`);
+      const tiles = await settled();
+      assert.equal(tiles.map((x) => x.report), d.tiles.map((x) => x.report), d.id);
+      assertAllDrawn(tiles, `${d.id}@${width}`);
+      assert.equal(errors, [], `${d.id}@${width}: console errors`);
+      // Layout: nothing wider than the viewport; one column on a phone, several side by side on a desktop.
+      const layout = await page.evaluate(() => ({
+        scroll: document.documentElement.scrollWidth,
+        boxes: [...document.querySelectorAll('mq-chart')].map((e) => { const r = e.getBoundingClientRect(); return { x: Math.round(r.x), right: r.right, w: r.width }; }),
+      }));
+      assert.ok(layout.scroll <= width, `${d.id}@${width}: page is ${layout.scroll}px wide`);
+      for (const b of layout.boxes) assert.ok(b.right <= width && b.w > 0, `${d.id}@${width}: a tile overflows (${JSON.stringify(b)})`);
+      const columns = new Set(layout.boxes.map((b) => b.x)).size;
+      if (width === 390) assert.is(columns, 1, `${d.id}@390: ${columns} columns`);
+      else assert.ok(columns >= 2, `${d.id}@1280: only one column`);
+      await screenshot(page, `dashboard-${d.id}-${width}`);
+    }
+  }
+});
+
+test('a filter change updates the URL and only affected tiles; reload restores it; back returns', async () => {
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const base = `${server.url}/dashboards/executive_overview`;
+  await page.goto(base);
+  const before = await settled();
+  // Count the fetches of report data caused by the filter change.
+  const fetched: string[] = [];
+  const onRequest = (r: { url(): string }) => { const u = new URL(r.url()); if (u.pathname.startsWith('/api/reports/')) fetched.push(u.pathname.slice('/api/reports/'.length)); };
+  page.on('request', onRequest);
+  await page.click('a[data-period="3m"]');
+  await page.waitForURL(`${base}?period=3m`);
+  const after = await settled();
+  page.off('request', onRequest);
+  assertAllDrawn(after, 'after 3m');
+  const changed = after.filter((x, i) => x.params !== before[i].params).map((x) => x.report);
+  assert.equal(fetched.sort(), [...changed].sort(), 'only tiles whose params changed refetch');
+  const trend = after.find((x) => x.report === 'mrr_trend')!;
+  const to = new URLSearchParams(trend.params).get('to')!;
+  assert.is(new URLSearchParams(trend.params).get('from'), monthsBefore(to, 2));
+
+  // A plan checkbox: tiles whose report takes a plan get it; the others keep their query.
+  await page.check('input[name=plan][value=premium]');
+  await page.waitForURL(`${base}?period=3m&plan=premium`);
+  const withPlan = await settled();
+  assertAllDrawn(withPlan, 'with plan');
+  for (const x of withPlan) {
+    assert.is(new URLSearchParams(x.params).getAll('plan').join(), x.accepts.includes('plan') ? 'premium' : '', x.report);
+  }
+  assert.ok(withPlan.some((x) => !x.accepts.includes('plan')), 'the executive overview has a tile without a plan parameter');
+
+  // Reload: the URL alone restores the view (chip, checkbox, tile params).
+  await page.reload();
+  const reloaded = await settled();
+  assert.equal(reloaded.map((x) => x.params), withPlan.map((x) => x.params));
+  assert.is(await page.getAttribute('a[data-period="3m"]', 'aria-current'), 'true');
+  assert.ok(await page.isChecked('input[name=plan][value=premium]'));
+
+  // Back: the previous state (3 months, no plan), form and tiles alike.
+  await page.goBack();
+  await page.waitForURL(`${base}?period=3m`);
+  const back = await settled();
+  assert.equal(back.map((x) => x.params), after.map((x) => x.params));
+  assert.not.ok(await page.isChecked('input[name=plan][value=premium]'));
+  await page.goBack();
+  await page.waitForURL(base);
+  assert.equal((await settled()).map((x) => x.params), before.map((x) => x.params));
+
+  // Fixed months through the month inputs.
+  await page.fill('input[name=from]', '2026-01');
+  await page.dispatchEvent('input[name=from]', 'change');
+  await page.waitForURL(/from=2026-01/);
+  assertAllDrawn(await settled(), 'fixed months');
+  assert.equal(errors, []);
+  await screenshot(page, 'dashboard-executive_overview-filtered');
+});
+
+test('CSV export returns the rows of the tile; the table view shows them; PNG and SVG download', async () => {
+  await page.goto(`${server.url}/dashboards/executive_overview?period=6m`);
+  await settled();
+  const tile = page.locator('mq-chart[report=mrr_trend]');
+  const href = await tile.locator('a', { hasText: 'CSV' }).getAttribute('href');
+  assert.match(href!, /^\/api\/reports\/mrr_trend\.csv\?/);
+  const csv = await (await page.request.get(server.url + href!)).text();
+  const lines = csv.trim().split(/\r?\n/);
+  const json = await (await page.request.get(server.url + href!.replace('.csv', ''))).json();
+  assert.is(lines.length - 1, json.rowCount, 'CSV rows = report rows');
+  assert.is(json.rowCount, 6, 'six months');
+  assert.match(lines[0], /month/);
+  const csvMonths = lines.slice(1).map((l) => l.split(',')[0].replace(/"/g, '').slice(0, 7));
+  assert.equal(csvMonths, json.spec.data.values.map((r: any) => String(r.month).slice(0, 7)));
+
+  await tile.locator('button', { hasText: 'View as table' }).click();
+  const rows = await tile.locator('mq-data-table tbody tr').count();
+  assert.is(rows, json.rowCount);
+
+  for (const type of ['PNG', 'SVG']) {
+    const [download] = await Promise.all([page.waitForEvent('download'), tile.locator('button', { hasText: type }).click()]);
+    assert.match(download.suggestedFilename(), new RegExp(`^mrr_trend.*\\.${type.toLowerCase()}$`));
+  }
+  // Keyboard: the chart itself is reachable (tabindex) and described.
+  const described = await tile.locator('.vega').evaluate((el) => ({ tab: el.getAttribute('tabindex'), label: el.getAttribute('aria-label'),
+    desc: el.getRootNode() instanceof ShadowRoot ? (el.getRootNode() as ShadowRoot).getElementById(el.getAttribute('aria-describedby')!)?.textContent : '' }));
+  assert.is(described.tab, '0');
+  assert.ok(described.label);
+  assert.match(described.desc ?? '', /data rows/);
+  assert.equal(errors, []);
+});
+
+test('light theme: the toggle switches without reload and charts redraw from the CSS variables', async () => {
+  await page.goto(`${server.url}/dashboards/growth_retention`);
+  await settled();
+  await page.click('form.theme-toggle button[value=light]');
+  await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+  const tiles = await settled();
+  assertAllDrawn(tiles, 'light');
+  const axisColour = await page.locator('mq-chart[report=signups]').evaluate((el) =>
+    el.shadowRoot!.querySelector('.vega svg .role-axis-label text')?.getAttribute('fill'));
+  assert.is(axisColour, '#5c5c5c', 'axis labels use the light theme --fg-muted');
+  await screenshot(page, 'dashboard-growth_retention-light');
+  // The choice persists (cookie) for the next page load.
+  await page.reload();
+  assert.is(await page.getAttribute('html', 'data-theme'), 'light');
+  await page.click('form.theme-toggle button[value=dark]');
+  assert.equal(errors, []);
+});
+
+function monthsBefore(month: string, n: number) {
+  const [y, m] = month.split('-').map(Number);
+  const total = y * 12 + m - 1 - n;
+  return `${Math.floor(total / 12)}-${String(total % 12 + 1).padStart(2, '0')}`;
+}
+
+test.run();
