@@ -1,0 +1,204 @@
+// npm run bench -- reports [--scale=large] [--duration=5] [--only=id,id] [--live-seconds=10] [--skip-live] [--skip-pgbench]
+// On a simulated dataset (generated on first use and kept in the bench database): the time to refresh every mart,
+// then per report p50/p99/req/s at 50 connections through HTTP (mart-backed, the engine's hot path), beside
+// (a) the same SQL run live with the marts inlined, (b) a trivial route of the same server, and (c) pgbench running
+// the report's own SQL against the database with 50 clients — all in one run.
+// The data lives in DATABASE_URL's server (database mqbench_reports_<scale>) or in an embedded PostgreSQL under
+// MARQUEE_BENCH_DIR (default <tmp>/marquee-bench-reports), reused by later runs; delete the directory to regenerate.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import autocannon from 'autocannon';
+import { startEmbedded } from '../../server/db/embedded.ts';
+import { createDb, withConnection, withDatabase, ident, type Db } from '../../server/db/index.ts';
+import { migrate } from '../../server/db/migrate.ts';
+import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
+import { createSession, sessionCookieName } from '../../server/auth/session.ts';
+import { loadCatalog, ensureMarts, refreshMarts, type Catalog, type ReportDef } from '../../server/reports/engine.ts';
+import { parseParams } from '../../server/reports/params.ts';
+import { liveSql } from '../fixtures/bench-report-server.ts';
+import { fmt } from './lib.ts';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
+const has = (name: string) => process.argv.includes(`--${name}`);
+const scale = flag('scale', 'large');
+const duration = Number(flag('duration', '5'));
+const liveSeconds = Number(flag('live-seconds', '10'));
+const only = flag('only', '').split(',').filter(Boolean);
+const CONNECTIONS = 50;
+const log = (l: string) => console.log(l);
+
+// ── the database ──────────────────────────────────────────────────────────────────────────────────────────────────
+let serverUrl = process.env.DATABASE_URL;
+let stopPg = async () => {};
+if (!serverUrl) {
+  const dir = process.env.MARQUEE_BENCH_DIR ?? path.join(os.tmpdir(), 'marquee-bench-reports');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+  fs.chmodSync(dir, 0o711);
+  const pg = await startEmbedded({ dataDir: dir, log: () => {}, maxConnections: 200 });
+  serverUrl = pg.url;
+  stopPg = () => pg.stop();
+  log(`embedded PostgreSQL under ${dir} (kept for later runs)`);
+}
+const dbName = `mqbench_reports_${scale}`;
+await withConnection(serverUrl, async (c) => {
+  if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]))) await c.query(`CREATE DATABASE ${ident(dbName)}`);
+});
+const url = withDatabase(serverUrl, dbName);
+const db = createDb(url, { max: 10, statementTimeoutMs: 0 });
+
+async function prepare() {
+  await migrate(db);
+  if (!(await titlesDemoStep.present(db))) {
+    log('loading titles…');
+    await titlesDemoStep.load(db, log);
+  }
+  const sim = await db.one<{ n: number }>('SELECT count(*) AS n FROM users WHERE simulated');
+  if (!sim!.n) {
+    log(`no simulated business yet: npm run simulate -- --scale ${scale} (once; later runs reuse it)`);
+    const t0 = Date.now();
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'etl/simulate.ts', '--scale', scale, '--quiet'],
+      { cwd: root, stdio: 'inherit', env: { ...process.env, DATABASE_URL: url } });
+    if (r.status !== 0) throw new Error(`simulate failed with code ${r.status}`);
+    log(`simulated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  }
+  const counts = await db.query(`SELECT 'users' AS t, count(*) AS n FROM users UNION ALL SELECT 'subscription_events', count(*) FROM subscription_events
+    UNION ALL SELECT 'payments', count(*) FROM payments UNION ALL SELECT 'visits', count(*) FROM visits UNION ALL SELECT 'watch_events', count(*) FROM watch_events`);
+  log(`dataset (${scale}): ${counts.map((c) => `${c.t} ${fmt(c.n, 0)}`).join(', ')}`);
+}
+
+// ── measuring ─────────────────────────────────────────────────────────────────────────────────────────────────────
+interface Measure { p50: number; p99: number; rps: number; ok: number; bad: number }
+
+async function cannon(target: string, cookie: string, connections = CONNECTIONS, seconds = duration): Promise<Measure> {
+  const r = await autocannon({ url: target, connections, duration: seconds, headers: cookie ? { cookie } : {}, timeout: 600 });
+  return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, ok: r['2xx'], bad: r.non2xx + r.errors + r.timeouts };
+}
+
+/** Sequential live requests for up to `seconds` (at least one): heavy live SQL cannot take 50 connections. */
+async function live(target: string, cookie: string): Promise<Measure & { n: number }> {
+  const times: number[] = [];
+  let bad = 0;
+  const t0 = performance.now();
+  while (times.length === 0 || (performance.now() - t0 < liveSeconds * 1000 && times.length < 50)) {
+    const s = performance.now();
+    const res = await fetch(target, { headers: { cookie } });
+    await res.arrayBuffer();
+    if (res.status !== 200) bad++;
+    times.push(performance.now() - s);
+    if (bad > 2) break;
+  }
+  times.sort((a, b) => a - b);
+  const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))];
+  return { p50: q(0.5), p99: q(0.99), rps: times.length / ((performance.now() - t0) / 1000), ok: times.length - bad, bad, n: times.length };
+}
+
+function literal(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return `ARRAY[${v.map((x) => `'${String(x).replace(/'/g, "''")}'`).join(', ')}]::text[]`;
+  return `'${String(v).replace(/'/g, "''")}'`;
+}
+
+async function pgbench(r: ReportDef, sqlText: string, bound: Record<string, unknown>): Promise<Measure | undefined> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-pgbench-'));
+  try {
+    const text = sqlText.replace(/\(\$(\d+)::/g, (_, n) => `(${literal(bound[r.bindOrder[Number(n) - 1]])}::`);
+    fs.writeFileSync(path.join(dir, 'q.sql'), `${text};\n`);
+    const res = spawnSync('pgbench', ['-n', '-c', String(CONNECTIONS), '-j', '2', '-T', String(duration), '-f', path.join(dir, 'q.sql'),
+      '-l', '--log-prefix', path.join(dir, 'pgb'), url], { encoding: 'utf8', cwd: dir });
+    if (res.status !== 0) { log(`  pgbench ${r.id} failed: ${(res.stderr || res.stdout).trim().split('\n').slice(-2).join(' ')}`); return undefined; }
+    const tps = Number(/tps = ([\d.]+)/.exec(res.stdout)?.[1] ?? NaN);
+    const lat: number[] = [];
+    for (const f of fs.readdirSync(dir).filter((x) => x.startsWith('pgb'))) {
+      for (const line of fs.readFileSync(path.join(dir, f), 'utf8').split('\n')) {
+        const cols = line.split(' ');
+        if (cols.length >= 3) lat.push(Number(cols[2]) / 1000);
+      }
+    }
+    lat.sort((a, b) => a - b);
+    const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] ?? NaN;
+    return { p50: q(0.5), p99: q(0.99), rps: tps, ok: lat.length, bad: 0 };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function startServer(): Promise<{ base: string; stop(): Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/bench-report-server.ts'], {
+    cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_DB_URL: url, NODE_ENV: 'production' },
+  });
+  const base = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; const m = /listening (\S+)/.exec(out); if (m) resolve(m[1].replace(/\/$/, '')); });
+    child.once('exit', (code) => reject(new Error(`bench server exited ${code}`)));
+  });
+  return { base, stop: () => new Promise((r) => { child.removeAllListeners('exit'); child.once('exit', () => r()); child.kill('SIGTERM'); }) };
+}
+
+async function sessionFor(role: string): Promise<string> {
+  const email = `bench-${role}@bench.example`;
+  let u = await db.one<{ id: number }>('SELECT id FROM users WHERE lower(email) = $1', [email]);
+  u ??= await db.one<{ id: number }>(`INSERT INTO users (email, display_name, role) VALUES ($1, $2, $3) RETURNING id`, [email, `Bench ${role}`, role]);
+  const s = await createSession(db, u!.id, new Date());
+  return `${sessionCookieName(false)}=${s.token}`;
+}
+
+const ms = (n: number) => (Number.isFinite(n) ? `${fmt(n, n < 10 ? 2 : 0)} ms` : 'n/a');
+
+try {
+  await prepare();
+  const catalog: Catalog = loadCatalog();
+  await ensureMarts(db, catalog, { log });
+  await db.query('ANALYZE');
+  log('\nrefreshing every mart…');
+  const t0 = performance.now();
+  const out = await refreshMarts(db, catalog, { trigger: 'manual' });
+  const total = (performance.now() - t0) / 1000;
+  for (const r of out.results) log(`  ${r.mart.padEnd(34)} ${r.ok ? `${fmt(r.rows ?? 0, 0).padStart(10)} rows ${fmt(r.ms / 1000, 2).padStart(7)} s` : `FAILED ${r.error}`}`);
+  log(`refresh of all ${out.results.length} marts: ${fmt(total, 1)} s (target ≤ 60 s) ${total <= 60 ? 'OK' : 'MISSED'}`);
+
+  const server = await startServer();
+  const cookies = new Map<string, string>();
+  try {
+    const anyCookie = await sessionFor('admin');
+    cookies.set('admin', anyCookie);
+    await cannon(`${server.base}/healthz`, '', 10, 1); // warm up
+    const trivial = await cannon(`${server.base}/healthz`, anyCookie);
+    log(`\n(b) trivial route GET /healthz at ${CONNECTIONS} connections: p50 ${ms(trivial.p50)}, p99 ${ms(trivial.p99)}, ${fmt(trivial.rps, 0)} req/s`);
+    const reports = [...catalog.reports.values()].filter((r) => !only.length || only.includes(r.id));
+    log(`\n${'report'.padEnd(32)} ${'HTTP p50'.padStart(9)} ${'p99'.padStart(9)} ${'req/s'.padStart(8)} │ ${'pgbench p50'.padStart(11)} ${'p99'.padStart(9)} ${'tps'.padStart(8)} ${'http/pgb'.padStart(8)} │ ${'live p50'.padStart(10)} ${'live/mart'.padStart(9)}`);
+    const rows: string[] = [];
+    for (const r of reports) {
+      const role = r.roles[0];
+      if (!cookies.has(role)) cookies.set(role, await sessionFor(role));
+      const cookie = cookies.get(role)!;
+      const target = `${server.base}/api/reports/${r.id}`;
+      const first = await fetch(target, { headers: { cookie } });
+      if (first.status !== 200) { log(`${r.id.padEnd(32)} HTTP ${first.status}: ${(await first.text()).slice(0, 200)}`); continue; }
+      await first.arrayBuffer();
+      const http = await cannon(target, cookie);
+      const params = await parseParams(r.params, new URLSearchParams(), new Date(), async () => new Set());
+      const pgb = has('skip-pgbench') ? undefined : await pgbench(r, r.sql, params.bound);
+      let liveM: Awaited<ReturnType<typeof live>> | undefined;
+      if (r.allMarts.length && !has('skip-live')) liveM = await live(`${server.base}/api/reports/live_${r.id}`, cookie);
+      const line = `${(r.id + (r.allMarts.length ? '' : ' (live)')).padEnd(32)} ${ms(http.p50).padStart(9)} ${ms(http.p99).padStart(9)} ${fmt(http.rps, 0).padStart(8)} │ ` +
+        `${ms(pgb?.p50 ?? NaN).padStart(11)} ${ms(pgb?.p99 ?? NaN).padStart(9)} ${fmt(pgb?.rps ?? NaN, 0).padStart(8)} ${(pgb ? fmt(http.rps / pgb.rps, 2) + '×' : 'n/a').padStart(8)} │ ` +
+        `${liveM ? ms(liveM.p50).padStart(10) : '—'.padStart(10)} ${liveM ? (fmt(liveM.p50 / Math.max(http.p50, 0.01), 0) + '×').padStart(9) : ''}` +
+        `${http.bad ? `  [${http.bad} non-2xx/errors]` : ''}${liveM?.bad ? `  [live: ${liveM.bad} failed]` : ''}${liveM ? `  (live n=${liveM.n})` : ''}`;
+      log(line);
+      rows.push(line);
+    }
+    log(`\nHTTP: autocannon, ${CONNECTIONS} connections, ${duration} s each, same URL (defaults) — the engine's hot path: session, role,`);
+    log(`params, a generation lookup, the in-process result cache (mart-backed) or the SQL (live reports), JSON of the spec.`);
+    log(`pgbench: the report's own SQL (default params as literals), ${CONNECTIONS} clients, -j 2, ${duration} s. live: the SQL with its marts`);
+    log(`inlined as CTEs, sequential requests for up to ${liveSeconds} s (p50 of those); live/mart = live p50 ÷ HTTP p50.`);
+  } finally {
+    await server.stop();
+  }
+} finally {
+  await db.close();
+  await stopPg();
+}
