@@ -54,10 +54,10 @@ async function profilePage(c: Context<Env>, o: { name?: string; errors?: FieldEr
   </section>
   <section class="card">
     <h2>Sessions</h2>
-    <table><thead><tr><th>Signed in</th><th>Last active</th><th>Address</th><th>Browser</th></tr></thead><tbody>
-    ${sessions.map((s) => html`<tr><td>${when(s.created_at)}${s.current ? html` <span class="badge">this browser</span>` : ''}</td>
-      <td>${when(s.last_seen_at)}</td><td>${s.ip ?? '—'}</td><td class="ua">${(s.user_agent ?? '—').slice(0, 80)}</td></tr>`)}
-    </tbody></table>
+    <div class="table-wrap"><table><thead><tr><th>Signed in</th><th>Last active</th><th>Address</th><th>Browser</th></tr></thead><tbody>
+    ${sessions.map((s) => html`<tr><td class="nowrap">${when(s.created_at)}${s.current ? html`<br><span class="badge">this browser</span>` : ''}</td>
+      <td class="nowrap">${when(s.last_seen_at)}</td><td>${s.ip ?? '—'}</td><td class="ua" title="${s.user_agent ?? ''}">${(s.user_agent ?? '—').slice(0, 80)}</td></tr>`)}
+    </tbody></table></div>
     <form method="post" action="/account/sign-out-everywhere"><p><button type="submit" class="secondary">Sign out everywhere</button></p></form>
   </section>
 </main>`,

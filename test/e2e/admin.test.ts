@@ -108,4 +108,37 @@ test('signed out through the header form; the session cookie is HttpOnly', async
   assert.equal(unexpected(), []);
 });
 
+test('a visitor signs up as a subscriber and manages the account, without JavaScript', async () => {
+  const ctx = await browser.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 800 } });
+  const p = await ctx.newPage();
+  const errs = watchErrors(p);
+  await p.goto(`${server.url}/signup`);
+  await p.fill('#f-display_name', 'Sam Viewer');
+  await p.fill('#f-email', 'sam@viewer.example');
+  await p.fill('#f-password', 'sam likes films 2026');
+  await p.fill('#f-confirm_password', 'sam likes films 2025');
+  await p.click('button[type=submit]');
+  assert.match(await p.textContent('#f-confirm_password-error') ?? '', /differ/);
+  assert.is(await p.inputValue('#f-email'), 'sam@viewer.example');
+  await screenshot(p, 'account-01-signup-error');
+  await p.fill('#f-password', 'sam likes films 2026');
+  await p.fill('#f-confirm_password', 'sam likes films 2026');
+  await p.click('button[type=submit]');
+  await p.goto(`${server.url}/account`);
+  assert.match(await p.textContent('main') ?? '', /sam@viewer\.example/);
+  assert.match(await p.textContent('main') ?? '', /subscriber/);
+  await screenshot(p, 'account-02-profile');
+  await p.click('text=Change password');
+  await p.fill('#f-current_password', 'sam likes films 2026');
+  await p.fill('#f-new_password', 'short');
+  await p.fill('#f-confirm_password', 'short');
+  await p.click('main button[type=submit]');
+  assert.match(await p.textContent('#f-new_password-error') ?? '', /at least 10/);
+  await screenshot(p, 'account-03-password-error');
+  await p.goto(`${server.url}/admin/users`);
+  assert.match(await p.textContent('h1') ?? '', /Forbidden/, 'a subscriber is refused the admin pages');
+  await ctx.close();
+  assert.equal(errs.filter((e) => !/status of 40[03] /.test(e)), []);
+});
+
 test.run();
