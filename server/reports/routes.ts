@@ -8,7 +8,7 @@ import type { Catalog, ReportDef } from './catalog.ts';
 import type { ParamDecl } from './params.ts';
 import { hasRelativeDefault } from './params.ts';
 import {
-  getCatalog, runReport, streamCsv, parseReportParams, lookupOptions, refreshMarts, martStates, refreshHistory,
+  getCatalog, runReport, streamCsv, parseReportParams, lookupOptions, refreshMarts, ensureMarts, martStates, refreshHistory,
   withDependents, type Role, type ReportResult,
 } from './engine.ts';
 import { nextFire } from './cron-time.ts';
@@ -102,6 +102,7 @@ reportRoutes.post('/api/marts/refresh', async (c) => {
     }
   }
   const { db, log } = c.get('deps');
+  await ensureMarts(db, catalog, { log }); // a mart added since start (or a database set up without main.ts)
   const out = await refreshMarts(db, catalog, { only, cascade: true, trigger: 'admin', log });
   if (!out.ran) throw new HttpError(409, 'A refresh is already running (here or on another instance); try again when it has finished');
   return c.json({ ran: true, results: out.results }, out.results.every((r) => r.ok) ? 200 : 500);
@@ -195,6 +196,7 @@ reportRoutes.post('/reports/refresh', async (c) => {
     only = r.allMarts;
   }
   const { db, log } = c.get('deps');
+  await ensureMarts(db, catalog, { log });
   const out = await refreshMarts(db, catalog, { only: only && withDependents(catalog, only), trigger: 'admin', log });
   if (!out.ran) throw new HttpError(409, 'A refresh is already running (here or on another instance); reload the page in a moment');
   return c.redirect(next, 303);
