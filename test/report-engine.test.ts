@@ -13,6 +13,9 @@ import {
   loadCatalog, CatalogError, ensureMarts, refreshMarts, refreshDue, dueMarts, checkReportSql, runReport, streamCsv,
   martStates, type Catalog,
 } from '../server/reports/engine.ts';
+import { martRefreshJobs } from '../server/reports/jobs.ts';
+import { nextFire, previousFire } from '../server/reports/cron-time.ts';
+import { parseParamDecl, ParamDeclError } from '../server/reports/params.ts';
 
 const t = useDatabase(test);
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures/reports');
@@ -311,6 +314,28 @@ test('ensureMarts re-creates a mart whose file changed, and the marts that read 
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('schedules: one job per distinct @refresh, next/previous fire times in UTC', async () => {
+  const jobs = martRefreshJobs(catalog);
+  assert.equal(jobs.map((j) => j.schedule), ['*/5 * * * *', '1-59/5 * * * *']);
+  assert.is(nextFire('1-59/5 * * * *', new Date('2026-11-26T09:01:00Z'))!.toISOString(), '2026-11-26T09:06:00.000Z');
+  assert.is(previousFire('1-59/5 * * * *', new Date('2026-11-26T09:01:00Z'))!.toISOString(), '2026-11-26T09:01:00.000Z');
+  assert.is(nextFire('0 3 * * 1', new Date('2026-11-26T09:00:00Z'))!.toISOString(), '2026-11-30T03:00:00.000Z', 'next Monday 03:00');
+  assert.is(previousFire('0 3 1 * *', new Date('2026-11-26T09:00:00Z'))!.toISOString(), '2026-11-01T03:00:00.000Z');
+  await t.db.query(`UPDATE mart_refreshes SET started_at = started_at - interval '1 hour'`);
+  const out = await jobs[0].run(t.db, new Date()) as Awaited<ReturnType<typeof refreshDue>>;
+  assert.equal(out.results.map((r) => r.mart), ['mart_fx_daily', 'mart_fx_total'], 'a job refreshes every due mart, in order');
+  assert.is(out.results.every((r) => r.ok), true);
+  assert.is((await t.db.one(`SELECT trigger FROM mart_refreshes ORDER BY id DESC LIMIT 1`))!.trigger, 'schedule');
+});
+
+test('parameter declarations are checked', () => {
+  const bad = ['from', 'from datetime', 'Bad month', 'n int min=x', 'n int default=5 max=3', 'k enum', 'k enum values="a,b" default=c',
+    'p multi', 'p multi lookup=users', 'p multi lookup=plans values="a"', 'd date default=-12q', 'n int colour=red', 'n int default=1 extra'];
+  for (const text of bad) assert.throws(() => parseParamDecl(text, 1), (e: Error) => e instanceof ParamDeclError, text);
+  assert.equal(parseParamDecl('from month default=-12m label="Start month"', 3),
+    { name: 'from', type: 'month', label: 'Start month', default: '-12m', line: 3 });
 });
 
 test('a report whose SQL does not plan is reported as file:line at start', async () => {
