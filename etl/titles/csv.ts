@@ -211,7 +211,7 @@ export class TitlesCsvStream extends Transform {
           this.crlf = true;
           return buf[i + 1] === LF ? i + 2 : i + 1;
         }
-        throw new InputProblem(`unexpected text after the closing quote of a field (a quote inside a quoted field must be doubled "")` +
+        throw new InputProblem(`unbalanced quotes: text follows the closing quote of a field (is a quote left unclosed? a quote inside a quoted field must be doubled "")` +
           (this.line + this.recLines !== opened ? `; the field was opened at line ${opened}` : ''), this.line + this.recLines);
       }
       let j = i;

@@ -18,11 +18,18 @@ export function parseEncoding(value: string): EncodingMode {
   throw new Error(`unknown encoding "${value}": use auto, utf-8 or windows-1252 (latin1)`);
 }
 
-// Windows-1252 byte -> its UTF-8 bytes, for 0x80..0xFF.
-const CP1252: Buffer[] = (() => {
-  const d = new TextDecoder('windows-1252');
-  return Array.from({ length: 128 }, (_, i) => Buffer.from(d.decode(Uint8Array.of(0x80 + i)), 'utf8'));
-})();
+// Windows-1252 differs from Latin-1 in 0x80..0x9F (smart quotes, dashes, €, …). Node 20's TextDecoder('windows-1252')
+// decodes those bytes as Latin-1 C1 controls, silently losing ’ – — …, so the table is spelled out here.
+const CP1252_HIGH = '\u20AC\u0081\u201A\u0192\u201E\u2026\u2020\u2021\u02C6\u2030\u0160\u2039\u0152\u008D\u017D\u008F' +
+  '\u0090\u2018\u2019\u201C\u201D\u2022\u2013\u2014\u02DC\u2122\u0161\u203A\u0153\u009D\u017E\u0178';
+/** Windows-1252 byte -> its UTF-8 bytes, for 0x80..0xFF. */
+const CP1252: Buffer[] = Array.from({ length: 128 }, (_, i) =>
+  Buffer.from(i < 32 ? CP1252_HIGH[i] : String.fromCharCode(0x80 + i), 'utf8'));
+
+/** A whole buffer of Windows-1252 as a string: Latin-1 natively, then the 0x80..0x9F block remapped. */
+export function decodeWindows1252(buf: Buffer): string {
+  return buf.toString('latin1').replace(/[\x80-\x9f]/g, (c) => CP1252_HIGH[c.charCodeAt(0) - 0x80]);
+}
 
 /** Length of the well-formed UTF-8 sequence at buf[i] (1 for ASCII), or 0 when the byte cannot start one there. */
 function utf8SeqLen(buf: Buffer, i: number, end: number): number {
@@ -78,7 +85,6 @@ export class DecodeStream extends Transform {
   private carry: Buffer | null = null;
   private started = false;
   private lastRepairedLine = 0;
-  private readonly cp1252 = new TextDecoder('windows-1252');
 
   constructor(mode: EncodingMode) {
     super({ highWaterMark: 1 << 16 });
@@ -139,7 +145,7 @@ export class DecodeStream extends Transform {
   private convert(buf: Buffer, final: boolean): Buffer {
     if (this.stats.mode === 'windows-1252') {
       this.countLines(buf);
-      return Buffer.from(this.cp1252.decode(buf), 'utf8');
+      return Buffer.from(decodeWindows1252(buf), 'utf8');
     }
     const tail = final ? 0 : incompleteTail(buf);
     const body = tail ? buf.subarray(0, buf.length - tail) : buf;

@@ -4,7 +4,7 @@ import type { LoadSummary, LoadProgress } from './load.ts';
 import type { DefectKind, Reject } from './csv.ts';
 
 const n = (x: number) => x.toLocaleString('en-US');
-const mb = (b: number) => `${(b / 1e6).toFixed(b < 1e7 ? 1 : 0)} MB`;
+const mb = (b: number) => b < 1e6 ? `${(b / 1e3).toFixed(1)} kB` : `${(b / 1e6).toFixed(b < 1e7 ? 1 : 0)} MB`;
 
 export const DEFECT_LABELS: Record<DefectKind, string> = {
   bom: 'UTF-8 byte order mark removed',

@@ -98,7 +98,7 @@ function mapErrors(s: Readable, map: (e: Error & { code?: string }) => Error): R
 function openZip(file: string): Promise<{ entry: string; stream: Readable; size: number; consumed: () => number }> {
   const name = file;
   return new Promise((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true, autoClose: true, validateEntrySizes: true }, (err, zip) => {
+    yauzl.open(file, { lazyEntries: true, autoClose: false, validateEntrySizes: true }, (err, zip) => {
       if (err || !zip) return reject(new TitlesInputError(name, `not a readable zip archive (${err?.message ?? 'unknown error'})`));
       const csvs: yauzl.Entry[] = [];
       zip.on('entry', (e: yauzl.Entry) => {
@@ -116,7 +116,8 @@ function openZip(file: string): Promise<{ entry: string; stream: Readable; size:
             : 'the archive holds no .csv file'));
         }
         zip.openReadStream(pick, (err2, rs) => {
-          if (err2 || !rs) return reject(new TitlesInputError(name, `cannot read ${pick.fileName} in the archive (${err2?.message})`));
+          if (err2 || !rs) { zip.close(); return reject(new TitlesInputError(name, `cannot read ${pick.fileName} in the archive (${err2?.message})`)); }
+          rs.once('close', () => zip.close());
           const c = counting(pick.uncompressedSize);
           resolve({
             entry: pick.fileName,
