@@ -1,4 +1,5 @@
-// <mq-kpi>: the single-value tile of a `@chart kpi` report: the value, and its change against the previous period.
+// <mq-kpi>: the single-value tile of a `@chart kpi` report: the value of a month, and its change against the month
+// before (the report's delta field, a fraction; its `previous` column when present).
 import { LitElement, html, css, nothing } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
 import { type Kpi, type Row, formatValue, formatChange } from './report-data.ts';
@@ -30,9 +31,9 @@ export class MqKpi extends LitElement {
     // Arrow and words carry the direction; colour only repeats it (colour-blind safe).
     return html`<div class="value">${text}</div>
       ${this.kpi.delta ? html`<div class="delta">${delta === undefined || !Number.isFinite(delta)
-        ? 'no previous period to compare'
+        ? 'no previous month to compare'
         : html`<span class=${!direction ? '' : (direction === this.better ? 'good' : 'bad')}>${direction === 'up' ? '▲ ' : direction === 'down' ? '▼ ' : ''}${formatChange(delta)}</span>
-          vs previous period`}</div>` : nothing}`;
+          vs previous month${typeof row.previous === 'number' ? ` (${formatValue(row.previous, this.kpi.format)})` : ''}`}</div>` : nothing}`;
   }
 }
 

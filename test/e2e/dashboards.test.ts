@@ -194,6 +194,17 @@ test('light theme: the toggle switches without reload and charts redraw from the
   assert.equal(errors, []);
 });
 
+test('the report page (server-rendered by the report engine) draws its <mq-chart> under the same CSP', async () => {
+  await page.goto(`${server.url}/reports/mrr_movements`);
+  const tiles = await settled();
+  assert.is(tiles.length, 1);
+  assertAllDrawn(tiles, 'report page');
+  await page.goto(`${server.url}/reports/kpi_mrr`);
+  assertAllDrawn(await settled(), 'KPI report page');
+  assert.equal(errors, []);
+  await screenshot(page, 'report-kpi_mrr');
+});
+
 function monthsBefore(month: string, n: number) {
   const [y, m] = month.split('-').map(Number);
   const total = y * 12 + m - 1 - n;
