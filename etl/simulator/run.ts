@@ -1,0 +1,305 @@
+// Orchestrates a simulator run: checks (titles loaded, no second history), calibrates signup volume, then generates
+// customers in batches and streams them through COPY — everything in ONE transaction, so a failed or interrupted run
+// leaves nothing behind. Memory is bounded by the batch size (at most two batches are in flight).
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Writable } from 'node:stream';
+import type { Db, Queryable } from '../../server/db/index.ts';
+import { planBook, DAY_MS, type Plan } from '../../server/billing/machine.ts';
+import { cumulate } from './rng.ts';
+import { PLAN_CODES, type PlanCode, type RunParams, type BusinessParams } from './params.ts';
+import {
+  Batch, COPY_COLUMNS, Expectations, Sink, simulateCustomer, STREAM_PILOT, type Catalog, type Context,
+} from './generate.ts';
+
+export class SimulationError extends Error {}
+
+export const TITLES_MISSING = 'load titles first: npm run etl -- <file>';
+
+export interface Progress { users: number; totalUsers: number; rows: number; elapsedMs: number }
+
+export interface SimulationResult {
+  runId: number;
+  windowStart: string;
+  windowEnd: string;
+  users: number;
+  baseCustomers: number;
+  rowCounts: Record<string, number>;
+  rows: number;
+  generateMs: number;
+  /** Time generation stood still waiting for PostgreSQL to take the previous batch. */
+  waitMs: number;
+  /** Whether row-by-row trigger checks were replaced by the bulk foreign-key verification. */
+  bulkLoad: boolean;
+  expected: Record<string, unknown>;
+}
+
+export function windowOf(p: Pick<RunParams, 'end' | 'months'>): { start: number; end: number } {
+  const end = Date.parse(p.end + 'T00:00:00Z');
+  const d = new Date(end);
+  const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - p.months, d.getUTCDate());
+  return { start, end };
+}
+
+async function loadPlans(db: Queryable): Promise<Record<PlanCode, Plan>> {
+  const rows = await db.query<{ id: number; code: string; price_cents: number; billing_interval: 'month' | 'year'; monthly_cents: number }>(
+    `SELECT id, code, price_cents, billing_interval, monthly_cents FROM plans WHERE code = ANY($1)`, [PLAN_CODES as unknown as string[]]);
+  const out = {} as Record<PlanCode, Plan>;
+  for (const code of PLAN_CODES) {
+    const r = rows.find((x) => x.code === code);
+    if (!r) throw new SimulationError(`plan ${code} is missing from the plans table (the simulator needs ${PLAN_CODES.join(', ')})`);
+    if (r.billing_interval !== 'month') throw new SimulationError(`plan ${code} must be billed monthly for the simulator`);
+    out[code] = { id: r.id, code: r.code, priceCents: r.price_cents, interval: r.billing_interval, monthlyCents: Number(r.monthly_cents) };
+  }
+  return out;
+}
+
+export async function loadCatalog(db: Queryable): Promise<Catalog> {
+  const titles = await db.query<{ id: number; type: string; duration_minutes: number | null }>(
+    `SELECT id, type, duration_minutes FROM titles ORDER BY release_year DESC NULLS LAST, id`);
+  if (!titles.length) throw new SimulationError(TITLES_MISSING);
+  const links = await db.query<{ genre_id: number; title_id: number }>(`SELECT genre_id, title_id FROM title_genres ORDER BY genre_id, title_id`);
+  const index = new Map(titles.map((t, i) => [t.id, i]));
+  const byGenre = new Map<number, number[]>();
+  for (const l of links) {
+    const i = index.get(l.title_id);
+    if (i === undefined) continue;
+    let list = byGenre.get(l.genre_id);
+    if (!list) byGenre.set(l.genre_id, (list = []));
+    list.push(i);
+  }
+  // titles without a genre still get watched, through one catch-all group
+  let genreTitles = [...byGenre.keys()].sort((a, b) => a - b).map((g) => byGenre.get(g)!.sort((a, b) => a - b));
+  if (!genreTitles.length) genreTitles = [titles.map((_, i) => i)];
+  return {
+    titleIds: titles.map((t) => t.id),
+    isMovie: titles.map((t) => t.type === 'Movie'),
+    durationMin: titles.map((t) => t.duration_minutes ?? 0),
+    genreTitles,
+    genreCumulative: cumulate(genreTitles.map((l) => Math.sqrt(l.length))),
+  };
+}
+
+/** Share f and mean delay of returns such that f·(1−e^(−3λ)) = r3 and f·(1−e^(−12λ)) = r12. */
+export function returnModel(b: BusinessParams): { share: number; meanMonths: number } {
+  if (b.returnWithin3Months <= 0) return { share: 0, meanMonths: 1 };
+  const rho = b.returnWithin3Months / b.returnWithin12Months; // = 1 / (1 + x + x² + x³) with x = e^(−3λ)
+  let lo = 1e-9, hi = 1 - 1e-9;
+  for (let k = 0; k < 60; k++) {
+    const x = (lo + hi) / 2;
+    if (1 / (1 + x + x * x + x * x * x) > rho) lo = x; else hi = x;
+  }
+  const x = (lo + hi) / 2;
+  const lambda = -Math.log(x) / 3;
+  // returners whose first charge fails for good never come back, so ask a few more to return
+  const lost = b.initialFailureRate * (1 - b.initialRetrySuccess);
+  return { share: Math.min(1, b.returnWithin3Months / (1 - x) / (1 - lost)), meanMonths: 1 / lambda };
+}
+
+export async function buildContext(db: Queryable, p: RunParams, userIdBase: number): Promise<Context> {
+  const plans = await loadPlans(db);
+  const catalog = await loadCatalog(db);
+  const b = p.business;
+  const win = windowOf(p);
+  const days = Math.round((win.end - win.start) / DAY_MS);
+  const weights: number[] = [];
+  for (let d = 0; d < days; d++) {
+    const m = new Date(win.start + d * DAY_MS).getUTCMonth();
+    weights.push((m >= 9 ? b.q4SignupMultiplier : 1) * Math.pow(1 + b.yearlyGrowth, d / 365));
+  }
+  const ret = returnModel(b);
+  const tiers = [...PLAN_CODES].map((c) => plans[c]).sort((x, y) => x.monthlyCents - y.monthlyCents);
+  return {
+    seed: p.seed, b, windowStart: win.start, windowEnd: win.end, plans, tiers, book: planBook(Object.values(plans)),
+    planMixCumulative: cumulate(PLAN_CODES.map((c) => b.planMix[c])),
+    baseCustomers: 0, signupCustomers: p.users, signupCdf: cumulate(weights),
+    returnShare: ret.share, returnMeanMs: ret.meanMonths * 30.436875 * DAY_MS,
+    retrySuccess: 1 - Math.pow(1 - b.retryRecoveryRate, 1 / 4),
+    catalog, userIdBase,
+  };
+}
+
+/**
+ * How many customers already subscribe when the window opens: a deterministic pilot (billing only, its own random
+ * streams) finds the share of base customers for which active customers grow by `yearlyGrowth` over the window.
+ */
+export function calibrateBaseShare(ctx: Context, months: number, pilotSize = 2000): number {
+  const target = Math.pow(1 + ctx.b.yearlyGrowth, months / 12);
+  const growth = (share: number) => {
+    const base = Math.max(1, Math.round(pilotSize * share));
+    const c: Context = { ...ctx, baseCustomers: base, signupCustomers: pilotSize - base };
+    let sub = 0, endActive = 0;
+    for (let i = 0; i < pilotSize; i++) if (simulateCustomer(c, i, null, () => ++sub, null, STREAM_PILOT).activeAtEnd) endActive++;
+    return endActive / base;
+  };
+  let lo = 0.02, hi = 0.98;
+  for (let k = 0; k < 10; k++) {
+    const mid = (lo + hi) / 2;
+    if (growth(mid) > target) lo = mid; else hi = mid; // more base customers -> less growth
+  }
+  return (lo + hi) / 2;
+}
+
+function feed(sink: Sink) {
+  return async (stream: Writable) => {
+    for (const chunk of sink.drain()) stream.write(chunk);
+    stream.end();
+  };
+}
+
+/** Writes one batch, statement after statement on the transaction's connection (users and subscriptions first: FKs). */
+async function writeBatch(q: Queryable, batch: Batch): Promise<void> {
+  await q.copyIn(`COPY sim_stage_users (${COPY_COLUMNS.users}) FROM STDIN`, feed(batch.users));
+  await q.query(`WITH moved AS (DELETE FROM sim_stage_users RETURNING *) INSERT INTO users OVERRIDING SYSTEM VALUE SELECT * FROM moved`);
+  await q.copyIn(`COPY sim_stage_subscriptions (${COPY_COLUMNS.subscriptions}) FROM STDIN`, feed(batch.subscriptions));
+  await q.query(`WITH moved AS (DELETE FROM sim_stage_subscriptions RETURNING *) INSERT INTO subscriptions OVERRIDING SYSTEM VALUE SELECT * FROM moved`);
+  await q.copyIn(`COPY subscription_events (${COPY_COLUMNS.subscription_events}) FROM STDIN`, feed(batch.events));
+  await q.copyIn(`COPY payments (${COPY_COLUMNS.payments}) FROM STDIN`, feed(batch.payments));
+  await q.copyIn(`COPY visits (${COPY_COLUMNS.visits}) FROM STDIN`, feed(batch.visits));
+  await q.copyIn(`COPY watch_events (${COPY_COLUMNS.watch_events}) FROM STDIN`, feed(batch.watch));
+}
+
+// The foreign keys of the tables the simulator writes. Checking them row by row (RI triggers) costs more than writing
+// the rows, so when allowed the load runs with triggers off and then verifies every one of them in bulk (anti-joins)
+// before committing — the same guarantee, one set-based pass.
+const FOREIGN_KEYS: [table: string, column: string, parent: string][] = [
+  ['subscriptions', 'user_id', 'users'], ['subscriptions', 'plan_id', 'plans'], ['subscriptions', 'pending_plan_id', 'plans'],
+  ['subscription_events', 'subscription_id', 'subscriptions'], ['subscription_events', 'user_id', 'users'], ['subscription_events', 'plan_id', 'plans'],
+  ['payments', 'user_id', 'users'], ['payments', 'subscription_id', 'subscriptions'],
+  ['visits', 'user_id', 'users'], ['watch_events', 'user_id', 'users'], ['watch_events', 'title_id', 'titles'],
+];
+const WRITTEN_TABLES = ['users', 'subscriptions', 'subscription_events', 'payments', 'visits', 'watch_events'];
+
+/**
+ * Triggers may be skipped only if this role may set session_replication_role, and the written tables carry exactly
+ * the foreign keys above and no other trigger (a trigger someone adds later must fire: then we take the slow path).
+ */
+async function bulkLoadAllowed(q: Queryable): Promise<boolean> {
+  const r = await q.one<{ allowed: boolean; fks: string[]; user_triggers: number }>(`
+    SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+             OR has_parameter_privilege('session_replication_role', 'SET') AS allowed,
+           (SELECT coalesce(array_agg(c.conrelid::regclass::text || '.' || a.attname || '>' || c.confrelid::regclass::text ORDER BY 1), '{}')
+              FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+             WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY($1)) AS fks,
+           (SELECT count(*)::int FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text = ANY($1)) AS user_triggers`,
+    [WRITTEN_TABLES]);
+  if (!r?.allowed || r.user_triggers > 0) return false;
+  const known = FOREIGN_KEYS.map(([t, c, p]) => `${t}.${c}>${p}`).sort();
+  return JSON.stringify([...r.fks].sort()) === JSON.stringify(known);
+}
+
+async function verifyForeignKeys(q: Queryable) {
+  for (const [table, column, parent] of FOREIGN_KEYS) {
+    // identifiers from the constant list above only
+    const bad = await q.one<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} c WHERE c.${column} IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM ${parent} p WHERE p.id = c.${column})`);
+    if (bad!.n > 0) throw new SimulationError(`${bad!.n} rows of ${table}.${column} reference no ${parent} row: nothing was written`);
+  }
+}
+
+/** Deletes every simulated row: simulated users and everything hanging off them, simulated visits, run records. */
+export async function removeSimulated(q: Queryable): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {};
+  const del = async (table: string, text: string) => {
+    const r = await q.one<{ n: number }>(`WITH d AS (${text} RETURNING 1) SELECT count(*)::int AS n FROM d`);
+    counts[table] = r?.n ?? 0;
+  };
+  await del('watch_events', `DELETE FROM watch_events w USING users u WHERE u.id = w.user_id AND u.simulated`);
+  await del('payments', `DELETE FROM payments p USING users u WHERE u.id = p.user_id AND u.simulated`);
+  await del('subscription_events', `DELETE FROM subscription_events e USING users u WHERE u.id = e.user_id AND u.simulated`);
+  await del('subscriptions', `DELETE FROM subscriptions s USING users u WHERE u.id = s.user_id AND u.simulated`);
+  await del('visits', `DELETE FROM visits v WHERE v.simulated OR v.user_id IN (SELECT id FROM users WHERE simulated)`);
+  await del('users', `DELETE FROM users WHERE simulated`);
+  await q.query(`DELETE FROM simulation_runs`);
+  return counts;
+}
+
+export async function hasSimulatedHistory(q: Queryable): Promise<boolean> {
+  return !!(await q.one(`SELECT 1 FROM users WHERE simulated LIMIT 1`)) || !!(await q.one(`SELECT 1 FROM visits WHERE simulated LIMIT 1`));
+}
+
+export async function runSimulation(db: Db, p: RunParams, opts: {
+  log?: (line: string) => void;
+  onProgress?: (p: Progress) => void;
+} = {}): Promise<SimulationResult> {
+  const log = opts.log ?? (() => {});
+  const started = performance.now();
+  // fail fast, before any transaction: titles and plans are required
+  const probe = await buildContext(db, p, 1);
+  const win = windowOf(p);
+  const baseShare = calibrateBaseShare(probe, p.months);
+  const baseCustomers = Math.round(p.users * baseShare);
+
+  return db.tx(async (q) => {
+    // Nobody else inserts users or subscriptions while we pick their ids (reads go on); a concurrent run waits here.
+    await q.query(`LOCK TABLE users, subscriptions IN EXCLUSIVE MODE`);
+    const bulk = await bulkLoadAllowed(q);
+    if (bulk) await q.query(`SET LOCAL session_replication_role = replica`);
+    if (p.reset) {
+      const removed = await removeSimulated(q);
+      log(`reset: removed ${Object.entries(removed).map(([k, v]) => `${v.toLocaleString('en-US')} ${k}`).join(', ')}`);
+    } else if (await hasSimulatedHistory(q)) {
+      const run = await q.one<{ id: number; seed: number; window_end: Date }>(`SELECT id, seed, window_end FROM simulation_runs ORDER BY id DESC LIMIT 1`);
+      throw new SimulationError(`a simulated history already exists${run ? ` (run ${run.id}, seed ${run.seed}, ending ${run.window_end.toISOString().slice(0, 10)})` : ''}; pass --reset to replace it`);
+    }
+    const userBase = (await q.one<{ v: number }>(`SELECT nextval(pg_get_serial_sequence('users', 'id')) AS v`))!.v;
+    const subBase = (await q.one<{ v: number }>(`SELECT nextval(pg_get_serial_sequence('subscriptions', 'id')) AS v`))!.v;
+    const ctx: Context = { ...probe, userIdBase: userBase, baseCustomers, signupCustomers: p.users - baseCustomers };
+    await q.query(`CREATE TEMP TABLE sim_stage_users (LIKE users INCLUDING DEFAULTS) ON COMMIT DROP`);
+    await q.query(`CREATE TEMP TABLE sim_stage_subscriptions (LIKE subscriptions INCLUDING DEFAULTS) ON COMMIT DROP`);
+    const { business, ...runFlags } = p;
+    const run = (await q.one<{ id: number }>(
+      `INSERT INTO simulation_runs (seed, profile, params, window_start, window_end, users) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
+      [p.seed, p.profile, JSON.stringify({ ...runFlags, business, baseCustomers }), new Date(win.start), new Date(win.end), p.users]))!.id;
+
+    let nextSub = subBase;
+    const nextSubId = () => nextSub++;
+    const expect = new Expectations();
+    const counts: Record<string, number> = { users: 0, subscriptions: 0, subscription_events: 0, payments: 0, visits: 0, watch_events: 0 };
+    // One writer works through the batches in order while the next batch is generated (generation yields to the
+    // event loop regularly, so the connection keeps streaming): node and PostgreSQL each keep a core busy.
+    let writer: Promise<void> = Promise.resolve();
+    let queued = 0;
+    const genStart = performance.now();
+    let rows = 0, waitMs = 0;
+    for (let first = 0; first < p.users; first += p.batchSize) {
+      const batch = new Batch();
+      const last = Math.min(p.users, first + p.batchSize);
+      for (let i = first; i < last; i++) {
+        simulateCustomer(ctx, i, batch, nextSubId, expect);
+        if ((i & 127) === 127) await yieldToLoop(); // lets the connection push queued COPY data meanwhile
+      }
+      counts.users += batch.users.length; counts.subscriptions += batch.subscriptions.length;
+      counts.subscription_events += batch.events.length; counts.payments += batch.payments.length;
+      counts.visits += batch.visits.length; counts.watch_events += batch.watch.length;
+      rows += batch.rows;
+      const w0 = performance.now();
+      if (queued >= 1) { await writer; queued = 0; }
+      waitMs += performance.now() - w0; // at most one batch waits while another is generated
+      writer = writer.then(() => writeBatch(q, batch));
+      writer.catch(() => {}); // surfaced by the next await of `writer`
+      queued++;
+      opts.onProgress?.({ users: last, totalUsers: p.users, rows, elapsedMs: performance.now() - genStart });
+    }
+    const w1 = performance.now();
+    await writer;
+    waitMs += performance.now() - w1;
+    if (bulk) {
+      await q.query(`SET LOCAL session_replication_role = origin`);
+      await verifyForeignKeys(q);
+    }
+    // hand the sequences past the ids we chose, so later inserts continue after them
+    await q.query(`SELECT setval(pg_get_serial_sequence('users', 'id'), $1)`, [userBase + p.users - 1]);
+    if (nextSub > subBase) await q.query(`SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), $1)`, [nextSub - 1]);
+    const expected: Record<string, unknown> = {
+      voluntaryChurn: Object.fromEntries(PLAN_CODES.map((c) => [c, expect.voluntary(c)])),
+      involuntaryChurn: Object.fromEntries(PLAN_CODES.map((c) => [c, expect.involuntaryRate(c)])),
+      baseShare, returnShare: ctx.returnShare, returnMeanMonths: ctx.returnMeanMs / (30.436875 * DAY_MS),
+    };
+    await q.query(`UPDATE simulation_runs SET finished_at = clock_timestamp(), row_counts = $2, expected = $3 WHERE id = $1`,
+      [run, JSON.stringify(counts), JSON.stringify(expected)]);
+    return {
+      runId: run, windowStart: new Date(win.start).toISOString(), windowEnd: new Date(win.end).toISOString(), users: p.users,
+      baseCustomers, rowCounts: counts, rows, generateMs: performance.now() - started, waitMs, bulkLoad: bulk, expected,
+    };
+  }, { statementTimeoutMs: 0 });
+}
