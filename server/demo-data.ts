@@ -2,6 +2,7 @@
 // (so a second start skips it) and how to load it.
 import type { Db } from './db/index.ts';
 import { titlesDemoStep } from '../etl/titles/demo-step.ts';
+import { simulationDemoStep } from '../etl/simulator/demo-step.ts';
 
 export interface DemoStep {
   name: string;
@@ -11,5 +12,6 @@ export interface DemoStep {
 
 export const demoDataSteps: DemoStep[] = [
   titlesDemoStep, // first: the simulator's viewing history needs the catalog
+  simulationDemoStep, // 50,000 simulated customers over 12 months (etl/simulator)
   // titles ETL (issue 3) and the business simulator (issue 4) register here.
 ];
