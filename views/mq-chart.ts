@@ -91,9 +91,9 @@ export class MqChart extends LitElement {
   private task = new Task(this, {
     task: async ([report, params], { signal }) => {
       if (!report) throw new ReportFetchError('No report given (the report attribute is empty)');
-      // Start downloading vega-embed alongside the data, not after it.
-      const [data] = await Promise.all([fetchReport(report, params, signal), loadVega().catch(() => undefined)]);
-      return data;
+      // Start loading vega-embed alongside the data, not after it (KPI tiles never wait for it).
+      void loadVega().catch(() => undefined);
+      return fetchReport(report, params, signal);
     },
     args: () => [this.report, this.params] as const,
   });
