@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { useDatabase } from './helpers/db.ts';
 import { createUser, loginAs, authedRequest, sessionCookieFrom, TEST_ORIGIN } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
+import { hash as argon2hash } from '@node-rs/argon2';
 
 const t = useDatabase(test);
 let clock = new Date('2026-03-02T09:00:00Z');
@@ -224,6 +225,31 @@ test('a forced password change blocks everything else (pages redirect, other req
   assert.is((await authedRequest(app(), cookie, '/account', { method: 'POST', body: { display_name: 'x' } })).status, 403);
   assert.is((await authedRequest(app(), cookie, '/account/password')).status, 200);
   assert.is((await authedRequest(app(), cookie, '/logout', { method: 'POST' })).status, 303);
+});
+
+test('an argon2 hash weaker than the current parameters is upgraded at sign-in', async () => {
+  const weak = await argon2hash('upgrade me please', { algorithm: 2, memoryCost: 4096, timeCost: 1, parallelism: 1 } as any);
+  const u = await createUser(t.db, { role: 'subscriber' });
+  await t.db.query(sql`UPDATE users SET password_hash = ${weak} WHERE id = ${u.id}`);
+  await loginAs(app(), u.email, 'upgrade me please');
+  const now = (await t.db.one(sql`SELECT password_hash FROM users WHERE id = ${u.id}`))!.password_hash;
+  assert.match(now, /^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
+});
+
+test('client IP: the socket address; X-Forwarded-For only with MARQUEE_TRUST_PROXY=1', async () => {
+  const { clientIp } = await import('../server/auth/client-ip.ts');
+  const ctx = (headers: Record<string, string>, remoteAddress?: string) => ({
+    req: { header: (n: string) => headers[n.toLowerCase()] }, env: remoteAddress ? { incoming: { socket: { remoteAddress } } } : undefined,
+  }) as any;
+  assert.is(clientIp(ctx({ 'x-forwarded-for': '1.2.3.4' }, '::ffff:10.0.0.9')), '10.0.0.9', 'spoofable header ignored by default');
+  assert.is(clientIp(ctx({})), null, 'no socket (in-process request): unknown');
+  process.env.MARQUEE_TRUST_PROXY = '1';
+  try {
+    assert.is(clientIp(ctx({ 'x-forwarded-for': '6.6.6.6, 203.0.113.9' }, '10.0.0.1')), '203.0.113.9', 'the entry our proxy appended');
+    assert.is(clientIp(ctx({ 'x-forwarded-for': 'garbage' }, '10.0.0.1')), '10.0.0.1');
+  } finally {
+    delete process.env.MARQUEE_TRUST_PROXY;
+  }
 });
 
 test.run();

@@ -73,11 +73,15 @@ export async function rotateSession(c: Context<Env>, q: Queryable, userId: numbe
   return s;
 }
 
+const NO_SESSION = /^\/(?:static\/|healthz$|readyz$)/;
+
 /** Paths a user who must change their password may still reach. */
 const DURING_FORCED_CHANGE = [/^\/account\/password$/, /^\/logout$/, /^\/static\//, /^\/healthz$/, /^\/readyz$/];
 
 /** Sets c.get('user') and c.get('sessionIdHash') from the session cookie; runs before `authorize`. */
 export const sessionMiddleware: MiddlewareHandler<Env> = async (c, next) => {
+  // Static files and probes are public and never render a page: no session lookup (no query) for them.
+  if (NO_SESSION.test(c.req.path)) return next();
   const deps = c.get('deps');
   const name = sessionCookieName(deps.secureCookies);
   const token = getCookie(c, name);
