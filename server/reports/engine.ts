@@ -7,7 +7,7 @@ import { HttpError } from '../errors.ts';
 import { loadCatalog, type Catalog, type ReportDef } from './catalog.ts';
 import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './params.ts';
 import { withData, type VlSpec } from './chart.ts';
-import { martStates, type MartState } from './marts.ts';
+import { martGenerations, type MartGeneration } from './marts.ts';
 import { nextFire } from './cron-time.ts';
 
 export { loadCatalog, CatalogError, withDependents, DEFAULT_REPORTS_DIR } from './catalog.ts';
@@ -50,7 +50,7 @@ export interface ReportResult {
 
 export interface RunOptions { role: Role; now: Date; cache?: boolean }
 
-interface Prepared { report: ReportDef; params: ParsedParams; states: Map<string, MartState> }
+interface Prepared { report: ReportDef; params: ParsedParams; states: Map<string, MartGeneration> }
 
 function checkRole(report: ReportDef | undefined, id: string, role: Role): ReportDef {
   // an unknown report and a forbidden one look alike to a role that may not see it
@@ -99,7 +99,7 @@ async function prepare(db: Db, catalog: Catalog, id: string, query: URLSearchPar
     if (e instanceof ParamError) throw new HttpError(400, e.message, e.fields);
     throw e;
   }
-  const states = report.allMarts.length ? await martStates(db, report.allMarts) : new Map<string, MartState>();
+  const states = report.allMarts.length ? await martGenerations(db, report.allMarts) : new Map<string, MartGeneration>();
   for (const m of report.allMarts) {
     if (!states.get(m)?.as_of) {
       throw new HttpError(503, `The report ${id} is not ready: mart ${m} has not been refreshed yet. Try again shortly.`, undefined, { 'Retry-After': '30' });
@@ -108,7 +108,7 @@ async function prepare(db: Db, catalog: Catalog, id: string, query: URLSearchPar
   return { report, params, states };
 }
 
-function freshness(report: ReportDef, catalog: Catalog, states: Map<string, MartState>, now: Date) {
+function freshness(report: ReportDef, catalog: Catalog, states: Map<string, MartGeneration>, now: Date) {
   if (!report.allMarts.length) return { asOf: now.toISOString(), nextRefresh: null, stale: false, gen: '' };
   let asOf = Infinity, next = Infinity, stale = false;
   const gen: string[] = [];
@@ -181,11 +181,21 @@ function bindValues(report: ReportDef, params: ParsedParams) {
 
 async function fetchRows(db: Db, report: ReportDef, params: ParsedParams): Promise<Record<string, any>[]> {
   try {
-    return await db.tx(async (q) => {
-      // a cursor: the cap is enforced while reading, whatever the query's own LIMIT or ORDER BY
-      await q.query(`DECLARE report_rows NO SCROLL CURSOR FOR ${report.sql}`, bindValues(report, params));
-      return q.query(`FETCH FORWARD ${report.rowCap + 1} FROM report_rows`);
-    }, { readOnly: true, statementTimeoutMs: report.timeoutMs, isolation: 'repeatable read' });
+    return await db.withClient(async (c) => {
+      const client = c.raw as { query(q: string | { text: string; values?: unknown[] }): Promise<{ rows: any[] }> };
+      // one round trip to open the READ ONLY transaction with the report's timeout
+      await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${report.timeoutMs}`);
+      try {
+        // a cursor: the cap is enforced while reading, whatever the query's own LIMIT or ORDER BY
+        await client.query({ text: `DECLARE report_rows NO SCROLL CURSOR FOR ${report.sql}`, values: bindValues(report, params) });
+        const { rows } = await client.query(`FETCH FORWARD ${report.rowCap + 1} FROM report_rows`);
+        await client.query('COMMIT');
+        return rows;
+      } catch (e) {
+        await client.query('ROLLBACK');
+        throw e;
+      }
+    });
   } catch (e: any) {
     throw reportFailure(report, e);
   }

@@ -102,6 +102,15 @@ export interface MartState {
   running: boolean;
 }
 
+export type MartGeneration = Pick<MartState, 'name' | 'definition_hash' | 'generation' | 'as_of' | 'stale'>;
+
+/** The hot path of every mart-backed report: one primary-key lookup of its marts' generations and freshness. */
+export async function martGenerations(db: Queryable, names: string[]): Promise<Map<string, MartGeneration>> {
+  const rows = await db.query<MartGeneration>(sql`SELECT name, definition_hash, generation, as_of, stale
+    FROM report_marts WHERE name = ANY(${names})`);
+  return new Map(rows.map((r) => [r.name, r]));
+}
+
 export async function martStates(db: Queryable, names?: string[]): Promise<Map<string, MartState>> {
   const rows = await db.query<MartState>(sql`SELECT m.name, m.definition_hash, m.generation, m.as_of, m.stale, m.last_error,
       m.last_error_at, r.started_at AS last_attempt_at, (r.id IS NOT NULL AND r.finished_at IS NULL) AS running

@@ -52,7 +52,10 @@ test('the chart draws on the report page, without console errors', async () => {
   const { ctx, page, errors } = await signIn(true);
   try {
     await page.click('a[href="/reports/fx_by_kind"]');
-    await page.waitForFunction(() => ['ready', 'error'].includes(document.querySelector('mq-chart')?.getAttribute('state') ?? ''), null, { timeout: 20_000 });
+    await page.waitForFunction(() => {
+      const el = document.querySelector('mq-chart');
+      return el?.getAttribute('state') === 'error' || !!el?.shadowRoot?.querySelector('.vega svg, .vega canvas');
+    }, null, { timeout: 20_000 });
     const drawn = await page.$eval('mq-chart', (e) => ({ state: e.getAttribute('state'), svg: !!e.shadowRoot?.querySelector('.vega svg, .vega canvas'), error: e.shadowRoot?.querySelector('.error')?.textContent ?? '' }));
     assert.equal(drawn, { state: 'ready', svg: true, error: '' });
     await screenshot(page, 'report-engine-page');
