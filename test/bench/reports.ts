@@ -1,4 +1,4 @@
-// npm run bench -- reports [--scale=large] [--duration=5] [--only=id,id] [--live-seconds=10] [--skip-live] [--skip-pgbench]
+// npm run bench -- reports [--scale=large] [--users=N] [--duration=5] [--only=id,id] [--live-seconds=10] [--skip-live] [--skip-pgbench]
 // On a simulated dataset (generated on first use and kept in the bench database): the time to refresh every mart,
 // then per report p50/p99/req/s at 50 connections through HTTP (mart-backed, the engine's hot path), beside
 // (a) the same SQL run live with the marts inlined, (b) a trivial route of the same server, and (c) pgbench running
@@ -24,6 +24,8 @@ const root = path.resolve(import.meta.dirname, '../..');
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 const has = (name: string) => process.argv.includes(`--${name}`);
 const scale = flag('scale', 'large');
+/** --users=N overrides the scale's customer count (e.g. when the 1,000,000 of large take too long to generate) */
+const users = flag('users', '');
 const duration = Number(flag('duration', '5'));
 const liveSeconds = Number(flag('live-seconds', '10'));
 const only = flag('only', '').split(',').filter(Boolean);
@@ -42,7 +44,7 @@ if (!serverUrl) {
   stopPg = () => pg.stop();
   log(`embedded PostgreSQL under ${dir} (kept for later runs)`);
 }
-const dbName = `mqbench_reports_${scale}`;
+const dbName = users ? `mqbench_reports_u${Number(users)}` : `mqbench_reports_${scale}`;
 await withConnection(serverUrl, async (c) => {
   if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]))) await c.query(`CREATE DATABASE ${ident(dbName)}`);
 });
@@ -57,16 +59,17 @@ async function prepare() {
   }
   const sim = await db.one<{ n: number }>('SELECT count(*) AS n FROM users WHERE simulated');
   if (!sim!.n) {
-    log(`no simulated business yet: npm run simulate -- --scale ${scale} (once; later runs reuse it)`);
+    const simArgs = ['--scale', scale, ...(users ? ['--users', String(Number(users))] : [])];
+    log(`no simulated business yet: npm run simulate -- ${simArgs.join(' ')} (once; later runs reuse it)`);
     const t0 = Date.now();
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'etl/simulate.ts', '--scale', scale, '--quiet'],
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'etl/simulate.ts', ...simArgs, '--quiet'],
       { cwd: root, stdio: 'inherit', env: { ...process.env, DATABASE_URL: url } });
     if (r.status !== 0) throw new Error(`simulate failed with code ${r.status}`);
     log(`simulated in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   }
   const counts = await db.query(`SELECT 'users' AS t, count(*) AS n FROM users UNION ALL SELECT 'subscription_events', count(*) FROM subscription_events
     UNION ALL SELECT 'payments', count(*) FROM payments UNION ALL SELECT 'visits', count(*) FROM visits UNION ALL SELECT 'watch_events', count(*) FROM watch_events`);
-  log(`dataset (${scale}): ${counts.map((c) => `${c.t} ${fmt(c.n, 0)}`).join(', ')}`);
+  log(`dataset (${users ? `${fmt(Number(users), 0)} customers` : scale}): ${counts.map((c) => `${c.t} ${fmt(c.n, 0)}`).join(', ')}`);
 }
 
 // ── measuring ─────────────────────────────────────────────────────────────────────────────────────────────────────
