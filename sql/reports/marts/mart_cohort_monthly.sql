@@ -1,15 +1,15 @@
 -- @mart mart_cohort_monthly
 -- @unique cohort_month, month, country
--- @refresh 4-59/15 * * * *
--- @depends mart_customer_mrr_monthly
+-- @refresh 3-59/15 * * * *
+-- @depends mart_mrr_monthly
 -- Signup cohorts: a customer's cohort is the month of their first paid subscription (the month of their 'new' MRR
 -- movement). For every cohort and month: cohort members still paying at the end of the month and their MRR.
 -- Month 0 (the cohort month itself) is the cohort's starting size and starting MRR.
 SELECT cohort_month, month, country,
        ((extract(year FROM month) - extract(year FROM cohort_month)) * 12
          + extract(month FROM month) - extract(month FROM cohort_month))::int AS months_since,
-       (count(*) FILTER (WHERE end_cents > 0))::int AS customers_end,
-       coalesce(sum(end_cents), 0)                  AS end_cents
-FROM mart_customer_mrr_monthly
+       sum(customers_end)::int AS customers_end,
+       sum(end_cents)          AS end_cents
+FROM mart_mrr_monthly
 WHERE month >= cohort_month
 GROUP BY cohort_month, month, country

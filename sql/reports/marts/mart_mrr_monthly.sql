@@ -1,16 +1,110 @@
 -- @mart mart_mrr_monthly
--- @unique month, plan_code, country, movement, churn_reason
--- @refresh 2-59/15 * * * *
--- @depends mart_customer_mrr_monthly
--- The per-customer monthly MRR rolled up to the dimensions reports filter on (a few thousand rows), so MRR,
--- movements, churn, ARPA, LTV and quick-ratio reports are small aggregates over this table.
-SELECT month, plan_code, country, movement, churn_reason,
-       count(*)::int                                        AS customers,
-       (count(*) FILTER (WHERE start_cents > 0))::int       AS customers_start,
-       (count(*) FILTER (WHERE end_cents > 0))::int         AS customers_end,
-       sum(start_cents)                                     AS start_cents,
-       sum(end_cents)                                       AS end_cents,
-       (count(*) FILTER (WHERE end_past_due))::int          AS past_due_customers,
-       coalesce(sum(end_cents) FILTER (WHERE end_past_due), 0) AS past_due_cents
-FROM mart_customer_mrr_monthly
-GROUP BY month, plan_code, country, movement, churn_reason
+-- @unique month, plan_code, country, cohort_month, movement, churn_reason
+-- @refresh */15 * * * *
+-- MRR by month × plan × country × signup cohort × movement × churn reason: the source of every MRR metric
+-- (MRR, ARR, movements, churn, ARPA, LTV, quick ratio, NRR, cohorts, MRR at risk).
+--
+-- Per customer and month it first computes start = MRR at the first instant of the month and end = MRR at the first
+-- instant of the next month (for the current month: now()), where MRR at an instant is, per the billing contract,
+-- the sum over the customer's subscriptions of mrr_cents of the latest subscription_event at or before it. Then:
+--   new           start 0, end > 0, never had MRR before the month    reactivation  start 0, end > 0, had MRR before
+--   churn         start > 0, end 0                                   expansion / contraction / retained  both > 0
+-- plan_code is the plan at the end of the month (at the start for a churned customer), so each row reconciles on its
+-- own under a plan filter; cohort_month is the month of the customer's first paid instant; churn_reason is the
+-- end_reason of the subscription that ended (voluntary / involuntary), 'none' for other movements.
+--
+-- The per-customer rows are not stored: at 1M customers they are ~10M rows, and diffing them in REFRESH …
+-- CONCURRENTLY costs far more than recomputing. Each event interval [at, next event) is matched to the month starts
+-- it covers directly in the common case (a monthly renewal covers exactly one) and through a join to the ~13 month
+-- starts otherwise, so the work is one ordered pass over subscription_events plus hash aggregates.
+WITH iv AS (
+  SELECT e.user_id, e.subscription_id, e.plan_id, e.to_status = 'past_due' AS past_due, e.mrr_cents, e.at,
+         coalesce(lead(e.at) OVER (PARTITION BY e.subscription_id ORDER BY e.at, e.id), 'infinity') AS next_at
+  FROM subscription_events e
+),
+paid AS (
+  SELECT user_id, subscription_id, plan_id, past_due, mrr_cents, at, next_at,
+         date_trunc('month', at - interval '1 microsecond', 'UTC') + interval '1 month' AS first_start
+  FROM iv
+  WHERE mrr_cents > 0 AND at <= now()
+),
+first_paid AS (
+  SELECT user_id, min(at) AS first_paid_at FROM paid GROUP BY user_id
+),
+first_month AS (
+  SELECT date_trunc('month', min(at), 'UTC') AS m FROM subscription_events
+),
+month_starts AS (
+  SELECT g.p FROM first_month fm, generate_series(fm.m, now(), interval '1 month') AS g(p)
+),
+-- the subscription's MRR at each month start p it covers, and at now() (the "end" of the current month)
+points AS (
+  SELECT user_id, subscription_id, plan_id, past_due, mrr_cents, first_start AS p, false AS is_now
+  FROM paid
+  WHERE first_start < next_at AND first_start <= now()
+  UNION ALL
+  -- intervals spanning more than one month start (no event for over a month: open-ended or long periods)
+  SELECT pd.user_id, pd.subscription_id, pd.plan_id, pd.past_due, pd.mrr_cents, ms.p, false
+  FROM paid pd
+  JOIN month_starts ms ON ms.p > pd.first_start AND ms.p < pd.next_at
+  WHERE pd.first_start + interval '1 month' < pd.next_at AND pd.first_start + interval '1 month' <= now()
+  UNION ALL
+  SELECT user_id, subscription_id, plan_id, past_due, mrr_cents, now(), true
+  FROM paid
+  WHERE next_at > now()
+),
+-- a month start p is the start of month p and the end of the month before it; now() is the end of this month
+roles AS (
+  SELECT user_id, subscription_id, plan_id, past_due, p AS month_ts, mrr_cents AS s, 0::numeric AS e
+  FROM points WHERE NOT is_now
+  UNION ALL
+  SELECT pt.user_id, pt.subscription_id, pt.plan_id, pt.past_due,
+         CASE WHEN pt.is_now THEN date_trunc('month', pt.p, 'UTC') ELSE pt.p - interval '1 month' END,
+         0::numeric, pt.mrr_cents
+  FROM points pt, first_month fm
+  WHERE pt.is_now OR pt.p > fm.m
+),
+per_customer AS (
+  SELECT user_id, month_ts,
+         sum(s) AS start_cents,
+         sum(e) AS end_cents,
+         max(plan_id) FILTER (WHERE s > 0) AS start_plan_id,
+         max(plan_id) FILTER (WHERE e > 0) AS end_plan_id,
+         max(subscription_id) FILTER (WHERE s > 0) AS start_subscription_id,
+         coalesce(bool_or(past_due) FILTER (WHERE e > 0), false) AS end_past_due
+  FROM roles
+  GROUP BY user_id, month_ts
+),
+classified AS (
+  SELECT pc.month_ts, pc.user_id, pc.start_cents, pc.end_cents, pc.end_past_due, pc.start_subscription_id,
+         coalesce(pc.end_plan_id, pc.start_plan_id) AS plan_id,
+         fp.first_paid_at,
+         CASE
+           WHEN pc.start_cents = 0 AND pc.end_cents > 0 THEN
+             CASE WHEN fp.first_paid_at < pc.month_ts THEN 'reactivation' ELSE 'new' END
+           WHEN pc.start_cents > 0 AND pc.end_cents = 0 THEN 'churn'
+           WHEN pc.end_cents > pc.start_cents THEN 'expansion'
+           WHEN pc.end_cents < pc.start_cents THEN 'contraction'
+           ELSE 'retained'
+         END AS movement
+  FROM per_customer pc
+  JOIN first_paid fp ON fp.user_id = pc.user_id
+)
+SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
+       pl.code AS plan_code,
+       coalesce(u.country, '--') AS country,
+       (date_trunc('month', c.first_paid_at, 'UTC') AT TIME ZONE 'UTC')::date AS cohort_month,
+       c.movement,
+       CASE WHEN c.movement = 'churn' THEN coalesce(s.end_reason, 'unknown') ELSE 'none' END AS churn_reason,
+       count(*)::int                                           AS customers,
+       (count(*) FILTER (WHERE c.start_cents > 0))::int        AS customers_start,
+       (count(*) FILTER (WHERE c.end_cents > 0))::int          AS customers_end,
+       sum(c.start_cents)                                      AS start_cents,
+       sum(c.end_cents)                                        AS end_cents,
+       (count(*) FILTER (WHERE c.end_past_due))::int           AS past_due_customers,
+       coalesce(sum(c.end_cents) FILTER (WHERE c.end_past_due), 0) AS past_due_cents
+FROM classified c
+JOIN users u ON u.id = c.user_id
+JOIN plans pl ON pl.id = c.plan_id
+LEFT JOIN subscriptions s ON s.id = c.start_subscription_id AND c.movement = 'churn'
+GROUP BY 1, 2, 3, 4, 5, 6
