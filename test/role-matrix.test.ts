@@ -92,4 +92,18 @@ test('a path missing from the table is 404 for everyone, even for an admin (deny
   }
 });
 
+test('every handler mounted on the app has a row in the table (otherwise deny-by-default makes it unreachable)', () => {
+  const app = createApp({ db: t.db, log: () => {} });
+  const missing = new Set<string>();
+  let handlers = 0;
+  for (const r of app.routes) {
+    if (r.method === 'ALL' || r.method === 'OPTIONS') continue; // middleware (app.use) and CORS preflights
+    handlers++;
+    const path = r.path.replace(/:[^/{]+(\{[^}]*\})?/g, 'x').replace(/\*$/, 'x');
+    if (!findRule(r.method, path)) missing.add(`${r.method} ${r.path}`);
+  }
+  assert.ok(handlers >= 20, `walked ${handlers} handlers`);
+  assert.equal([...missing], [], `handlers without a row in server/auth/access.ts:\n${[...missing].join('\n')}`);
+});
+
 test.run();
