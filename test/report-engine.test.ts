@@ -338,6 +338,17 @@ test('parameter declarations are checked', () => {
     { name: 'from', type: 'month', label: 'Start month', default: '-12m', line: 3 });
 });
 
+test('npm start refuses to start on an invalid report file, naming file:line', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+    cwd: path.resolve(import.meta.dirname, '..'), encoding: 'utf8', timeout: 60_000,
+    env: { ...process.env, DATABASE_URL: t.url, PORT: '0', MARQUEE_DEMO: '0', MARQUEE_REPORTS_DIR: path.join(FIXTURES, 'bad-chart') },
+  });
+  assert.is(r.status, 1, r.stdout + r.stderr);
+  assert.match(r.stderr, /could not start: invalid report files:\n\s+test\/fixtures\/reports\/bad-chart\/broken_chart\.sql:3 chart unknown chart mark "pie"/);
+  assert.not.match(r.stdout, /ready at/);
+});
+
 test('a report whose SQL does not plan is reported as file:line at start', async () => {
   const bad = loadCatalog(path.join(FIXTURES, 'bad-sql'));
   try {
