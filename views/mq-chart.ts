@@ -181,7 +181,16 @@ export class MqChart extends LitElement {
   private async exportImage(type: 'png' | 'svg') {
     if (!this.embedded) return;
     try {
-      const url = await this.embedded.view.toImageURL(type, type === 'png' ? 2 : 1);
+      // The chart is drawn on a transparent background; an exported file gets the tile's, so light text stays legible.
+      const view = this.embedded.view;
+      const background = view.background();
+      view.background(getComputedStyle(this).getPropertyValue('--bg-raised').trim() || '#ffffff');
+      let url: string;
+      try {
+        url = await view.toImageURL(type, type === 'png' ? 2 : 1);
+      } finally {
+        view.background(background);
+      }
       const a = document.createElement('a');
       a.href = url;
       a.download = `${this.fileBase()}.${type}`;
