@@ -103,4 +103,11 @@ test('a known device keeps its owner in while an attacker hammers the account', 
   assert.is((await attempt(u.email, u.password, '198.51.100.5', deviceCookie)).status, 429);
 });
 
+test('parallel guesses are counted before their passwords are checked: a burst of 12 gets 5 tries', async () => {
+  const u = await createUser(t.db, { role: 'analyst' });
+  const statuses = await Promise.all(Array.from({ length: 12 }, (_, i) => attempt(u.email, `burst guess ${i}`, `198.51.100.${120 + i}`).then((r) => r.status)));
+  assert.equal(statuses.filter((s) => s === 401).length, 5, statuses.join(','));
+  assert.equal(statuses.filter((s) => s === 429).length, 7, statuses.join(','));
+});
+
 test.run();
