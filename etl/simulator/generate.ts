@@ -206,7 +206,11 @@ export function simulateCustomer(ctx: Context, index: number, out: Batch | null,
     let tr = openSubscription({ id: subId, userId, plan: ctx.plans[planCode], at: t }, ctx.book);
     let s = tr.sub;
     emit(tr, payments, pIndex);
-    const step = (input: BillingInput) => { tr = applyInput(s, input, ctx.book); s = tr.sub; emit(tr, payments, pIndex); };
+    let activatedAt = t;
+    const step = (input: BillingInput) => {
+      tr = applyInput(s, input, ctx.book); s = tr.sub; emit(tr, payments, pIndex);
+      if (input.type === 'initial_charge' && s.status === 'active') activatedAt = input.at;
+    };
     const status = (): Status => s.status; // read through a call: `step` replaces `s`, so no narrowing
 
     // first payment: imported base customers already pay; new signups and returns can fail and retry once
@@ -223,8 +227,8 @@ export function simulateCustomer(ctx: Context, index: number, out: Batch | null,
 
     let churnAt: number | null = null;
     if (status() === 'active') {
-      const from = s.periodStart;
-      let lastChargeAt = s.periodStart, lastChargeKey: string | null = payments[payments.length - 1].idempotencyKey;
+      const from = activatedAt;
+      let lastChargeAt = activatedAt, lastChargeKey: string | null = payments[payments.length - 1].idempotencyKey;
       let cancelRequestedAt: number | null = null;
       for (;;) {
         const ps = s.periodStart, pe = s.periodEnd;

@@ -119,24 +119,22 @@ export async function buildContext(db: Queryable, p: RunParams, userIdBase: numb
 }
 
 /**
- * How many customers already subscribe when the window opens: a deterministic pilot (billing only, its own random
- * streams) finds the share of base customers for which active customers grow by `yearlyGrowth` over the window.
+ * How many customers already subscribe when the window opens, so that active customers grow by `yearlyGrowth` over
+ * the window. A deterministic pilot (billing only, its own random streams) measures the share of base customers and
+ * of new signups still active at the end (b, n); with a base share f the growth is b + n·(1/f − 1), solved for f.
  */
-export function calibrateBaseShare(ctx: Context, months: number, pilotSize = 2000): number {
+export function calibrateBaseShare(ctx: Context, months: number, pilotSize = 4000): number {
   const target = Math.pow(1 + ctx.b.yearlyGrowth, months / 12);
-  const growth = (share: number) => {
-    const base = Math.max(1, Math.round(pilotSize * share));
-    const c: Context = { ...ctx, baseCustomers: base, signupCustomers: pilotSize - base };
-    let sub = 0, endActive = 0;
-    for (let i = 0; i < pilotSize; i++) if (simulateCustomer(c, i, null, () => ++sub, null, STREAM_PILOT).activeAtEnd) endActive++;
-    return endActive / base;
-  };
-  let lo = 0.02, hi = 0.98;
-  for (let k = 0; k < 10; k++) {
-    const mid = (lo + hi) / 2;
-    if (growth(mid) > target) lo = mid; else hi = mid; // more base customers -> less growth
+  const base = pilotSize / 2;
+  const c: Context = { ...ctx, baseCustomers: base, signupCustomers: pilotSize - base };
+  let sub = 0, baseActive = 0, newActive = 0;
+  for (let i = 0; i < pilotSize; i++) {
+    if (simulateCustomer(c, i, null, () => ++sub, null, STREAM_PILOT).activeAtEnd) { if (i < base) baseActive++; else newActive++; }
   }
-  return (lo + hi) / 2;
+  const bs = baseActive / base, ns = newActive / (pilotSize - base);
+  if (ns <= 0) return 0.98;
+  const f = ns / (target - bs + ns);
+  return Math.min(0.98, Math.max(0.02, f));
 }
 
 function feed(sink: Sink) {
@@ -217,14 +215,20 @@ export async function hasSimulatedHistory(q: Queryable): Promise<boolean> {
   return !!(await q.one(`SELECT 1 FROM users WHERE simulated LIMIT 1`)) || !!(await q.one(`SELECT 1 FROM visits WHERE simulated LIMIT 1`));
 }
 
+async function historyExists(q: Queryable): Promise<SimulationError> {
+  const run = await q.one<{ id: number; seed: number; window_end: Date }>(`SELECT id, seed, window_end FROM simulation_runs ORDER BY id DESC LIMIT 1`);
+  return new SimulationError(`a simulated history already exists${run ? ` (run ${run.id}, seed ${run.seed}, ending ${run.window_end.toISOString().slice(0, 10)})` : ''}; pass --reset to replace it`);
+}
+
 export async function runSimulation(db: Db, p: RunParams, opts: {
   log?: (line: string) => void;
   onProgress?: (p: Progress) => void;
 } = {}): Promise<SimulationResult> {
   const log = opts.log ?? (() => {});
   const started = performance.now();
-  // fail fast, before any transaction: titles and plans are required
+  // fail fast, before any transaction: titles and plans are required, and a second history needs --reset
   const probe = await buildContext(db, p, 1);
+  if (!p.reset && await hasSimulatedHistory(db)) throw await historyExists(db);
   const win = windowOf(p);
   const baseShare = calibrateBaseShare(probe, p.months);
   const baseCustomers = Math.round(p.users * baseShare);
@@ -238,8 +242,7 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
       const removed = await removeSimulated(q);
       log(`reset: removed ${Object.entries(removed).map(([k, v]) => `${v.toLocaleString('en-US')} ${k}`).join(', ')}`);
     } else if (await hasSimulatedHistory(q)) {
-      const run = await q.one<{ id: number; seed: number; window_end: Date }>(`SELECT id, seed, window_end FROM simulation_runs ORDER BY id DESC LIMIT 1`);
-      throw new SimulationError(`a simulated history already exists${run ? ` (run ${run.id}, seed ${run.seed}, ending ${run.window_end.toISOString().slice(0, 10)})` : ''}; pass --reset to replace it`);
+      throw await historyExists(q); // another run committed meanwhile
     }
     const userBase = (await q.one<{ v: number }>(`SELECT nextval(pg_get_serial_sequence('users', 'id')) AS v`))!.v;
     const subBase = (await q.one<{ v: number }>(`SELECT nextval(pg_get_serial_sequence('subscriptions', 'id')) AS v`))!.v;
@@ -261,28 +264,34 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
     let queued = 0;
     const genStart = performance.now();
     let rows = 0, waitMs = 0;
-    for (let first = 0; first < p.users; first += p.batchSize) {
-      const batch = new Batch();
-      const last = Math.min(p.users, first + p.batchSize);
-      for (let i = first; i < last; i++) {
-        simulateCustomer(ctx, i, batch, nextSubId, expect);
-        if ((i & 127) === 127) await yieldToLoop(); // lets the connection push queued COPY data meanwhile
+    try {
+      for (let first = 0; first < p.users; first += p.batchSize) {
+        const batch = new Batch();
+        const last = Math.min(p.users, first + p.batchSize);
+        for (let i = first; i < last; i++) {
+          simulateCustomer(ctx, i, batch, nextSubId, expect);
+          if ((i & 127) === 127) await yieldToLoop(); // lets the connection stream the previous batch meanwhile
+        }
+        counts.users += batch.users.length; counts.subscriptions += batch.subscriptions.length;
+        counts.subscription_events += batch.events.length; counts.payments += batch.payments.length;
+        counts.visits += batch.visits.length; counts.watch_events += batch.watch.length;
+        rows += batch.rows;
+        const w0 = performance.now();
+        if (queued >= 1) { await writer; queued = 0; } // at most one batch waits while another is generated
+        waitMs += performance.now() - w0;
+        writer = writer.then(() => writeBatch(q, batch));
+        writer.catch(() => {}); // surfaced by the next await of `writer`
+        queued++;
+        opts.onProgress?.({ users: last, totalUsers: p.users, rows, elapsedMs: performance.now() - genStart });
       }
-      counts.users += batch.users.length; counts.subscriptions += batch.subscriptions.length;
-      counts.subscription_events += batch.events.length; counts.payments += batch.payments.length;
-      counts.visits += batch.visits.length; counts.watch_events += batch.watch.length;
-      rows += batch.rows;
-      const w0 = performance.now();
-      if (queued >= 1) { await writer; queued = 0; }
-      waitMs += performance.now() - w0; // at most one batch waits while another is generated
-      writer = writer.then(() => writeBatch(q, batch));
-      writer.catch(() => {}); // surfaced by the next await of `writer`
-      queued++;
-      opts.onProgress?.({ users: last, totalUsers: p.users, rows, elapsedMs: performance.now() - genStart });
+      const w1 = performance.now();
+      await writer;
+      waitMs += performance.now() - w1;
+    } catch (e) {
+      // let the writer stop before the transaction rolls back: no statement may run after the ROLLBACK
+      await writer.catch(() => {});
+      throw e;
     }
-    const w1 = performance.now();
-    await writer;
-    waitMs += performance.now() - w1;
     if (bulk) {
       await q.query(`SET LOCAL session_replication_role = origin`);
       await verifyForeignKeys(q);

@@ -213,11 +213,8 @@ export function applyInput(sub: Subscription, input: BillingInput, plans: PlanBo
       s.periodKeys = [...sub.periodKeys, key];
       payments.push(payment(s, 'initial', input.at, input.attempt, plan.priceCents, key, input.outcome, s.periodStart, s.periodEnd));
       if (input.outcome.ok) {
-        // the first paid period starts when the customer paid
-        if (input.at !== s.periodStart) {
-          s.anchor = input.at; s.periodStart = input.at; s.periodEnd = nextBoundary(input.at, input.at, plan);
-          payments[0].periodStart = s.periodStart; payments[0].periodEnd = s.periodEnd;
-        }
+        // the billing cycle stays anchored at creation (as Stripe's billing_cycle_anchor), so a first payment that
+        // succeeds on a later attempt pays the same period as the failed one: periods stay contiguous
         s.status = 'active';
         s.dueAttempts = 0;
         events.push(event(s, plans, input.at, 'activated', 'incomplete', { attempt: input.attempt }));
