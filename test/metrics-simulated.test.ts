@@ -91,6 +91,14 @@ test('churn splits add up and the payment rates are in the simulated range', asy
   // simulator defaults: 12.5 % first-attempt failures, 55 % recovered (wide bounds: 2,000 customers)
   assert.ok(failed / first > 0.09 && failed / first < 0.16, `failure rate ${failed / first}`);
   assert.ok(recovered / failed > 0.4 && recovered / failed < 0.7, `recovery rate ${recovered / failed}`);
+  // cohorts: month 0 is the whole cohort by construction; customers who signed up before the history have no cohort
+  const cohorts = await run('cohort_customer_retention', { from: months[0], to: months.at(-1)! });
+  assert.ok(cohorts.length > 0);
+  for (const r of cohorts.filter((x) => x.months_since === 0)) assert.is(r.retention, 1, `${r.cohort_month} month 0`);
+  assert.ok(cohorts.every((r) => r.cohort_month >= `${months[0]}-01`), 'no pre-history cohort');
+  const base = cohorts.filter((r) => r.months_since === 0).reduce((s, r) => s + r.cohort_size, 0);
+  const [signups] = await t.db.query(`SELECT count(*) AS n FROM users WHERE role = 'subscriber' AND created_at >= $1::date`, [`${months[0]}-01`]);
+  assert.ok(base <= signups.n, 'cohort sizes never exceed the signups of the window');
   // every report answers on simulated data with its defaults
   for (const id of catalog.reports.keys()) await run(id);
 });

@@ -1,7 +1,7 @@
 -- @title Net revenue retention by signup cohort
 -- @description Each signup cohort's MRR at every month end as a share of its starting MRR.
--- @definition NRR of a cohort at a month = MRR of the cohort's customers at that month end ÷ the cohort's starting
--- @definition MRR (its members' MRR at the end of the cohort month). Includes expansion, contraction, churn and
+-- @definition Cohort = the customers who signed up in a month. NRR of a cohort at a month = MRR of the cohort's
+-- @definition customers at that month end ÷ the cohort's starting MRR (their MRR at the end of the signup month). Includes expansion, contraction, churn and
 -- @definition reactivation of the cohort's own customers and never new customers, so it can exceed 100 %.
 -- @marts mart_cohort_monthly
 -- @param from month default=-11m label="First cohort"

@@ -10,8 +10,10 @@
 --   new           start 0, end > 0, never had MRR before the month    reactivation  start 0, end > 0, had MRR before
 --   churn         start > 0, end 0                                   expansion / contraction / retained  both > 0
 -- plan_code is the plan at the end of the month (at the start for a churned customer), so each row reconciles on its
--- own under a plan filter; cohort_month is the month of the customer's first paid instant; churn_reason is the
--- end_reason of the subscription that ended (voluntary / involuntary), 'none' for other movements.
+-- own under a plan filter; cohort_month is the customer's signup month (users.created_at) — customers who signed up
+-- before the billing history begins all get the month before its first month, a cohort without a month 0 that the
+-- cohort reports leave out; churn_reason is the end_reason of the subscription that ended (voluntary /
+-- involuntary), 'none' for other movements.
 --
 -- The per-customer rows are not stored: at 1M customers they are ~10M rows, and diffing them in REFRESH …
 -- CONCURRENTLY costs far more than recomputing. Each event interval [at, next event) is matched to the month starts
@@ -93,7 +95,7 @@ classified AS (
 SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        pl.code AS plan_code,
        coalesce(u.country, '--') AS country,
-       (date_trunc('month', c.first_paid_at, 'UTC') AT TIME ZONE 'UTC')::date AS cohort_month,
+       (date_trunc('month', greatest(u.created_at, fm.m - interval '1 month'), 'UTC') AT TIME ZONE 'UTC')::date AS cohort_month,
        c.movement,
        CASE WHEN c.movement = 'churn' THEN coalesce(s.end_reason, 'unknown') ELSE 'none' END AS churn_reason,
        count(*)::int                                           AS customers,
@@ -104,6 +106,7 @@ SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        (count(*) FILTER (WHERE c.end_past_due))::int           AS past_due_customers,
        coalesce(sum(c.end_cents) FILTER (WHERE c.end_past_due), 0) AS past_due_cents
 FROM classified c
+CROSS JOIN first_month fm
 JOIN users u ON u.id = c.user_id
 JOIN plans pl ON pl.id = c.plan_id
 LEFT JOIN subscriptions s ON s.id = c.start_subscription_id AND c.movement = 'churn'
