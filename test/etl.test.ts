@@ -48,6 +48,7 @@ async function refused(input: Parameters<typeof loadTitles>[1], pattern: RegExp,
     return e as TitlesInputError;
   }
   assert.unreachable(`accepted ${typeof input === 'string' ? input : input.name}`);
+  throw new Error('unreachable');
 }
 
 let base: string;

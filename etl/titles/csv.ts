@@ -15,7 +15,7 @@ const MAX_FIELDS = 512;
 
 /** Staging columns, in the order the rows are written. */
 export const STAGING_COLUMNS = ['line', 'show_id', 'type', 'title', 'director', 'cast_names', 'country', 'date_added',
-  'date_mdy', 'date_dmy', 'release_year', 'rating', 'duration_minutes', 'seasons', 'listed_in', 'description'] as const;
+  'date_mdy', 'date_dmy', 'release_year', 'rating', 'duration_minutes', 'seasons', 'listed_in', 'description', 'list_flags'] as const;
 
 export type DefectKind =
   | 'bom' | 'windows_1252_lines' | 'crlf_line_ends' | 'blank_lines' | 'stray_quotes' | 'extra_empty_columns'
@@ -48,6 +48,9 @@ const LIST_COLUMNS: Column[] = ['director', 'cast', 'country', 'listed_in'];
 const TEXT_COLUMNS: Column[] = ['show_id', 'title', 'director', 'cast', 'country', 'listed_in', 'description'];
 const TEXT_INDEX = TEXT_COLUMNS.map((c) => COLUMNS.indexOf(c));
 const IS_LIST = TEXT_COLUMNS.map((c) => LIST_COLUMNS.includes(c));
+/** Bit of each list column in the staging row's list_flags: set when the list needs SQL's careful split. */
+export const LIST_BITS: Partial<Record<Column, number>> = { director: 1, cast: 2, country: 4, listed_in: 8 };
+const LIST_FLAG = TEXT_COLUMNS.map((c) => LIST_BITS[c] ?? 0);
 
 /** A growable output buffer: rows are assembled with copies, not string concatenation. */
 class Out {
@@ -103,6 +106,7 @@ export class TitlesCsvStream extends Transform {
   private pendingHeader: { fields: string[]; line: number; problem: string } | null = null;
   private cols: number[] = [];
   private readonly out = new Out();
+  private readonly itemHashes = new Int32Array(128);
   // Slash dates that read one way only: counted, and kept (as rejects-to-be) under the order they contradict.
   private slash = { contradictDmy: [] as Reject[], contradictMdy: [] as Reject[], mdyOnlyCount: 0, dmyOnlyCount: 0, any: false };
 
@@ -358,18 +362,19 @@ export class TitlesCsvStream extends Transform {
     }
     this.stats.rows++;
 
-    // whitespace and list defects, counted here and fixed in SQL
+    // whitespace and list defects, counted here and fixed in SQL; clean lists take SQL's fast path
+    let listFlags = 0;
     for (let t = 0; t < TEXT_COLUMNS.length; t++) {
       const c = TEXT_COLUMNS[t];
       const k = map[TEXT_INDEX[t]];
       const [s, e] = this.inner(k);
       if (e <= s) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
+      if (IS_LIST[t] && this.listDirty(buf, s, e)) listFlags |= LIST_FLAG[t];
       if (isBlank(buf[s]) || isBlank(buf[e - 1])) {
         if (this.blank(buf, k)) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
         this.defect('whitespace_trimmed');
       }
       if (this.f[k * 3 + 2] === 2) this.defect('stray_quotes');
-      if (IS_LIST[t]) this.listDefects(buf, s, e);
     }
 
     const showId = this.value(buf, map[0]).trim();
@@ -456,6 +461,7 @@ export class TitlesCsvStream extends Transform {
     o.byte(COMMA); o.ascii(minutes);
     o.byte(COMMA); o.ascii(seasons);
     o.byte(COMMA); this.rawRun(buf, map, 10, 11);
+    o.byte(COMMA); o.ascii(String(listFlags));
     o.byte(LF);
   }
 
@@ -480,20 +486,38 @@ export class TitlesCsvStream extends Transform {
     }
   }
 
-  private listDefects(buf: Buffer, s: number, e: number) {
-    // empty items: a leading/trailing comma, or ",," / ", ," inside
-    let sawItem = false, empty = false, i = s;
-    let itemHasText = false;
-    for (; i < e; i++) {
+  /**
+   * Whether a list needs SQL's careful split (trim every item, drop empty ones and repeats) rather than a plain split
+   * on ", ". Clean lists — the vast majority — are items joined by exactly ", " with no blank edges and no repeats
+   * (compared by a hash of their bytes: a collision only sends the list down the careful path). Counts empty items.
+   */
+  private listDirty(buf: Buffer, s: number, e: number): boolean {
+    let dirty = isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA;
+    let empty = false, text = false, n = 0, h = 0x811c9dc5 | 0;
+    const seen = this.itemHashes;
+    const item = () => {
+      if (!text) empty = true;
+      if (!dirty) {
+        for (let k = 0; k < n; k++) if (seen[k] === h) { dirty = true; break; }
+        if (n < seen.length) seen[n++] = h; else dirty = true;
+      }
+      h = 0x811c9dc5 | 0;
+      text = false;
+    };
+    for (let i = s; i < e; i++) {
       const b = buf[i];
       if (b === COMMA) {
-        if (!itemHasText) empty = true;
-        itemHasText = false;
-        sawItem = true;
-      } else if (!isBlank(b)) itemHasText = true;
+        item();
+        if (!dirty && !(buf[i + 1] === SPACE && i + 2 < e && !isBlank(buf[i + 2]) && buf[i + 2] !== COMMA && !isBlank(buf[i - 1]))) dirty = true;
+        if (buf[i + 1] === SPACE) i++;
+      } else {
+        if (!isBlank(b)) text = true;
+        h = Math.imul(h ^ b, 16777619);
+      }
     }
-    if (sawItem && !itemHasText) empty = true;
+    item();
     if (empty) this.defect('list_empty_items');
+    return dirty || empty;
   }
 
   private decideDateOrder() {

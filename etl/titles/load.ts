@@ -7,7 +7,7 @@ import sql from 'sql-template-tag';
 import type { Db, Queryable } from '../../server/db/index.ts';
 import { openSource, type SourceInput } from './source.ts';
 import { DecodeStream, describeEncoding, type EncodingMode } from './decode.ts';
-import { TitlesCsvStream, STAGING_COLUMNS, type DefectKind, type Reject } from './csv.ts';
+import { TitlesCsvStream, STAGING_COLUMNS, LIST_BITS, type DefectKind, type Reject } from './csv.ts';
 import type { DateOrder, DateShape } from './dates.ts';
 import type { Column } from './header.ts';
 import { InputProblem, TitlesInputError } from './errors.ts';
@@ -77,13 +77,18 @@ const LOCK_KEY = 7_201_100_003; // "marquee titles load": two loads at once woul
 const STAGING_DDL = `CREATE TEMP TABLE titles_staging (
   line integer NOT NULL, show_id text, type text NOT NULL, title text, director text, cast_names text, country text,
   date_added date, date_mdy date, date_dmy date, release_year smallint, rating text, duration_minutes integer,
-  seasons integer, listed_in text, description text
+  seasons integer, listed_in text, description text, list_flags smallint NOT NULL
 ) ON COMMIT DROP`;
 
-/** Split a comma list, trim, drop empty items and repeats (first occurrence keeps its place). */
-function list(col: string, sorted: boolean): string {
-  return `ARRAY(SELECT btrim(x, E' \\t\\r\\n') FROM unnest(string_to_array(${col}, ',')) WITH ORDINALITY AS u(x, o)
-    WHERE btrim(x, E' \\t\\r\\n') <> '' GROUP BY 1 ORDER BY ${sorted ? '1' : 'min(o)'})`;
+/**
+ * A comma list as an array: trimmed items, no empty items, no repeats (the first occurrence keeps its place).
+ * Lists the CSV stage found clean (items joined by exactly ", ", no repeats) take a plain split; the rest the
+ * careful per-row subquery.
+ */
+function list(col: string, bit: number): string {
+  return `CASE WHEN list_flags & ${bit} = 0 THEN coalesce(string_to_array(${col}, ', '), '{}')
+    ELSE ARRAY(SELECT btrim(x, E' \\t\\r\\n') FROM unnest(string_to_array(${col}, ',')) WITH ORDINALITY AS u(x, o)
+      WHERE btrim(x, E' \\t\\r\\n') <> '' GROUP BY 1 ORDER BY min(o)) END`;
 }
 
 function text(col: string): string {
@@ -193,8 +198,8 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
       SELECT ${keep} line, btrim(show_id) AS show_id, type, ${text('title')} AS title, release_year,
         NULLIF(btrim(rating), '') AS rating, duration_minutes, seasons,
         coalesce(date_added, ${dmy ? 'date_dmy' : 'date_mdy'}) AS date_added, ${text('description')} AS description,
-        ${list('listed_in', true)} AS genres, ${list('country', true)} AS countries,
-        ${list('cast_names', false)} AS cast_names, ${list('director', false)} AS directors
+        ${list('listed_in', LIST_BITS.listed_in!)} AS genres, ${list('country', LIST_BITS.country!)} AS countries,
+        ${list('cast_names', LIST_BITS.cast!)} AS cast_names, ${list('director', LIST_BITS.director!)} AS directors
       FROM titles_staging ${order}
     ),
     m AS (
@@ -216,7 +221,8 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
       m.description, m.genres, m.countries, m.cast_names, m.directors,
       CASE WHEN m.title_id IS NULL THEN nextval(${seq}::regclass) ELSE m.title_id END AS title_id,
       CASE WHEN m.title_id IS NULL THEN 'inserted'
-        WHEN m.same_row AND m.genres = coalesce(g.a, '{}') AND m.countries = coalesce(c.a, '{}')
+        WHEN m.same_row AND ARRAY(SELECT unnest(m.genres) ORDER BY 1) = coalesce(g.a, '{}')
+          AND ARRAY(SELECT unnest(m.countries) ORDER BY 1) = coalesce(c.a, '{}')
           AND m.cast_names = coalesce(ca.a, '{}') AND m.directors = coalesce(d.a, '{}') THEN 'unchanged'
         ELSE 'updated' END AS status
     FROM m LEFT JOIN g ON g.title_id = m.title_id LEFT JOIN c ON c.title_id = m.title_id
@@ -228,6 +234,28 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
       coalesce(sum(cardinality(genres) + cardinality(countries) + cardinality(cast_names) + cardinality(directors))
         FILTER (WHERE status <> 'unchanged'), 0) AS links
     FROM titles_src`))!;
+  // Row-by-row foreign-key checks and index maintenance cost more than everything else in a big load (~6 µs per
+  // check; 10 million link rows in the 100x benchmark). When a load writes many link rows (and a good share of the
+  // tables), the link tables' foreign keys, primary keys and indexes are dropped and re-created inside this
+  // transaction, from their own catalog definitions: PostgreSQL then builds each index with one sort and validates
+  // each key in one set-based pass, under locks, so integrity is checked exactly as strictly — the classic bulk-load
+  // recipe. Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
+  const tables = LINK_TABLES.map((t) => `'${t}'::regclass`).join(', ');
+  const existing = (await q.one<{ n: number }>(`SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint AS n FROM pg_class WHERE oid IN (${tables})`))!.n;
+  const bulk = counts.links >= (opts.bulkLinkRows ?? BULK_LINK_ROWS) && counts.links * 4 >= existing;
+  const ddl = bulk ? await q.query<{ drop: string; add: string }>(`
+    SELECT drop, add FROM (
+      SELECT CASE c.contype WHEN 'f' THEN 0 ELSE 1 END AS drop_order, c.conname AS name,
+        format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop,
+        format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) AS add
+      FROM pg_constraint c WHERE c.contype IN ('f', 'p', 'u') AND c.conrelid IN (${tables})
+      UNION ALL
+      SELECT 2, i.indexrelid::regclass::text, format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
+      FROM pg_index i WHERE i.indrelid IN (${tables}, 'titles'::regclass)
+        AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
+    ) d ORDER BY drop_order, name`) : [];
+  if (bulk) await q.query(`SET LOCAL maintenance_work_mem = '256MB'`);
+  for (const d of ddl) await q.query(d.drop);
   const changed = `status <> 'unchanged'`;
   await q.query(`INSERT INTO genres (name) SELECT DISTINCT n FROM titles_src, unnest(genres) n
     WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM genres g WHERE g.name = n) ORDER BY 1`);
@@ -246,30 +274,21 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
   for (const link of LINK_TABLES) {
     await q.query(`DELETE FROM ${link} WHERE title_id IN (SELECT title_id FROM titles_src WHERE status = 'updated')`);
   }
-  // Row-by-row foreign-key checks cost more than everything else in a big load (~6 µs each, 10 million link rows
-  // in the 100x benchmark). Past a threshold the link tables' foreign keys are dropped and added back inside this
-  // transaction: PostgreSQL then validates them in one set-based pass each, under locks, so integrity is checked
-  // exactly as strictly. Small loads (a few changed titles) keep the per-row checks and take no exclusive locks.
-  const bulk = counts.links >= (opts.bulkLinkRows ?? BULK_LINK_ROWS);
-  const fks = bulk ? await q.query<{ drop: string; add: string }>(`
-    SELECT format('ALTER TABLE %I DROP CONSTRAINT %I', c.conrelid::regclass::text, c.conname) AS drop,
-      format('ALTER TABLE %I ADD CONSTRAINT %I %s', c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)) AS add
-    FROM pg_constraint c
-    WHERE c.contype = 'f' AND c.conrelid IN (${LINK_TABLES.map((t) => `'${t}'::regclass`).join(', ')})
-    ORDER BY c.conname`) : [];
-  for (const fk of fks) await q.query(fk.drop);
   const src = `titles_src s`;
+  // sorted rows keep index inserts local; with the indexes dropped the sort would be wasted
+  const order12 = bulk ? '' : ' ORDER BY 1, 2';
   await q.query(`INSERT INTO title_genres (title_id, genre_id)
-    SELECT s.title_id, g.id FROM ${src}, unnest(s.genres) n JOIN genres g ON g.name = n WHERE s.${changed} ORDER BY 1, 2`);
+    SELECT s.title_id, g.id FROM ${src}, unnest(s.genres) n JOIN genres g ON g.name = n WHERE s.${changed}${order12}`);
   await q.query(`INSERT INTO title_countries (title_id, country_id)
-    SELECT s.title_id, c.id FROM ${src}, unnest(s.countries) n JOIN countries c ON c.name = n WHERE s.${changed} ORDER BY 1, 2`);
+    SELECT s.title_id, c.id FROM ${src}, unnest(s.countries) n JOIN countries c ON c.name = n WHERE s.${changed}${order12}`);
   await q.query(`INSERT INTO title_cast (title_id, person_id, ord)
     SELECT s.title_id, p.id, n.o - 1 FROM ${src}, unnest(s.cast_names) WITH ORDINALITY n(name, o) JOIN people p ON p.name = n.name
-    WHERE s.${changed} ORDER BY 1, 2`);
+    WHERE s.${changed}${order12}`);
   await q.query(`INSERT INTO title_directors (title_id, person_id, ord)
     SELECT s.title_id, p.id, n.o - 1 FROM ${src}, unnest(s.directors) WITH ORDINALITY n(name, o) JOIN people p ON p.name = n.name
-    WHERE s.${changed} ORDER BY 1, 2`);
-  for (const fk of fks) await q.query(fk.add);
+    WHERE s.${changed}${order12}`);
+  // keys and indexes first, foreign keys last (their validation reads the rebuilt tables)
+  for (const d of ddl.sort((x, y) => Number(/FOREIGN KEY/.test(x.add)) - Number(/FOREIGN KEY/.test(y.add)))) await q.query(d.add);
 
   let removed = 0;
   let keptReferenced: string[] = [];

@@ -1,0 +1,162 @@
+// npm run bench -- etl: the titles ETL against baselines measured in the same run.
+//  1. the real 8,807-title file into an empty catalog (in-process, so no process start), then again (all unchanged)
+//  2. a 10k-row sample: row-by-row INSERT (what the original project did, normalized) vs loadTitles — the speedup
+//  3. a 100x file (fresh show_ids, ~340 MB) in /tmp: `psql \copy` of the same bytes into an equivalent TEMP table vs
+//     loadTitles' staging COPY (read + decode + validate + COPY) and whole load; RSS growth while loading
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { benchDatabase, time, fmt } from './lib.ts';
+import { loadTitles, type LoadSummary } from '../../etl/titles/load.ts';
+import type { Db } from '../../server/db/index.ts';
+
+const root = path.resolve(import.meta.dirname, '../..');
+const REAL = [path.resolve(root, '../shared/data/netflix_titles.csv'), '/work/shared/data/netflix_titles.csv'].find((p) => fs.existsSync(p));
+if (!REAL) { console.error('etl bench: ../shared/data/netflix_titles.csv not found'); process.exit(1); }
+const SCALE = Number(process.env.ETL_BENCH_SCALE ?? 100);
+const PSQL = process.env.PSQL ?? '/usr/bin/psql';
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-etl-bench-'));
+const bigFile = path.join(tmp, `netflix_titles_x${SCALE}.csv`);
+const sampleFile = path.join(tmp, 'sample_10k.csv');
+
+/** The real file's records (RFC 4180: a record ends at a newline outside quotes). */
+function records(text: string): string[] {
+  const out: string[] = [];
+  let start = 0, quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 34) quoted = !quoted;
+    else if (c === 10 && !quoted) { out.push(text.slice(start, i)); start = i + 1; }
+  }
+  if (start < text.length) out.push(text.slice(start));
+  return out;
+}
+
+function parseRecord(rec: string): string[] {
+  const f: string[] = [];
+  let cur = '', q = false;
+  for (let i = 0; i < rec.length; i++) {
+    const c = rec[i];
+    if (q) {
+      if (c === '"') { if (rec[i + 1] === '"') { cur += '"'; i++; } else q = false; } else cur += c;
+    } else if (c === '"') q = true;
+    else if (c === ',') { f.push(cur); cur = ''; }
+    else cur += c;
+  }
+  f.push(cur);
+  return f;
+}
+
+const [header, ...rows] = records(fs.readFileSync(REAL, 'utf8'));
+// SCALE copies with fresh show_ids ("x7-s123"); the first 10,000 records also make the sample
+{
+  const fd = fs.openSync(bigFile, 'w');
+  const sample: string[] = [header];
+  fs.writeSync(fd, header + '\n');
+  for (let k = 0; k < SCALE; k++) {
+    const part = rows.map((r) => `x${k}-${r}`);
+    for (const r of part) if (sample.length <= 10_000) sample.push(r);
+    fs.writeSync(fd, part.join('\n') + '\n');
+  }
+  fs.closeSync(fd);
+  fs.writeFileSync(sampleFile, sample.join('\n') + '\n');
+}
+const bigBytes = fs.statSync(bigFile).size;
+
+const bench = await benchDatabase('etl');
+const db = bench.db;
+const clean = () => db.query('TRUNCATE titles, genres, countries, people, title_genres, title_countries, title_cast, title_directors RESTART IDENTITY CASCADE');
+const lines: string[] = [];
+const say = (l: string) => { console.log(l); lines.push(l); };
+
+try {
+  // ── 1. the real file ─────────────────────────────────────────────────────────────────────────────────────────
+  const cold = await time(() => loadTitles(db, REAL));
+  const again = await time(() => loadTitles(db, REAL));
+  await clean();
+  const warm = await time(() => loadTitles(db, REAL));
+  say(`real file (8,807 titles) into an empty catalog: ${fmt(cold.ms, 0)} ms first in this process, ${fmt(warm.ms, 0)} ms warm ` +
+    `(COPY ${fmt(warm.result.timings.copyMs, 0)} ms + normalize ${fmt(warm.result.timings.normalizeMs, 0)} ms); ` +
+    `target < 1000 ms`);
+  say(`real file again over itself (${again.result.unchanged} unchanged): ${fmt(again.ms, 0)} ms`);
+
+  // ── 2. row-by-row INSERT vs the loader, 10k rows ─────────────────────────────────────────────────────────────
+  await clean();
+  const sampleRows = records(fs.readFileSync(sampleFile, 'utf8')).slice(1).map(parseRecord);
+  const rowByRow = await time(() => insertRowByRow(db, sampleRows));
+  await clean();
+  const loader10k = await time(() => loadTitles(db, sampleFile));
+  const check = await db.one(`SELECT count(*) AS n FROM titles`);
+  say(`10k sample: row-by-row INSERT ${fmt(rowByRow.ms, 0)} ms (${fmt(rowByRow.result, 0)} statements, one transaction); ` +
+    `loadTitles ${fmt(loader10k.ms, 0)} ms (${check!.n} titles) => speedup ${fmt(rowByRow.ms / loader10k.ms, 1)}x`);
+
+  // ── 3. the 100x file: psql \copy baseline vs the loader ──────────────────────────────────────────────────────
+  await clean();
+  const rawCopy = () => {
+    const t0 = performance.now();
+    const r = spawnSync(PSQL, [bench.url, '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+      '-c', `CREATE TEMP TABLE raw_titles (show_id text, type text, title text, director text, "cast" text, country text,
+        date_added text, release_year text, rating text, duration text, listed_in text, description text)`,
+      '-c', `\\copy raw_titles FROM '${bigFile}' WITH (FORMAT csv, HEADER true)`], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`psql failed: ${r.stderr || r.error}`);
+    return performance.now() - t0;
+  };
+  const psql1 = rawCopy();
+  const rssBase = process.memoryUsage().rss;
+  let rssPeak = rssBase;
+  const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, process.memoryUsage().rss); }, 25);
+  let big: LoadSummary;
+  try {
+    big = (await time(() => loadTitles(db, bigFile))).result;
+  } finally {
+    clearInterval(sampler);
+  }
+  rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+  const psql2 = rawCopy();
+  const psqlMs = Math.min(psql1, psql2);
+  const mbps = (ms: number) => bigBytes / 1e6 / (ms / 1000);
+  say(`${SCALE}x file: ${fmt(bigBytes / 1e6, 0)} MB, ${fmt(big.rows, 0)} rows, ${fmt(big.inserted, 0)} titles inserted`);
+  say(`  psql \\copy into a TEMP table of 12 text columns: ${fmt(psql1, 0)} ms and ${fmt(psql2, 0)} ms (best ${fmt(mbps(psqlMs), 1)} MB/s)`);
+  say(`  loadTitles staging COPY (read, decode, validate, fix, COPY): ${fmt(big.timings.copyMs, 0)} ms (${fmt(mbps(big.timings.copyMs), 1)} MB/s) ` +
+    `=> ${fmt(psqlMs / big.timings.copyMs, 2)}x psql throughput (target >= 0.8x)`);
+  say(`  whole load incl. normalization: ${fmt(big.timings.totalMs, 0)} ms (normalize ${fmt(big.timings.normalizeMs, 0)} ms) ` +
+    `=> ${fmt(big.timings.totalMs / psqlMs, 2)}x the raw psql time (target <= 3x)`);
+  say(`  RSS growth while loading: ${fmt((rssPeak - rssBase) / 1e6, 1)} MB (from ${fmt(rssBase / 1e6, 0)} MB to a peak of ${fmt(rssPeak / 1e6, 0)} MB; target < 100 MB)`);
+} finally {
+  await bench.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+}
+
+/** The original project's way, normalized: per row an INSERT per title, per genre/country/person a lookup-or-insert and a link. */
+async function insertRowByRow(db: Db, rows: string[][]): Promise<number> {
+  let statements = 0;
+  await db.tx(async (q) => {
+    const lookup = async (table: 'genres' | 'countries' | 'people', name: string): Promise<number> => {
+      statements++;
+      const found = await q.one<{ id: number }>(`SELECT id FROM ${table} WHERE name = $1`, [name]);
+      if (found) return found.id;
+      statements++;
+      return (await q.one<{ id: number }>(`INSERT INTO ${table} (name) VALUES ($1) RETURNING id`, [name]))!.id;
+    };
+    const split = (s: string) => [...new Set(s.split(',').map((x) => x.trim()).filter(Boolean))];
+    for (const r of rows) {
+      const [showId, type, title, director, cast, country, dateAdded, year, rating0, duration0, listedIn, description] = r;
+      let rating = rating0.trim(), duration = duration0.trim();
+      if (/min$/.test(rating) && !duration) { duration = rating; rating = ''; }
+      const n = Number.parseInt(duration, 10) || null;
+      statements++;
+      const id = (await q.one<{ id: number }>(`INSERT INTO titles (show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`, [showId, type, title.trim(), year || null, rating || null,
+        type === 'Movie' ? n : null, type === 'TV Show' ? n : null, dateAdded.trim() ? new Date(dateAdded.trim() + ' UTC').toISOString().slice(0, 10) : null,
+        description]))!.id;
+      for (const g of split(listedIn)) { const gid = await lookup('genres', g); statements++; await q.query(`INSERT INTO title_genres VALUES ($1, $2)`, [id, gid]); }
+      for (const c of split(country)) { const cid = await lookup('countries', c); statements++; await q.query(`INSERT INTO title_countries VALUES ($1, $2)`, [id, cid]); }
+      let ord = 0;
+      for (const p of split(cast)) { const pid = await lookup('people', p); statements++; await q.query(`INSERT INTO title_cast VALUES ($1, $2, $3)`, [id, pid, ord++]); }
+      ord = 0;
+      for (const p of split(director)) { const pid = await lookup('people', p); statements++; await q.query(`INSERT INTO title_directors VALUES ($1, $2, $3)`, [id, pid, ord++]); }
+    }
+  }, { statementTimeoutMs: 0 });
+  return statements;
+}
