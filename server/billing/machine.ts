@@ -314,8 +314,8 @@ export function applyInput(sub: Subscription, input: BillingInput, plans: PlanBo
       return done();
     }
     case 'request_cancel': {
-      if (s.cancelAtPeriodEnd) return same(sub);
       if (s.status !== 'active' && s.status !== 'past_due') throw new BillingError(`subscription ${s.id} is ${s.status}: nothing to cancel`);
+      if (s.cancelAtPeriodEnd) return same(sub);
       s.cancelAtPeriodEnd = true;
       const dropped = s.pendingPlanId;
       s.pendingPlanId = null; // ending at period end supersedes a scheduled downgrade
