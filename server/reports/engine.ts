@@ -150,7 +150,8 @@ export async function runReport(db: Db, catalog: Catalog, id: string, query: URL
   const { report, params, states } = await prepare(db, catalog, id, query, opts);
   const f = freshness(report, catalog, states, opts.now);
   const key = `${report.id}\0${report.hash}\0${params.key}`;
-  const useCache = opts.cache !== false && report.allMarts.length > 0;
+  // MARQUEE_REPORT_CACHE=0 turns the result cache off (benchmarks of the SQL path, debugging)
+  const useCache = opts.cache !== false && process.env.MARQUEE_REPORT_CACHE !== '0' && report.allMarts.length > 0;
   const cache = cacheFor(db);
   if (useCache) {
     const hit = cache.get(key);
@@ -186,9 +187,9 @@ async function fetchRows(db: Db, report: ReportDef, params: ParsedParams): Promi
       // one round trip to open the READ ONLY transaction with the report's timeout
       await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${report.timeoutMs}`);
       try {
-        // a cursor: the cap is enforced while reading, whatever the query's own LIMIT or ORDER BY
-        await client.query({ text: `DECLARE report_rows NO SCROLL CURSOR FOR ${report.sql}`, values: bindValues(report, params) });
-        const { rows } = await client.query(`FETCH FORWARD ${report.rowCap + 1} FROM report_rows`);
+        // the cap is enforced by the database: one row more than the cap tells that rows were cut (ORDER BY of the
+        // report's own query survives the outer LIMIT in PostgreSQL)
+        const { rows } = await client.query({ text: `SELECT * FROM (\n${report.sql}\n) AS report LIMIT ${report.rowCap + 1}`, values: bindValues(report, params) });
         await client.query('COMMIT');
         return rows;
       } catch (e) {

@@ -55,15 +55,25 @@ function freshnessHeaders(c: Context<Env>, r: { asOf: string; stale: boolean; ro
 
 export const reportRoutes = new Hono<Env>();
 
+// the catalog answer depends only on the catalog and the role: built once per pair
+const listings = new WeakMap<Catalog, Map<Role, string>>();
 reportRoutes.get('/api/reports', (c) => {
   const role = roleOf(c);
-  const list = [...catalogOf(c).reports.values()].filter((r) => (r.roles as string[]).includes(role))
-    .sort((a, b) => a.title.localeCompare(b.title))
-    .map((r) => ({
-      id: r.id, title: r.title, description: r.description, definition: r.definition, marts: r.allMarts,
-      params: r.params.map(paramInfo), api: `/api/reports/${r.id}`, page: `/reports/${r.id}`,
-    }));
-  return c.json({ reports: list });
+  const catalog = catalogOf(c);
+  let byRole = listings.get(catalog);
+  if (!byRole) listings.set(catalog, (byRole = new Map()));
+  let body = byRole.get(role);
+  if (!body) {
+    const list = [...catalog.reports.values()].filter((r) => (r.roles as string[]).includes(role))
+      .sort((a, b) => a.title.localeCompare(b.title))
+      .map((r) => ({
+        id: r.id, title: r.title, description: r.description, definition: r.definition, marts: r.allMarts,
+        params: r.params.map(paramInfo), api: `/api/reports/${r.id}`, page: `/reports/${r.id}`,
+      }));
+    byRole.set(role, (body = JSON.stringify({ reports: list })));
+  }
+  c.header('Content-Type', 'application/json; charset=UTF-8');
+  return c.body(body);
 });
 
 // Mart status (staff) and the refresh trigger (admin): declared before /api/reports/:id.
