@@ -33,21 +33,25 @@ adminUsers.get('/admin/users', async (c) => {
   const conds = [sql`true`];
   if (q) {
     const id = /^\d{1,15}$/.test(q) ? Number(q) : null;
-    conds.push(sql`(u.email ILIKE ${likePattern(q)} OR u.display_name ILIKE ${likePattern(q)}${id !== null ? sql` OR u.id = ${id}` : empty})`);
+    const pattern = likePattern(q.toLowerCase());
+    conds.push(sql`(lower(u.email) LIKE ${pattern} OR lower(u.display_name) LIKE ${pattern}${id !== null ? sql` OR u.id = ${id}` : empty})`);
   }
   if (role) conds.push(sql`u.role = ${role}`);
   if (status) conds.push(sql`u.status = ${status}`);
   const where = join(conds, ' AND ');
   const [{ n: total }] = await db.query<{ n: number }>(sql`SELECT count(*) AS n FROM users u WHERE ${where}`);
+  // Page the users first, then look up plans for those 25 rows only (a deep OFFSET must not run the lateral join
+  // for every skipped row).
   const rows = await db.query<UserRow & { plan: string | null; sub_status: string | null }>(sql`
-    SELECT u.id, u.email, u.display_name, u.role, u.status, u.created_at, u.last_login_at, p.name AS plan, s.status AS sub_status
-    FROM users u
-    LEFT JOIN LATERAL (SELECT plan_id, status FROM subscriptions WHERE user_id = u.id
+    WITH page AS (
+      SELECT u.id, u.email, u.display_name, u.role, u.status, u.created_at, u.last_login_at FROM users u
+      WHERE ${where} ORDER BY u.created_at DESC, u.id DESC LIMIT ${PAGE_SIZE} OFFSET ${(pageNo - 1) * PAGE_SIZE})
+    SELECT page.*, p.name AS plan, s.status AS sub_status
+    FROM page
+    LEFT JOIN LATERAL (SELECT plan_id, status FROM subscriptions WHERE user_id = page.id
                        ORDER BY status <> 'canceled' DESC, created_at DESC LIMIT 1) s ON true
     LEFT JOIN plans p ON p.id = s.plan_id
-    WHERE ${where}
-    ORDER BY u.created_at DESC, u.id DESC
-    LIMIT ${PAGE_SIZE} OFFSET ${(pageNo - 1) * PAGE_SIZE}`);
+    ORDER BY page.created_at DESC, page.id DESC`);
   const filters = { q, role, status };
   return c.html(page(c, {
     title: 'Users',
