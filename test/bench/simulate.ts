@@ -1,0 +1,85 @@
+// npm run bench -- simulate [--scales=small,default,large]
+// Wall time, rows/s written and peak RSS of the business simulator per preset, each in its own process (so peak RSS is
+// that preset's) on a fresh database with the real bundled catalog. Baseline, measured in the same run: a plain COPY
+// of pre-built watch_events rows into the same indexed table — PostgreSQL's ingest ceiling on this machine right now.
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import { benchDatabase, fmt, time } from './lib.ts';
+import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
+import { runParams, type Scale } from '../../etl/simulator/params.ts';
+import { runSimulation } from '../../etl/simulator/run.ts';
+import { validationSummary } from '../../etl/simulator/validate.ts';
+
+const END = '2026-11-26';
+const child = process.argv.find((a) => a.startsWith('--child='))?.slice(8);
+
+interface Result { name: string; users: number; rows: number; ms: number; waitMs: number; validateMs: number; rssMb: number; bulk: boolean; missed: number }
+
+async function measure(name: string): Promise<Result> {
+  const b = await benchDatabase(`sim_${name}`);
+  try {
+    await titlesDemoStep.load(b.db, () => {});
+    if (name === 'baseline') {
+      const rows = 1_000_000;
+      const titles = (await b.db.query<{ id: number }>(`SELECT id FROM titles ORDER BY id`)).map((r) => r.id);
+      await b.db.query(`INSERT INTO users (email, display_name, simulated) SELECT 'b' || i || '@bench.test', 'B', true FROM generate_series(1, 1000) i`);
+      const users = (await b.db.query<{ id: number }>(`SELECT id FROM users WHERE simulated ORDER BY id`)).map((r) => r.id);
+      const chunks: Buffer[] = [];
+      let text = '';
+      const t0 = Date.UTC(2026, 0, 1);
+      for (let i = 0; i < rows; i++) {
+        text += `${users[i % users.length]}\t${titles[(i * 7919) % titles.length]}\t${new Date(t0 + i * 31_000).toISOString()}\t${600 + (i % 3000)}\t${i % 2 ? 't' : 'f'}\n`;
+        if (text.length > 1 << 20) { chunks.push(Buffer.from(text)); text = ''; }
+      }
+      chunks.push(Buffer.from(text));
+      const { ms } = await time(() => b.db.tx(async (q) => {
+        await q.query(`SET LOCAL session_replication_role = replica`);
+        await q.copyIn(`COPY watch_events (user_id, title_id, started_at, seconds_watched, completed) FROM STDIN`, async (s) => {
+          for (const c of chunks) if (!s.write(c)) await new Promise((r) => s.once('drain', r));
+          s.end();
+        });
+      }, { statementTimeoutMs: 0 }));
+      return { name, users: 0, rows, ms, waitMs: 0, validateMs: 0, rssMb: process.resourceUsage().maxRSS / 1024, bulk: true, missed: 0 };
+    }
+    const params = runParams({ scale: name as Scale, end: END, quiet: true });
+    const t0 = performance.now();
+    const r = await runSimulation(b.db, params, {
+      onProgress: (p) => { if (process.stderr.isTTY) process.stderr.write(`\r  ${name}: ${fmt(p.users, 0)}/${fmt(p.totalUsers, 0)} customers, ${fmt(p.rows, 0)} rows`); },
+    });
+    const ms = performance.now() - t0;
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    await b.db.query('ANALYZE');
+    const v = await time(() => validationSummary(b.db, r.runId));
+    return { name, users: r.users, rows: r.rows, ms, waitMs: r.waitMs, validateMs: v.ms, rssMb: process.resourceUsage().maxRSS / 1024,
+      bulk: r.bulkLoad, missed: v.result.checks.filter((c) => !c.ok).length };
+  } finally {
+    await b.close();
+  }
+}
+
+if (child) {
+  const r = await measure(child);
+  console.log(`RESULT ${JSON.stringify(r)}`);
+  process.exit(0);
+}
+
+const wanted = (process.argv.find((a) => a.startsWith('--scales='))?.slice(9) ?? 'small,default,large').split(',');
+console.log(`simulator benchmark on ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (end date ${END})`);
+const results: Result[] = [];
+for (const name of ['baseline', ...wanted]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', import.meta.filename, `--child=${name}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 });
+  const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+  if (r.status !== 0 || !line) { console.error(`${name}: failed (exit ${r.status})\n${r.stdout}`); process.exitCode = 1; continue; }
+  results.push(JSON.parse(line.slice(7)));
+}
+const base = results.find((r) => r.name === 'baseline');
+const baseRate = base ? base.rows / (base.ms / 1000) : 0;
+if (base) console.log(`baseline: plain COPY of ${fmt(base.rows, 0)} watch_events rows: ${fmt(base.ms / 1000, 1)} s, ${fmt(baseRate, 0)} rows/s`);
+console.log(`${'preset'.padEnd(8)} ${'customers'.padStart(10)} ${'rows'.padStart(12)} ${'wall s'.padStart(8)} ${'rows/s'.padStart(10)} ${'÷ base'.padStart(7)} ${'waited'.padStart(7)} ${'peak RSS'.padStart(9)} ${'validate s'.padStart(10)}  summary`);
+for (const r of results.filter((x) => x.name !== 'baseline')) {
+  const rate = r.rows / (r.ms / 1000);
+  console.log(`${r.name.padEnd(8)} ${fmt(r.users, 0).padStart(10)} ${fmt(r.rows, 0).padStart(12)} ${fmt(r.ms / 1000, 1).padStart(8)} ${fmt(rate, 0).padStart(10)} ` +
+    `${(baseRate ? (rate / baseRate).toFixed(2) : '-').padStart(7)} ${(`${Math.round((r.waitMs / r.ms) * 100)} %`).padStart(7)} ${`${fmt(r.rssMb, 0)} MB`.padStart(9)} ` +
+    `${fmt(r.validateMs / 1000, 1).padStart(10)}  ${r.missed ? `${r.missed} figure(s) outside tolerance` : 'all within tolerance'}${r.bulk ? '' : ', row-by-row FK checks'}`);
+}
+console.log('wall s = generate + write + verify + commit (one transaction); waited = share of it the generator stood still for PostgreSQL');
