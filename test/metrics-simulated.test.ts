@@ -96,9 +96,11 @@ test('churn splits add up and the payment rates are in the simulated range', asy
   assert.ok(cohorts.length > 0);
   for (const r of cohorts.filter((x) => x.months_since === 0)) assert.is(r.retention, 1, `${r.cohort_month} month 0`);
   assert.ok(cohorts.every((r) => r.cohort_month >= `${months[0]}-01`), 'no pre-history cohort');
+  for (const r of cohorts) assert.ok(r.retention <= 1, `${r.cohort_month} +${r.months_since}: ${r.retention}`);
   const base = cohorts.filter((r) => r.months_since === 0).reduce((s, r) => s + r.cohort_size, 0);
   const [signups] = await t.db.query(`SELECT count(*) AS n FROM users WHERE role = 'subscriber' AND created_at >= $1::date`, [`${months[0]}-01`]);
   assert.ok(base <= signups.n, 'cohort sizes never exceed the signups of the window');
+  assert.ok(base > signups.n * 0.8, `most signups of the window form cohorts (${base} of ${signups.n})`);
   // every report answers on simulated data with its defaults
   for (const id of catalog.reports.keys()) await run(id);
 });

@@ -1,10 +1,9 @@
 -- @title Customer retention by signup cohort
 -- @description Share of each signup cohort still paying, by months since signup (heatmap).
--- @definition A customer's cohort is their signup month. Retention at month k = cohort members
+-- @definition A customer's cohort is the month they signed up and first paid. Retention at month k = cohort members
 -- @definition with MRR > 0 at the end of cohort month + k ÷ cohort size (members paying at the end of the cohort
--- @definition month). Returning customers count again once they pay again; a customer whose first payment settles
--- @definition after the signup month counts from then on. Cohorts that signed up before the billing history begins
--- @definition (no month 0) are left out.
+-- @definition month). Returning customers count again once they pay again. Customers whose account predates the
+-- @definition billing history are left out (their first payment is unknown).
 -- @marts mart_cohort_monthly
 -- @param from month default=-11m label="First cohort"
 -- @param to month default=0m label="Last month"

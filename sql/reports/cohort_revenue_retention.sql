@@ -1,9 +1,9 @@
 -- @title Revenue retention by signup cohort
 -- @description Share of each signup cohort's starting MRR still recurring, by months since signup (heatmap).
--- @definition A customer's cohort is their signup month; the cohort's starting MRR is its
+-- @definition A customer's cohort is the month they signed up and first paid; the cohort's starting MRR is its
 -- @definition members' MRR at the end of the cohort month. Revenue retention at month k = the members' MRR at the end
 -- @definition of cohort month + k ÷ starting MRR, so expansion, contraction, churn and reactivation all count (it can
--- @definition exceed 100 %). Cohorts that signed up before the billing history begins (no month 0) are left out.
+-- @definition exceed 100 %). Customers whose account predates the billing history are left out.
 -- @marts mart_cohort_monthly
 -- @param from month default=-11m label="First cohort"
 -- @param to month default=0m label="Last month"

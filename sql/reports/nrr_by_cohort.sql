@@ -1,6 +1,6 @@
 -- @title Net revenue retention by signup cohort
 -- @description Each signup cohort's MRR at every month end as a share of its starting MRR.
--- @definition Cohort = the customers who signed up in a month. NRR of a cohort at a month = MRR of the cohort's
+-- @definition Cohort = the customers who signed up and first paid in a month. NRR of a cohort at a month = MRR of the cohort's
 -- @definition customers at that month end ÷ the cohort's starting MRR (their MRR at the end of the signup month). Includes expansion, contraction, churn and
 -- @definition reactivation of the cohort's own customers and never new customers, so it can exceed 100 %.
 -- @marts mart_cohort_monthly

@@ -2,9 +2,9 @@
 -- @unique cohort_month, month, country
 -- @refresh 3-59/15 * * * *
 -- @depends mart_mrr_monthly
--- Signup cohorts: a customer's cohort is their signup month (users.created_at). For every cohort and month: cohort
--- members paying at the end of the month and their MRR. Month 0 (the signup month itself) is the cohort's starting
--- size and starting MRR; customers who signed up before the billing history begins have no month 0.
+-- Signup cohorts (see mart_mrr_monthly: the month of the customer's first payment). For every cohort and month:
+-- cohort members paying at the end of the month and their MRR. Month 0 (the cohort month itself) is the cohort's
+-- starting size and starting MRR; customers whose account predates the billing history have no month 0.
 SELECT cohort_month, month, country,
        ((extract(year FROM month) - extract(year FROM cohort_month)) * 12
          + extract(month FROM month) - extract(month FROM cohort_month))::int AS months_since,

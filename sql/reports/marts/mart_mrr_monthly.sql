@@ -10,10 +10,11 @@
 --   new           start 0, end > 0, never had MRR before the month    reactivation  start 0, end > 0, had MRR before
 --   churn         start > 0, end 0                                   expansion / contraction / retained  both > 0
 -- plan_code is the plan at the end of the month (at the start for a churned customer), so each row reconciles on its
--- own under a plan filter; cohort_month is the customer's signup month (users.created_at) — customers who signed up
--- before the billing history begins all get the month before its first month, a cohort without a month 0 that the
--- cohort reports leave out; churn_reason is the end_reason of the subscription that ended (voluntary /
--- involuntary), 'none' for other movements.
+-- own under a plan filter; cohort_month is the signup cohort: the month of the customer's first paid instant
+-- (subscribing charges at once, so this is the month they signed up and paid). Customers whose account predates the
+-- billing history (users.created_at before its first month) may have paid long before it, so they all get the month
+-- before the first month: a cohort without a month 0, which the cohort reports leave out. churn_reason is the
+-- end_reason of the subscription that ended (voluntary / involuntary), 'none' for other movements.
 --
 -- The per-customer rows are not stored: at 1M customers they are ~10M rows, and diffing them in REFRESH …
 -- CONCURRENTLY costs far more than recomputing. Each event interval [at, next event) is matched to the month starts
@@ -95,7 +96,8 @@ classified AS (
 SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        pl.code AS plan_code,
        coalesce(u.country, '--') AS country,
-       (date_trunc('month', greatest(u.created_at, fm.m - interval '1 month'), 'UTC') AT TIME ZONE 'UTC')::date AS cohort_month,
+       (CASE WHEN u.created_at < fm.m THEN fm.m - interval '1 month'
+             ELSE date_trunc('month', c.first_paid_at, 'UTC') END AT TIME ZONE 'UTC')::date AS cohort_month,
        c.movement,
        CASE WHEN c.movement = 'churn' THEN coalesce(s.end_reason, 'unknown') ELSE 'none' END AS churn_reason,
        count(*)::int                                           AS customers,
