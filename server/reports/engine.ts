@@ -89,6 +89,21 @@ export async function lookupOptions(db: Db, decl: ParamDecl): Promise<[string, s
   }
 }
 
+// Single flight: concurrent requests for reports over the same marts share one in-flight generation lookup. A request
+// may so see the generations as of at most one round trip before it arrived — never older.
+const inflight = new WeakMap<Db, Map<string, Promise<Map<string, MartGeneration>>>>();
+function generationsOf(db: Db, names: string[]) {
+  let m = inflight.get(db);
+  if (!m) inflight.set(db, (m = new Map()));
+  const key = names.join(',');
+  let p = m.get(key);
+  if (!p) {
+    p = martGenerations(db, names).finally(() => m!.delete(key));
+    m.set(key, p);
+  }
+  return p;
+}
+
 /** Role check first (before any SQL), then parameters (400 naming each field), then the mart states. */
 async function prepare(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions): Promise<Prepared> {
   const report = checkRole(catalog.reports.get(id), id, opts.role);
@@ -99,7 +114,7 @@ async function prepare(db: Db, catalog: Catalog, id: string, query: URLSearchPar
     if (e instanceof ParamError) throw new HttpError(400, e.message, e.fields);
     throw e;
   }
-  const states = report.allMarts.length ? await martGenerations(db, report.allMarts) : new Map<string, MartGeneration>();
+  const states = report.allMarts.length ? await generationsOf(db, report.allMarts) : new Map<string, MartGeneration>();
   for (const m of report.allMarts) {
     if (!states.get(m)?.as_of) {
       throw new HttpError(503, `The report ${id} is not ready: mart ${m} has not been refreshed yet. Try again shortly.`, undefined, { 'Retry-After': '30' });
