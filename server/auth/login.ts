@@ -73,8 +73,8 @@ login.post('/login', async (c) => {
   await deps.db.tx(async (q) => {
     if (rehash) {
       // Only if unchanged meanwhile (a concurrent password change wins).
-      await q.query(sql`UPDATE users SET password_hash = ${rehash} WHERE id = ${user.id} AND password_hash = ${user.password_hash}`);
-      if (isLegacyHash(user.password_hash!)) {
+      const changed = await q.query(sql`UPDATE users SET password_hash = ${rehash} WHERE id = ${user.id} AND password_hash = ${user.password_hash} RETURNING 1`);
+      if (changed.length && isLegacyHash(user.password_hash!)) {
         await writeAudit(q, c, { action: 'user.password_upgrade', actorId: user.id, targetType: 'user', targetId: user.id,
           before: { hash: 'sha256' }, after: { hash: 'argon2id' } });
       }

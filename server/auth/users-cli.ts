@@ -13,7 +13,7 @@ import { ROLES, type Role } from './access.ts';
 import { legacySha256Hash } from './password.ts';
 import { accountProblems } from './signup.ts';
 import { createAccount, updateAccount, resetPassword, findUserByEmail, UserOpError, type Status } from '../admin/user-ops.ts';
-import { writeAudit, type AuditContext } from '../admin/audit.ts';
+import type { AuditContext } from '../admin/audit.ts';
 
 const USAGE = `usage: npm run users -- <command> [options]
 
@@ -106,15 +106,19 @@ export async function importLegacyUsers(db: Db, file: string, opts: { skipExisti
       const lines = users.filter((u) => existing.has(u.email.toLowerCase())).map((u) => `line ${u.line}: email: ${u.email} already exists`);
       throw new UsageError(`${file}: nothing imported (use --skip-existing to skip them):\n  ${lines.slice(0, 50).join('\n  ')}`);
     }
-    let imported = 0;
-    for (const u of users) {
-      if (existing.has(u.email.toLowerCase())) continue;
-      const row = await q.one<{ id: number }>(sql`INSERT INTO users (email, display_name, role, password_hash, created_at)
-        VALUES (${u.email}, ${u.name}, ${u.role}, ${u.hash}, ${audit.now}) RETURNING id`);
-      await writeAudit(q, audit, { action: 'user.import', targetType: 'user', targetId: row!.id,
-        after: { email: u.email, display_name: u.name, role: u.role, source: path.basename(file), line: u.line } });
-      imported++;
-    }
+    // One INSERT for all rows and one for their audit entries (an export can hold many thousands of customers).
+    const fresh = users.filter((u) => !existing.has(u.email.toLowerCase()));
+    const col = <K extends keyof (typeof fresh)[number]>(k: K) => fresh.map((u) => u[k]);
+    const inserted = await q.query<{ id: number; email: string }>(sql`INSERT INTO users (email, display_name, role, password_hash, created_at)
+      SELECT e, n, r, h, ${audit.now} FROM unnest(${col('email')}::text[], ${col('name')}::text[], ${col('role')}::text[], ${col('hash')}::text[]) AS x(e, n, r, h)
+      RETURNING id, email`);
+    const idByEmail = new Map(inserted.map((r) => [r.email.toLowerCase(), r.id]));
+    const source = path.basename(file);
+    await q.query(sql`INSERT INTO audit_log (at, actor_id, action, target_type, target_id, after, ip, request_id)
+      SELECT ${audit.now}, ${audit.actorId}, 'user.import', 'user', id::text, after, ${audit.ip}::inet, ${audit.requestId}
+      FROM unnest(${fresh.map((u) => idByEmail.get(u.email.toLowerCase()))}::bigint[],
+                  ${fresh.map((u) => JSON.stringify({ email: u.email, display_name: u.name, role: u.role, source, line: u.line }))}::jsonb[]) AS x(id, after)`);
+    const imported = inserted.length;
     return { imported, skipped: users.length - imported };
   });
 }
