@@ -249,6 +249,11 @@ test('the current month ends now: its end MRR is the MRR of today', async () => 
   assert.equal([row.start_mrr, row.end_mrr, row.reconciliation_gap], [43.97, 43.97, 0]);
   const kpi = (await run('kpi_mrr'))[0];
   assert.equal([kpi.month.slice(0, 7), kpi.mrr], [thisMonth, 43.97]);
+  // flow tiles default to the last complete month, so a partial month is never compared with a full one
+  const d = new Date(); d.setUTCDate(1); d.setUTCMonth(d.getUTCMonth() - 1);
+  for (const id of ['kpi_net_cash_revenue', 'kpi_customer_churn_rate', 'kpi_nrr']) {
+    assert.is((await run(id))[0].month.slice(0, 7), d.toISOString().slice(0, 7), id);
+  }
 });
 
 test('every report runs with its defaults', async () => {

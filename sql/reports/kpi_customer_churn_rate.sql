@@ -1,9 +1,9 @@
 -- @title Customer churn rate
--- @description Share of the month's starting customers who churned in it.
+-- @description Share of the month's starting customers who churned in it. Defaults to the last complete month.
 -- @definition Customers whose MRR went from > 0 at the month start to 0 at its end ÷ customers with MRR > 0 at the month start.
 -- @definition The change is the difference from the month before in percentage points (0.004 = 0.4 points).
 -- @marts mart_mrr_monthly
--- @param month month default=0m label="Month"
+-- @param month month default=-1m label="Month (default: the last complete month)"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
 -- @chart kpi value=customer_churn_rate delta=change format=percent

@@ -1,9 +1,9 @@
 -- @title Net cash revenue
--- @description Money collected minus refunds paid out in the month.
+-- @description Money collected minus refunds paid out in the month. Defaults to the last complete month.
 -- @definition Cash, not MRR: charges that succeeded in the month (including ones refunded later) minus refunds paid
 -- @definition out in the month. The change is relative to the month before (change_ratio = change ÷ previous).
 -- @marts mart_cash_monthly
--- @param month month default=0m label="Month"
+-- @param month month default=-1m label="Month (default: the last complete month)"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
 -- @chart kpi value=net_cash_revenue delta=change_ratio format=currency

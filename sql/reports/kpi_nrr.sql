@@ -1,9 +1,9 @@
 -- @title Net revenue retention (monthly)
--- @description MRR kept from the month's starting customers, including expansion.
+-- @description MRR kept from the month's starting customers, including expansion. Defaults to the last complete month.
 -- @definition Monthly NRR = (MRR at month start + expansion − contraction − churned MRR) ÷ MRR at month start: what the customers paying at the start pay at the end. New and reactivated customers are left out. Per signup cohort: the Net revenue retention by signup cohort report.
 -- @definition The change is the difference from the month before in percentage points (0.004 = 0.4 points).
 -- @marts mart_mrr_monthly
--- @param month month default=0m label="Month"
+-- @param month month default=-1m label="Month (default: the last complete month)"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
 -- @chart kpi value=nrr delta=change format=percent
