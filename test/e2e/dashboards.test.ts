@@ -12,6 +12,7 @@ import { launchBrowser, watchErrors, screenshot } from '../helpers/browser.ts';
 import { createUser } from '../helpers/auth.ts';
 import { loadDashboardData } from '../fixtures/dashboard-data.ts';
 import { loadDashboards } from '../../server/dashboards/catalog.ts';
+import { getCatalog } from '../../server/reports/engine.ts';
 import { ensureBuilt } from '../../views/build.ts';
 
 const t = useDatabase(test);
@@ -203,6 +204,33 @@ test('the report page (server-rendered by the report engine) draws its <mq-chart
   assertAllDrawn(await settled(), 'KPI report page');
   assert.equal(errors, []);
   await screenshot(page, 'report-kpi_mrr');
+});
+
+test('a failed refresh shows the stale flag; a failing tile says what failed while the others render', async () => {
+  // A mart that some executive tiles read and others do not.
+  const exec = DASHBOARDS.find((d) => d.id === 'executive_overview')!.tiles.map((x) => x.report);
+  const marts = (id: string) => getCatalog().reports.get(id)!.allMarts;
+  const mart = [...new Set(exec.flatMap(marts))].find((m) => { const n = exec.filter((r) => marts(r).includes(m)).length; return n > 0 && n < exec.length; })!;
+  assert.ok(mart, 'a mart read by some executive tiles only');
+  await t.db.query(`UPDATE report_marts SET stale = true, last_error = 'test: refresh failed' WHERE name = $1`, [mart]);
+  try {
+    await page.goto(`${server.url}/dashboards/executive_overview`);
+    const tiles = await settled();
+    assertAllDrawn(tiles, 'stale');
+    const flags = await page.$$eval('mq-chart', (els) => els.map((e) => [e.getAttribute('report')!, !!e.shadowRoot!.querySelector('.stale')] as const));
+    for (const [report, flagged] of flags) assert.is(flagged, marts(report).includes(mart), `${report}: stale flag (${mart} failed)`);
+  } finally {
+    await t.db.query(`UPDATE report_marts SET stale = false, last_error = NULL WHERE name = $1`, [mart]);
+  }
+  // A tile asked for a month that is not one: the engine's 400 message, naming the field, is shown in the tile.
+  await page.$eval('mq-chart[report=arpa]', (el) => el.setAttribute('params', 'from=2026-13'));
+  await page.waitForFunction(() => document.querySelector('mq-chart[report=arpa]')!.getAttribute('state') === 'error');
+  const message = await page.$eval('mq-chart[report=arpa]', (el) => el.shadowRoot!.querySelector('[role=alert]')!.textContent!);
+  assert.match(message, /Report "arpa" failed \(400\)/);
+  assert.match(message, /from/);
+  // The browser logs the failed fetch (400) itself; that one is expected, nothing else.
+  assert.ok(errors.every((e) => /status of 400/.test(e)), errors.join('\n'));
+  errors.length = 0;
 });
 
 function monthsBefore(month: string, n: number) {
