@@ -159,7 +159,8 @@ export class MqChart extends LitElement {
       const result = await render(el, spec, vegaConfig());
       if (this.renderedFor !== data || !this.isConnected) { result.finalize(); return; }
       this.embedded = result;
-      // vega draws into el; make the drawing itself part of the figure for assistive technology.
+      // The container is the accessible image (role=img, label, description, focusable); the marks inside would
+      // only repeat it, point by point, to a screen reader.
       const drawn = el.querySelector('svg, canvas');
       drawn?.setAttribute('aria-hidden', 'true');
       this.setState('ready');
