@@ -227,12 +227,35 @@ test('--reset replaces only simulated data, in one transaction', async () => {
   assert.is(orphans!.n, 0);
 });
 
+test('a big load (indexes rebuilt after the rows) writes exactly what the row-by-row path writes', async () => {
+  const third = await createDatabase({ label: 'simulate_c' });
+  const fourth = await createDatabase({ label: 'simulate_d' });
+  try {
+    await insertSimulatorTitles(third.db);
+    await insertSimulatorTitles(fourth.db);
+    const indexes = `SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('subscription_events', 'payments', 'visits', 'watch_events') ORDER BY 1`;
+    const before = await third.db.query(indexes);
+    const [big, normal] = await Promise.all([
+      runSimulation(third.db, params({ users: 300 }), { bigLoadRows: 0 }),
+      runSimulation(fourth.db, params({ users: 300 })),
+    ]);
+    assert.ok(big.rebuiltIndexes >= 8, `${big.rebuiltIndexes} indexes rebuilt`);
+    assert.is(normal.rebuiltIndexes, 0);
+    assert.equal(await third.db.query(indexes), before);
+    assert.equal(await fingerprint(third.db), await fingerprint(fourth.db));
+  } finally {
+    await third.drop();
+    await fourth.drop();
+  }
+});
+
 test('an interrupted run leaves nothing behind', async () => {
   const db = second.db;
   const before = await fingerprint(db);
   let calls = 0;
   try {
     await runSimulation(db, params({ seed: 8, users: 600, batchSize: 100, reset: true }), {
+      bigLoadRows: 0, // the dropped indexes must come back too
       onProgress: () => { if (++calls === 3) throw new Error('interrupted'); },
     });
     assert.unreachable('the run was not interrupted');
@@ -240,6 +263,8 @@ test('an interrupted run leaves nothing behind', async () => {
     assert.is(e.message, 'interrupted');
   }
   assert.equal(await fingerprint(db), before);
+  const idx = await db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'watch_events'`);
+  assert.is(idx!.n, 4);
 });
 
 test('bad flags are refused with the flag named', () => {
