@@ -13,6 +13,7 @@ import { getCatalog } from '../server/reports/engine.ts';
 import { loadDashboards, checkAgainstReports, DashboardError } from '../server/dashboards/catalog.ts';
 import { parseState, toQuery, resolvePeriod, tileQuery, FilterError, type Filter, type PeriodFilter } from '../views/filters.ts';
 import { loadManifest } from '../server/assets.ts';
+import { useDashboards } from '../server/dashboards/index.ts';
 import { ensureBuilt } from '../views/build.ts';
 
 const t = useDatabase(test);
@@ -134,6 +135,30 @@ test('GET /dashboards/:id renders every tile as <mq-chart report> with params fr
   // No inline script and no on* handler attributes (the CSP would refuse them).
   assert.not.match(body, /<script(?![^>]*\bsrc=)[^>]*>/);
   assert.not.match(body, /\son[a-z]+=/i);
+});
+
+test("a dashboard's roles decide who sees it; tiles whose report the role may not run are left out", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-dash-'));
+  try {
+    fs.writeFileSync(path.join(dir, 'board_for_admins.json'), JSON.stringify({ title: 'Admins only', roles: ['admin'], tiles: [{ report: 'mrr_trend' }] }));
+    fs.writeFileSync(path.join(dir, 'open_board.json'), JSON.stringify({ title: 'Open board', tiles: [{ report: 'mrr_trend', size: 2 }, { report: 'signups' }] }));
+    useDashboards(loadDashboards(dir));
+    const admin = await createUser(t.db, { role: 'admin' });
+    const adminCookie = await loginAs(app, admin.email, admin.password);
+    const list = await (await get(manager, '/dashboards')).text();
+    assert.ok(list.includes('Open board'));
+    assert.not.ok(list.includes('Admins only'));
+    assert.is((await get(manager, '/dashboards/board_for_admins')).status, 403);
+    assert.match(await (await get(adminCookie, '/dashboards')).text(), /Admins only/);
+    const page = await get(adminCookie, '/dashboards/board_for_admins');
+    assert.is(page.status, 200);
+    assert.match(await page.text(), /report="mrr_trend"/);
+    // No filters declared: tiles get only their own params (report defaults apply).
+    assert.match(await (await get(manager, '/dashboards/open_board')).text(), /report="signups"\s+params=""/);
+  } finally {
+    useDashboards(undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('non-canonical dashboard URLs redirect to the canonical one; bad filters answer 400 naming the field', async () => {

@@ -22,9 +22,12 @@ export function reports(c: Context<Env>): Catalog {
 }
 
 let dashboardsCache: Map<string, Dashboard> | undefined;
+/** The dashboards this process serves: views/dashboards (or MARQUEE_DASHBOARDS_DIR), parsed on first use. */
 export function dashboards(): Map<string, Dashboard> {
-  return (dashboardsCache ??= loadDashboards());
+  return (dashboardsCache ??= loadDashboards(process.env.MARQUEE_DASHBOARDS_DIR || undefined));
 }
+/** Installs a set of dashboards (tests); undefined goes back to the files. */
+export function useDashboards(set: Map<string, Dashboard> | undefined) { dashboardsCache = set; }
 
 /** Choices of a filter: its own list, or those of the first tile report declaring a parameter of that name. */
 async function optionsOf(db: Db, f: FilterDecl, params: ParamDecl[]): Promise<[string, string][]> {
