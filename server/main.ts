@@ -21,6 +21,14 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 
 const log = (l: string) => console.log(l);
 let stopDatabase = async () => {};
+// A signal while starting (e.g. during the demo-data load) still stops the embedded database; nothing is half-written
+// because every load step is one transaction.
+const stopWhileStarting = (signal: NodeJS.Signals) => {
+  log(`${signal} while starting: stopping`);
+  void stopDatabase().finally(() => process.exit(130));
+};
+process.on('SIGTERM', stopWhileStarting);
+process.on('SIGINT', stopWhileStarting);
 try {
   const target = await openDatabase(process.env, log);
   stopDatabase = target.stop;
@@ -49,6 +57,9 @@ try {
   const startupRefresh = refreshDue(db, catalog, new Date(), log, 'startup')
     .then((r) => { if (r.ran && r.results.length) log(`reports: startup refresh of ${r.results.length} marts done (${r.results.filter((x) => !x.ok).length} failed)`); })
     .catch((e) => log(`reports: startup refresh failed: ${e.message}`));
+  process.off('SIGTERM', stopWhileStarting);
+  process.off('SIGINT', stopWhileStarting);
+  shutdownOnSignals(server, [() => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);
   log(`\nMarquee is ready at ${url}  (started in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   if (admin.generatedPassword) {
     log(`Sign in as ${admin.adminEmail} with password ${admin.generatedPassword}  (shown once; change it under /account)`);
@@ -57,7 +68,6 @@ try {
   } else {
     log(`Sign in as ${admin.adminEmail} (or another admin) with your password; "npm run users -- reset-password" if lost`);
   }
-  shutdownOnSignals(server, [() => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);
 } catch (e: any) {
   console.error(`marquee: could not start: ${e.message}`);
   await stopDatabase().catch(() => {});
