@@ -9,7 +9,9 @@ import path from 'node:path';
 import { useDatabase } from './helpers/db.ts';
 import { createUser, loginAs, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
-import { getCatalog } from '../server/reports/engine.ts';
+import { getCatalog, loadCatalog } from '../server/reports/engine.ts';
+
+const FIXTURE_REPORTS = path.resolve(import.meta.dirname, 'fixtures', 'reports', 'basic');
 import { loadDashboards, checkAgainstReports, DashboardError } from '../server/dashboards/catalog.ts';
 import { parseState, toQuery, resolvePeriod, tileQuery, FilterError, type Filter, type PeriodFilter } from '../views/filters.ts';
 import { loadManifest } from '../server/assets.ts';
@@ -155,6 +157,16 @@ test("a dashboard's roles decide who sees it; tiles whose report the role may no
     assert.match(await page.text(), /report="mrr_trend"/);
     // No filters declared: tiles get only their own params (report defaults apply).
     assert.match(await (await get(manager, '/dashboards/open_board')).text(), /report="signups"\s+params=""/);
+
+    // With a catalog where one report is admin-only, a manager's page leaves that tile out.
+    fs.writeFileSync(path.join(dir, 'fixture_board.json'), JSON.stringify({ title: 'Fixture board',
+      filters: [{ type: 'period', default: '3m' }], tiles: [{ report: 'fx_admin_only' }, { report: 'fx_monthly' }] }));
+    useDashboards(loadDashboards(dir));
+    const fixtureApp = createApp({ db: t.db, now: () => NOW, log: () => {}, catalog: loadCatalog(FIXTURE_REPORTS) } as any);
+    const tiles = async (cookie: string) => [...(await (await authedRequest(fixtureApp, cookie, '/dashboards/fixture_board')).text())
+      .matchAll(/<mq-chart [^>]*report="([a-z_]+)"\s+params="([^"]*)"/g)].map((m) => `${m[1]}?${m[2].replace(/&amp;/g, '&')}`);
+    assert.equal(await tiles(manager), ['fx_monthly?from=2026-09&to=2026-11']);
+    assert.equal(await tiles(adminCookie), ['fx_admin_only?', 'fx_monthly?from=2026-09&to=2026-11']);
   } finally {
     useDashboards(undefined);
     fs.rmSync(dir, { recursive: true, force: true });
