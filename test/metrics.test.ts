@@ -256,6 +256,32 @@ test('the current month ends now: its end MRR is the MRR of today', async () => 
   }
 });
 
+test('filters narrow payments, cash, signups, plan mix and MRR at risk to the right customers', async () => {
+  // GB customers: B (ads, Feb renewal failed then recovered, Mar renewal failed for good) and F (ads, Apr failure)
+  const gb = await run('payment_failure_recovery', { ...period, country: 'GB' });
+  assert.equal(col(gb, 'first_attempt_failures'), [0, 1, 1, 1, 0]);
+  assert.equal(col(gb, 'recovered'), [0, 1, 0, 1, 0]);
+  const premiumCash = await run('net_cash_revenue', { ...period, plan: 'premium' });
+  // C's premium initial charge in Feb and A's upgrade proration in March
+  assert.equal(premiumCash.map((r) => [r.month, r.net_cash_revenue]), [['2025-02-01', 24.99], ['2025-03-01', 7]]);
+  const adsSignups = await run('signups', { ...period, plan: 'standard_with_ads' });
+  assert.equal(adsSignups.map((r) => [r.month, r.signups]), [['2025-01-01', 1], ['2025-03-01', 1]]);
+  const usMix = (await run('plan_mix', { ...period, country: 'US' })).filter((r) => r.month === '2025-04-01');
+  assert.equal(usMix.map((r) => [r.plan_code, r.subscribers, r.subscriber_share]), [['standard', 2, 1]]);
+  assert.equal(col(await run('mrr_at_risk', { ...period, plan: 'standard' }), 'mrr_at_risk'), [0, 0, 0, 0, 0]);
+  const tv = await run('most_watched_titles', { from: '2025-03', to: '2025-04', type: 'TV Show' });
+  assert.equal(tv.map((r) => r.title), ['Beta']);
+});
+
+test('metric reports are for staff: a subscriber is refused before any SQL runs', async () => {
+  try {
+    await runReport(t.db, catalog, 'mrr_trend', new URLSearchParams(), { role: 'subscriber', now: new Date() });
+    assert.unreachable('a subscriber ran mrr_trend');
+  } catch (e: any) {
+    assert.is(e.status, 403);
+  }
+});
+
 test('every report runs with its defaults', async () => {
   for (const id of catalog.reports.keys()) {
     const q = new URLSearchParams();
