@@ -47,6 +47,7 @@ export class MqChart extends LitElement {
     figcaption { display: flex; flex-wrap: wrap; align-items: baseline; gap: .25rem .75rem; }
     .title { font-weight: 600; color: var(--fg); font-size: .98rem; margin: 0; }
     .meta { color: var(--fg-muted); font-size: .78rem; margin-left: auto; }
+    .capped { color: var(--warn); }
     .stale { color: var(--bg); background: var(--warn); border-radius: 3px; padding: 0 .35rem; font-weight: 600; }
     .body { position: relative; min-height: var(--mq-chart-min-height, 120px); flex: 1; }
     .vega { width: 100%; outline-offset: 3px; border-radius: 4px; }
@@ -208,7 +209,7 @@ export class MqChart extends LitElement {
   private meta(d: ReportResponse) {
     const asOf = d.asOf ? html`data as of <time datetime=${d.asOf}>${formatTime(d.asOf)}</time>` : html`live data`;
     return html`<span class="meta" title=${d.nextRefresh ? `next refresh ${formatTime(d.nextRefresh)}` : ''}>
-      ${asOf}${d.stale ? html` <span class="stale" title="The last scheduled refresh failed; showing the last good data">stale</span>` : nothing}
+      ${asOf}${d.truncated ? html` · <span class="capped">first ${d.rowCap ?? d.rowCount} rows only</span>` : nothing}${d.stale ? html` <span class="stale" title="The last scheduled refresh failed; showing the last good data">stale</span>` : nothing}
     </span>`;
   }
 

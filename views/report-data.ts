@@ -8,6 +8,9 @@ export interface ReportResponse {
   nextRefresh: string | null;
   stale: boolean;
   rowCount: number;
+  /** more rows existed than the report's row cap; the chart shows the first rowCap */
+  truncated?: boolean;
+  rowCap?: number;
   spec: any;
 }
 
