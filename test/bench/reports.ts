@@ -1,4 +1,4 @@
-// npm run bench -- reports [--scale=large] [--users=N] [--duration=5] [--only=id,id] [--live-seconds=10] [--skip-live] [--skip-pgbench]
+// npm run bench -- reports [--scale=large] [--users=N] [--seed=S] [--duration=5] [--only=id,id] [--live-seconds=10] [--skip-live] [--skip-pgbench]
 // On a simulated dataset (generated on first use and kept in the bench database): the time to refresh every mart,
 // then per report p50/p99/req/s at 50 connections through HTTP (mart-backed, the engine's hot path), beside
 // (a) the same SQL run live with the marts inlined, (b) a trivial route of the same server, and (c) pgbench running
@@ -26,6 +26,7 @@ const has = (name: string) => process.argv.includes(`--${name}`);
 const scale = flag('scale', 'large');
 /** --users=N overrides the scale's customer count (e.g. when the 1,000,000 of large take too long to generate) */
 const users = flag('users', '');
+const seed = flag('seed', '');
 const duration = Number(flag('duration', '5'));
 const liveSeconds = Number(flag('live-seconds', '10'));
 const only = flag('only', '').split(',').filter(Boolean);
@@ -59,7 +60,7 @@ async function prepare() {
   }
   const sim = await db.one<{ n: number }>('SELECT count(*) AS n FROM users WHERE simulated');
   if (!sim!.n) {
-    const simArgs = ['--scale', scale, ...(users ? ['--users', String(Number(users))] : [])];
+    const simArgs = ['--scale', scale, ...(users ? ['--users', String(Number(users))] : []), ...(seed ? ['--seed', seed] : [])];
     log(`no simulated business yet: npm run simulate -- ${simArgs.join(' ')} (once; later runs reuse it)`);
     const t0 = Date.now();
     const r = spawnSync(process.execPath, ['--import', 'tsx', 'etl/simulate.ts', ...simArgs, '--quiet'],
@@ -129,9 +130,10 @@ async function pgbench(r: ReportDef, sqlText: string, bound: Record<string, unkn
   }
 }
 
-async function startServer(): Promise<{ base: string; stop(): Promise<void> }> {
+async function startServer(cache = true): Promise<{ base: string; stop(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/bench-report-server.ts'], {
-    cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_DB_URL: url, NODE_ENV: 'production' },
+    cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, BENCH_DB_URL: url, NODE_ENV: 'production', MARQUEE_REPORT_CACHE: cache ? '1' : '0' },
   });
   const base = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -164,6 +166,7 @@ try {
   log(`refresh of all ${out.results.length} marts: ${fmt(total, 1)} s (target ≤ 60 s) ${total <= 60 ? 'OK' : 'MISSED'}`);
 
   const server = await startServer();
+  const uncachedServer = await startServer(false);
   const cookies = new Map<string, string>();
   try {
     const anyCookie = await sessionFor('admin');
@@ -172,7 +175,7 @@ try {
     const trivial = await cannon(`${server.base}/healthz`, anyCookie);
     log(`\n(b) trivial route GET /healthz at ${CONNECTIONS} connections: p50 ${ms(trivial.p50)}, p99 ${ms(trivial.p99)}, ${fmt(trivial.rps, 0)} req/s`);
     const reports = [...catalog.reports.values()].filter((r) => !only.length || only.includes(r.id));
-    log(`\n${'report'.padEnd(32)} ${'HTTP p50'.padStart(9)} ${'p99'.padStart(9)} ${'req/s'.padStart(8)} │ ${'pgbench p50'.padStart(11)} ${'p99'.padStart(9)} ${'tps'.padStart(8)} ${'http/pgb'.padStart(8)} │ ${'live p50'.padStart(10)} ${'live/mart'.padStart(9)}`);
+    log(`\n${'report'.padEnd(32)} ${'HTTP p50'.padStart(9)} ${'p99'.padStart(9)} ${'req/s'.padStart(8)} │ ${'no-cache p50'.padStart(12)} ${'p99'.padStart(9)} ${'req/s'.padStart(7)} │ ${'pgbench p50'.padStart(11)} ${'p99'.padStart(9)} ${'tps'.padStart(8)} ${'http/pgb'.padStart(8)} ${'nocache/pgb'.padStart(11)} │ ${'live p50'.padStart(10)} ${'live/mart'.padStart(9)}`);
     const rows: string[] = [];
     for (const r of reports) {
       const role = r.roles[0];
@@ -183,12 +186,14 @@ try {
       if (first.status !== 200) { log(`${r.id.padEnd(32)} HTTP ${first.status}: ${(await first.text()).slice(0, 200)}`); continue; }
       await first.arrayBuffer();
       const http = await cannon(target, cookie);
+      const nocache = r.allMarts.length ? await cannon(`${uncachedServer.base}/api/reports/${r.id}`, cookie) : http;
       const params = await parseParams(r.params, new URLSearchParams(), new Date(), async () => new Set());
       const pgb = has('skip-pgbench') ? undefined : await pgbench(r, r.sql, params.bound);
       let liveM: Awaited<ReturnType<typeof live>> | undefined;
       if (r.allMarts.length && !has('skip-live')) liveM = await live(`${server.base}/api/reports/live_${r.id}`, cookie);
       const line = `${(r.id + (r.allMarts.length ? '' : ' (live)')).padEnd(32)} ${ms(http.p50).padStart(9)} ${ms(http.p99).padStart(9)} ${fmt(http.rps, 0).padStart(8)} │ ` +
-        `${ms(pgb?.p50 ?? NaN).padStart(11)} ${ms(pgb?.p99 ?? NaN).padStart(9)} ${fmt(pgb?.rps ?? NaN, 0).padStart(8)} ${(pgb ? fmt(http.rps / pgb.rps, 2) + '×' : 'n/a').padStart(8)} │ ` +
+        `${ms(nocache.p50).padStart(12)} ${ms(nocache.p99).padStart(9)} ${fmt(nocache.rps, 0).padStart(7)} │ ` +
+        `${ms(pgb?.p50 ?? NaN).padStart(11)} ${ms(pgb?.p99 ?? NaN).padStart(9)} ${fmt(pgb?.rps ?? NaN, 0).padStart(8)} ${(pgb ? fmt(http.rps / pgb.rps, 2) + '×' : 'n/a').padStart(8)} ${(pgb ? fmt(nocache.rps / pgb.rps, 2) + '×' : 'n/a').padStart(11)} │ ` +
         `${liveM ? ms(liveM.p50).padStart(10) : '—'.padStart(10)} ${liveM ? (fmt(liveM.p50 / Math.max(http.p50, 0.01), 0) + '×').padStart(9) : ''}` +
         `${http.bad ? `  [${http.bad} non-2xx/errors]` : ''}${liveM?.bad ? `  [live: ${liveM.bad} failed]` : ''}${liveM ? `  (live n=${liveM.n})` : ''}`;
       log(line);
@@ -196,10 +201,13 @@ try {
     }
     log(`\nHTTP: autocannon, ${CONNECTIONS} connections, ${duration} s each, same URL (defaults) — the engine's hot path: session, role,`);
     log(`params, a generation lookup, the in-process result cache (mart-backed) or the SQL (live reports), JSON of the spec.`);
+    log(`no-cache: the same server code with MARQUEE_REPORT_CACHE=0, so every request runs the report's SQL on its mart`);
+    log(`(live reports have no cache: same figures). http/pgb and nocache/pgb = req/s ÷ pgbench tps.`);
     log(`pgbench: the report's own SQL (default params as literals), ${CONNECTIONS} clients, -j 2, ${duration} s. live: the SQL with its marts`);
     log(`inlined as CTEs, sequential requests for up to ${liveSeconds} s (p50 of those); live/mart = live p50 ÷ HTTP p50.`);
   } finally {
     await server.stop();
+    await uncachedServer.stop();
   }
 } finally {
   await db.close();
