@@ -73,13 +73,19 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
     WHERE s.t < $2
     GROUP BY p.code`, [first, last]);
   const expVol = run.expected.voluntaryChurn ?? {};
-  let totActive = 0, totInvol = 0;
+  let totActive = 0, totVol = 0, totInvol = 0, totTarget = 0;
   for (const code of PLAN_CODES) {
     const r = churn.find((x) => x.plan === code) ?? { active: 0, vol: 0, invol: 0 };
     const target = expVol[code] ?? b.voluntaryChurn[code];
     add({ metric: `voluntary churn / month, ${code}`, measured: r.active ? r.vol / r.active : null, target, unit: '%', sample: r.active,
       tolerance: tol(target, r.active, target * 0.2), note: `base ${pct(b.voluntaryChurn[code])}, ×${(target / b.voluntaryChurn[code]).toFixed(2)} for new and serial churners` });
-    totActive += r.active; totInvol += r.invol;
+    totActive += r.active; totVol += r.vol; totInvol += r.invol;
+    totTarget += r.active * (target + (run.expected.involuntaryChurn?.[code] ?? b.renewalFailureRate * (1 - b.retryRecoveryRate)));
+  }
+  if (totActive) {
+    const target = totTarget / totActive;
+    add({ metric: 'total customer churn / month', measured: (totVol + totInvol) / totActive, target, unit: '%', sample: totActive,
+      tolerance: tol(target, totActive, target * 0.15), note: 'voluntary + involuntary, all plans' });
   }
   for (const code of PLAN_CODES) {
     const r = churn.find((x) => x.plan === code) ?? { active: 0, vol: 0, invol: 0 };
@@ -102,7 +108,7 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
            count(*) FILTER (WHERE kind IN ('initial', 'renewal') AND status = 'refunded')::int AS refunded
     FROM sp`, [W1]);
   add({ metric: 'renewal first-attempt failure rate', measured: pay!.renewals ? pay!.failed / pay!.renewals : null, target: b.renewalFailureRate,
-    unit: '%', sample: pay!.renewals, tolerance: tol(b.renewalFailureRate, pay!.renewals, 0.01), note: 'DESIGN: 12–13 %' });
+    unit: '%', sample: pay!.renewals, tolerance: tol(b.renewalFailureRate, pay!.renewals, 0.01), note: 'DESIGN default: 12–13 %' });
   add({ metric: 'failed renewals recovered by retries', measured: pay!.dunned ? pay!.recovered / pay!.dunned : null, target: b.retryRecoveryRate,
     unit: '%', sample: pay!.dunned, tolerance: tol(b.retryRecoveryRate, pay!.dunned, 0.03), note: 'retries on days 1, 3, 7, 14' });
   add({ metric: 'charges refunded', measured: pay!.charges ? pay!.refunded / pay!.charges : null, target: b.refundRate, unit: '%',
@@ -110,9 +116,10 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
 
   // ── signups: mix of first subscriptions created in the window, Q4 uplift per day, funnel
   const firsts = await q.query<{ code: PlanCode; n: number; q4: number; paid: number }>(`
-    WITH f AS (
-      SELECT DISTINCT ON (s.user_id) s.id, s.user_id, s.plan_id, s.created_at
+    WITH f AS ( -- each customer's first subscription, with the plan chosen at signup (its 'created' event)
+      SELECT DISTINCT ON (s.user_id) s.id, s.user_id, c.plan_id, s.created_at
       FROM subscriptions s JOIN users u ON u.id = s.user_id AND u.simulated
+      JOIN subscription_events c ON c.subscription_id = s.id AND c.type = 'created'
       ORDER BY s.user_id, s.created_at, s.id
     )
     SELECT p.code, count(*)::int AS n,
@@ -138,9 +145,13 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
       tolerance: Math.max(0.15 * b.q4SignupMultiplier, 3 * b.q4SignupMultiplier * Math.sqrt(1 / Math.max(q4, 1) + 1 / Math.max(signups - q4, 1))),
       note: 'raw ratio (includes the growth trend)' });
   }
-  const funnel = await q.one<{ visitors: number }>(`SELECT count(DISTINCT visitor_id)::int AS visitors FROM visits WHERE simulated AND at >= $1 AND at < $2`, [W0, W1]);
-  add({ metric: 'visitors who sign up', measured: funnel!.visitors ? signups / funnel!.visitors : null, target: b.visitToSignupRate, unit: '%',
-    sample: funnel!.visitors, tolerance: tol(b.visitToSignupRate, funnel!.visitors, 0.01) });
+  // anonymous visitors (a visit before any login) and those of them who reached the signup page
+  const funnel = await q.one<{ visitors: number; signed: number }>(`
+    SELECT count(DISTINCT visitor_id) FILTER (WHERE user_id IS NULL)::int AS visitors,
+           count(DISTINCT visitor_id) FILTER (WHERE user_id IS NULL AND path = '/signup')::int AS signed
+    FROM visits WHERE simulated AND at >= $1 AND at < $2`, [W0, W1]);
+  add({ metric: 'anonymous visitors who sign up', measured: funnel!.visitors ? funnel!.signed / funnel!.visitors : null, target: b.visitToSignupRate,
+    unit: '%', sample: funnel!.visitors, tolerance: tol(b.visitToSignupRate, funnel!.visitors, 0.01) });
   const paidTarget = 1 - b.initialFailureRate * (1 - b.initialRetrySuccess);
   const paid = firsts.reduce((a, r) => a + r.paid, 0);
   add({ metric: 'signups whose first payment succeeds', measured: signups ? paid / signups : null, target: paidTarget, unit: '%', sample: signups,
@@ -163,7 +174,7 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
       [W0, W1, h]);
     add({ metric: `churned customers back within ${h} months`, measured: r!.churned ? r!.returned / r!.churned : null, target, unit: '%',
       sample: r!.churned, tolerance: tol(target, r!.churned, 0.03),
-      note: h === 12 || h === 3 ? `DESIGN: ${h === 3 ? '≈ 23' : '≈ 41'} %` : 'from the same return curve (12 months not observable in this window)' });
+      note: h === 12 || h === 3 ? `DESIGN default: ${h === 3 ? '≈ 23' : '≈ 41'} %` : 'from the same return curve (12 months not observable in this window)' });
   }
 
   // ── growth of active customers (MRR > 0) from window start to end, annualized
@@ -180,7 +191,7 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
     FROM latest`, [W0, new Date(W1.getTime() - 1)]);
   const years = run.params.months / 12;
   add({ metric: 'yearly growth of active customers', measured: active!.s ? Math.pow(active!.e / active!.s, 1 / years) - 1 : null, target: b.yearlyGrowth,
-    unit: '%', sample: active!.s, tolerance: Math.max(0.03, 3 / Math.sqrt(Math.max(active!.s, 1))), note: 'DESIGN: 10–16 %' });
+    unit: '%', sample: active!.s, tolerance: Math.max(0.03, 3 / Math.sqrt(Math.max(active!.s, 1))), note: 'DESIGN default: 10–16 %' });
 
   return { checks, months, activeStart: active!.s, activeEnd: active!.e };
 }
