@@ -117,7 +117,6 @@ test('a filter change updates the URL and only affected tiles; reload restores i
   for (const x of withPlan) {
     assert.is(new URLSearchParams(x.params).getAll('plan').join(), x.accepts.includes('plan') ? 'premium' : '', x.report);
   }
-  assert.ok(withPlan.some((x) => !x.accepts.includes('plan')), 'the executive overview has a tile without a plan parameter');
 
   // Reload: the URL alone restores the view (chip, checkbox, tile params).
   await page.reload();
@@ -136,7 +135,25 @@ test('a filter change updates the URL and only affected tiles; reload restores i
   await page.waitForURL(base);
   assert.equal((await settled()).map((x) => x.params), before.map((x) => x.params));
 
+  // Growth & retention: the cohort tiles take no plan, so checking one refetches only the other tiles.
+  await page.goto(`${server.url}/dashboards/growth_retention`);
+  const g0 = await settled();
+  const fetchedG: string[] = [];
+  const onRequestG = (r: { url(): string }) => { const u = new URL(r.url()); if (u.pathname.startsWith('/api/reports/')) fetchedG.push(u.pathname.slice('/api/reports/'.length)); };
+  page.on('request', onRequestG);
+  await page.check('input[name=plan][value=standard]');
+  await page.waitForURL(/\/dashboards\/growth_retention\?plan=standard$/);
+  const g1 = await settled();
+  page.off('request', onRequestG);
+  assertAllDrawn(g1, 'growth with plan');
+  const takesPlan = g1.filter((x) => x.accepts.includes('plan')).map((x) => x.report);
+  assert.ok(takesPlan.length > 0 && takesPlan.length < g1.length, 'some growth tiles take a plan, some do not');
+  assert.equal(fetchedG.sort(), [...takesPlan].sort());
+  for (const [i, x] of g1.entries()) if (!x.accepts.includes('plan')) assert.is(x.params, g0[i].params, x.report);
+
   // Fixed months through the month inputs.
+  await page.goto(base);
+  await settled();
   await page.fill('input[name=from]', '2026-01');
   await page.dispatchEvent('input[name=from]', 'change');
   await page.waitForURL(/from=2026-01/);
@@ -207,14 +224,14 @@ test('the report page (server-rendered by the report engine) draws its <mq-chart
 });
 
 test('a failed refresh shows the stale flag; a failing tile says what failed while the others render', async () => {
-  // A mart that some executive tiles read and others do not.
-  const exec = DASHBOARDS.find((d) => d.id === 'executive_overview')!.tiles.map((x) => x.report);
+  // A mart that some Growth & retention tiles read and others do not.
+  const exec = DASHBOARDS.find((d) => d.id === 'growth_retention')!.tiles.map((x) => x.report);
   const marts = (id: string) => getCatalog().reports.get(id)!.allMarts;
   const mart = [...new Set(exec.flatMap(marts))].find((m) => { const n = exec.filter((r) => marts(r).includes(m)).length; return n > 0 && n < exec.length; })!;
-  assert.ok(mart, 'a mart read by some executive tiles only');
+  assert.ok(mart, 'a mart read by some growth tiles only');
   await t.db.query(`UPDATE report_marts SET stale = true, last_error = 'test: refresh failed' WHERE name = $1`, [mart]);
   try {
-    await page.goto(`${server.url}/dashboards/executive_overview`);
+    await page.goto(`${server.url}/dashboards/growth_retention`);
     const tiles = await settled();
     assertAllDrawn(tiles, 'stale');
     const flags = await page.$$eval('mq-chart', (els) => els.map((e) => [e.getAttribute('report')!, !!e.shadowRoot!.querySelector('.stale')] as const));
@@ -223,10 +240,10 @@ test('a failed refresh shows the stale flag; a failing tile says what failed whi
     await t.db.query(`UPDATE report_marts SET stale = false, last_error = NULL WHERE name = $1`, [mart]);
   }
   // A tile asked for a month that is not one: the engine's 400 message, naming the field, is shown in the tile.
-  await page.$eval('mq-chart[report=arpa]', (el) => el.setAttribute('params', 'from=2026-13'));
-  await page.waitForFunction(() => document.querySelector('mq-chart[report=arpa]')!.getAttribute('state') === 'error');
-  const message = await page.$eval('mq-chart[report=arpa]', (el) => el.shadowRoot!.querySelector('[role=alert]')!.textContent!);
-  assert.match(message, /Report "arpa" failed \(400\)/);
+  await page.$eval('mq-chart[report=signups]', (el) => el.setAttribute('params', 'from=2026-13'));
+  await page.waitForFunction(() => document.querySelector('mq-chart[report=signups]')!.getAttribute('state') === 'error');
+  const message = await page.$eval('mq-chart[report=signups]', (el) => el.shadowRoot!.querySelector('[role=alert]')!.textContent!);
+  assert.match(message, /Report "signups" failed \(400\)/);
   assert.match(message, /from/);
   // The browser logs the failed fetch (400) itself; that one is expected, nothing else.
   assert.ok(errors.every((e) => /status of 400/.test(e)), errors.join('\n'));
