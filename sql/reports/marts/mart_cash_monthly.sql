@@ -10,16 +10,16 @@ WITH price_plan AS (
   SELECT DISTINCT ON (price_cents) price_cents, code FROM plans ORDER BY price_cents, sort_order, id
 ),
 cash AS (
-  SELECT date_trunc('month', p.settled_at, 'UTC') AS m, p.subscription_id, p.user_id,
+  SELECT date_trunc('month', p.settled_at AT TIME ZONE 'UTC')::date AS m, p.subscription_id, p.user_id,
          p.kind, p.amount_cents, p.amount_cents AS collected, 0 AS refunded, 1 AS charges, 0 AS refunds
   FROM payments p
   WHERE p.status IN ('succeeded', 'refunded')
   UNION ALL
-  SELECT date_trunc('month', p.refunded_at, 'UTC'), p.subscription_id, p.user_id, p.kind, p.amount_cents, 0, p.refund_cents, 0, 1
+  SELECT date_trunc('month', p.refunded_at AT TIME ZONE 'UTC')::date, p.subscription_id, p.user_id, p.kind, p.amount_cents, 0, p.refund_cents, 0, 1
   FROM payments p
   WHERE p.status = 'refunded'
 )
-SELECT (c.m AT TIME ZONE 'UTC')::date AS month,
+SELECT c.m AS month,
        coalesce(pp.code, pl.code) AS plan_code,
        coalesce(u.country, '--') AS country,
        sum(c.collected)::bigint AS collected_cents,

@@ -7,7 +7,7 @@
 WITH price_plan AS (
   SELECT DISTINCT ON (price_cents) price_cents, code FROM plans ORDER BY price_cents, sort_order, id
 )
-SELECT (date_trunc('month', p.period_start, 'UTC') AT TIME ZONE 'UTC')::date AS month,
+SELECT date_trunc('month', p.period_start AT TIME ZONE 'UTC')::date AS month,
        p.kind,
        coalesce(pp.code, pl.code) AS plan_code,
        coalesce(u.country, '--') AS country,

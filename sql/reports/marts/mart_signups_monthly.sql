@@ -11,12 +11,12 @@ first_pay AS (
   SELECT user_id, min(settled_at) AS at FROM payments WHERE status IN ('succeeded', 'refunded') GROUP BY user_id
 ),
 steps AS (
-  SELECT date_trunc('month', u.created_at, 'UTC') AS m, u.id AS user_id, 1 AS signups, 0 AS first_payments
+  SELECT date_trunc('month', u.created_at AT TIME ZONE 'UTC')::date AS m, u.id AS user_id, 1 AS signups, 0 AS first_payments
   FROM users u WHERE u.role = 'subscriber'
   UNION ALL
-  SELECT date_trunc('month', fp.at, 'UTC'), fp.user_id, 0, 1 FROM first_pay fp
+  SELECT date_trunc('month', fp.at AT TIME ZONE 'UTC')::date, fp.user_id, 0, 1 FROM first_pay fp
 )
-SELECT (st.m AT TIME ZONE 'UTC')::date AS month,
+SELECT st.m AS month,
        coalesce(pl.code, 'none') AS plan_code,
        coalesce(u.country, '--') AS country,
        sum(st.signups)::int AS signups,

@@ -3,7 +3,7 @@
 -- @refresh 30 * * * *
 -- Viewing per title and month: plays, completed plays, seconds watched. Genre and country breakdowns and the
 -- most-watched ranking join this small table to the catalog instead of scanning watch_events.
-SELECT (date_trunc('month', started_at, 'UTC') AT TIME ZONE 'UTC')::date AS month,
+SELECT date_trunc('month', started_at AT TIME ZONE 'UTC')::date AS month,
        title_id,
        count(*)::int AS plays,
        (count(*) FILTER (WHERE completed))::int AS completed_plays,

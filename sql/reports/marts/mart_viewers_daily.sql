@@ -3,7 +3,7 @@
 -- @refresh 20 * * * *
 -- Daily active viewers: distinct customers who started watching anything that UTC day, by customer country
 -- (each customer has one country, so the country rows add up to the daily total).
-SELECT (date_trunc('day', w.started_at, 'UTC') AT TIME ZONE 'UTC')::date AS day,
+SELECT date_trunc('day', w.started_at AT TIME ZONE 'UTC')::date AS day,
        coalesce(u.country, '--') AS country,
        count(DISTINCT w.user_id)::int AS viewers,
        count(*)::int AS plays,

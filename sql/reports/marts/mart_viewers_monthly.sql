@@ -2,7 +2,7 @@
 -- @unique month, country
 -- @refresh 25 * * * *
 -- Monthly active viewers: distinct customers who started watching anything in the UTC month, by customer country.
-SELECT (date_trunc('month', w.started_at, 'UTC') AT TIME ZONE 'UTC')::date AS month,
+SELECT date_trunc('month', w.started_at AT TIME ZONE 'UTC')::date AS month,
        coalesce(u.country, '--') AS country,
        count(DISTINCT w.user_id)::int AS viewers,
        count(*)::int AS plays,

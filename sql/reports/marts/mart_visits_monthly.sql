@@ -2,7 +2,7 @@
 -- @unique month
 -- @refresh 12 * * * *
 -- Top of the funnel: distinct visitors (anonymous visitor ids) and visits per month.
-SELECT (date_trunc('month', at, 'UTC') AT TIME ZONE 'UTC')::date AS month,
+SELECT date_trunc('month', at AT TIME ZONE 'UTC')::date AS month,
        count(DISTINCT visitor_id)::int AS visitors,
        count(*)::int AS visits
 FROM visits
