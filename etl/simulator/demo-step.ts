@@ -19,7 +19,7 @@ export const simulationDemoStep: DemoStep = {
         const decile = Math.floor((p.users / p.totalUsers) * 10);
         if (decile > lastDecile && decile < 10) {
           lastDecile = decile;
-          log(`  ${decile * 10} %: ${p.users.toLocaleString('en-US')} customers, ${p.rows.toLocaleString('en-US')} rows`);
+          log(`  ${Math.round((p.users / p.totalUsers) * 100)} %: ${p.users.toLocaleString('en-US')} customers, ${p.rows.toLocaleString('en-US')} rows`);
         }
       },
     });
