@@ -172,6 +172,7 @@ try {
     const anyCookie = await sessionFor('admin');
     cookies.set('admin', anyCookie);
     await cannon(`${server.base}/healthz`, '', 10, 1); // warm up
+    log(`\nmachine: ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) before measuring`);
     const trivial = await cannon(`${server.base}/healthz`, anyCookie);
     log(`\n(b) trivial route GET /healthz at ${CONNECTIONS} connections: p50 ${ms(trivial.p50)}, p99 ${ms(trivial.p99)}, ${fmt(trivial.rps, 0)} req/s`);
     const reports = [...catalog.reports.values()].filter((r) => !only.length || only.includes(r.id));
@@ -199,7 +200,8 @@ try {
       log(line);
       rows.push(line);
     }
-    log(`\nHTTP: autocannon, ${CONNECTIONS} connections, ${duration} s each, same URL (defaults) — the engine's hot path: session, role,`);
+    log(`\nload average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`);
+    log(`HTTP: autocannon, ${CONNECTIONS} connections, ${duration} s each, same URL (defaults) — the engine's hot path: session, role,`);
     log(`params, a generation lookup, the in-process result cache (mart-backed) or the SQL (live reports), JSON of the spec.`);
     log(`no-cache: the same server code with MARQUEE_REPORT_CACHE=0, so every request runs the report's SQL on its mart`);
     log(`(live reports have no cache: same figures). http/pgb and nocache/pgb = req/s ÷ pgbench tps.`);
