@@ -4,6 +4,9 @@
 // the /dashboards list page (same layout and CSS, no charts, no bundle) cold and warm.
 // Targets: warm <= 1 s on localhost; <= 350 KB compressed JS.
 import os from 'node:os';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PUBLIC_DIR } from '../../server/assets.ts';
 import type { Browser, Page } from 'playwright-core';
 import { benchDatabase, fmt } from './lib.ts';
 import { loadDashboardData } from '../fixtures/dashboard-data.ts';
@@ -78,7 +81,11 @@ try {
       seen.push((async () => {
         const sizes = await res.request().sizes().catch(() => undefined);
         if (!sizes) return;
-        if (u.pathname.endsWith('.js')) { b.js += sizes.responseBodySize; b.jsRaw += (await res.body().catch(() => Buffer.alloc(0))).length; b.files++; }
+        if (u.pathname.endsWith('.js')) {
+          b.js += sizes.responseBodySize;
+          b.jsRaw += fs.statSync(path.join(PUBLIC_DIR, u.pathname.replace(/^\/static\//, ''))).size;
+          b.files++;
+        }
         else if (u.pathname.startsWith('/api/reports/')) b.api += sizes.responseBodySize;
       })());
     });
@@ -98,8 +105,8 @@ try {
   const mc = median(cold), mw = median(warm), bc = median(baseCold), bw = median(baseWarm);
   console.log(`\nmachine: ${os.cpus().length} CPUs, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} (other work on the machine inflates browser timings)`);
   console.log(`Executive overview: ${tileCount} tiles, navigation -> every tile rendered (median of ${RUNS}, headless Chromium, localhost)`);
-  console.log(`  cold (empty cache):  ${fmt(mc, 0)} ms   (runs: ${cold.map((x) => fmt(x, 0)).join(', ')})   ${fmt(mc / bc, 1)}x the baseline`);
-  console.log(`  warm (cached assets): ${fmt(mw, 0)} ms   (runs: ${warm.map((x) => fmt(x, 0)).join(', ')})   ${fmt(mw / bw, 1)}x the baseline   target <= 1000 ms: ${mw <= 1000 ? 'met' : 'MISSED'}`);
+  console.log(`  cold (empty cache):  median ${fmt(mc, 0)} ms, best ${fmt(Math.min(...cold), 0)} ms   (runs: ${cold.map((x) => fmt(x, 0)).join(', ')})   ${fmt(mc / bc, 1)}x the baseline`);
+  console.log(`  warm (cached assets): median ${fmt(mw, 0)} ms, best ${fmt(Math.min(...warm), 0)} ms   (runs: ${warm.map((x) => fmt(x, 0)).join(', ')})   ${fmt(mw / bw, 1)}x the baseline   target <= 1000 ms: ${mw <= 1000 ? 'met' : 'MISSED'}`);
   console.log(`  baseline /dashboards list page (no charts) load event: cold ${fmt(bc, 0)} ms, warm ${fmt(bw, 0)} ms`);
   console.log(`Transferred on a cold load: JS ${kb(bytes.js)} compressed (${kb(bytes.jsRaw)} uncompressed, ${bytes.files} files), ` +
     `CSS ${kb(bytes.css)} compressed, report API ${kb(bytes.api)}   JS target <= 350 KB: ${bytes.js <= 350 * 1024 ? 'met' : 'MISSED'}`);
