@@ -5,7 +5,7 @@
 // Targets: warm <= 1 s on localhost; <= 350 KB compressed JS.
 import os from 'node:os';
 import fs from 'node:fs';
-import path from 'node:path';
+import nodePath from 'node:path';
 import { PUBLIC_DIR } from '../../server/assets.ts';
 import type { Browser, Page } from 'playwright-core';
 import { benchDatabase, fmt } from './lib.ts';
@@ -83,7 +83,7 @@ try {
         if (!sizes) return;
         if (u.pathname.endsWith('.js')) {
           b.js += sizes.responseBodySize;
-          b.jsRaw += fs.statSync(path.join(PUBLIC_DIR, u.pathname.replace(/^\/static\//, ''))).size;
+          b.jsRaw += fs.statSync(nodePath.join(PUBLIC_DIR, u.pathname.replace(/^\/static\//, ''))).size;
           b.files++;
         }
         else if (u.pathname.startsWith('/api/reports/')) b.api += sizes.responseBodySize;
