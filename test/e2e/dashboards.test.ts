@@ -67,9 +67,17 @@ function assertAllDrawn(tiles: Awaited<ReturnType<typeof settled>>, where: strin
 
 test('every dashboard renders every chart without console errors, at 1280 and 390 px', async () => {
   for (const d of DASHBOARDS) {
+    // Load at 1280 px, then narrow the same page to 390 px: the grid reflows and the charts follow their tiles.
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${server.url}/dashboards/${d.id}`);
     for (const width of [1280, 390]) {
-      await page.setViewportSize({ width, height: 900 });
-      await page.goto(`${server.url}/dashboards/${d.id}`);
+      if (width !== 1280) {
+        await page.setViewportSize({ width, height: 900 });
+        await page.waitForFunction((w) => [...document.querySelectorAll('mq-chart')].every((e) => {
+          const svg = e.shadowRoot!.querySelector('.vega svg');
+          return !svg || svg.getBoundingClientRect().right <= w;
+        }), width, { timeout: 10_000 });
+      }
       const tiles = await settled();
       assert.equal(tiles.map((x) => x.report), d.tiles.map((x) => x.report), d.id);
       assertAllDrawn(tiles, `${d.id}@${width}`);
@@ -208,7 +216,15 @@ test('light theme: the toggle switches without reload and charts redraw from the
   // The choice persists (cookie) for the next page load.
   await page.reload();
   assert.is(await page.getAttribute('html', 'data-theme'), 'light');
+  // Auto follows the operating system's preference.
+  await page.click('form.theme-toggle button[value=auto]');
+  await page.waitForFunction(() => !document.documentElement.hasAttribute('data-theme'));
+  const bg = (scheme: 'light' | 'dark') => page.emulateMedia({ colorScheme: scheme }).then(() =>
+    page.evaluate(() => getComputedStyle(document.documentElement).getPropertyValue('--bg').trim()));
+  assert.is(await bg('light'), '#f6f6f6');
+  assert.is(await bg('dark'), '#141414');
   await page.click('form.theme-toggle button[value=dark]');
+  await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
   assert.equal(errors, []);
 });
 
