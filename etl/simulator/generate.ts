@@ -301,7 +301,7 @@ export function simulateCustomer(ctx: Context, index: number, out: Batch | null,
         if (status() === 'canceled' || windowOver || pe >= end) break;
 
         const ok = rb() >= b.renewalFailureRate;
-        if (expect && !status().startsWith('c') && !s.cancelAtPeriodEnd && pe >= ctx.windowStart) {
+        if (expect && !s.cancelAtPeriodEnd && pe >= ctx.windowStart) {
           expect.addRenewal(planCode, b.renewalFailureRate * (1 - b.retryRecoveryRate));
         }
         step({ type: 'period_end', at: pe, outcome: ok ? { ok: true } : { ok: false, reason: failureReason(rb) } });
