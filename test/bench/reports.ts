@@ -200,7 +200,9 @@ try {
       log(line);
       rows.push(line);
     }
-    log(`\nload average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`);
+    const trivialAfter = await cannon(`${server.base}/healthz`, anyCookie);
+    log(`\n(b) trivial route again after the reports: p50 ${ms(trivialAfter.p50)}, p99 ${ms(trivialAfter.p99)}, ${fmt(trivialAfter.rps, 0)} req/s`);
+    log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`);
     log(`HTTP: autocannon, ${CONNECTIONS} connections, ${duration} s each, same URL (defaults) — the engine's hot path: session, role,`);
     log(`params, a generation lookup, the in-process result cache (mart-backed) or the SQL (live reports), JSON of the spec.`);
     log(`no-cache: the same server code with MARQUEE_REPORT_CACHE=0, so every request runs the report's SQL on its mart`);
