@@ -65,6 +65,7 @@ test('loading the real CSV over it changes nothing: 8,807 unchanged', async () =
   assert.equal([s.rows, s.inserted, s.updated, s.unchanged, s.removed], [8807, 0, 0, 8807, 0]);
   assert.equal(s.rejects, []);
   assert.is(s.defects.rating_holds_duration, 3);
+  assert.is(s.defects.whitespace_trimmed, 89); // 88 dates with a leading space, one title ending in a no-break space
   assert.is(s.missing.date_added, 10);
   assert.is(s.encoding, 'UTF-8');
   assert.equal(s.dateFormats, { 'Month D, YYYY': 8797 });

@@ -260,7 +260,11 @@ export class TitlesCsvStream extends Transform {
 
   private blank(buf: Buffer, k: number): boolean {
     const [s, e] = this.inner(k);
-    for (let i = s; i < e; i++) if (!isBlank(buf[i]) && buf[i] !== LF && buf[i] !== CR) return false;
+    for (let i = s; i < e; i++) {
+      const b = buf[i];
+      if (b === 0xc2 && buf[i + 1] === 0xa0 && i + 1 < e) { i++; continue; } // no-break space
+      if (!isBlank(b) && b !== LF && b !== CR) return false;
+    }
     return true;
   }
 
@@ -370,7 +374,7 @@ export class TitlesCsvStream extends Transform {
       const [s, e] = this.inner(k);
       if (e <= s) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
       if (IS_LIST[t] && this.listDirty(buf, s, e)) listFlags |= LIST_FLAG[t];
-      if (isBlank(buf[s]) || isBlank(buf[e - 1])) {
+      if (isBlank(buf[s]) || isBlank(buf[e - 1]) || (buf[s] === 0xc2 && buf[s + 1] === 0xa0) || (buf[e - 2] === 0xc2 && buf[e - 1] === 0xa0)) {
         if (this.blank(buf, k)) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
         this.defect('whitespace_trimmed');
       }
