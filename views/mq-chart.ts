@@ -85,7 +85,9 @@ export class MqChart extends LitElement {
   @query('.vega') accessor vegaEl!: HTMLDivElement | null;
 
   private embedded?: Result;
+  /** the data a drawing was started for, and the data whose drawing finished */
   private renderedFor?: ReportResponse;
+  private drawnFor?: ReportResponse;
   private uid = `mq-chart-${++ids}`;
   private stopTheme?: () => void;
 
@@ -101,9 +103,9 @@ export class MqChart extends LitElement {
 
   connectedCallback() {
     super.connectedCallback();
-    this.stopTheme = onThemeChange(() => { this.renderedFor = undefined; this.requestUpdate(); });
+    this.stopTheme = onThemeChange(() => { this.renderedFor = this.drawnFor = undefined; this.requestUpdate(); });
     // Back on the page (moved in the DOM): draw again, the previous view was finalized.
-    if (this.hasUpdated) { this.renderedFor = undefined; this.requestUpdate(); }
+    if (this.hasUpdated) { this.renderedFor = this.drawnFor = undefined; this.requestUpdate(); }
   }
 
   disconnectedCallback() {
@@ -122,7 +124,8 @@ export class MqChart extends LitElement {
   protected updated(changed: PropertyValues) {
     super.updated(changed);
     const status = this.task.status;
-    const next = status === TaskStatus.ERROR ? 'error' : status === TaskStatus.COMPLETE && this.renderedFor === this.data && !this.renderError ? 'ready' : 'loading';
+    // "ready" only once the drawing of the current data is finished, not while it is in progress.
+    const next = status === TaskStatus.ERROR ? 'error' : status === TaskStatus.COMPLETE && this.drawnFor === this.data && !this.renderError ? 'ready' : 'loading';
     if (status === TaskStatus.COMPLETE && this.data && this.renderedFor !== this.data) void this.draw(this.data);
     else if (status === TaskStatus.COMPLETE && this.renderError) this.setState('error');
     else this.setState(next);
@@ -142,7 +145,7 @@ export class MqChart extends LitElement {
     this.renderedFor = data;
     this.renderError = '';
     this.kind = kpiOf(data.spec) ? 'kpi' : 'chart';
-    if (this.kind === 'kpi') { this.finalize(); this.setState('ready'); return; }
+    if (this.kind === 'kpi') { this.finalize(); this.drawnFor = data; this.setState('ready'); return; }
     await this.updateComplete;
     const el = this.vegaEl;
     if (!el || this.renderedFor !== data) return;
@@ -164,6 +167,7 @@ export class MqChart extends LitElement {
       // only repeat it, point by point, to a screen reader.
       const drawn = el.querySelector('svg, canvas');
       drawn?.setAttribute('aria-hidden', 'true');
+      this.drawnFor = data;
       this.setState('ready');
     } catch (e: any) {
       this.renderError = `Could not draw the chart for "${data.id}": ${e?.message ?? e}`;

@@ -159,6 +159,18 @@ test('a filter change updates the URL and only affected tiles; reload restores i
   assert.equal(fetchedG.sort(), [...takesPlan].sort());
   for (const [i, x] of g1.entries()) if (!x.accepts.includes('plan')) assert.is(x.params, g0[i].params, x.report);
 
+  // Content catalog (no period): a content type checkbox; tiles without a type parameter keep their query.
+  await page.goto(`${server.url}/dashboards/content_catalog`);
+  const c0 = await settled();
+  await page.check('input[name=type][value=Movie]');
+  await page.waitForURL(/\/dashboards\/content_catalog\?type=Movie$/);
+  const c1 = await settled();
+  assertAllDrawn(c1, 'catalog with type');
+  for (const [i, x] of c1.entries()) {
+    assert.is(new URLSearchParams(x.params).getAll('type').join(), x.accepts.includes('type') ? 'Movie' : '', x.report);
+    if (!x.accepts.includes('type')) assert.is(x.params, c0[i].params, x.report);
+  }
+
   // Fixed months through the month inputs.
   await page.goto(base);
   await settled();
