@@ -107,6 +107,7 @@ export class TitlesCsvStream extends Transform {
   private cols: number[] = [];
   private readonly out = new Out();
   private readonly itemHashes = new Int32Array(128);
+  private nItems = 0;
   // Slash dates that read one way only: counted, and kept (as rejects-to-be) under the order they contradict.
   private slash = { contradictDmy: [] as Reject[], contradictMdy: [] as Reject[], mdyOnlyCount: 0, dmyOnlyCount: 0, any: false };
 
@@ -497,31 +498,37 @@ export class TitlesCsvStream extends Transform {
    */
   private listDirty(buf: Buffer, s: number, e: number): boolean {
     let dirty = isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA;
-    let empty = false, text = false, n = 0, h = 0x811c9dc5 | 0;
-    const seen = this.itemHashes;
-    const item = () => {
-      if (!text) empty = true;
-      if (!dirty) {
-        for (let k = 0; k < n; k++) if (seen[k] === h) { dirty = true; break; }
-        if (n < seen.length) seen[n++] = h; else dirty = true;
-      }
-      h = 0x811c9dc5 | 0;
-      text = false;
-    };
+    let empty = false, text = false, h = 0x811c9dc5 | 0;
+    this.nItems = 0;
     for (let i = s; i < e; i++) {
       const b = buf[i];
       if (b === COMMA) {
-        item();
+        if (!text) empty = true;
+        if (!dirty) dirty = this.repeated(h);
+        h = 0x811c9dc5 | 0;
+        text = false;
         if (!dirty && !(buf[i + 1] === SPACE && i + 2 < e && !isBlank(buf[i + 2]) && buf[i + 2] !== COMMA && !isBlank(buf[i - 1]))) dirty = true;
         if (buf[i + 1] === SPACE) i++;
       } else {
-        if (!isBlank(b)) text = true;
+        if (b !== SPACE && b !== TAB) text = true;
         h = Math.imul(h ^ b, 16777619);
       }
     }
-    item();
+    if (!text) empty = true;
+    if (!dirty) dirty = this.repeated(h);
     if (empty) this.defect('list_empty_items');
     return dirty || empty;
+  }
+
+  /** Whether an item with this hash was already in the list; remembers it. */
+  private repeated(h: number): boolean {
+    const seen = this.itemHashes;
+    const n = this.nItems;
+    for (let k = 0; k < n; k++) if (seen[k] === h) return true;
+    if (n >= seen.length) return true;
+    seen[n] = h;
+    this.nItems = n + 1;
+    return false;
   }
 
   private decideDateOrder() {
