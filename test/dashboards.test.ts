@@ -15,6 +15,8 @@ const FIXTURE_REPORTS = path.resolve(import.meta.dirname, 'fixtures', 'reports',
 import { loadDashboards, checkAgainstReports, DashboardError } from '../server/dashboards/catalog.ts';
 import { parseState, toQuery, resolvePeriod, tileQuery, FilterError, type Filter, type PeriodFilter } from '../views/filters.ts';
 import { loadManifest } from '../server/assets.ts';
+import { chartFromLine } from '../server/reports/chart.ts';
+import { kpiOf, describe, formatValue, formatChange } from '../views/report-data.ts';
 import { useDashboards } from '../server/dashboards/index.ts';
 import { ensureBuilt } from '../views/build.ts';
 
@@ -97,6 +99,23 @@ test('filters: relative periods end with the current month; tile params follow w
   // A filter the report does not declare never changes its query (so it is not refetched).
   assert.is(tileQuery(['type', 'limit'], { limit: '15' }, state, FILTERS, NOW), 'limit=15');
   assert.is(tileQuery(['from', 'to', 'plan'], { plan: 'standard' }, state, FILTERS, NOW), 'from=2026-09&plan=standard&to=2026-11');
+});
+
+test("KPI tiles recognise the engine's kpi charts; summaries describe what a chart shows", () => {
+  assert.equal(kpiOf(chartFromLine('kpi value=mrr delta=change_ratio format=currency')), { value: 'mrr', delta: 'change_ratio', format: 'currency' });
+  assert.equal(kpiOf(chartFromLine('kpi value=customer_churn_rate format=percent')), { value: 'customer_churn_rate', delta: undefined, format: 'percent' });
+  for (const id of getCatalog().reports.keys()) {
+    const r = getCatalog().reports.get(id)!;
+    assert.is(!!kpiOf(r.spec), id.startsWith('kpi_'), `${id}: KPI tile iff a kpi report`);
+  }
+  assert.is(formatValue(7120.19, 'currency'), '$7,120.19');
+  assert.is(formatValue(0.083, 'percent'), '8.3%');
+  assert.is(formatChange(0.021), '+2.1 %');
+  assert.is(formatChange(-0.005), '−0.5 %');
+  const spec = chartFromLine('line x=month:T y=mrr:Q');
+  const text = describe(spec, [{ month: '2026-01-01', mrr: 10 }, { month: '2026-02-01', mrr: 30 }], 'MRR');
+  assert.is(text, 'Line chart of MRR: mrr by month; 2 data rows. month from 2026-01-01 to 2026-02-01. mrr ranges from 10 to 30.');
+  assert.is(describe(spec, [], 'MRR'), 'Line chart of MRR: no data for these filters.');
 });
 
 test('GET /dashboards lists the dashboards with their reports for staff; others are refused', async () => {
