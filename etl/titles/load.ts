@@ -265,36 +265,40 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
   if (bulk) await q.query(`SET LOCAL maintenance_work_mem = '256MB'`);
   for (const d of ddl) await q.query(d.drop);
   const changed = `status <> 'unchanged'`;
-  await q.query(`INSERT INTO genres (name) SELECT DISTINCT n FROM titles_src, unnest(genres) n
-    WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM genres g WHERE g.name = n) ORDER BY 1`);
-  await q.query(`INSERT INTO countries (name) SELECT DISTINCT n FROM titles_src, unnest(countries) n
-    WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM countries c WHERE c.name = n) ORDER BY 1`);
-  await q.query(`INSERT INTO people (name) SELECT DISTINCT n FROM titles_src, unnest(cast_names || directors) n
-    WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM people p WHERE p.name = n) ORDER BY 1`);
-  await q.query(`INSERT INTO titles (id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description)
-    OVERRIDING SYSTEM VALUE
-    SELECT title_id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description
-    FROM titles_src WHERE status = 'inserted' ORDER BY title_id`);
-  await q.query(`UPDATE titles t SET type = s.type, title = s.title, release_year = s.release_year, rating = s.rating,
-      duration_minutes = s.duration_minutes, seasons = s.seasons, date_added = s.date_added, description = s.description,
-      updated_at = now()
-    FROM titles_src s WHERE s.status = 'updated' AND t.id = s.title_id`);
-  for (const link of LINK_TABLES) {
-    await q.query(`DELETE FROM ${link} WHERE title_id IN (SELECT title_id FROM titles_src WHERE status = 'updated')`);
+  if (counts.inserted + counts.updated > 0) {
+    await q.query(`INSERT INTO genres (name) SELECT DISTINCT n FROM titles_src, unnest(genres) n
+      WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM genres g WHERE g.name = n) ORDER BY 1`);
+    await q.query(`INSERT INTO countries (name) SELECT DISTINCT n FROM titles_src, unnest(countries) n
+      WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM countries c WHERE c.name = n) ORDER BY 1`);
+    await q.query(`INSERT INTO people (name) SELECT DISTINCT n FROM titles_src, unnest(cast_names || directors) n
+      WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM people p WHERE p.name = n) ORDER BY 1`);
+    await q.query(`INSERT INTO titles (id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description)
+      OVERRIDING SYSTEM VALUE
+      SELECT title_id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description
+      FROM titles_src WHERE status = 'inserted' ORDER BY title_id`);
+    if (counts.updated) {
+      await q.query(`UPDATE titles t SET type = s.type, title = s.title, release_year = s.release_year, rating = s.rating,
+          duration_minutes = s.duration_minutes, seasons = s.seasons, date_added = s.date_added, description = s.description,
+          updated_at = now()
+        FROM titles_src s WHERE s.status = 'updated' AND t.id = s.title_id`);
+      for (const link of LINK_TABLES) {
+        await q.query(`DELETE FROM ${link} WHERE title_id IN (SELECT title_id FROM titles_src WHERE status = 'updated')`);
+      }
+    }
+    const src = `titles_src s`;
+    // sorted rows keep index inserts local; with the indexes dropped the sort would be wasted
+    const order12 = bulk ? '' : ' ORDER BY 1, 2';
+    await q.query(`INSERT INTO title_genres (title_id, genre_id)
+      SELECT s.title_id, g.id FROM ${src}, unnest(s.genres) n JOIN genres g ON g.name = n WHERE s.${changed}${order12}`);
+    await q.query(`INSERT INTO title_countries (title_id, country_id)
+      SELECT s.title_id, c.id FROM ${src}, unnest(s.countries) n JOIN countries c ON c.name = n WHERE s.${changed}${order12}`);
+    await q.query(`INSERT INTO title_cast (title_id, person_id, ord)
+      SELECT s.title_id, p.id, n.o - 1 FROM ${src}, unnest(s.cast_names) WITH ORDINALITY n(name, o) JOIN people p ON p.name = n.name
+      WHERE s.${changed}${order12}`);
+    await q.query(`INSERT INTO title_directors (title_id, person_id, ord)
+      SELECT s.title_id, p.id, n.o - 1 FROM ${src}, unnest(s.directors) WITH ORDINALITY n(name, o) JOIN people p ON p.name = n.name
+      WHERE s.${changed}${order12}`);
   }
-  const src = `titles_src s`;
-  // sorted rows keep index inserts local; with the indexes dropped the sort would be wasted
-  const order12 = bulk ? '' : ' ORDER BY 1, 2';
-  await q.query(`INSERT INTO title_genres (title_id, genre_id)
-    SELECT s.title_id, g.id FROM ${src}, unnest(s.genres) n JOIN genres g ON g.name = n WHERE s.${changed}${order12}`);
-  await q.query(`INSERT INTO title_countries (title_id, country_id)
-    SELECT s.title_id, c.id FROM ${src}, unnest(s.countries) n JOIN countries c ON c.name = n WHERE s.${changed}${order12}`);
-  await q.query(`INSERT INTO title_cast (title_id, person_id, ord)
-    SELECT s.title_id, p.id, n.o - 1 FROM ${src}, unnest(s.cast_names) WITH ORDINALITY n(name, o) JOIN people p ON p.name = n.name
-    WHERE s.${changed}${order12}`);
-  await q.query(`INSERT INTO title_directors (title_id, person_id, ord)
-    SELECT s.title_id, p.id, n.o - 1 FROM ${src}, unnest(s.directors) WITH ORDINALITY n(name, o) JOIN people p ON p.name = n.name
-    WHERE s.${changed}${order12}`);
   // keys and indexes first, foreign keys last (their validation reads the rebuilt tables)
   for (const d of ddl.sort((x, y) => Number(/FOREIGN KEY/.test(x.add)) - Number(/FOREIGN KEY/.test(y.add)))) await q.query(d.add);
 
