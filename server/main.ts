@@ -9,6 +9,8 @@ import { ensureFirstAdmin, ensureDemoData } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
 import { scheduledJobs } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
+import { loadDashboards } from './dashboards/catalog.ts';
+import { useDashboards } from './dashboards/index.ts';
 import { loadCatalog, useCatalog, ensureMarts, checkReportSql, refreshDue } from './reports/engine.ts';
 
 const started = Date.now();
@@ -42,6 +44,8 @@ try {
   await checkReportSql(db, catalog);
   useCatalog(catalog);
   log(`reports: ${catalog.reports.size} reports, ${catalog.marts.size} marts`);
+  // Dashboard files are checked against the reports too: a broken one stops the start with file and reason.
+  useDashboards(loadDashboards(process.env.MARQUEE_DASHBOARDS_DIR || undefined, catalog));
   const admin = await ensureFirstAdmin(db);
   await ensureDemoData(db);
 
