@@ -175,6 +175,8 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
       return r;
     },
   };
+  // Names are de-duplicated and joined by hash; with the 4 MB default a big load sorts millions of names on disk.
+  await q.query(`SET LOCAL work_mem = '128MB'`);
   if (s.lateRejectLines.length) {
     await q.query(sql`DELETE FROM titles_staging WHERE line = ANY(${s.lateRejectLines}::int[])`);
   }
@@ -275,7 +277,7 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
     await q.query(`INSERT INTO titles (id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description)
       OVERRIDING SYSTEM VALUE
       SELECT title_id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description
-      FROM titles_src WHERE status = 'inserted' ORDER BY title_id`);
+      FROM titles_src WHERE status = 'inserted'`);
     if (counts.updated) {
       await q.query(`UPDATE titles t SET type = s.type, title = s.title, release_year = s.release_year, rating = s.rating,
           duration_minutes = s.duration_minutes, seasons = s.seasons, date_added = s.date_added, description = s.description,
