@@ -52,12 +52,17 @@ export function createApp(deps: Deps) {
   app.route('/', dashboardRoutes);
   app.route('/', reportRoutes);
 
-  app.get('/', (c) => c.html(page(c, {
+  app.get('/', (c) => {
+    // Signed-in people land where their work is: staff on the dashboards, subscribers on their account.
+    const user = c.get('user');
+    if (user) return c.redirect(user.role === 'subscriber' ? '/account' : '/dashboards', 303);
+    return c.html(page(c, {
     title: 'Home',
     body: html`<main class="narrow"><h1>Marquee</h1>
       <p>Subscription analytics and operations for the streaming service.</p>
-      <p><a class="button" href="/login">Sign in</a></p></main>`,
-  })));
+      <p><a class="button" href="/login">Sign in</a> <a class="button secondary" href="/signup">Create an account</a></p></main>`,
+    }));
+  });
 
   app.notFound((c) => errorResponse(c, 404, `Nothing at ${c.req.path}`));
   app.onError(onError);
