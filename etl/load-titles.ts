@@ -75,7 +75,7 @@ let db: Db | undefined;
 let code = 0;
 const progress = args.values.quiet ? undefined : progressReporter(process.stderr);
 try {
-  target = await openDatabase(process.env, (l) => console.error(l));
+  target = await openDatabase(process.env, (l) => console.error(l), { shareRunning: true });
   db = createDb(target.url, { max: 2, applicationName: 'marquee-etl' });
   await migrate(db, { log: (l) => console.error(`migrate: ${l}`) });
   const summary = await loadTitles(db, input, {

@@ -58,7 +58,7 @@ let stop = async () => {};
 let code = 0;
 let committed = false;
 try {
-  const target = await openDatabase(process.env, (l) => { if (!params.quiet) log(l); });
+  const target = await openDatabase(process.env, (l) => { if (!params.quiet) log(l); }, { shareRunning: true });
   stop = target.stop;
   const db = createDb(target.url, { max: 4, statementTimeoutMs: 0, idleInTxTimeoutMs: 600_000 });
   try {

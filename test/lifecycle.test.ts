@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { startEmbedded } from '../server/db/embedded.ts';
 import { createDb, withConnection, withDatabase } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
@@ -117,6 +117,18 @@ test('npm start on a fresh data dir: migrates, creates the first admin, serves /
   try {
     const first = await run({ MARQUEE_ADMIN_EMAIL: 'boss@example.com' });
     assert.match(first.out, /Sign in as boss@example\.com with password \S{12,}/);
+    assert.is((await fetch(first.url + 'readyz')).status, 200);
+    // A command-line tool beside the running server shares its PostgreSQL instead of stopping it as an orphan …
+    const cli = spawnSync(process.execPath, ['--import', 'tsx', 'server/auth/users-cli.ts', 'list'], {
+      cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '', MARQUEE_DATA_DIR: dir } });
+    assert.is(cli.status, 0, cli.stderr);
+    assert.match(cli.stdout, /boss@example\.com/);
+    assert.is((await fetch(first.url + 'readyz')).status, 200, 'the server still has its database');
+    // … while a second server on the same data directory is refused with a clear message.
+    const twin = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+      cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '', MARQUEE_DATA_DIR: dir, PORT: '0', MARQUEE_DEMO: '0' } });
+    assert.is(twin.status, 1);
+    assert.match(twin.stderr, /in use by the embedded PostgreSQL of another Marquee process/);
     assert.is((await fetch(first.url + 'readyz')).status, 200);
     assert.is(await stop(first.child), 0);
     assert.equal(postgresFor(dir), []);

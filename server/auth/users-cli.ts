@@ -7,7 +7,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import sql from 'sql-template-tag';
 import { createDb, type Db } from '../db/index.ts';
-import { openDatabase, APP_DATABASE } from '../db/connect.ts';
+import { openDatabase } from '../db/connect.ts';
 import { migrate } from '../db/migrate.ts';
 import { ROLES, type Role } from './access.ts';
 import { legacySha256Hash } from './password.ts';
@@ -191,30 +191,13 @@ export async function runCommand(db: Db, argv: string[], out: (l: string) => voi
   }
 }
 
-/** The running server's embedded PostgreSQL if it is up (never start a second postmaster on its data). */
-function runningEmbeddedUrl(env = process.env): string | undefined {
-  const dataDir = path.resolve(env.MARQUEE_DATA_DIR ?? 'var');
-  try {
-    const lines = fs.readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n');
-    const pid = Number(lines[0]), port = Number(lines[3]);
-    process.kill(pid, 0);
-    const password = fs.readFileSync(path.join(dataDir, 'pg-password'), 'utf8').trim();
-    return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${APP_DATABASE}`;
-  } catch {
-    return undefined;
-  }
-}
-
 async function main() {
   const argv = process.argv.slice(2);
   if (!argv.length || argv[0] === '--help' || argv[0] === 'help') { console.log(USAGE); return 0; }
-  let stop = async () => {};
-  let url = process.env.DATABASE_URL ?? runningEmbeddedUrl();
-  if (!url) {
-    const target = await openDatabase(process.env, () => {});
-    url = target.url;
-    stop = target.stop;
-  }
+  // Beside a running server this shares its embedded PostgreSQL instead of starting a second one on the same data.
+  const target = await openDatabase(process.env, () => {}, { shareRunning: true });
+  const url = target.url;
+  const stop = target.stop;
   const db = createDb(url, { max: 2, applicationName: 'marquee-users-cli' });
   try {
     await migrate(db);

@@ -11,12 +11,14 @@ export interface DatabaseTarget {
 
 export const APP_DATABASE = 'marquee';
 
-export async function openDatabase(env = process.env, log = (l: string) => console.log(l)): Promise<DatabaseTarget> {
+/** shareRunning: a command-line tool may use the embedded PostgreSQL of a running server on the same data directory. */
+export async function openDatabase(env = process.env, log = (l: string) => console.log(l),
+  opts: { shareRunning?: boolean } = {}): Promise<DatabaseTarget> {
   if (env.DATABASE_URL) {
     return { url: env.DATABASE_URL, embedded: false, stop: async () => {} };
   }
   const dataDir = path.resolve(env.MARQUEE_DATA_DIR ?? 'var');
-  const pg = await startEmbedded({ dataDir, log: (l) => log(`[postgres] ${l}`) });
+  const pg = await startEmbedded({ dataDir, log: (l) => log(`[postgres] ${l}`), shareRunning: opts.shareRunning });
   try {
     await withConnection(pg.url, async (c) => {
       const exists = await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [APP_DATABASE]);

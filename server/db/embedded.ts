@@ -16,11 +16,16 @@ export interface EmbeddedOptions {
   maxConnections?: number;
   /** Fixed port (default: a free one). */
   port?: number;
+  /** When another live Marquee process runs this data directory's PostgreSQL, connect to it instead of refusing.
+   *  Its lifecycle stays with that process: stop() is then a no-op. (CLIs beside a running server.) */
+  shareRunning?: boolean;
 }
 
 export interface EmbeddedPostgres {
   url: string; // superuser URL to the `postgres` database
   port: number;
+  /** true when this process connected to a server another live process owns. */
+  shared: boolean;
   stop(): Promise<void>;
 }
 
@@ -73,21 +78,31 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
   return !alive(pid);
 }
 
-/** A postmaster.pid left behind: stop the orphaned server if it is still ours, or drop a stale file. */
-async function recoverStalePid(pgdata: string, log: (l: string) => void) {
+/** The process that started this data directory's PostgreSQL records its pid here; removed when it stops it. */
+const OWNER_FILE = 'owner.pid';
+
+/**
+ * A postmaster.pid found at start: a server owned by another live Marquee process (returned, to share or refuse),
+ * an orphan left by a crashed run (stopped), or a stale file (removed).
+ */
+async function inspectRunning(dataDir: string, pgdata: string, log: (l: string) => void): Promise<{ port: number; owner: number } | undefined> {
   const pidFile = path.join(pgdata, 'postmaster.pid');
-  if (!fs.existsSync(pidFile)) return;
-  const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!fs.existsSync(pidFile)) return undefined;
+  const lines = fs.readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(lines[0]);
   let cmd = '';
   try { cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '); } catch { /* gone, or not Linux */ }
   if (!pid || !alive(pid) || (cmd && !cmd.includes('postgres'))) {
     log(`removing stale ${pidFile} (process ${pid} is not running)`);
     fs.rmSync(pidFile, { force: true });
-    return;
+    return undefined;
   }
+  let owner = 0;
+  try { owner = Number(fs.readFileSync(path.join(dataDir, OWNER_FILE), 'utf8').trim()) || 0; } catch { /* no owner recorded */ }
+  if (owner && owner !== process.pid && alive(owner)) return { port: Number(lines[3]), owner };
   log(`a PostgreSQL server (pid ${pid}) left by an earlier run still uses ${pgdata}; stopping it`);
   try { process.kill(pid, 'SIGINT'); } catch { /* raced with its exit */ }
-  if (await waitGone(pid, 15_000)) return;
+  if (await waitGone(pid, 15_000)) return undefined;
   throw new Error(`PostgreSQL pid ${pid} still runs on ${pgdata} and did not stop on SIGINT within 15 s. ` +
     `Stop it yourself ("kill -QUIT ${pid}"), then start Marquee again.`);
 }
@@ -125,7 +140,16 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedPost
   }
   fs.chmodSync(passwordFile, 0o600);
   const password = fs.readFileSync(passwordFile, 'utf8').trim();
-  await recoverStalePid(pgdata, log);
+  const running = await inspectRunning(dataDir, pgdata, log);
+  if (running) {
+    if (!opts.shareRunning) {
+      throw new Error(`${pgdata} is in use by the embedded PostgreSQL of another Marquee process (pid ${running.owner}). ` +
+        `Stop that process first, or point MARQUEE_DATA_DIR elsewhere.`);
+    }
+    log(`using the embedded PostgreSQL of the running Marquee process ${running.owner} (port ${running.port})`);
+    return { url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${running.port}/postgres`, port: running.port,
+      shared: true, stop: async () => {} };
+  }
 
   const port = opts.port ?? await freePort();
   const args = ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
@@ -150,18 +174,20 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedPost
     });
   });
   child.stderr!.on('data', (chunk: Buffer) => fs.appendFileSync(logFile, chunk));
+  fs.writeFileSync(path.join(dataDir, OWNER_FILE), `${process.pid}\n`);
   const onProcessExit = () => { try { child.kill('SIGINT'); } catch { /* already gone */ } };
   process.on('exit', onProcessExit);
   let stopping: Promise<void> | undefined;
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
     port,
+    shared: false,
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         process.off('exit', onProcessExit);
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         const timer = setTimeout(() => child.kill('SIGQUIT'), 10_000);
-        child.once('exit', () => { clearTimeout(timer); resolve(); });
+        child.once('exit', () => { clearTimeout(timer); fs.rmSync(path.join(dataDir, OWNER_FILE), { force: true }); resolve(); });
         child.kill('SIGINT'); // fast shutdown: roll back open transactions, checkpoint, exit
       });
       return stopping;

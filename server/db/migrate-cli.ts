@@ -3,7 +3,7 @@ import { openDatabase } from './connect.ts';
 import { createDb, redactUrl } from './index.ts';
 import { migrate } from './migrate.ts';
 
-const target = await openDatabase();
+const target = await openDatabase(process.env, undefined, { shareRunning: true });
 const db = createDb(target.url, { max: 2 });
 let code = 0;
 try {
