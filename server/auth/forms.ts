@@ -76,6 +76,8 @@ export function safeNext(next: string | undefined | null, fallback = '/'): strin
   try {
     const u = new URL(next, 'http://marquee.invalid');
     if (u.origin !== 'http://marquee.invalid') return fallback;
+    // Dot segments resolve away ("/.//evil.example" -> "//evil.example"): the result must still be one local path.
+    if (u.pathname.startsWith('//') || u.pathname.startsWith('/\\')) return fallback;
     if (u.pathname === '/login' || u.pathname === '/logout') return fallback;
     return u.pathname + u.search + u.hash;
   } catch {
