@@ -14,6 +14,7 @@ import { account } from './account/index.ts';
 import { adminUsers } from './admin/users.ts';
 import { adminAudit } from './admin/audit-page.ts';
 import { securityHeaders } from './security.ts';
+import { rejectNulInQuery } from './input-guard.ts';
 import { staticFiles } from './static.ts';
 import { theme } from './theme.ts';
 import { dashboardRoutes } from './dashboards/index.ts';
@@ -32,6 +33,8 @@ export function createApp(deps: Deps) {
   });
   // CSP and the other security headers on every response, error pages included.
   app.use('*', securityHeaders);
+  // A NUL in the query string is a 400 before any route can hand it to PostgreSQL (server/input-guard.ts).
+  app.use('*', rejectNulInQuery);
 
   // One CSRF guard for every state-changing request, then the session (sets c.get('user')), then the role table.
   app.use('*', csrfGuard);

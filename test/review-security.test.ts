@@ -35,4 +35,33 @@ test('POST /login and POST /theme do not redirect off-site through dot segments 
   assert.is(g.headers.get('location'), '/');
 });
 
+// PostgreSQL refuses NUL in text ("invalid byte sequence for encoding UTF8: 0x00"): such input must be a 400, not a 500.
+test('a NUL character in a query string or form field is a 400 naming the field, never a 500', async () => {
+  const admin = await createUser(t.db, { role: 'admin' });
+  const cookie = await sessionCookie(t.db, admin.id);
+  for (const url of ['/admin/users?q=%00', '/reports/mrr_trend?plan=%00', '/api/reports/mrr_trend?plan=a%00b', '/admin/audit?action=%00']) {
+    const r = await authedRequest(app(), cookie, url);
+    const body = await r.text();
+    assert.is(r.status, 400, url);
+    assert.not.match(body, /invalid byte sequence/, url);
+  }
+  const acc = await authedRequest(app(), cookie, '/account', { method: 'POST', body: { display_name: 'a\u0000b' } });
+  assert.is(acc.status, 400);
+  assert.match(await acc.text(), /display_name/);
+  const login = await app().request('/login', form({ email: 'a\u0000@b.example', password: 'whatever-password' }));
+  assert.is(login.status, 400);
+  const signup = await app().request('/signup', form({ email: 'x@b.example', display_name: 'n\u0000', password: 'a-long-password-1', confirm_password: 'a-long-password-1' }));
+  assert.is(signup.status, 400);
+});
+
+test('a malformed multipart body is a 400 on every form route, never a 500', async () => {
+  const admin = await createUser(t.db, { role: 'admin' });
+  const sub = await createUser(t.db, { role: 'subscriber' });
+  for (const url of ['/admin/users', `/admin/users/${sub.id}`, '/reports/refresh', '/account', '/account/password', '/theme', '/login', '/signup']) {
+    const cookie = await sessionCookie(t.db, admin.id);
+    const r = await app().request(url, { method: 'POST', headers: { Cookie: cookie, Origin: TEST_ORIGIN, 'Content-Type': 'multipart/form-data; boundary=zz' }, body: 'garbage' });
+    assert.is(r.status, 400, url);
+  }
+});
+
 test.run();

@@ -2,6 +2,7 @@
 // the submitted value kept, and reading a form body as plain strings. No JavaScript needed anywhere.
 import type { Context } from 'hono';
 import { html, type Html } from '../html.ts';
+import { badRequest } from '../errors.ts';
 
 export type FieldErrors = Record<string, string>;
 
@@ -56,15 +57,28 @@ export function notice(message?: string): Html | string {
   return message ? html`<p class="notice" role="status">${message}</p>` : '';
 }
 
-/** The form body as strings (files and repeated keys: the first string value). Non-form bodies give {}. */
+/**
+ * The form body as strings (files and repeated keys: the first string value). Non-form bodies give {}.
+ * A body that cannot be parsed, or a field holding a NUL character (PostgreSQL text cannot store one), is a 400.
+ */
 export async function formBody(c: Context<any>): Promise<Record<string, string>> {
   const type = c.req.header('content-type') ?? '';
   if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return {};
-  const body = await c.req.parseBody();
+  let body: Awaited<ReturnType<typeof c.req.parseBody>>;
+  try {
+    body = await c.req.parseBody();
+  } catch {
+    throw badRequest('The form could not be read: send it as application/x-www-form-urlencoded or well-formed multipart/form-data');
+  }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(body)) {
     const first = Array.isArray(v) ? v[0] : v;
-    if (typeof first === 'string') out[k] = first;
+    if (typeof first !== 'string') continue;
+    if (k.includes('\u0000') || first.includes('\u0000')) {
+      const name = k.replace(/\u0000/g, '') || '(unnamed field)';
+      throw badRequest(`The field ${name} contains a NUL character`, { [name]: 'must not contain a NUL character' });
+    }
+    out[k] = first;
   }
   return out;
 }

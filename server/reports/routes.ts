@@ -4,6 +4,7 @@ import { Hono, type Context } from 'hono';
 import type { Env } from '../types.ts';
 import { HttpError } from '../errors.ts';
 import { page, html } from '../html.ts';
+import { formBody } from '../auth/forms.ts';
 import type { Catalog, ReportDef } from './catalog.ts';
 import type { ParamDecl } from './params.ts';
 import { hasRelativeDefault } from './params.ts';
@@ -205,7 +206,7 @@ reportRoutes.get('/reports', async (c) => {
 
 reportRoutes.post('/reports/refresh', async (c) => {
   const catalog = catalogOf(c);
-  const form = await c.req.parseBody();
+  const form = await formBody(c);
   const reportId = typeof form.report === 'string' ? form.report : '';
   const next = typeof form.next === 'string' && /^\/reports(\/[a-z0-9_]+)?(\?[^\s]*)?$/.test(form.next) ? form.next : reportId ? `/reports/${reportId}` : '/reports';
   let only: string[] | undefined;
