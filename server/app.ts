@@ -2,7 +2,7 @@
 import { Hono } from 'hono';
 import { randomUUID } from 'node:crypto';
 import type { Deps, Env } from './types.ts';
-import { onError, errorResponse } from './errors.ts';
+import { onError, errorResponse, HttpError } from './errors.ts';
 import { health } from './health.ts';
 import { page, html } from './html.ts';
 import { authorize } from './auth/access.ts';
@@ -14,7 +14,8 @@ import { account } from './account/index.ts';
 import { adminUsers } from './admin/users.ts';
 import { adminAudit } from './admin/audit-page.ts';
 import { securityHeaders } from './security.ts';
-import { rejectNulInQuery } from './input-guard.ts';
+import { rejectNulInQuery, MAX_BODY_BYTES } from './input-guard.ts';
+import { bodyLimit } from 'hono/body-limit';
 import { staticFiles } from './static.ts';
 import { theme } from './theme.ts';
 import { dashboardRoutes } from './dashboards/index.ts';
@@ -35,6 +36,8 @@ export function createApp(deps: Deps) {
   app.use('*', securityHeaders);
   // A NUL in the query string is a 400 before any route can hand it to PostgreSQL (server/input-guard.ts).
   app.use('*', rejectNulInQuery);
+  // Forms and JSON bodies are read whole into memory: cap them before anything parses one (1 MiB is far above any form).
+  app.use('*', bodyLimit({ maxSize: MAX_BODY_BYTES, onError: () => { throw new HttpError(413, `The request body is too large (at most ${MAX_BODY_BYTES / 1024 / 1024} MiB)`); } }));
 
   // One CSRF guard for every state-changing request, then the session (sets c.get('user')), then the role table.
   app.use('*', csrfGuard);

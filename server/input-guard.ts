@@ -5,6 +5,9 @@ import type { MiddlewareHandler } from 'hono';
 import type { Env } from './types.ts';
 import { HttpError } from './errors.ts';
 
+/** The largest request body any route reads (app.ts caps every request with hono/body-limit). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
 export const rejectNulInQuery: MiddlewareHandler<Env> = async (c, next) => {
   const url = c.req.url;
   const q = url.indexOf('?');

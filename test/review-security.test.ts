@@ -64,4 +64,20 @@ test('a malformed multipart body is a 400 on every form route, never a 500', asy
   }
 });
 
+// Every form is parsed into memory: without a cap one anonymous POST of any size is read whole.
+test('a request body over 1 MiB is refused with 413 before it is parsed, on public and API routes', async () => {
+  const big = 'email=a%40b.example&password=' + 'x'.repeat(2 * 1024 * 1024);
+  const r = await app().request('/login', form({}), undefined);
+  assert.is(r.status, 400, 'an empty form is a 400 (the route works)');
+  const huge = await app().request('/login', { method: 'POST', headers: { Origin: TEST_ORIGIN, 'Content-Type': 'application/x-www-form-urlencoded' }, body: big });
+  assert.is(huge.status, 413);
+  assert.match(await huge.text(), /too large/i);
+  const admin = await createUser(t.db, { role: 'admin' });
+  const cookie = await sessionCookie(t.db, admin.id);
+  const api = await app().request('/api/marts/refresh', { method: 'POST', headers: { Cookie: cookie, Origin: TEST_ORIGIN, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ marts: ['x'.repeat(2 * 1024 * 1024)] }) });
+  assert.is(api.status, 413);
+  assert.is((await api.json()).error.status, 413);
+});
+
 test.run();
