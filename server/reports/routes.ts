@@ -205,8 +205,8 @@ reportRoutes.get('/reports', async (c) => {
 });
 
 reportRoutes.post('/reports/refresh', async (c) => {
-  const catalog = catalogOf(c);
   const form = await formBody(c);
+  const catalog = catalogOf(c);
   const reportId = typeof form.report === 'string' ? form.report : '';
   const next = typeof form.next === 'string' && /^\/reports(\/[a-z0-9_]+)?(\?[^\s]*)?$/.test(form.next) ? form.next : reportId ? `/reports/${reportId}` : '/reports';
   let only: string[] | undefined;
