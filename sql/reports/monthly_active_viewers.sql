@@ -5,7 +5,6 @@
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart bar x=month:O y=viewers:Q title="Monthly active viewers"
 SELECT month,
        sum(viewers)::int AS viewers,
        sum(plays)::int AS plays,

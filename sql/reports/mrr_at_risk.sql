@@ -7,7 +7,6 @@
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart bar x=month:O y=mrr_at_risk:Q title="MRR at risk (USD)"
 WITH months AS (
   SELECT g::date AS month
   FROM generate_series(:from::date, least(:to::date, date_trunc('month', now())::date), interval '1 month') AS g

@@ -8,7 +8,6 @@
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart bar x=month:O y=net_cash_revenue:Q color=plan_code:N title="Net cash revenue (USD)"
 SELECT c.month, c.plan_code,
        round(sum(c.collected_cents) / 100.0, 2) AS collected,
        round(sum(c.refunded_cents) / 100.0, 2)  AS refunded,

@@ -6,7 +6,6 @@
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart bar x=month:O y=subscribers:Q color=plan_code:N title="Subscribers by plan"
 WITH m AS (
   SELECT month, plan_code, sum(customers_end) AS subscribers, sum(end_cents) AS end_cents
   FROM mart_mrr_monthly

@@ -7,7 +7,6 @@
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
--- @chart bar x=month:O y=signups:Q color=plan_code:N title="Signups"
 SELECT month, plan_code,
        sum(signups)::int AS signups,
        sum(first_payments)::int AS first_payments
