@@ -156,9 +156,11 @@ export class MqChart extends LitElement {
       const spec = { ...data.spec };
       const composite = ['facet', 'hconcat', 'vconcat', 'concat', 'repeat'].some((k) => k in spec);
       if (!composite && spec.width === undefined) spec.width = 'container';
-      // One height per tile (the dashboard file may set it), so tiles in a grid row line up.
-      if (!composite) spec.height = this.height;
-      spec.autosize ??= { type: 'fit', contains: 'padding' };
+      // One height per tile (the dashboard file may set it), so tiles in a grid row line up — except a spec that
+      // asks for a height per bar ({"step": n}): a ranked list of 20-40 names squeezed into 240 px overlaps.
+      const stepHeight = typeof spec.height === 'object' && spec.height !== null && 'step' in spec.height;
+      if (!composite && !stepHeight) spec.height = this.height;
+      spec.autosize ??= { type: stepHeight ? 'fit-x' : 'fit', contains: 'padding' };
       delete spec.title; // the figcaption carries the title
       const result = await render(el, spec, vegaConfig());
       if (this.renderedFor !== data || !this.isConnected) { result.finalize(); return; }
