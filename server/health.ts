@@ -20,6 +20,8 @@ export const health = new Hono<Env>()
       if (version < expected) return c.json({ status: 'migrating', schema: version, expected }, 503);
       return c.json({ status: 'ready', schema: version });
     } catch (e: any) {
-      return c.json({ status: 'database unavailable', reason: e.message }, 503);
+      // The probe is public: the driver's message (host, port, user) goes to the operator's log, not to the client.
+      c.get('deps').log(`[readyz] request ${c.get('requestId')}: database unavailable: ${e?.message ?? e}`);
+      return c.json({ status: 'database unavailable', requestId: c.get('requestId') }, 503);
     }
   });

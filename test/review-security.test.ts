@@ -80,4 +80,17 @@ test('a request body over 1 MiB is refused with 413 before it is parsed, on publ
   assert.is((await api.json()).error.status, 413);
 });
 
+// /readyz is public (load balancers probe it anonymously): the database's error text (hosts, user names) stays in the log.
+test('/readyz answers 503 without the database error text, which goes to the log with the request id', async () => {
+  const logged: string[] = [];
+  const secret = 'password authentication failed for user "marquee_prod" at db-internal-7.example:5432';
+  const broken = { ...t.db, one: async () => { throw new Error(secret); }, query: async () => { throw new Error(secret); } };
+  const res = await createApp({ db: broken as typeof t.db, log: (l) => logged.push(l) }).request('/readyz');
+  assert.is(res.status, 503);
+  const body = await res.text();
+  assert.not.match(body, /marquee_prod|db-internal/);
+  assert.is(JSON.parse(body).status, 'database unavailable');
+  assert.ok(logged.some((l) => l.includes(secret) && l.includes(res.headers.get('x-request-id')!)), 'logged with the request id');
+});
+
 test.run();
