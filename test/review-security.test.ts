@@ -93,4 +93,17 @@ test('/readyz answers 503 without the database error text, which goes to the log
   assert.ok(logged.some((l) => l.includes(secret) && l.includes(res.headers.get('x-request-id')!)), 'logged with the request id');
 });
 
+// `period in PERIODS` also finds Object.prototype's keys: ?period=constructor rendered a page of NaN months.
+test('a dashboard period named like an Object.prototype key is a 400', async () => {
+  const manager = await createUser(t.db, { role: 'manager' });
+  const cookie = await sessionCookie(t.db, manager.id);
+  for (const p of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+    const r = await authedRequest(app(), cookie, `/dashboards/executive_overview?period=${p}`);
+    assert.is(r.status, 400, p);
+    assert.not.match(await r.text(), /NaN/, p);
+  }
+  const ok = await authedRequest(app(), cookie, '/dashboards/executive_overview?period=3m');
+  assert.is(ok.status, 200);
+});
+
 test.run();

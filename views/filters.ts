@@ -51,7 +51,7 @@ export function parseState(query: URLSearchParams, filters: Filter[], now = new 
       }
       if (from && to && from > to) throw new FilterError('from', `from (${from}) is after to (${to})`);
       const period = query.get('period') || undefined;
-      if (period !== undefined && !(period in PERIODS)) {
+      if (period !== undefined && !Object.hasOwn(PERIODS, period)) {
         throw new FilterError('period', `period must be one of ${Object.keys(PERIODS).join(', ')}, got "${period}"`);
       }
       // The form shows the months of the relative period and sends both: months equal to the period's own keep it
