@@ -106,4 +106,30 @@ test('a dashboard period named like an Object.prototype key is a 400', async () 
   assert.is(ok.status, 200);
 });
 
+// A stolen session must not become an unlimited password oracle: the current-password check of /account/password
+// goes through the sign-in throttle of the account.
+test('/account/password: repeated wrong current passwords are throttled like sign-in attempts (429 + Retry-After)', async () => {
+  const u = await createUser(t.db, { role: 'subscriber' });
+  const cookie = await sessionCookie(t.db, u.id);
+  const now = new Date();
+  const fixed = createApp({ db: t.db, log: () => {}, now: () => now });
+  const statuses: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    const r = await authedRequest(fixed, cookie, '/account/password', { method: 'POST',
+      body: { current_password: `wrong-guess-${i}`, new_password: 'a-brand-new-pass-1', confirm_password: 'a-brand-new-pass-1' } });
+    statuses.push(r.status);
+    if (r.status === 429) assert.ok(Number(r.headers.get('retry-after')) >= 1);
+  }
+  assert.equal(statuses.slice(0, 5), [400, 400, 400, 400, 400], 'the first failures are plain form errors');
+  assert.ok(statuses.slice(5).every((s) => s === 429), `then throttled: ${statuses.join(',')}`);
+  // even the right password waits while throttled; nothing changed
+  const right = await authedRequest(fixed, cookie, '/account/password', { method: 'POST',
+    body: { current_password: u.password, new_password: 'a-brand-new-pass-1', confirm_password: 'a-brand-new-pass-1' } });
+  assert.is(right.status, 429);
+  const later = createApp({ db: t.db, log: () => {}, now: () => new Date(now.getTime() + 61_000) });
+  const ok = await authedRequest(later, cookie, '/account/password', { method: 'POST',
+    body: { current_password: u.password, new_password: 'a-brand-new-pass-1', confirm_password: 'a-brand-new-pass-1' } });
+  assert.is(ok.status, 303, 'the right password is accepted once the delay has passed');
+});
+
 test.run();

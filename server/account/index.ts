@@ -8,6 +8,8 @@ import { checkPassword, hashPassword, passwordProblem } from '../auth/password.t
 import { endAllSessions, rotateSession, clearSessionCookie } from '../auth/session.ts';
 import { field, formBody, formError, notice, safeNext, type FieldErrors } from '../auth/forms.ts';
 import { writeAudit } from '../admin/audit.ts';
+import { beginAttempt, finishAttempt, deviceHashFrom } from '../auth/throttle.ts';
+import { clientIp } from '../auth/client-ip.ts';
 
 export const account = new Hono<Env>();
 
@@ -119,12 +121,21 @@ account.post('/account/password', async (c) => {
   else if (next === current) errors.new_password = 'Choose a password different from the current one';
   if (!problem && next !== confirm) errors.confirm_password = 'The two new passwords differ';
   if (Object.keys(errors).length) return passwordPage(c, { errors, status: 400, message: 'The password was not changed.' });
+  // The current-password check is a sign-in attempt: throttled on the account's counters, so a stolen session cannot
+  // guess the password at full speed.
+  const gate = await beginAttempt(deps.db, { account: user.email, ip: clientIp(c), deviceHash: deviceHashFrom(c), now: deps.now() });
+  if (!gate.ok) {
+    c.header('Retry-After', String(gate.retryAfterS));
+    return passwordPage(c, { status: 429, message: `Too many wrong passwords. Try again in ${gate.retryAfterS} second${gate.retryAfterS === 1 ? '' : 's'}.` });
+  }
   const row = await deps.db.one<{ password_hash: string | null }>(sql`SELECT password_hash FROM users WHERE id = ${user.id}`);
   if (!(await checkPassword(row?.password_hash, current))) {
+    await finishAttempt(deps.db, gate.attemptId, false);
     return passwordPage(c, { errors: { current_password: 'That is not your current password' }, status: 400, message: 'The password was not changed.' });
   }
   const hash = await hashPassword(next);
   await deps.db.tx(async (q) => {
+    await finishAttempt(q, gate.attemptId, true);
     await q.query(sql`UPDATE users SET password_hash = ${hash}, must_change_password = false WHERE id = ${user.id}`);
     const ended = await endAllSessions(q, user.id);
     c.set('sessionIdHash', undefined);
