@@ -245,6 +245,13 @@ test('user page shows the subscription and payments', async () => {
   assert.match(body, /card_declined/);
 });
 
+test('audit page: an entry whose target is an email (first start writes the admin that way) does not break the page', async () => {
+  await t.db.query(sql`INSERT INTO audit_log (action, target_type, target_id, after) VALUES ('user.create', 'user', 'first.admin@test.example', '{"via":"first start"}')`);
+  const res = await get('/admin/audit');
+  assert.is(res.status, 200);
+  assert.match(await res.text(), /first\.admin@test\.example/);
+});
+
 test('audit page: filters by action, actor, target, dates; bad dates are explained beside the field', async () => {
   const all = await (await get('/admin/audit')).text();
   assert.match(all, /user\.role_change/);

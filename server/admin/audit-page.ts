@@ -49,7 +49,9 @@ export async function loadAudit(db: Db, f: AuditFilters, pageNo: number, size: n
       a.target_id, target.email AS target_email, a.before, a.after, host(a.ip) AS ip, a.request_id
     FROM audit_log a
     LEFT JOIN users actor ON actor.id = a.actor_id
-    LEFT JOIN users target ON a.target_type = 'user' AND a.target_id ~ '^[0-9]{1,15}$' AND target.id = a.target_id::bigint
+    -- CASE, not AND: PostgreSQL may cast before it checks the pattern, and first start writes the admin's email here.
+    LEFT JOIN users target ON a.target_type = 'user'
+      AND target.id = CASE WHEN a.target_id ~ '^[0-9]{1,15}$' THEN a.target_id::bigint END
     WHERE ${where}
     ORDER BY a.at DESC, a.id DESC LIMIT ${size} OFFSET ${(pageNo - 1) * size}`);
   return { rows, total: n };
