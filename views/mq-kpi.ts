@@ -11,6 +11,7 @@ export class MqKpi extends LitElement {
     .value { font-size: clamp(1.6rem, 3vw, 2.2rem); font-weight: 700; color: var(--fg); line-height: 1.15;
       font-variant-numeric: tabular-nums; }
     .delta { font-size: .85rem; color: var(--fg-muted); margin-top: .3rem; }
+    .period { font-size: .8rem; color: var(--fg-muted); margin-top: .15rem; }
     .good { color: var(--ok); }
     .bad { color: var(--danger); }
   `;
@@ -21,6 +22,11 @@ export class MqKpi extends LitElement {
   /** The good direction of change: "up" (revenue, subscribers) or "down" (churn, revenue at risk). */
   @property() accessor better: 'up' | 'down' = 'up';
 
+  private period(month: unknown) {
+    const text = kpiPeriod(month);
+    return text ? html`<div class="period">${text}</div>` : nothing;
+  }
+
   render() {
     if (!this.kpi) return nothing;
     const row = this.row ?? {};
@@ -29,12 +35,21 @@ export class MqKpi extends LitElement {
     const delta = raw === null || raw === undefined || raw === '' ? undefined : Number(raw);
     const direction = delta === undefined || !Number.isFinite(delta) || delta === 0 ? '' : delta > 0 ? 'up' : 'down';
     // Arrow and words carry the direction; colour only repeats it (colour-blind safe).
-    return html`<div class="value">${text}</div>
+    return html`<div class="value">${text}</div>${this.period(row.month)}
       ${this.kpi.delta ? html`<div class="delta">${delta === undefined || !Number.isFinite(delta)
         ? 'no previous month to compare'
         : html`<span class=${!direction ? '' : (direction === this.better ? 'good' : 'bad')}>${direction === 'up' ? '▲ ' : direction === 'down' ? '▼ ' : ''}${formatChange(delta)}</span>
           vs previous month${typeof row.previous === 'number' ? ` (${formatValue(row.previous, this.kpi.format)})` : ''}`}</div>` : nothing}`;
   }
+}
+
+/** "October 2026", or "November 2026 so far" for the current month, whose flows (cash, churn) are still partial. */
+export function kpiPeriod(month: unknown, now = new Date()): string {
+  if (typeof month !== 'string' || !/^\d{4}-\d{2}/.test(month)) return '';
+  const [y, m] = month.slice(0, 7).split('-').map(Number);
+  const name = new Date(Date.UTC(y, m - 1, 1)).toLocaleString('en-US', { month: 'long', year: 'numeric', timeZone: 'UTC' });
+  const current = y === now.getUTCFullYear() && m === now.getUTCMonth() + 1;
+  return current ? `${name} so far (day ${now.getUTCDate()})` : name;
 }
 
 declare global {
