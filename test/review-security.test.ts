@@ -5,6 +5,10 @@ import { useDatabase } from './helpers/db.ts';
 import { createUser, sessionCookie, authedRequest, TEST_ORIGIN } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
 import { safeNext } from '../server/auth/forms.ts';
+import path from 'node:path';
+import { loadCatalog } from '../server/reports/engine.ts';
+import { MAX_CSV_STREAMS } from '../server/reports/routes.ts';
+import type { Deps } from '../server/types.ts';
 
 const t = useDatabase(test);
 const app = () => createApp({ db: t.db, log: () => {} });
@@ -130,6 +134,38 @@ test('/account/password: repeated wrong current passwords are throttled like sig
   const ok = await authedRequest(later, cookie, '/account/password', { method: 'POST',
     body: { current_password: u.password, new_password: 'a-brand-new-pass-1', confirm_password: 'a-brand-new-pass-1' } });
   assert.is(ok.status, 303, 'the right password is accepted once the delay has passed');
+});
+
+// A CSV download holds a pooled connection (and its READ ONLY snapshot) until the client has read the last byte: a few
+// unread downloads must not take every connection of the pool, which the whole app shares.
+test('CSV downloads in flight are capped (503 + Retry-After beyond the cap); a finished or cancelled one frees its slot', async () => {
+  const catalog = loadCatalog(path.resolve(import.meta.dirname, 'fixtures/reports/review'));
+  const capped = createApp({ db: t.db, catalog, log: () => {} } as Deps);
+  const analyst = await createUser(t.db, { role: 'analyst' });
+  const cookie = await sessionCookie(t.db, analyst.id);
+  const open: Response[] = [];
+  try {
+    for (let i = 0; i < MAX_CSV_STREAMS; i++) {
+      const r = await authedRequest(capped, cookie, '/api/reports/many_rows.csv');
+      assert.is(r.status, 200);
+      open.push(r);
+    }
+    const refused = await authedRequest(capped, cookie, '/api/reports/many_rows.csv');
+    open.push(refused);
+    assert.is(refused.status, 503);
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+    assert.match((await refused.json()).error.message, /CSV downloads/);
+    await open.shift()!.body!.cancel();
+    open.pop();
+    const full = await authedRequest(capped, cookie, '/api/reports/many_rows.csv');
+    assert.is(full.status, 200, 'a cancelled download frees its slot');
+    assert.is((await full.text()).trim().split('\n').length, 5001, 'read to the end');
+    const again = await authedRequest(capped, cookie, '/api/reports/many_rows.csv');
+    assert.is(again.status, 200, 'a download read to the end frees its slot');
+    open.push(again);
+  } finally {
+    for (const r of open) await r.body?.cancel().catch(() => {});
+  }
 });
 
 test.run();

@@ -128,9 +128,24 @@ reportRoutes.get('/api/reports/:id', async (c) => {
   const role = roleOf(c);
   const inm = c.req.header('if-none-match');
   if (format === 'csv') {
-    const s = await streamCsv(readDb, catalog, id, rawQuery(c), {
-      role, now: now(), log, ifNoneMatch: (e) => matches(inm, `"${e}-csv"`),
-    });
+    // A download holds a pooled connection until the client has read it all: cap how many run at once, so slow or
+    // abandoned downloads cannot take the connections every other request needs.
+    if (csvStreams >= MAX_CSV_STREAMS) {
+      throw new HttpError(503, `Too many CSV downloads are running (at most ${MAX_CSV_STREAMS}); try again in a few seconds`, undefined, { 'Retry-After': '5' });
+    }
+    csvStreams++;
+    let released = false;
+    const release = () => { if (!released) { released = true; csvStreams--; } };
+    let s: Awaited<ReturnType<typeof streamCsv>>;
+    try {
+      s = await streamCsv(readDb, catalog, id, rawQuery(c), {
+        role, now: now(), log, ifNoneMatch: (e) => matches(inm, `"${e}-csv"`),
+      });
+    } catch (e) {
+      release();
+      throw e;
+    }
+    if (!s.body) release();
     if (s.etag) c.header('ETag', `"${s.etag}-csv"`);
     c.header('X-As-Of', s.asOf);
     c.header('X-Stale', String(s.stale));
@@ -141,7 +156,7 @@ reportRoutes.get('/api/reports/:id', async (c) => {
     if (!s.body) return c.body(null, 304);
     c.header('Content-Type', 'text/csv; charset=utf-8');
     c.header('Content-Disposition', `attachment; filename="${id}.csv"`);
-    return c.body(s.body);
+    return c.body(releasing(s.body, release));
   }
   const r = await runReport(readDb, catalog, id, rawQuery(c), { role, now: now() });
   const etag = `"${r.etag}-${format ?? 'api'}"`;
@@ -157,6 +172,30 @@ reportRoutes.get('/api/reports/:id', async (c) => {
   });
   return c.body(`${head.slice(0, -1)},"spec":${serialized(r.spec)}}`);
 });
+
+/** CSV downloads in flight in this process (MARQUEE_CSV_STREAMS, default 4). */
+export const MAX_CSV_STREAMS = Math.max(1, Number(process.env.MARQUEE_CSV_STREAMS) || 4);
+let csvStreams = 0;
+
+/** The same bytes; `release` runs once when the body ends, fails or is cancelled by the client. */
+function releasing(body: ReadableStream<Uint8Array>, release: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(ctrl) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) { release(); ctrl.close(); } else ctrl.enqueue(value);
+      } catch (e) {
+        release();
+        ctrl.error(e);
+      }
+    },
+    async cancel(reason) {
+      release();
+      await reader.cancel(reason);
+    },
+  }, { highWaterMark: 1 });
+}
 
 const serializedCache = new WeakMap<object, string>();
 function serialized(v: object): string {
