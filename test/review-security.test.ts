@@ -168,4 +168,23 @@ test('CSV downloads in flight are capped (503 + Retry-After beyond the cap); a f
   }
 });
 
+// Hono answers HEAD by running the GET handler and dropping its body without cancelling it: a CSV cursor opened for a
+// HEAD request was never closed, so each HEAD leaked a pooled connection for good.
+test('HEAD on a CSV download answers its headers and holds no connection', async () => {
+  const catalog = loadCatalog(path.resolve(import.meta.dirname, 'fixtures/reports/review'));
+  const app2 = createApp({ db: t.db, catalog, log: () => {} } as Deps);
+  const analyst = await createUser(t.db, { role: 'analyst' });
+  const cookie = await sessionCookie(t.db, analyst.id);
+  for (let i = 0; i < MAX_CSV_STREAMS + 2; i++) {
+    const r = await authedRequest(app2, cookie, '/api/reports/many_rows.csv', { method: 'HEAD' });
+    assert.is(r.status, 200, `HEAD ${i}`);
+    assert.is(r.headers.get('x-truncated'), 'false');
+  }
+  const busy = await t.db.one<{ n: number }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction'`);
+  assert.is(busy!.n, 0, 'no connection left idle in a transaction');
+  const get = await authedRequest(app2, cookie, '/api/reports/many_rows.csv');
+  assert.is(get.status, 200);
+  assert.is((await get.text()).trim().split('\n').length, 5001);
+});
+
 test.run();

@@ -156,6 +156,12 @@ reportRoutes.get('/api/reports/:id', async (c) => {
     if (!s.body) return c.body(null, 304);
     c.header('Content-Type', 'text/csv; charset=utf-8');
     c.header('Content-Disposition', `attachment; filename="${id}.csv"`);
+    // Hono answers HEAD with the GET handler's headers and drops the body without cancelling it: close the cursor here.
+    if (c.req.method === 'HEAD') {
+      await s.body.cancel();
+      release();
+      return c.body(null, 200);
+    }
     return c.body(releasing(s.body, release));
   }
   const r = await runReport(readDb, catalog, id, rawQuery(c), { role, now: now() });
