@@ -224,7 +224,15 @@ test('a forced password change blocks everything else (pages redirect, other req
   assert.is(page.headers.get('location'), '/account/password?next=%2Fadmin%2Fusers');
   assert.is((await authedRequest(app(), cookie, '/account', { method: 'POST', body: { display_name: 'x' } })).status, 403);
   assert.is((await authedRequest(app(), cookie, '/account/password')).status, 200);
-  assert.is((await authedRequest(app(), cookie, '/logout', { method: 'POST' })).status, 303);
+  // Once changed, the person goes on to their work (home sends staff to the dashboards), not back to the account.
+  const changed = await authedRequest(app(), cookie, '/account/password', { method: 'POST',
+    body: { current_password: u.password, new_password: 'a brand new passphrase 42', confirm_password: 'a brand new passphrase 42' } });
+  assert.is(changed.status, 303);
+  assert.is(changed.headers.get('location'), '/');
+  const fresh = changed.headers.get('set-cookie')!.split(';')[0];
+  const home = await authedRequest(app(), fresh, '/');
+  assert.is(home.headers.get('location'), '/dashboards');
+  assert.is((await authedRequest(app(), fresh, '/logout', { method: 'POST' })).status, 303);
 });
 
 test('an argon2 hash weaker than the current parameters is upgraded at sign-in', async () => {

@@ -128,7 +128,7 @@ test('the report page: title, definition, form, freshness, chart element, data t
   assert.not.match(html, /Refresh this report/, 'analysts get no refresh button');
   const live = await (await get('admin', '/reports/fx_monthly')).text();
   assert.match(live, /Live query/);
-  assert.match(live, /default -2m \(2026-09\)/);
+  assert.match(live, /default 2 months ago \(2026-09\)/);
   const adminPage = await (await get('admin', '/reports/fx_by_kind')).text();
   assert.match(adminPage, /<form method="post" action="\/reports\/refresh"/);
   assert.match(adminPage, /mart_fx_daily/);

@@ -144,7 +144,8 @@ account.post('/account/password', async (c) => {
       after: { sessions_ended: ended, forced: user.mustChangePassword } });
   });
   const target = safeNext(c.req.query('next'), '');
-  return c.redirect(target || '/account?done=password', 303);
+  // After a forced change (first sign-in, admin reset) people go on to their work; otherwise back to the account.
+  return c.redirect(target || (user.mustChangePassword ? '/' : '/account?done=password'), 303);
 });
 
 account.post('/account/sign-out-everywhere', async (c) => {

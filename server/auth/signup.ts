@@ -38,7 +38,7 @@ function signupPage(c: Context<Env>, o: { values?: Record<string, string>; error
     title: 'Create your account',
     body: html`<main class="narrow auth"><div class="card auth-card">
   <h1>Create your account</h1>
-  <p class="muted">Pick a plan after signing up. Cancel any time.</p>
+  <p class="muted">A subscriber account: your profile, sessions and password. Plans and payments are not yet on the web.</p>
   ${formError(o.message)}
   <form method="post" action="/signup" novalidate>
     ${next ? html`<input type="hidden" name="next" value="${next}">` : ''}

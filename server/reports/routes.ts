@@ -272,7 +272,7 @@ function field(p: ParamDecl, value: string | string[] | null, explicit: boolean,
   const id = `p-${p.name}`;
   const v = explicit && typeof value === 'string' ? value : '';
   const hint = p.default !== undefined
-    ? `default ${p.default}${hasRelativeDefault(p) && typeof value === 'string' && !explicit ? ` (${value})` : ''}` : 'optional';
+    ? `default ${describeDefault(String(p.default))}${hasRelativeDefault(p) && typeof value === 'string' && !explicit ? ` (${value})` : ''}` : 'optional';
   let control;
   switch (p.type) {
     case 'date': control = html`<input id="${id}" type="date" name="${p.name}" value="${v}" ${p.min && !/[dmy]$/.test(p.min) ? html`min="${p.min}"` : ''}>`; break;
@@ -381,3 +381,14 @@ reportRoutes.get('/reports/:id', async (c) => {
   const explicit = new Set(new URLSearchParams(parsed.params.query).keys());
   return reportPage(c, parsed.report, { values: result.params, explicit, result, status: 200 });
 });
+
+/** '-11m' -> '11 months ago', '0m' -> 'this month', '-30d' -> '30 days ago': what the form shows as the default. */
+function describeDefault(d: string): string {
+  const m = /^([+-]?\d+)([md])$/.exec(d);
+  if (!m) return d;
+  const n = Number(m[1]);
+  const unit = m[2] === 'm' ? 'month' : 'day';
+  if (n === 0) return unit === 'month' ? 'this month' : 'today';
+  const abs = Math.abs(n);
+  return `${abs} ${unit}${abs === 1 ? '' : 's'} ${n < 0 ? 'ago' : 'ahead'}`;
+}
