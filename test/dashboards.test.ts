@@ -95,7 +95,11 @@ test('filters: relative periods end with the current month; tile params follow w
   assert.equal([r('to=2025-03').from, r('to=2025-03').to], ['2024-04', '2025-03']);
   const state = parseState(new URLSearchParams('period=3m&plan=premium'), FILTERS, NOW);
   assert.is(tileQuery(['from', 'to', 'plan', 'country'], {}, state, FILTERS, NOW), 'from=2026-09&plan=premium&to=2026-11');
-  assert.is(tileQuery(['month', 'plan'], {}, state, FILTERS, NOW), 'month=2026-11&plan=premium');
+  // Relative period: a KPI tile keeps its report's own month default (this month for stocks, the last complete
+  // month for flows); fixed months: the range's last month.
+  assert.is(tileQuery(['month', 'plan'], {}, state, FILTERS, NOW), 'plan=premium');
+  const fixedRange = parseState(new URLSearchParams('from=2026-03&to=2026-06'), FILTERS, NOW);
+  assert.is(tileQuery(['month'], {}, fixedRange, FILTERS, NOW), 'month=2026-06');
   // A filter the report does not declare never changes its query (so it is not refetched).
   assert.is(tileQuery(['type', 'limit'], { limit: '15' }, state, FILTERS, NOW), 'limit=15');
   assert.is(tileQuery(['from', 'to', 'plan'], { plan: 'standard' }, state, FILTERS, NOW), 'from=2026-09&plan=standard&to=2026-11');

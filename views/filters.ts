@@ -133,8 +133,11 @@ export function tileQuery(accepts: string[], fixed: FixedParams, state: FilterSt
       const { from, to } = resolvePeriod(state, f, now);
       if (set.has('from') && !('from' in fixed)) q.set('from', from);
       if (set.has('to') && !('to' in fixed)) q.set('to', to);
-      // Single-month reports (KPI tiles) show the period's last month, compared with the month before.
-      if (set.has('month') && !('month' in fixed)) q.set('month', to);
+      // Single-month reports (KPI tiles) under fixed months show the range's last month. Under a relative period
+      // (which ends with the current, unfinished month) the report's own default decides: stock KPIs (MRR, active
+      // subscribers) default to this month, flow KPIs (churn, NRR, net cash) to the last complete month, so a
+      // part-month is never compared with a full one.
+      if (set.has('month') && !('month' in fixed) && (state.from || state.to)) q.set('month', to);
     } else if (set.has(f.name) && !(f.name in fixed)) {
       for (const v of state.choices[f.name] ?? (f.type === 'enum' && f.default ? [f.default] : [])) q.append(f.name, v);
     }
