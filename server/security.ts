@@ -34,6 +34,9 @@ export const securityHeaders: MiddlewareHandler<Env> = async (c, next) => {
   for (const [name, value] of Object.entries(HEADERS)) {
     if (!c.res.headers.has(name)) c.res.headers.set(name, value);
   }
+  // What a signed-in person sees is theirs alone: no browser or shared cache keeps it, unless the route chose its own
+  // policy (reports revalidate with ETags, bundles are immutable). This covers admin pages, the audit log, account.
+  if (c.get('user') && !c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store');
   // HSTS only makes sense (and is only honoured) over HTTPS, which secureCookies announces.
   if (c.get('deps')?.secureCookies && !c.res.headers.has('Strict-Transport-Security')) {
     c.res.headers.set('Strict-Transport-Security', 'max-age=31536000; includeSubDomains');

@@ -249,6 +249,7 @@ test('audit page: an entry whose target is an email (first start writes the admi
   await t.db.query(sql`INSERT INTO audit_log (action, target_type, target_id, after) VALUES ('user.create', 'user', 'first.admin@test.example', '{"via":"first start"}')`);
   const res = await get('/admin/audit');
   assert.is(res.status, 200);
+  assert.is(res.headers.get('cache-control'), 'no-store', 'the audit log is never cached');
   assert.match(await res.text(), /first\.admin@test\.example/);
 });
 

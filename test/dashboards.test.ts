@@ -225,7 +225,9 @@ test('security headers and a strict CSP on pages, API errors and 404s', async ()
     assert.is(res.headers.get('x-content-type-options'), 'nosniff', url);
     assert.is(res.headers.get('x-frame-options'), 'DENY', url);
     assert.ok(res.headers.get('referrer-policy'), url);
+    if (cookie) assert.match(res.headers.get('cache-control') ?? '', /no-store|no-cache/, `${url}: a signed-in answer is not cached as is`);
   }
+  assert.is((await get(manager, '/dashboards')).headers.get('cache-control'), 'no-store');
 });
 
 test('theme: the toggle form works without JavaScript; pages render the choice; auto follows the OS', async () => {

@@ -8,6 +8,8 @@ import { rotateSession } from './session.ts';
 import { rememberDevice } from './throttle.ts';
 import { field, formBody, formError, safeNext, type FieldErrors } from './forms.ts';
 import { writeAudit } from '../admin/audit.ts';
+import { clientIp } from './client-ip.ts';
+import type { Queryable } from '../db/index.ts';
 
 export const signup = new Hono<Env>();
 
@@ -26,6 +28,26 @@ export function accountProblems(v: { email?: string; display_name?: string }): F
     else if (v.display_name.length > 200) errors.display_name = 'Use at most 200 characters';
   }
   return errors;
+}
+
+/**
+ * Sign-up attempts per client address and hour that get as far as hashing a password (a created account, or one
+ * refused because the email is taken). Beyond it the form answers 429 before any hashing: this bounds the CPU a
+ * client can burn on argon2 and how fast it can probe which emails have accounts. Counted from the audit log, which
+ * records both outcomes with their address. MARQUEE_SIGNUPS_PER_IP_HOUR overrides.
+ */
+export const SIGNUPS_PER_IP_HOUR = Math.max(1, Number(process.env.MARQUEE_SIGNUPS_PER_IP_HOUR) || 20);
+const SIGNUP_ACTIONS = ['user.signup', 'user.signup_refused'];
+const SIGNUP_LOCK = 720_110_006; // pg_advisory_xact_lock(int, int) namespace: "marquee signup throttle"
+
+/** Seconds until this address may try again (0: now). */
+async function signupWaitS(q: Queryable, ip: string, now: Date): Promise<number> {
+  const since = new Date(now.getTime() - 3_600_000);
+  const row = await q.one<{ n: number; oldest: Date | null }>(sql`SELECT count(*)::int AS n, min(at) AS oldest FROM (
+      SELECT at FROM audit_log WHERE ip = ${ip}::inet AND action = ANY(${SIGNUP_ACTIONS}) AND at > ${since}
+      ORDER BY at DESC LIMIT ${SIGNUPS_PER_IP_HOUR}) recent`);
+  if (row!.n < SIGNUPS_PER_IP_HOUR) return 0;
+  return Math.max(1, Math.ceil((row!.oldest!.getTime() + 3_600_000 - now.getTime()) / 1000));
 }
 
 export const isUniqueViolation = (e: unknown) => (e as { code?: string })?.code === '23505';
@@ -66,9 +88,24 @@ signup.post('/signup', async (c) => {
   else if (password !== (form.confirm_password ?? '')) errors.confirm_password = 'The two passwords differ';
   const fail = (errs: FieldErrors) => signupPage(c, { values, errors: errs, status: 400, message: 'The account was not created.' });
   if (Object.keys(errors).length) return fail(errors);
+  const ip = clientIp(c);
+  const tooMany = (waitS: number) => {
+    c.header('Retry-After', String(waitS));
+    return signupPage(c, { values, status: 429,
+      message: `Too many sign-ups from your network in the last hour. Try again in ${Math.ceil(waitS / 60)} minute${waitS > 60 ? 's' : ''}.` });
+  };
+  const early = ip ? await signupWaitS(deps.db, ip, deps.now()) : 0;
+  if (early) return tooMany(early);
   const hash = await hashPassword(password);
+  let refusedWaitS = 0;
   try {
     await deps.db.tx(async (q) => {
+      if (ip) {
+        // parallel attempts from one address queue here, so the limit holds exactly
+        await q.query(sql`SELECT pg_advisory_xact_lock(${SIGNUP_LOCK}::int4, hashtext(${ip}))`);
+        refusedWaitS = await signupWaitS(q, ip, deps.now());
+        if (refusedWaitS) return;
+      }
       const row = await q.one<{ id: number }>(sql`INSERT INTO users (email, display_name, role, password_hash, created_at, last_login_at)
         VALUES (${values.email}, ${values.display_name}, 'subscriber', ${hash}, ${deps.now()}, ${deps.now()}) RETURNING id`);
       await writeAudit(q, c, { action: 'user.signup', actorId: row!.id, targetType: 'user', targetId: row!.id,
@@ -77,8 +114,11 @@ signup.post('/signup', async (c) => {
       await rotateSession(c, q, row!.id);
     });
   } catch (e) {
-    if (isUniqueViolation(e)) return fail({ email: 'An account with this email already exists — sign in instead' });
-    throw e;
+    if (!isUniqueViolation(e)) throw e;
+    // recorded (without the email) so that probing which emails have accounts counts against the address's limit
+    await deps.db.tx((q) => writeAudit(q, c, { action: 'user.signup_refused', targetType: 'user', after: { reason: 'email taken' } }));
+    return fail({ email: 'An account with this email already exists — sign in instead' });
   }
+  if (refusedWaitS) return tooMany(refusedWaitS);
   return c.redirect(safeNext(values.next), 303);
 });
