@@ -10,8 +10,22 @@ const CHUNK = 1 << 20;
 /** 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch, in Unix milliseconds. */
 const PG_EPOCH_MS = 946_684_800_000;
 const TWO_32 = 4_294_967_296;
+const NUMERIC_CACHE = new Map<number, Map<number, Buffer>>();
 const HEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < 16; i++) { HEX['0123456789abcdef'.charCodeAt(i)] = i; HEX['0123456789ABCDEF'.charCodeAt(i)] = i; }
+
+const viewOf = (b: Buffer) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+/** Writes `s` as UTF-8 at `at`, returning the byte count: short ASCII strings byte by byte (cheaper than a native call). */
+function asciiWrite(buf: Buffer, s: string, at: number): number {
+  if (s.length > 48) return buf.write(s, at, 'utf8');
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 127) return buf.write(s, at, 'utf8');
+    buf[at + i] = c;
+  }
+  return s.length;
+}
 
 /**
  * One table's rows for one COPY statement: `row(fields)` starts a tuple, then one call per field in column order.
@@ -22,13 +36,16 @@ export class BinaryCopy {
   rows = 0;
   private chunks: Buffer[] = [];
   private buf = Buffer.allocUnsafe(CHUNK);
+  private dv = viewOf(this.buf);
   private off = 0;
   private finished = false;
 
-  constructor() {
+  /** `bare`: no stream header (a scratch encoder for single fields). */
+  constructor(bare = false) {
+    if (bare) { this.buf = Buffer.allocUnsafe(64); this.dv = viewOf(this.buf); return; }
     SIGNATURE.copy(this.buf, 0);
-    this.buf.writeInt32BE(0, SIGNATURE.length);
-    this.buf.writeInt32BE(0, SIGNATURE.length + 4);
+    this.dv.setInt32(SIGNATURE.length, 0);
+    this.dv.setInt32(SIGNATURE.length + 4, 0);
     this.off = HEADER_BYTES;
   }
 
@@ -36,7 +53,7 @@ export class BinaryCopy {
   row(fields: number): this {
     if (this.finished) throw new Error('BinaryCopy: row after finish()');
     this.ensure(2);
-    this.buf.writeInt16BE(fields, this.off);
+    this.dv.setInt16(this.off, fields);
     this.off += 2;
     this.rows++;
     return this;
@@ -46,30 +63,35 @@ export class BinaryCopy {
     if (this.buf.length - this.off >= bytes) return;
     if (this.off > 0) this.chunks.push(this.buf.subarray(0, this.off));
     this.buf = Buffer.allocUnsafe(Math.max(CHUNK, bytes));
+    this.dv = viewOf(this.buf);
     this.off = 0;
   }
 
-  null(): this { this.ensure(4); this.buf.writeInt32BE(-1, this.off); this.off += 4; return this; }
+  null(): this { this.ensure(4); this.dv.setInt32(this.off, -1); this.off += 4; return this; }
 
   bool(v: boolean): this {
     this.ensure(5);
-    this.buf.writeInt32BE(1, this.off);
+    this.dv.setInt32(this.off, 1);
     this.buf[this.off + 4] = v ? 1 : 0;
     this.off += 5;
     return this;
   }
 
-  int2(v: number): this { this.ensure(6); this.buf.writeInt32BE(2, this.off); this.buf.writeInt16BE(v, this.off + 4); this.off += 6; return this; }
-  int4(v: number): this { this.ensure(8); this.buf.writeInt32BE(4, this.off); this.buf.writeInt32BE(v, this.off + 4); this.off += 8; return this; }
+  int2(v: number): this {
+    if (((v << 16) >> 16) !== v) throw new RangeError(`int2 field: ${v}`);
+    this.ensure(6); this.dv.setInt32(this.off, 2); this.dv.setInt16(this.off + 4, v); this.off += 6; return this; }
+  int4(v: number): this {
+    if ((v | 0) !== v) throw new RangeError(`int4 field: ${v}`);
+    this.ensure(8); this.dv.setInt32(this.off, 4); this.dv.setInt32(this.off + 4, v); this.off += 8; return this; }
 
   /** bigint from a safe integer (two's complement across two 32-bit words, no BigInt). */
   int8(v: number): this {
     if (!Number.isSafeInteger(v)) throw new RangeError(`int8 field: ${v} is not a safe integer`);
     const hi = Math.floor(v / TWO_32);
     this.ensure(12);
-    this.buf.writeInt32BE(8, this.off);
-    this.buf.writeInt32BE(hi, this.off + 4);
-    this.buf.writeUInt32BE(v - hi * TWO_32, this.off + 8);
+    this.dv.setInt32(this.off, 8);
+    this.dv.setInt32(this.off + 4, hi);
+    this.dv.setUint32(this.off + 8, v - hi * TWO_32);
     this.off += 12;
     return this;
   }
@@ -84,8 +106,8 @@ export class BinaryCopy {
   /** text (UTF-8). */
   text(s: string): this {
     this.ensure(4 + 3 * s.length); // UTF-8 never takes more than 3 bytes per UTF-16 unit
-    const n = this.buf.write(s, this.off + 4, 'utf8');
-    this.buf.writeInt32BE(n, this.off);
+    const n = asciiWrite(this.buf, s, this.off + 4);
+    this.dv.setInt32(this.off, n);
     this.off += 4 + n;
     return this;
   }
@@ -94,7 +116,7 @@ export class BinaryCopy {
   jsonb(json: string): this {
     this.ensure(5 + 3 * json.length);
     const n = this.buf.write(json, this.off + 5, 'utf8');
-    this.buf.writeInt32BE(n + 1, this.off);
+    this.dv.setInt32(this.off, n + 1);
     this.buf[this.off + 4] = 1;
     this.off += 5 + n;
     return this;
@@ -103,7 +125,7 @@ export class BinaryCopy {
   /** uuid from its canonical text form (hyphens ignored). */
   uuid(s: string): this {
     this.ensure(20);
-    this.buf.writeInt32BE(16, this.off);
+    this.dv.setInt32(this.off, 16);
     let o = this.off + 4, hi = -1;
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
@@ -117,8 +139,26 @@ export class BinaryCopy {
     return this;
   }
 
-  /** numeric with `scale` decimal places (the value is rounded to them), in base-10000 digits. */
+  /** numeric with `scale` decimal places (the value is rounded to them). Encodings of recent values are reused. */
   numeric(v: number, scale: number): this {
+    let cache = NUMERIC_CACHE.get(scale);
+    if (!cache) NUMERIC_CACHE.set(scale, (cache = new Map()));
+    let bytes = cache.get(v);
+    if (!bytes) {
+      if (cache.size >= 4096) cache.clear();
+      const enc = new BinaryCopy(true);
+      enc.numericField(v, scale);
+      bytes = enc.buf.subarray(0, enc.off);
+      cache.set(v, bytes);
+    }
+    this.ensure(bytes.length);
+    bytes.copy(this.buf, this.off);
+    this.off += bytes.length;
+    return this;
+  }
+
+  /** numeric in its wire format: base-10000 digits, weight, sign, display scale. */
+  private numericField(v: number, scale: number) {
     if (!Number.isFinite(v)) throw new RangeError(`numeric field: ${v}`);
     const [int, frac = ''] = Math.abs(v).toFixed(scale).split('.');
     const intPart = int.replace(/^0+/, '');
@@ -134,24 +174,24 @@ export class BinaryCopy {
     const zero = digits.every((d) => d === 0);
     const n = zero ? 0 : digits.length;
     this.ensure(12 + 2 * n);
-    this.buf.writeInt32BE(8 + 2 * n, this.off);
-    this.buf.writeInt16BE(n, this.off + 4);
-    this.buf.writeInt16BE(zero ? 0 : weight, this.off + 6);
-    this.buf.writeUInt16BE(v < 0 && !zero ? 0x4000 : 0, this.off + 8);
-    this.buf.writeInt16BE(scale, this.off + 10);
+    this.dv.setInt32(this.off, 8 + 2 * n);
+    this.dv.setInt16(this.off + 4, n);
+    this.dv.setInt16(this.off + 6, zero ? 0 : weight);
+    this.dv.setUint16(this.off + 8, v < 0 && !zero ? 0x4000 : 0);
+    this.dv.setInt16(this.off + 10, scale);
     this.off += 12;
-    for (let i = 0; i < n; i++) { this.buf.writeInt16BE(digits[i], this.off); this.off += 2; }
-    return this;
+    for (let i = 0; i < n; i++) { this.dv.setInt16(this.off, digits[i]); this.off += 2; }
   }
 
   /** The encoded stream (header, rows, trailer) as buffers to write in order; the encoder is done after this. */
   finish(): Buffer[] {
     if (!this.finished) {
       this.ensure(2);
-      this.buf.writeInt16BE(-1, this.off);
+      this.dv.setInt16(this.off, -1);
       this.off += 2;
       this.chunks.push(this.buf.subarray(0, this.off));
       this.buf = Buffer.alloc(0);
+      this.dv = viewOf(this.buf);
       this.off = 0;
       this.finished = true;
     }
