@@ -36,7 +36,7 @@ export interface SimulationResult {
   writerIdleMs: number;
   /** Whether row-by-row trigger checks were replaced by the bulk foreign-key verification. */
   bulkLoad: boolean;
-  /** Secondary indexes dropped for the load and rebuilt before commit (0: updated row by row). */
+  /** Indexes (primary and unique keys included) dropped for the load and rebuilt before commit (0: updated row by row). */
   rebuiltIndexes: number;
   expected: Record<string, unknown>;
 }
