@@ -45,8 +45,9 @@ async function generate(db: Db) {
   });
   committed = true;
   if (tty) process.stderr.write('\n');
-  const secs = result.generateMs / 1000;
-  console.log(`wrote ${result.rows.toLocaleString('en-US')} rows in ${secs.toFixed(1)} s (${Math.round(result.rows / secs).toLocaleString('en-US')} rows/s): ` +
+  const secs = result.writeMs / 1000;
+  console.log(`wrote ${result.rows.toLocaleString('en-US')} rows in ${secs.toFixed(1)} s (${Math.round(result.rows / secs).toLocaleString('en-US')} rows/s), ` +
+    `${result.rebuiltIndexes ? 'indexes rebuilt and ' : ''}checks done after ${(result.finishMs / 1000).toFixed(1)} s more, ${(result.generateMs / 1000).toFixed(1)} s in all: ` +
     Object.entries(result.rowCounts).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(', '));
   console.log(`window ${result.windowStart.slice(0, 10)} .. ${result.windowEnd.slice(0, 10)}; ${result.baseCustomers.toLocaleString('en-US')} customers subscribed before it opened; ` +
     `foreign keys ${result.bulkLoad ? 'verified in bulk' : 'checked row by row'}; run ${result.runId}`);

@@ -10,6 +10,7 @@ import { runParams, parseArgs, ParamError } from '../etl/simulator/params.ts';
 import { runSimulation, SimulationError, TITLES_MISSING, type SimulationResult } from '../etl/simulator/run.ts';
 import { validationSummary, formatSummary } from '../etl/simulator/validate.ts';
 import type { Db } from '../server/db/index.ts';
+import { BinaryCopy } from '../etl/simulator/copy-binary.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const t = useDatabase(test);
@@ -265,6 +266,31 @@ test('an interrupted run leaves nothing behind', async () => {
   assert.equal(await fingerprint(db), before);
   const idx = await db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'watch_events'`);
   assert.is(idx!.n, 4);
+});
+
+test('the binary COPY encoder writes what the same values mean as text', async () => {
+  type Case = [id: number, big: number, ms: number | null, cents: number, txt: string | null, json: string, uuid: string, small: number, flag: boolean];
+  const cases: Case[] = [
+    [1, -1, Date.parse('1999-12-31T23:59:59.999Z'), 0, 'plain', '{}', '00000000-0000-4000-8000-000000000000', -32768, false],
+    [2, 2 ** 53 - 1, Date.parse('2026-11-26T12:34:56.789Z') + 0.9, 1234567.89, 'naïve 東京 \\ tab\there', '{"k": "é", "n": [1, 2.5]}', 'ffffffff-ffff-4fff-bfff-ffffffffffff', 32767, true],
+    [3, -(2 ** 40) - 7, null, -0.5, null, '{"refund_cents": 799}', '0f1e2d3c-4b5a-4978-8796-a5b4c3d2e1f0', 0, true],
+    [4, 4294967296, Date.parse('1969-07-20T20:17:40.5Z'), 10000.01, '', '[]', '12345678-9abc-4def-8123-456789abcdef', 1, false],
+    [5, 0, 0, 99.9, 'é'.repeat(400_000), '"s"', 'a0a0a0a0-b1b1-4c2c-9d3d-e4e4e4e4e4e4', 2, true],
+  ];
+  const enc = new BinaryCopy();
+  for (const [id, big, ms, cents, txt, json, uuid, small, flag] of cases) {
+    enc.row(9).int4(id).int8(big).nullableTimestamptz(ms).numeric(cents, 2).nullableText(txt).jsonb(json).uuid(uuid).int2(small).bool(flag);
+  }
+  const rows = await t.db.tx(async (q) => {
+    await q.query(`CREATE TEMP TABLE enc (id integer, big bigint, at timestamptz, cents numeric(12, 2), txt text, data jsonb, u uuid, small smallint, flag boolean) ON COMMIT DROP`);
+    await q.copyIn(`COPY enc FROM STDIN (FORMAT binary)`, async (stream) => { for (const c of enc.finish()) stream.write(c); stream.end(); });
+    return q.query<Record<string, unknown>>(`SELECT id, big::text, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS at, cents::text, txt, data,
+      u::text, small, flag FROM enc ORDER BY id`);
+  });
+  assert.equal(rows, cases.map(([id, big, ms, cents, txt, json, uuid, small, flag]) => ({
+    id, big: String(big), at: ms === null ? null : new Date(ms).toISOString().replace('Z', '000'), cents: cents.toFixed(2), txt,
+    data: JSON.parse(json), u: uuid, small, flag,
+  })));
 });
 
 test('bad flags are refused with the flag named', () => {

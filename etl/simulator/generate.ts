@@ -1,6 +1,6 @@
 // One customer's whole history, generated from its own random streams: the account, its subscriptions driven through
 // the billing state machine (server/billing/machine.ts), payments, visits (with the visit -> signup -> first payment
-// funnel and non-converting visitors) and viewing. Rows go straight into the batch's COPY text buffers.
+// funnel and non-converting visitors) and viewing. Rows go straight into the batch's binary COPY buffers.
 import {
   applyInput, openSubscription, RETRY_DAYS, DAY_MS, type BillingInput, type Payment, type Plan, type PlanBook,
   type Status, type Subscription, type SubscriptionEvent, type Transition,
@@ -8,6 +8,7 @@ import {
 import type { BusinessParams, PlanCode } from './params.ts';
 import { PLAN_CODES } from './params.ts';
 import { rngFor, uuid, expo, normal, pickCumulative, cumulate, type Rng } from './rng.ts';
+import { BinaryCopy } from './copy-binary.ts';
 
 export const MONTH_MS = 30.436875 * DAY_MS;
 const HOUR_MS = 3_600_000, MINUTE_MS = 60_000;
@@ -60,72 +61,49 @@ export class Expectations {
   involuntaryRate(plan: string) { return this.periods[plan] ? this.involuntary[plan] / this.periods[plan] : 0; }
 }
 
-/**
- * Rows of one table in COPY text format, encoded into off-heap buffers as they are produced: the row strings die
- * young (cheap to collect) instead of piling up for the whole batch.
- */
-export class Sink {
-  chunks: Buffer[] = [];
-  rows = 0;
-  private cur = Buffer.allocUnsafe(1 << 20);
-  private off = 0;
-  push(row: string) {
-    if (this.cur.length - this.off < row.length * 3) {
-      if (this.off > 0) this.chunks.push(this.cur.subarray(0, this.off));
-      this.cur = Buffer.allocUnsafe(Math.max(1 << 20, row.length * 3));
-      this.off = 0;
-    }
-    this.off += this.cur.write(row, this.off, 'utf8');
-    this.rows++;
-  }
-  /** The buffers to stream (ends the sink). */
-  drain(): Buffer[] {
-    if (this.off > 0) this.chunks.push(this.cur.subarray(0, this.off));
-    this.off = 0;
-    this.cur = Buffer.alloc(0);
-    return this.chunks;
-  }
-  get length() { return this.rows; }
-}
+/** The next id of each event table: the run reserves them (tables locked) so rows need no per-row sequence call. */
+export interface EventIds { subscription_events: number; payments: number; visits: number; watch_events: number }
 
+/** One batch of customers: per table, the rows of one binary COPY (etl/simulator/copy-binary.ts). */
 export class Batch {
-  users = new Sink();
-  subscriptions = new Sink();
-  events = new Sink();
-  payments = new Sink();
-  visits = new Sink();
-  watch = new Sink();
+  users = new BinaryCopy();
+  subscriptions = new BinaryCopy();
+  events = new BinaryCopy();
+  payments = new BinaryCopy();
+  visits = new BinaryCopy();
+  watch = new BinaryCopy();
+  /** `ids` advances as rows are added. */
+  constructor(readonly ids: EventIds) {}
   get rows() {
     return this.users.rows + this.subscriptions.rows + this.events.rows + this.payments.rows + this.visits.rows + this.watch.rows;
   }
 }
 
-// ── COPY text format helpers ────────────────────────────────────────────────────────────────────────────────────
-const ts = (ms: number) => new Date(ms).toISOString();
-const N = '\\N';
-const copyText = (s: string) => (/[\\\t\n\r]/.test(s) ? s.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r') : s);
-
-function eventRow(e: SubscriptionEvent): string {
-  return `${e.subscriptionId}\t${e.userId}\t${ts(e.at)}\t${e.type}\t${e.fromStatus ?? N}\t${e.toStatus}\t${e.planId}\t${e.mrrCents}\t${copyText(JSON.stringify(e.data))}\n`;
-}
-function paymentRow(p: Payment): string {
-  return `${p.userId}\t${p.subscriptionId}\t${p.kind}\t${ts(p.periodStart)}\t${ts(p.periodEnd)}\t${p.attempt}\t${p.amountCents}\tUSD\t${p.status}\t` +
-    `${p.idempotencyKey}\t${p.failureReason ?? N}\t${ts(p.createdAt)}\t${p.settledAt === null ? N : ts(p.settledAt)}\t` +
-    `${p.refundedAt === null ? N : ts(p.refundedAt)}\t${p.refundCents ?? N}\n`;
-}
-function subscriptionRow(s: Subscription): string {
-  return `${s.id}\t${s.userId}\t${s.planId}\t${s.status}\t${ts(s.createdAt)}\t${ts(s.periodStart)}\t${ts(s.periodEnd)}\t` +
-    `${s.cancelAtPeriodEnd ? 't' : 'f'}\t${s.pendingPlanId ?? N}\t${s.endedAt === null ? N : ts(s.endedAt)}\t${s.endReason ?? N}\n`;
-}
-
+// ── rows, field by field in COPY_COLUMNS order ──────────────────────────────────────────────────────────────────
 export const COPY_COLUMNS = {
   users: 'id, email, display_name, country, role, status, simulated, created_at',
   subscriptions: 'id, user_id, plan_id, status, created_at, current_period_start, current_period_end, cancel_at_period_end, pending_plan_id, ended_at, end_reason',
-  subscription_events: 'subscription_id, user_id, at, type, from_status, to_status, plan_id, mrr_cents, data',
-  payments: 'user_id, subscription_id, kind, period_start, period_end, attempt, amount_cents, currency, status, idempotency_key, failure_reason, created_at, settled_at, refunded_at, refund_cents',
-  visits: 'visitor_id, user_id, at, path, referrer_class, simulated',
-  watch_events: 'user_id, title_id, started_at, seconds_watched, completed',
+  subscription_events: 'id, subscription_id, user_id, at, type, from_status, to_status, plan_id, mrr_cents, data',
+  payments: 'id, user_id, subscription_id, kind, period_start, period_end, attempt, amount_cents, currency, status, idempotency_key, failure_reason, created_at, settled_at, refunded_at, refund_cents',
+  visits: 'id, visitor_id, user_id, at, path, referrer_class, simulated',
+  watch_events: 'id, user_id, title_id, started_at, seconds_watched, completed',
 } as const;
+
+function eventRow(out: Batch, e: SubscriptionEvent) {
+  out.events.row(10).int8(out.ids.subscription_events++).int8(e.subscriptionId).int8(e.userId).timestamptz(e.at).text(e.type)
+    .nullableText(e.fromStatus).text(e.toStatus).int4(e.planId).numeric(e.mrrCents, 2).jsonb(JSON.stringify(e.data));
+}
+function paymentRow(out: Batch, p: Payment) {
+  out.payments.row(16).int8(out.ids.payments++).int8(p.userId).int8(p.subscriptionId).text(p.kind).timestamptz(p.periodStart)
+    .timestamptz(p.periodEnd).int2(p.attempt).int4(p.amountCents).text('USD').text(p.status).text(p.idempotencyKey)
+    .nullableText(p.failureReason).timestamptz(p.createdAt).nullableTimestamptz(p.settledAt).nullableTimestamptz(p.refundedAt)
+    .nullableInt4(p.refundCents);
+}
+function subscriptionRow(out: Batch, s: Subscription) {
+  out.subscriptions.row(11).int8(s.id).int8(s.userId).int4(s.planId).text(s.status).timestamptz(s.createdAt)
+    .timestamptz(s.periodStart).timestamptz(s.periodEnd).bool(s.cancelAtPeriodEnd).nullableInt4(s.pendingPlanId)
+    .nullableTimestamptz(s.endedAt).nullableText(s.endReason);
+}
 
 // ── small weighted vocabularies ─────────────────────────────────────────────────────────────────────────────────
 function vocab<T>(pairs: [T, number][]) {
@@ -190,7 +168,7 @@ export function simulateCustomer(ctx: Context, index: number, out: Batch | null,
   const end = ctx.windowEnd;
 
   const emit = (tr: Transition, payments: Payment[], pIndex: Map<string, number>) => {
-    if (out) for (const e of tr.events) out.events.push(eventRow(e));
+    if (out) for (const e of tr.events) eventRow(out, e);
     for (const p of tr.payments) {
       const at = pIndex.get(p.idempotencyKey);
       if (at === undefined) { pIndex.set(p.idempotencyKey, payments.length); payments.push(p); } else payments[at] = p;
@@ -318,8 +296,8 @@ export function simulateCustomer(ctx: Context, index: number, out: Batch | null,
     }
 
     if (out) {
-      out.subscriptions.push(subscriptionRow(s));
-      for (const p of payments) out.payments.push(paymentRow(p));
+      subscriptionRow(out, s);
+      for (const p of payments) paymentRow(out, p);
     }
     if (churnAt === null) break;
     // a churned customer may come back: a share returns, after an exponential delay
@@ -344,13 +322,16 @@ function writeActivity(ctx: Context, index: number, userId: number, isBase: bool
   const ra = rngFor(ctx.seed, STREAM_ACTIVITY, index);
   const start = ctx.windowStart, end = ctx.windowEnd;
   const first = FIRST[Math.floor(ra() * FIRST.length)], last = LAST[Math.floor(ra() * LAST.length)];
-  out.users.push(`${userId}\tu${index + 1}.s${ctx.seed}@sim.marquee.test\t${first} ${last}\t${country(ra)}\tsubscriber\tactive\tt\t${ts(accountCreated)}\n`);
+  out.users.row(8).int8(userId).text(`u${index + 1}.s${ctx.seed}@sim.marquee.test`).text(`${first} ${last}`).text(country(ra))
+    .text('subscriber').text('active').bool(true).timestamptz(accountCreated);
 
   const visitor = uuid(ra);
   const visit = (vid: string, uid: number | null, at: number, path: string, ref: string) => {
     if (at < start || at >= end) return;
     if (path === 'title') path = titlePath(ctx, ra);
-    out.visits.push(`${vid}\t${uid ?? N}\t${ts(at)}\t${path}\t${ref}\tt\n`);
+    out.visits.row(7).int8(out.ids.visits++).uuid(vid);
+    if (uid === null) out.visits.null(); else out.visits.int8(uid);
+    out.visits.timestamptz(at).text(path).text(ref).bool(true);
   };
 
   // the funnel: a new customer's visits before signing up, and visitors around the same time who never sign up
@@ -415,7 +396,7 @@ function writeActivity(ctx: Context, index: number, userId: number, isBase: bool
         seconds = Math.floor(episodes * (1500 + ra() * 1800));
       }
       seconds = Math.max(30, Math.min(86_400, seconds));
-      out.watch.push(`${userId}\t${cat.titleIds[ti]}\t${ts(at)}\t${seconds}\t${completed ? 't' : 'f'}\n`);
+      out.watch.row(6).int8(out.ids.watch_events++).int8(userId).int8(cat.titleIds[ti]).timestamptz(at).int4(seconds).bool(completed);
     }
   }
 }

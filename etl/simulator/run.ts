@@ -1,15 +1,14 @@
 // Orchestrates a simulator run: checks (titles loaded, no second history), calibrates signup volume, then generates
-// customers in batches and streams them through COPY — everything in ONE transaction, so a failed or interrupted run
-// leaves nothing behind. Memory is bounded by the batch size (at most two batches are in flight).
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+// customers in batches on a worker thread and streams them through binary COPY — everything in ONE transaction, so a
+// failed or interrupted run leaves nothing behind. Memory is bounded by the batch size (at most three batches exist:
+// one being written, two generated ahead).
 import type { Writable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
 import { planBook, DAY_MS, type Plan } from '../../server/billing/machine.ts';
 import { cumulate } from './rng.ts';
 import { PLAN_CODES, type PlanCode, type RunParams, type BusinessParams } from './params.ts';
-import {
-  Batch, COPY_COLUMNS, Expectations, Sink, simulateCustomer, STREAM_PILOT, type Catalog, type Context,
-} from './generate.ts';
+import { COPY_COLUMNS, Expectations, simulateCustomer, STREAM_PILOT, type Catalog, type Context, type EventIds } from './generate.ts';
+import { Generator, type BatchMessage, type TableKey } from './worker.ts';
 
 export class SimulationError extends Error {}
 
@@ -25,12 +24,19 @@ export interface SimulationResult {
   baseCustomers: number;
   rowCounts: Record<string, number>;
   rows: number;
+  /** Wall time of the whole run until the commit (checks, load, index rebuild, verification). */
   generateMs: number;
-  /** Time generation stood still waiting for PostgreSQL to take the previous batch. */
+  /** Wall time of the load: from the first batch requested until PostgreSQL holds every row (no rebuild yet). */
+  writeMs: number;
+  /** Wall time of rebuilding the dropped indexes and constraints, and of verifying foreign keys in bulk. */
+  finishMs: number;
+  /** Time generation stood still waiting for PostgreSQL to take earlier batches. */
   waitMs: number;
+  /** Time the connection stood idle waiting for the generator's next batch. */
+  writerIdleMs: number;
   /** Whether row-by-row trigger checks were replaced by the bulk foreign-key verification. */
   bulkLoad: boolean;
-  /** Secondary indexes dropped for the load and rebuilt before commit (0: updated row by row). */
+  /** Indexes (primary and unique keys included) dropped for the load and rebuilt before commit (0: updated row by row). */
   rebuiltIndexes: number;
   expected: Record<string, unknown>;
 }
@@ -139,23 +145,25 @@ export function calibrateBaseShare(ctx: Context, months: number, pilotSize = 400
   return Math.min(0.98, Math.max(0.02, f));
 }
 
-function feed(sink: Sink) {
+function feed(chunks: Uint8Array[]) {
   return async (stream: Writable) => {
-    for (const chunk of sink.drain()) stream.write(chunk);
+    for (const c of chunks) stream.write(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
     stream.end();
   };
 }
 
-/** Writes one batch, statement after statement on the transaction's connection (users and subscriptions first: FKs). */
-async function writeBatch(q: Queryable, batch: Batch): Promise<void> {
-  await q.copyIn(`COPY sim_stage_users (${COPY_COLUMNS.users}) FROM STDIN`, feed(batch.users));
-  await q.query(`WITH moved AS (DELETE FROM sim_stage_users RETURNING *) INSERT INTO users OVERRIDING SYSTEM VALUE SELECT * FROM moved`);
-  await q.copyIn(`COPY sim_stage_subscriptions (${COPY_COLUMNS.subscriptions}) FROM STDIN`, feed(batch.subscriptions));
-  await q.query(`WITH moved AS (DELETE FROM sim_stage_subscriptions RETURNING *) INSERT INTO subscriptions OVERRIDING SYSTEM VALUE SELECT * FROM moved`);
-  await q.copyIn(`COPY subscription_events (${COPY_COLUMNS.subscription_events}) FROM STDIN`, feed(batch.events));
-  await q.copyIn(`COPY payments (${COPY_COLUMNS.payments}) FROM STDIN`, feed(batch.payments));
-  await q.copyIn(`COPY visits (${COPY_COLUMNS.visits}) FROM STDIN`, feed(batch.visits));
-  await q.copyIn(`COPY watch_events (${COPY_COLUMNS.watch_events}) FROM STDIN`, feed(batch.watch));
+/** Where each batch table goes, in writing order (users and subscriptions first: the others reference them). */
+const BATCH_TABLES: [TableKey, keyof typeof COPY_COLUMNS][] = [
+  ['users', 'users'], ['subscriptions', 'subscriptions'], ['events', 'subscription_events'],
+  ['payments', 'payments'], ['visits', 'visits'], ['watch', 'watch_events'],
+];
+
+/** Writes one batch, one binary COPY per table on the transaction's connection (COPY takes the explicit ids as given). */
+async function writeBatch(q: Queryable, batch: BatchMessage): Promise<void> {
+  for (const [key, table] of BATCH_TABLES) {
+    if (!batch.counts[key]) continue;
+    await q.copyIn(`COPY ${table} (${COPY_COLUMNS[table]}) FROM STDIN (FORMAT binary)`, feed(batch.tables[key]));
+  }
 }
 
 // The foreign keys of the tables the simulator writes. Checking them row by row (RI triggers) costs more than writing
@@ -201,20 +209,28 @@ const BIG_LOAD_ROWS = 2_000_000;
 const EVENT_TABLES = ['subscription_events', 'payments', 'visits', 'watch_events'];
 
 /**
- * A load that writes millions of rows and at least as many as the event tables hold is faster with their secondary
- * indexes built once, by sorting, at the end than updated row by row (random inserts into indexes larger than memory).
- * Primary keys and unique indexes stay. Dropping takes exclusive locks on those four tables until commit; a rollback
- * brings the indexes back. Returns the CREATE INDEX statements to run after the load.
+ * A load that writes millions of rows and at least as many as the event tables hold is faster with their indexes
+ * built once, by sorting, at the end than updated row by row — the primary keys and the unique payment key included
+ * (a B-tree insert per row costs PostgreSQL more than the row itself). Indexes that a foreign key relies on stay.
+ * Dropping takes exclusive locks on those four tables until commit; a rollback brings everything back. Returns the
+ * statements (constraint or index definitions read from the catalog) that rebuild them after the load, which also
+ * re-check uniqueness over all rows before the commit.
  */
 async function dropIndexesForBigLoad(q: Queryable, rows: number, threshold: number): Promise<string[]> {
   if (rows < threshold) return [];
   const held = await q.one<{ n: number }>(`SELECT coalesce(sum(greatest(reltuples, 0)), 0)::float8 AS n FROM pg_class WHERE oid::regclass::text = ANY($1)`, [EVENT_TABLES]);
   if (held!.n > rows) return [];
-  const indexes = await q.query<{ name: string; def: string }>(`
-    SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS def
-    FROM pg_index i WHERE i.indrelid::regclass::text = ANY($1) AND NOT i.indisprimary AND NOT i.indisunique
-    ORDER BY 1`, [EVENT_TABLES]);
-  for (const ix of indexes) await q.query(`DROP INDEX ${ix.name}`); // a name from the catalog, regclass-quoted
+  const indexes = await q.query<{ drop: string; def: string }>(`
+    SELECT CASE WHEN c.oid IS NULL THEN format('DROP INDEX %s', i.indexrelid::regclass)
+                ELSE format('ALTER TABLE %s DROP CONSTRAINT %I', i.indrelid::regclass, c.conname) END AS drop,
+           CASE WHEN c.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
+                ELSE format('ALTER TABLE %s ADD CONSTRAINT %I %s', i.indrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) END AS def
+    FROM pg_index i
+    LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')
+    WHERE i.indrelid::regclass::text = ANY($1)
+      AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)
+    ORDER BY i.indexrelid::regclass::text`, [EVENT_TABLES]);
+  for (const ix of indexes) await q.query(ix.drop); // names from the catalog, quoted by regclass / format('%I')
   return indexes.map((ix) => ix.def);
 }
 
@@ -260,8 +276,8 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
   const baseCustomers = Math.round(p.users * baseShare);
 
   return db.tx(async (q) => {
-    // Nobody else inserts users or subscriptions while we pick their ids (reads go on); a concurrent run waits here.
-    await q.query(`LOCK TABLE users, subscriptions IN EXCLUSIVE MODE`);
+    // Nobody else inserts into the tables we write while we pick their ids (reads go on); a concurrent run waits here.
+    await q.query(`LOCK TABLE ${WRITTEN_TABLES.join(', ')} IN EXCLUSIVE MODE`);
     if (p.reset) {
       const removed = await removeSimulated(q); // with every trigger on: cascades (sessions …) and checks apply
       log(`reset: removed ${Object.entries(removed).map(([k, v]) => `${v.toLocaleString('en-US')} ${k}`).join(', ')}`);
@@ -271,55 +287,41 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
     const bulk = await bulkLoadAllowed(q);
     if (bulk) await q.query(`SET LOCAL session_replication_role = replica`);
     const rebuild = await dropIndexesForBigLoad(q, p.users * ROWS_PER_CUSTOMER_ESTIMATE, opts.bigLoadRows ?? BIG_LOAD_ROWS);
-    if (rebuild.length) log(`big load: ${rebuild.length} secondary indexes dropped, rebuilt after the rows are in`);
-    const userBase = (await q.one<{ v: number }>(`SELECT nextval(pg_get_serial_sequence('users', 'id')) AS v`))!.v;
-    const subBase = (await q.one<{ v: number }>(`SELECT nextval(pg_get_serial_sequence('subscriptions', 'id')) AS v`))!.v;
+    if (rebuild.length) log(`big load: ${rebuild.length} indexes dropped, rebuilt after the rows are in`);
+    // ids come from the run, not per row from the sequences: the first of each here, the sequences moved past the last
+    const firstIds = (await q.one<Record<string, number>>(`SELECT ${WRITTEN_TABLES.map((t) => `nextval(pg_get_serial_sequence('${t}', 'id')) AS ${t}`).join(', ')}`))!;
+    const userBase = firstIds.users, subBase = firstIds.subscriptions;
     const ctx: Context = { ...probe, userIdBase: userBase, baseCustomers, signupCustomers: p.users - baseCustomers };
-    await q.query(`CREATE TEMP TABLE sim_stage_users (LIKE users INCLUDING DEFAULTS) ON COMMIT DROP`);
-    await q.query(`CREATE TEMP TABLE sim_stage_subscriptions (LIKE subscriptions INCLUDING DEFAULTS) ON COMMIT DROP`);
     const { business, ...runFlags } = p;
     const run = (await q.one<{ id: number }>(
       `INSERT INTO simulation_runs (seed, profile, params, window_start, window_end, users) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
       [p.seed, p.profile, JSON.stringify({ ...runFlags, business, baseCustomers }), new Date(win.start), new Date(win.end), p.users]))!.id;
 
-    let nextSub = subBase;
-    const nextSubId = () => nextSub++;
-    const expect = new Expectations();
+    const ids: EventIds = { subscription_events: firstIds.subscription_events, payments: firstIds.payments, visits: firstIds.visits, watch_events: firstIds.watch_events };
     const counts: Record<string, number> = { users: 0, subscriptions: 0, subscription_events: 0, payments: 0, visits: 0, watch_events: 0 };
-    // One writer works through the batches in order while the next batch is generated (generation yields to the
-    // event loop regularly, so the connection keeps streaming): node and PostgreSQL each keep a core busy.
-    let writer: Promise<void> = Promise.resolve();
-    let queued = 0;
-    const genStart = performance.now();
-    let rows = 0, waitMs = 0;
+    // The worker generates the next batches while this thread streams the current one: node and PostgreSQL each keep
+    // a core busy, and the connection never waits on generation to yield.
+    const writeStart = performance.now();
+    const gen = new Generator({ ctx, users: p.users, batchSize: p.batchSize, subBase, ids });
+    let rows = 0, writerIdleMs = 0;
+    let done;
     try {
-      for (let first = 0; first < p.users; first += p.batchSize) {
-        const batch = new Batch();
-        const last = Math.min(p.users, first + p.batchSize);
-        for (let i = first; i < last; i++) {
-          simulateCustomer(ctx, i, batch, nextSubId, expect);
-          if ((i & 127) === 127) await yieldToLoop(); // lets the connection stream the previous batch meanwhile
-        }
-        counts.users += batch.users.length; counts.subscriptions += batch.subscriptions.length;
-        counts.subscription_events += batch.events.length; counts.payments += batch.payments.length;
-        counts.visits += batch.visits.length; counts.watch_events += batch.watch.length;
-        rows += batch.rows;
+      for (;;) {
         const w0 = performance.now();
-        if (queued >= 1) { await writer; queued = 0; } // at most one batch waits while another is generated
-        waitMs += performance.now() - w0;
-        writer = writer.then(() => writeBatch(q, batch));
-        writer.catch(() => {}); // surfaced by the next await of `writer`
-        queued++;
-        opts.onProgress?.({ users: last, totalUsers: p.users, rows, elapsedMs: performance.now() - genStart });
+        const m = await gen.next();
+        writerIdleMs += performance.now() - w0;
+        if (m.type === 'done') { done = m; break; }
+        await writeBatch(q, m);
+        for (const [key, table] of BATCH_TABLES) counts[table] += m.counts[key];
+        rows += m.rows;
+        opts.onProgress?.({ users: m.users, totalUsers: p.users, rows, elapsedMs: performance.now() - writeStart });
       }
-      const w1 = performance.now();
-      await writer;
-      waitMs += performance.now() - w1;
-    } catch (e) {
-      // let the writer stop before the transaction rolls back: no statement may run after the ROLLBACK
-      await writer.catch(() => {});
-      throw e;
+    } finally {
+      await gen.close();
     }
+    const writeMs = performance.now() - writeStart;
+    const expect = Object.assign(new Expectations(), done.expect);
+    const f0 = performance.now();
     if (rebuild.length) {
       await q.query(`SET LOCAL maintenance_work_mem = '256MB'`);
       for (const def of rebuild) await q.query(def); // definitions read from the catalog before dropping
@@ -328,9 +330,12 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
       await q.query(`SET LOCAL session_replication_role = origin`);
       await verifyForeignKeys(q);
     }
-    // hand the sequences past the ids we chose, so later inserts continue after them
-    await q.query(`SELECT setval(pg_get_serial_sequence('users', 'id'), $1)`, [userBase + p.users - 1]);
-    if (nextSub > subBase) await q.query(`SELECT setval(pg_get_serial_sequence('subscriptions', 'id'), $1)`, [nextSub - 1]);
+    const finishMs = performance.now() - f0;
+    // hand the sequences past the ids we chose, so later inserts continue after them (is_called false: none used)
+    const next: Record<string, number> = { users: userBase + p.users, subscriptions: done.nextSub, ...done.ids };
+    for (const t of WRITTEN_TABLES) {
+      await q.query(`SELECT setval(pg_get_serial_sequence($1, 'id'), $2, $3)`, next[t] > firstIds[t] ? [t, next[t] - 1, true] : [t, firstIds[t], false]);
+    }
     const expected: Record<string, unknown> = {
       voluntaryChurn: Object.fromEntries(PLAN_CODES.map((c) => [c, expect.voluntary(c)])),
       involuntaryChurn: Object.fromEntries(PLAN_CODES.map((c) => [c, expect.involuntaryRate(c)])),
@@ -340,7 +345,8 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
       [run, JSON.stringify(counts), JSON.stringify(expected)]);
     return {
       runId: run, windowStart: new Date(win.start).toISOString(), windowEnd: new Date(win.end).toISOString(), users: p.users,
-      baseCustomers, rowCounts: counts, rows, generateMs: performance.now() - started, waitMs, bulkLoad: bulk, rebuiltIndexes: rebuild.length, expected,
+      baseCustomers, rowCounts: counts, rows, generateMs: performance.now() - started, writeMs, finishMs, waitMs: done.idleMs, writerIdleMs,
+      bulkLoad: bulk, rebuiltIndexes: rebuild.length, expected,
     };
   }, { statementTimeoutMs: 0 });
 }

@@ -124,10 +124,35 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /** anchor + n intervals, keeping the anchor's day of month (clamped to the month's last day) and time of day. */
 export function addMonthsAnchored(anchor: number, months: number): number {
-  const d = new Date(anchor);
-  const y = d.getUTCFullYear(), m = d.getUTCMonth() + months, day = d.getUTCDate();
-  const last = new Date(Date.UTC(y, m + 1, 0)).getUTCDate();
-  return Date.UTC(y, m, Math.min(day, last), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds(), d.getUTCMilliseconds());
+  // calendar arithmetic on whole days (no Date objects: the simulator calls this for every billing period)
+  const ms = Math.trunc(anchor);
+  const days = Math.floor(ms / DAY_MS), time = ms - days * DAY_MS;
+  const { y, m, d } = civilFromDays(days);
+  const total = y * 12 + (m - 1) + months;
+  const ty = Math.floor(total / 12), tm = total - ty * 12 + 1;
+  return daysFromCivil(ty, tm, Math.min(d, daysInMonth(ty, tm))) * DAY_MS + time;
+}
+
+// Proleptic Gregorian day numbers (days since 1970-01-01), after H. Hinnant's public-domain algorithms.
+function civilFromDays(z: number): { y: number; m: number; d: number } {
+  z += 719_468;
+  const era = Math.floor(z / 146_097), doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1, m = mp < 10 ? mp + 3 : mp - 9;
+  return { y: yoe + era * 400 + (m <= 2 ? 1 : 0), m, d };
+}
+function daysFromCivil(y: number, m: number, d: number): number {
+  y -= m <= 2 ? 1 : 0;
+  const era = Math.floor(y / 400), yoe = y - era * 400;
+  const doy = Math.floor((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+function daysInMonth(y: number, m: number): number {
+  if (m === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
 }
 
 /** The end of the period that starts at `periodStart` for a subscription anchored at `anchor`. */
