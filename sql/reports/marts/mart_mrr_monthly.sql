@@ -92,10 +92,12 @@ per_customer AS (
   FROM roles
   GROUP BY user_id, month_ts
 ),
--- each customer's first paid instant, through the (user_id, at) index (a customer's first events)
+-- per customer: country, account creation and first paid instant (through the (user_id, at) index: a customer's
+-- first events), looked up once per customer rather than once per customer and month
 first_paid AS MATERIALIZED (
-  SELECT c.user_id, f.first_paid_at
+  SELECT c.user_id, f.first_paid_at, u.country, u.created_at
   FROM (SELECT DISTINCT user_id FROM per_customer) c
+  JOIN users u ON u.id = c.user_id
   CROSS JOIN LATERAL (
     SELECT min(e.at) AS first_paid_at FROM subscription_events e WHERE e.user_id = c.user_id AND e.mrr_cents > 0 AND e.at <= now()
   ) f
@@ -103,7 +105,7 @@ first_paid AS MATERIALIZED (
 classified AS (
   SELECT pc.month_ts, pc.user_id, pc.start_cents, pc.end_cents, pc.end_past_due, pc.start_subscription_id,
          coalesce(pc.end_plan_id, pc.start_plan_id) AS plan_id,
-         fp.first_paid_at,
+         fp.first_paid_at, fp.country, fp.created_at,
          CASE
            WHEN pc.start_cents = 0 AND pc.end_cents > 0 THEN
              CASE WHEN fp.first_paid_at < pc.month_ts THEN 'reactivation' ELSE 'new' END
@@ -117,11 +119,13 @@ classified AS (
 )
 SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        pl.code AS plan_code,
-       coalesce(u.country, '--') AS country,
-       (CASE WHEN u.created_at < fm.m THEN fm.m - interval '1 month'
+       coalesce(c.country, '--') AS country,
+       (CASE WHEN c.created_at < fm.m THEN fm.m - interval '1 month'
              ELSE date_trunc('month', c.first_paid_at, 'UTC') END AT TIME ZONE 'UTC')::date AS cohort_month,
        c.movement,
-       CASE WHEN c.movement = 'churn' THEN coalesce(s.end_reason, 'unknown') ELSE 'none' END AS churn_reason,
+       CASE WHEN c.movement = 'churn'
+            THEN coalesce((SELECT s.end_reason FROM subscriptions s WHERE s.id = c.start_subscription_id), 'unknown')
+            ELSE 'none' END AS churn_reason,
        count(*)::int                                           AS customers,
        (count(*) FILTER (WHERE c.start_cents > 0))::int        AS customers_start,
        (count(*) FILTER (WHERE c.end_cents > 0))::int          AS customers_end,
@@ -131,7 +135,5 @@ SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        coalesce(sum(c.end_cents) FILTER (WHERE c.end_past_due), 0) AS past_due_cents
 FROM classified c
 CROSS JOIN first_month fm
-JOIN users u ON u.id = c.user_id
 JOIN plans pl ON pl.id = c.plan_id
-LEFT JOIN subscriptions s ON s.id = c.start_subscription_id AND c.movement = 'churn'
 GROUP BY 1, 2, 3, 4, 5, 6
