@@ -268,7 +268,7 @@ test('a reader is not blocked while a mart refreshes (one DELETE + INSERT transa
   const refreshing = refreshMarts(t.db, catalog, { only: ['mart_fx_daily'] });
   try {
     for (let i = 0; i < 100; i++) {
-      const s = await t.db.one(`SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'INSERT INTO "mart_fx_daily"%' AND state = 'active'`);
+      const s = await t.db.one(`SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'CREATE TEMPORARY TABLE mart_build%' AND state = 'active'`);
       if (s!.n > 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }

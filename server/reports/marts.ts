@@ -264,19 +264,21 @@ async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boole
       if (!exists) throw new Error(`mart table ${m.name} does not exist (ensureMarts creates it)`);
       const plan = await planRefresh(q, m, forceFull);
       await q.query(`SET LOCAL work_mem = '${REFRESH_WORK_MEM.replace(/[^0-9A-Za-z]/g, '')}'`);
-      // one mechanism for both modes: replace the rows from the window's first day on (all of them for a full
-      // build) by the query's rows from that day on, in this transaction; readers see the old rows until commit
+      // one mechanism for both modes: compute the window's rows (all of them for a full build) into a temporary
+      // table — CREATE TABLE AS may run the query in parallel, INSERT … SELECT may not — then replace the mart's rows
+      // from the window's first day on by them, in this transaction: readers see the old rows until commit
       const table = ident(m.name);
       const day = plan.since ? plan.since.toISOString().slice(0, 10) : null;
-      const params = m.usesSince ? [plan.since ?? '-infinity'] : [];
+      await q.query(`CREATE TEMPORARY TABLE mart_build ON COMMIT DROP AS\n${m.refreshSql}`, m.usesSince ? [plan.since ?? '-infinity'] : []);
       if (day === null) {
         await q.query(`DELETE FROM ${table}`);
-        await q.query(`INSERT INTO ${table}\n${m.refreshSql}`, params);
+        await q.query(`INSERT INTO ${table} SELECT * FROM mart_build`);
       } else {
         const col = ident(m.incremental!);
         await q.query(`DELETE FROM ${table} WHERE ${col} >= $1::date`, [day]);
-        await q.query(`INSERT INTO ${table} SELECT * FROM (\n${m.refreshSql}\n) w WHERE w.${col} >= $${params.length + 1}::date`, [...params, day]);
+        await q.query(`INSERT INTO ${table} SELECT * FROM mart_build WHERE ${col} >= $1::date`, [day]);
       }
+      await q.query('DROP TABLE mart_build');
       const count = await q.one<{ n: number }>(`SELECT count(*) AS n FROM ${table}`);
       const ms = Math.round(performance.now() - t0);
       const gen = await q.one<{ generation: number }>(sql`UPDATE report_marts SET generation = generation + 1, as_of = ${exists.as_of},
