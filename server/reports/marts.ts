@@ -16,7 +16,11 @@ import { previousFire } from './cron-time.ts';
 export const REFRESH_LOCK = 'reports.marts.refresh';
 const ENSURE_LOCK = 7_201_100_006; // "marquee report marts DDL"
 /** memory per sort or hash of a mart build (the few large builds run one at a time, under the refresh lock) */
-const REFRESH_WORK_MEM = process.env.MARQUEE_MART_WORK_MEM || '256MB';
+function refreshWorkMem(): string {
+  const v = process.env.MARQUEE_MART_WORK_MEM || '256MB';
+  if (!/^\d{1,7}(kB|MB|GB)$/.test(v)) throw new Error(`MARQUEE_MART_WORK_MEM must be a size such as 256MB (got ${JSON.stringify(v)})`);
+  return v;
+}
 
 export class MartSqlError extends Error {}
 
@@ -263,7 +267,7 @@ async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boole
         WHERE c.relname = ${m.name} AND c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace`);
       if (!exists) throw new Error(`mart table ${m.name} does not exist (ensureMarts creates it)`);
       const plan = await planRefresh(q, m, forceFull);
-      await q.query(`SET LOCAL work_mem = '${REFRESH_WORK_MEM.replace(/[^0-9A-Za-z]/g, '')}'`);
+      await q.query(`SET LOCAL work_mem = '${refreshWorkMem()}'`);
       // one mechanism for both modes: compute the window's rows (all of them for a full build) into a temporary
       // table — CREATE TABLE AS may run the query in parallel, INSERT … SELECT may not — then replace the mart's rows
       // from the window's first day on by them, in this transaction: readers see the old rows until commit
