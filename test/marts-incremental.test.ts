@@ -19,7 +19,6 @@ let incremental: string[];
 
 test.before(async () => {
   await loadTitles(t.db, '/work/shared/data/netflix_titles.csv');
-  await runSimulation(t.db, parseArgs(['--scale', 'small', '--seed', '23', '--quiet']));
   catalog = loadCatalog();
   incremental = catalog.martOrder.filter((n) => catalog.marts.get(n)!.incremental);
   await ensureMarts(t.db, catalog);
@@ -41,10 +40,16 @@ async function snapshot(): Promise<Record<string, string[]>> {
 
 const monthStart = (d: Date, back = 0) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - back, 1));
 
-test('the first build is full; the next refresh of an @incremental mart starts at the month before the last refresh', async () => {
-  assert.ok(incremental.includes('mart_mrr_monthly') && incremental.includes('mart_title_watch_monthly'));
+test('before any billing or activity every mart builds, empty', async () => {
   const first = await refresh();
-  for (const [n, r] of first) assert.equal([r.mode, r.why], ['full', incremental.includes(n) ? 'first build' : 'not @incremental'], n);
+  for (const [n, r] of first) assert.equal([r.mode, r.why, r.rows], ['full', incremental.includes(n) ? 'first build' : 'not @incremental', 0], n);
+});
+
+test('the simulation rebuilds in full; the next refresh of an @incremental mart starts at the month before the last refresh', async () => {
+  assert.ok(incremental.includes('mart_mrr_monthly') && incremental.includes('mart_title_watch_monthly'));
+  await runSimulation(t.db, parseArgs(['--scale', 'small', '--seed', '23', '--quiet']));
+  const first = await refresh();
+  for (const [n, r] of first) assert.equal([r.mode, r.why], ['full', incremental.includes(n) ? 'history rewritten since the last build' : 'not @incremental'], n);
   const asOf = (await t.db.one(`SELECT as_of FROM report_marts WHERE name = 'mart_mrr_monthly'`))!.as_of as Date;
   const second = await refresh();
   for (const n of incremental) {
@@ -53,8 +58,8 @@ test('the first build is full; the next refresh of an @incremental mart starts a
   }
   assert.is(second.get('mart_cohort_monthly')!.mode, 'full', 'a mart without @incremental is recomputed whole');
   const h = await t.db.query(`SELECT mode, since FROM mart_refreshes WHERE mart = 'mart_viewers_daily' ORDER BY id`);
-  assert.equal(h.map((r) => r.mode), ['full', 'incremental']);
-  assert.is(h[0].since, null);
+  assert.equal(h.map((r) => r.mode), ['full', 'full', 'incremental']);
+  assert.is(h[1].since, null);
 });
 
 test('after new events in the current month, an incremental refresh gives exactly the rows of a full rebuild', async () => {

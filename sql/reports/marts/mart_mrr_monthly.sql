@@ -52,7 +52,9 @@ first_month AS (
   SELECT date_trunc('month', min(at), 'UTC') AS m FROM subscription_events
 ),
 month_starts AS (
-  SELECT g.p FROM first_month fm, generate_series(greatest(fm.m, date_trunc('month', :since, 'UTC')), now(), interval '1 month') AS g(p)
+  -- no billing history yet: no month starts (greatest() would skip the NULL and start the series at -infinity)
+  SELECT g.p FROM first_month fm,
+    generate_series(CASE WHEN fm.m IS NOT NULL THEN greatest(fm.m, date_trunc('month', :since, 'UTC')) END, now(), interval '1 month') AS g(p)
 ),
 -- the subscription's MRR at each month start p it covers, and at now() (the "end" of the current month)
 points AS (
