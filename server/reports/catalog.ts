@@ -47,6 +47,8 @@ export interface MartDef {
   depends: string[];
   /** @incremental: the column holding each row's UTC month or day; null: every refresh recomputes the whole mart */
   incremental: string | null;
+  /** @incremental's lookback (default 1 day): the window starts at the month holding (last refresh - lookback) */
+  lookback: string;
   /** the query over the whole history (:since replaced by -infinity): table DDL and live inlining */
   sql: string;
   /** the query as the refresh runs it: :since bound as $1 (timestamptz) when the file uses it */
@@ -146,10 +148,17 @@ function parseMart(file: string, rel: string, problems: string[]): MartDef | und
   }
   const inc = get('incremental')[0];
   let incremental: string | null = null;
+  let lookback = '1 day';
   if (inc) {
-    if (!IDENT.test(inc.value)) problems.push(`${rel}:${inc.line} @incremental names the column holding each row's UTC month or day`);
-    else if (!unique.includes(inc.value)) problems.push(`${rel}:${inc.line} @incremental ${inc.value} must be one of the @unique columns`);
-    else incremental = inc.value;
+    const [col, n, unit, ...rest] = inc.value.split(/\s+/);
+    if (!IDENT.test(col ?? '')) problems.push(`${rel}:${inc.line} @incremental names the column holding each row's UTC month or day`);
+    else if (!unique.includes(col)) problems.push(`${rel}:${inc.line} @incremental ${col} must be one of the @unique columns`);
+    else incremental = col;
+    if (n !== undefined) {
+      if (rest.length || !/^\d{1,3}$/.test(n) || !/^(days?|months?)$/.test(unit ?? '')) {
+        problems.push(`${rel}:${inc.line} @incremental <column> [<n> days|months]: the lookback is a whole number of days or months`);
+      } else lookback = `${Number(n)} ${unit}`;
+    }
   }
   const depends = get('depends').flatMap((h) => cols(h.value));
   const tokens = scanSql(body, bodyLine);
@@ -170,7 +179,7 @@ function parseMart(file: string, rel: string, problems: string[]): MartDef | und
   sql += query.slice(pos);
   const refreshSql = bindParams(query, toks, () => 'timestamptz').text;
   const hash = createHash('sha256').update(JSON.stringify({ MART_STORAGE, sql: query, unique, indexes, incremental })).digest('hex');
-  return { name, file: rel, unique, indexes, schedule: refresh!.value, depends, incremental, sql, refreshSql, usesSince, sqlLine: bodyLine, timeoutMs, hash };
+  return { name, file: rel, unique, indexes, schedule: refresh!.value, depends, incremental, lookback, sql, refreshSql, usesSince, sqlLine: bodyLine, timeoutMs, hash };
 }
 
 function parseReport(file: string, rel: string, marts: Map<string, MartDef>, problems: string[]): ReportDef | undefined {

@@ -1,7 +1,7 @@
 // Marts: tables filled from sql/reports/marts. Created when missing, re-created when their definition hash changed,
 // refreshed in dependency order under one advisory lock, with a history row per attempt. An @incremental mart is
-// refreshed by replacing only its trailing window (from the month before its last refresh on): data in closed months
-// does not change, because billing and activity are written at now(). It is rebuilt in full on its first build, when
+// refreshed by replacing only its trailing window (from the month holding its last refresh minus its lookback, 1 day
+// unless declared): data in closed months does not change, because billing and activity are written at now(). It is rebuilt in full on its first build, when
 // the history was rewritten (history_epoch moved: a simulation run or a bulk import), or when a mart it reads was
 // rebuilt. Either way the refresh is one transaction (DELETE + INSERT): readers keep their snapshot and are never
 // blocked. A failed refresh leaves the last good data in place and marks the mart stale.
@@ -242,7 +242,7 @@ async function planRefresh(q: Queryable, m: MartDef, forceFull: boolean): Promis
   const st = await q.one<{ as_of: Date | null; built_epoch: number | null; full_as_of: Date | null; epoch: number;
     since: Date | null; source_rebuilt: string | null }>(sql`
     SELECT m.as_of, m.built_epoch, m.full_as_of, h.epoch,
-           date_trunc('month', m.as_of, 'UTC') - interval '1 month' AS since,
+           date_trunc('month', m.as_of - ${m.lookback}::interval, 'UTC') AS since,
            (SELECT min(d.name) FROM report_marts d WHERE d.name = ANY(${m.depends})
               AND (d.full_as_of IS NULL OR m.full_as_of IS NULL OR d.full_as_of > m.full_as_of)) AS source_rebuilt
     FROM report_marts m CROSS JOIN history_epoch h WHERE m.name = ${m.name}`);

@@ -1,8 +1,9 @@
 -- @mart mart_payment_attempts_monthly
 -- @unique month, kind, plan_code, country
 -- @refresh 6-59/15 * * * *
--- @incremental month
--- Charge attempts by the month their billing period starts (the due date) and payment kind. A period's attempt 1
+-- @incremental month 1 month
+-- Charge attempts by the month their billing period starts (the due date) and payment kind: retries of a period run
+-- up to 14 days into the next month, hence the month of lookback in the refresh window. A period's attempt 1
 -- is its first attempt; a success (or a later-refunded success) on attempt >= 2 is a recovered failure, because
 -- retries only happen after attempt 1 failed. plan_code: see mart_cash_monthly.
 WITH price_plan AS (
