@@ -94,15 +94,20 @@ per_customer AS (
   FROM roles
   GROUP BY user_id, month_ts
 ),
--- per customer: country, account creation and first paid instant (through the (user_id, at) index: a customer's
--- first events), looked up once per customer rather than once per customer and month
-first_paid AS MATERIALIZED (
-  SELECT c.user_id, f.first_paid_at, u.country, u.created_at
-  FROM (SELECT DISTINCT user_id FROM per_customer) c
-  JOIN users u ON u.id = c.user_id
+-- per customer: first paid instant, country and account creation, once per customer rather than per customer and
+-- month. A full build takes the first instant from its own pass over every event; a window (only one branch runs:
+-- :since is a constant) looks it up through the (user_id, at) index, a customer's first events.
+first_paid AS (
+  SELECT user_id, min(at) AS first_paid_at FROM paid WHERE :since = '-infinity' GROUP BY user_id
+  UNION ALL
+  SELECT c.user_id, f.first_paid_at
+  FROM (SELECT DISTINCT user_id FROM per_customer WHERE :since > '-infinity') c
   CROSS JOIN LATERAL (
     SELECT min(e.at) AS first_paid_at FROM subscription_events e WHERE e.user_id = c.user_id AND e.mrr_cents > 0 AND e.at <= now()
   ) f
+),
+customers AS MATERIALIZED (
+  SELECT fp.user_id, fp.first_paid_at, u.country, u.created_at FROM first_paid fp JOIN users u ON u.id = fp.user_id
 ),
 classified AS (
   SELECT pc.month_ts, pc.user_id, pc.start_cents, pc.end_cents, pc.end_past_due, pc.start_subscription_id,
@@ -117,7 +122,7 @@ classified AS (
            ELSE 'retained'
          END AS movement
   FROM per_customer pc
-  JOIN first_paid fp ON fp.user_id = pc.user_id
+  JOIN customers fp ON fp.user_id = pc.user_id
 )
 SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        pl.code AS plan_code,
