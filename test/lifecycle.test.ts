@@ -2,6 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
@@ -9,6 +10,17 @@ import { startEmbedded } from '../server/db/embedded.ts';
 import { createDb, withConnection, withDatabase } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
 import { createApp } from '../server/app.ts';
+
+/**
+ * GET /readyz on a fresh connection. spawnSync blocks this process's event loop for seconds, longer than the server's
+ * keep-alive timeout: a pooled fetch connection closed meanwhile would be reused before its close is seen ("other
+ * side closed"), so these probes never reuse one.
+ */
+function readyz(base: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.get(`${base}readyz`, { agent: false }, (res) => { res.resume(); resolve(res.statusCode!); }).on('error', reject);
+  });
+}
 
 const root = path.resolve(import.meta.dirname, '..');
 const tmp = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-life-')); fs.chmodSync(d, 0o711); return d; };
@@ -117,19 +129,19 @@ test('npm start on a fresh data dir: migrates, creates the first admin, serves /
   try {
     const first = await run({ MARQUEE_ADMIN_EMAIL: 'boss@example.com' });
     assert.match(first.out, /Sign in as boss@example\.com with password \S{12,}/);
-    assert.is((await fetch(first.url + 'readyz')).status, 200);
+    assert.is(await readyz(first.url), 200);
     // A command-line tool beside the running server shares its PostgreSQL instead of stopping it as an orphan …
     const cli = spawnSync(process.execPath, ['--import', 'tsx', 'server/auth/users-cli.ts', 'list'], {
       cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '', MARQUEE_DATA_DIR: dir } });
     assert.is(cli.status, 0, cli.stderr);
     assert.match(cli.stdout, /boss@example\.com/);
-    assert.is((await fetch(first.url + 'readyz')).status, 200, 'the server still has its database');
+    assert.is(await readyz(first.url), 200, 'the server still has its database');
     // … while a second server on the same data directory is refused with a clear message.
     const twin = spawnSync(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
       cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '', MARQUEE_DATA_DIR: dir, PORT: '0', MARQUEE_DEMO: '0' } });
     assert.is(twin.status, 1);
     assert.match(twin.stderr, /in use by the embedded PostgreSQL of another Marquee process/);
-    assert.is((await fetch(first.url + 'readyz')).status, 200);
+    assert.is(await readyz(first.url), 200);
     assert.is(await stop(first.child), 0);
     assert.equal(postgresFor(dir), []);
     const second = await run({});

@@ -71,6 +71,10 @@ test('startup validation names file:line and the reason', () => {
   assert.ok(p3.some((p) => /broken_chart\.sql:3 chart unknown chart mark "pie"/.test(p)), p3.join('\n'));
   assert.ok(p3.some((p) => /broken_sidecar\.vl\.json:1 chart does not compile with vega-lite/.test(p)), p3.join('\n'));
   assert.match(new CatalogError(p3).message, /^invalid report files:\n  /);
+  const p4 = problems('bad-incremental');
+  assert.ok(p4.some((p) => /mart_bad_window\.sql:4 @incremental month must be one of the @unique columns/.test(p)), p4.join('\n'));
+  assert.ok(p4.some((p) => /mart_bad_window\.sql:5 marts take one parameter, :since \(got :kind\)/.test(p)), p4.join('\n'));
+  assert.ok(p4.some((p) => /mart_no_window\.sql:4 :since is the lower bound of an incremental refresh/.test(p)), p4.join('\n'));
 });
 
 test('ensureMarts creates the marts empty; reports answer 503 until the first refresh', async () => {
@@ -259,12 +263,12 @@ test('two instances refresh at once: the mart is refreshed once, the other run i
   }
 });
 
-test('a reader is not blocked while a mart refreshes (CONCURRENTLY)', async () => {
+test('a reader is not blocked while a mart refreshes (one DELETE + INSERT transaction)', async () => {
   await setControl(1.5, false);
   const refreshing = refreshMarts(t.db, catalog, { only: ['mart_fx_daily'] });
   try {
     for (let i = 0; i < 100; i++) {
-      const s = await t.db.one(`SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'REFRESH MATERIALIZED VIEW CONCURRENTLY%' AND state = 'active'`);
+      const s = await t.db.one(`SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'CREATE TEMPORARY TABLE mart_build%' AND state = 'active'`);
       if (s!.n > 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -301,19 +305,29 @@ test('ensureMarts re-creates a mart whose file changed, and the marts that read 
     const changed = loadCatalog(dir);
     const genBefore = (await martStates(t.db)).get('mart_fx_daily')!.generation;
     const r = await ensureMarts(t.db, changed);
-    assert.equal(r.recreated, ['mart_fx_daily']);
-    assert.equal(r.created, ['mart_fx_total'], 'dropped by CASCADE, created again');
+    assert.equal(r.recreated, ['mart_fx_daily', 'mart_fx_total'], 'and the mart that reads it');
+    assert.equal(r.created, []);
     assert.ok((await martStates(t.db)).get('mart_fx_daily')!.generation > genBefore);
     assert.is((await rejects(runReport(t.db, changed, 'fx_by_kind', new URLSearchParams(), { role: 'admin', now: NOW }))).status, 503);
     await refreshMarts(t.db, changed);
     const top = await t.db.query('SELECT top FROM mart_fx_daily ORDER BY day, kind LIMIT 1');
     assert.is(top[0].top, 100);
     // and back to the original definition for the rest of the file
-    assert.equal((await ensureMarts(t.db, catalog)).recreated, ['mart_fx_daily']);
+    assert.equal((await ensureMarts(t.db, catalog)).recreated, ['mart_fx_daily', 'mart_fx_total']);
     await refreshMarts(t.db, catalog);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a mart left as a materialized view by an earlier version is replaced by a table', async () => {
+  await t.db.query(`DROP TABLE mart_fx_total`);
+  await t.db.query(`CREATE MATERIALIZED VIEW mart_fx_total AS SELECT 'x'::text AS kind, 1::numeric AS amount, 1 AS n`);
+  assert.equal((await ensureMarts(t.db, catalog)).recreated, ['mart_fx_total']);
+  assert.is((await t.db.one(`SELECT relkind FROM pg_class WHERE relname = 'mart_fx_total'`))!.relkind, 'r');
+  const out = await refreshMarts(t.db, catalog);
+  assert.equal(out.results.map((r) => [r.mart, r.ok, r.mode]), [['mart_fx_daily', true, 'full'], ['mart_fx_total', true, 'full']]);
+  assert.ok((await t.db.query(`SELECT kind FROM mart_fx_total`)).every((r) => r.kind !== 'x'));
 });
 
 test('schedules: one job per distinct @refresh, next/previous fire times in UTC', async () => {

@@ -45,11 +45,19 @@ export interface MartDef {
   indexes: string[][];
   schedule: string;
   depends: string[];
+  /** @incremental: the column holding each row's UTC month or day; null: every refresh recomputes the whole mart */
+  incremental: string | null;
+  /** @incremental's lookback (default 1 day): the window starts at the month holding (last refresh - lookback) */
+  lookback: string;
+  /** the query over the whole history (:since replaced by -infinity): table DDL and live inlining */
   sql: string;
+  /** the query as the refresh runs it: :since bound as $1 (timestamptz) when the file uses it */
+  refreshSql: string;
+  usesSince: boolean;
   /** line of the file where the SQL starts (maps database error positions to file:line) */
   sqlLine: number;
   timeoutMs: number;
-  /** hash of everything that shapes the materialized view: a change recreates it */
+  /** hash of everything that shapes the mart table and its contents: a change recreates it */
   hash: string;
 }
 
@@ -85,7 +93,9 @@ function splitHeader(text: string): { header: HeaderLine[]; body: string; bodyLi
 }
 
 const REPORT_KEYS = ['title', 'description', 'definition', 'roles', 'marts', 'param', 'chart', 'timeout', 'rowcap'];
-const MART_KEYS = ['mart', 'unique', 'index', 'refresh', 'depends', 'timeout'];
+const MART_KEYS = ['mart', 'unique', 'index', 'refresh', 'depends', 'incremental', 'timeout'];
+/** how marts are stored (part of every mart's hash: a change of storage recreates them all) */
+const MART_STORAGE = 'table-window-v1';
 const IDENT = /^[a-z_][a-z0-9_]*$/;
 
 function checkStatement(body: string, bodyLine: number, rel: string, problems: string[], tokens: ReturnType<typeof scanSql>) {
@@ -109,14 +119,14 @@ function parseMart(file: string, rel: string, problems: string[]): MartDef | und
   if (!/^mart_[a-z0-9_]+$/.test(name) || name.length > 55) problems.push(`${rel}:1 mart file names are mart_<snake_case>.sql (at most 55 characters)`);
   const get = (k: string) => header.filter((h) => h.key === k);
   for (const h of header) if (!MART_KEYS.includes(h.key)) problems.push(`${rel}:${h.line} unknown header @${h.key} (mart keys: ${MART_KEYS.map((k) => '@' + k).join(' ')})`);
-  for (const k of ['mart', 'unique', 'refresh', 'timeout']) if (get(k).length > 1) problems.push(`${rel}:${get(k)[1].line} @${k} given twice`);
+  for (const k of ['mart', 'unique', 'refresh', 'incremental', 'timeout']) if (get(k).length > 1) problems.push(`${rel}:${get(k)[1].line} @${k} given twice`);
   const decl = get('mart')[0];
   if (!decl) problems.push(`${rel}:1 missing "-- @mart ${name}"`);
   else if (decl.value !== name) problems.push(`${rel}:${decl.line} @mart ${decl.value} does not match the file name ${name}`);
   const cols = (v: string) => v.split(/[\s,]+/).filter(Boolean);
   const uniq = get('unique')[0];
   let unique: string[] = [];
-  if (!uniq) problems.push(`${rel}:1 missing "-- @unique col, col" (REFRESH … CONCURRENTLY needs a unique index)`);
+  if (!uniq) problems.push(`${rel}:1 missing "-- @unique col, col" (the mart's key: one row per value)`);
   else {
     unique = cols(uniq.value);
     if (!unique.length || unique.some((c) => !IDENT.test(c))) problems.push(`${rel}:${uniq.line} @unique lists snake_case column names`);
@@ -136,16 +146,40 @@ function parseMart(file: string, rel: string, problems: string[]): MartDef | und
     if (!/^\d{1,7}$/.test(t.value) || Number(t.value) < 100) problems.push(`${rel}:${t.line} @timeout is milliseconds (100 or more)`);
     else timeoutMs = Number(t.value);
   }
+  const inc = get('incremental')[0];
+  let incremental: string | null = null;
+  let lookback = '1 day';
+  if (inc) {
+    const [col, n, unit, ...rest] = inc.value.split(/\s+/);
+    if (!IDENT.test(col ?? '')) problems.push(`${rel}:${inc.line} @incremental names the column holding each row's UTC month or day`);
+    else if (!unique.includes(col)) problems.push(`${rel}:${inc.line} @incremental ${col} must be one of the @unique columns`);
+    else incremental = col;
+    if (n !== undefined) {
+      if (rest.length || !/^\d{1,3}$/.test(n) || !/^(days?|months?)$/.test(unit ?? '')) {
+        problems.push(`${rel}:${inc.line} @incremental <column> [<n> days|months]: the lookback is a whole number of days or months`);
+      } else lookback = `${Number(n)} ${unit}`;
+    }
+  }
   const depends = get('depends').flatMap((h) => cols(h.value));
   const tokens = scanSql(body, bodyLine);
   checkStatement(body, bodyLine, rel, problems, tokens);
-  for (const p of tokens.filter((x) => x.kind === 'param')) problems.push(`${rel}:${p.line} marts take no parameters (:${p.name})`);
+  for (const p of tokens.filter((x) => x.kind === 'param')) {
+    if (p.name !== 'since') problems.push(`${rel}:${p.line} marts take one parameter, :since (got :${p.name})`);
+    else if (!inc) problems.push(`${rel}:${p.line} :since is the lower bound of an incremental refresh: declare "-- @incremental <month or day column>"`);
+  }
   for (const m of tokens.filter((x) => x.kind === 'mart')) if (m.name !== name && !depends.includes(m.name)) depends.push(m.name);
   if (tokens.some((x) => x.kind === 'mart' && x.name === name)) problems.push(`${rel}:${bodyLine} a mart cannot read itself`);
   if (problems.length > before) return undefined;
-  const sql = stripSemicolon(body);
-  const hash = createHash('sha256').update(JSON.stringify({ sql, unique, indexes })).digest('hex');
-  return { name, file: rel, unique, indexes, schedule: refresh!.value, depends, sql, sqlLine: bodyLine, timeoutMs, hash };
+  const query = stripSemicolon(body);
+  const toks = scanSql(query, bodyLine);
+  const usesSince = toks.some((x) => x.kind === 'param');
+  let sql = '';
+  let pos = 0;
+  for (const p of toks.filter((x) => x.kind === 'param')) { sql += query.slice(pos, p.start) + "('-infinity'::timestamptz)"; pos = p.end; }
+  sql += query.slice(pos);
+  const refreshSql = bindParams(query, toks, () => 'timestamptz').text;
+  const hash = createHash('sha256').update(JSON.stringify({ MART_STORAGE, sql: query, unique, indexes, incremental })).digest('hex');
+  return { name, file: rel, unique, indexes, schedule: refresh!.value, depends, incremental, lookback, sql, refreshSql, usesSince, sqlLine: bodyLine, timeoutMs, hash };
 }
 
 function parseReport(file: string, rel: string, marts: Map<string, MartDef>, problems: string[]): ReportDef | undefined {

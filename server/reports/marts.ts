@@ -1,6 +1,10 @@
-// Marts: materialized views from sql/reports/marts. Created when missing, re-created when their definition hash
-// changed, refreshed CONCURRENTLY (readers keep reading) in dependency order under one advisory lock, with a
-// history row per attempt. A failed refresh leaves the last good data in place and marks the mart stale.
+// Marts: tables filled from sql/reports/marts. Created when missing, re-created when their definition hash changed,
+// refreshed in dependency order under one advisory lock, with a history row per attempt. An @incremental mart is
+// refreshed by replacing only its trailing window (from the month holding its last refresh minus its lookback, 1 day
+// unless declared): data in closed months does not change, because billing and activity are written at now(). It is rebuilt in full on its first build, when
+// the history was rewritten (history_epoch moved: a simulation run or a bulk import), or when a mart it reads was
+// rebuilt. Either way the refresh is one transaction (DELETE + INSERT): readers keep their snapshot and are never
+// blocked. A failed refresh leaves the last good data in place and marks the mart stale.
 import sql, { raw } from 'sql-template-tag';
 import type { Db, Queryable } from '../db/index.ts';
 import { ident } from '../db/index.ts';
@@ -11,6 +15,12 @@ import { previousFire } from './cron-time.ts';
 
 export const REFRESH_LOCK = 'reports.marts.refresh';
 const ENSURE_LOCK = 7_201_100_006; // "marquee report marts DDL"
+/** memory per sort or hash of a mart build (the few large builds run one at a time, under the refresh lock) */
+function refreshWorkMem(): string {
+  const v = process.env.MARQUEE_MART_WORK_MEM || '256MB';
+  if (!/^\d{1,7}(kB|MB|GB)$/.test(v)) throw new Error(`MARQUEE_MART_WORK_MEM must be a size such as 256MB (got ${JSON.stringify(v)})`);
+  return v;
+}
 
 export class MartSqlError extends Error {}
 
@@ -24,7 +34,10 @@ export function locate(file: string, sqlLine: number, statement: string, prefixL
 
 export interface EnsureResult { created: string[]; recreated: string[] }
 
-/** Creates missing marts (WITH NO DATA: the first refresh fills them) and re-creates the ones whose file changed. */
+/**
+ * Creates missing marts (empty: the first refresh fills them) and re-creates the ones whose file changed, with the
+ * marts that read them. Materialized views left by earlier versions are replaced by tables.
+ */
 export async function ensureMarts(db: Db, catalog: Catalog, opts: { log?: (l: string) => void } = {}): Promise<EnsureResult> {
   const log = opts.log ?? (() => {});
   const result: EnsureResult = { created: [], recreated: [] };
@@ -33,18 +46,23 @@ export async function ensureMarts(db: Db, catalog: Catalog, opts: { log?: (l: st
     await q.query(sql`SELECT pg_advisory_xact_lock(${ENSURE_LOCK})`);
     const known = new Map((await q.query<{ name: string; definition_hash: string }>(
       sql`SELECT name, definition_hash FROM report_marts`)).map((r) => [r.name, r.definition_hash]));
+    const kinds = new Map((await q.query<{ name: string; relkind: string }>(sql`SELECT c.relname AS name, c.relkind FROM pg_class c
+      WHERE c.relname = ANY(${catalog.martOrder}) AND c.relnamespace = current_schema()::regnamespace`)).map((r) => [r.name, r.relkind]));
+    const remade = new Set<string>();
     for (const name of catalog.martOrder) {
       const m = catalog.marts.get(name)!;
-      const kind = await q.one<{ relkind: string }>(sql`SELECT c.relkind FROM pg_class c
-        WHERE c.relname = ${name} AND c.relnamespace = current_schema()::regnamespace`);
-      if (kind && kind.relkind !== 'm') throw new MartSqlError(`${m.file}:1 ${name} already exists and is not a materialized view`);
-      if (kind && known.get(name) === m.hash) continue;
+      const kind = kinds.get(name);
+      if (kind && kind !== 'r' && kind !== 'm') throw new MartSqlError(`${m.file}:1 ${name} already exists and is not a mart table`);
+      if (kind === 'r' && known.get(name) === m.hash && !m.depends.some((d) => remade.has(d))) continue;
+      remade.add(name);
       if (kind) {
-        // CASCADE drops the marts that read this one; they come later in the order and are created again
-        await q.query(`DROP MATERIALIZED VIEW ${ident(name)} CASCADE`);
+        // a materialized view of an earlier version: CASCADE takes the views that read it, which come later in the
+        // order and are replaced too (kinds was read before: they count as re-created)
+        if (kind === 'm') await q.query(`DROP MATERIALIZED VIEW IF EXISTS ${ident(name)} CASCADE`);
+        else await q.query(`DROP TABLE ${ident(name)}`).catch((e: any) => { throw new MartSqlError(`${m.file}:1 cannot re-create ${name}: ${e.message}`); });
         result.recreated.push(name);
       } else result.created.push(name);
-      const prefix = `CREATE MATERIALIZED VIEW ${ident(name)} AS\n`;
+      const prefix = `CREATE TABLE ${ident(name)} AS\n`;
       const statement = `${prefix}${m.sql}\nWITH NO DATA`;
       try {
         await q.query('SAVEPOINT mart_create');
@@ -52,6 +70,11 @@ export async function ensureMarts(db: Db, catalog: Catalog, opts: { log?: (l: st
         await q.query('RELEASE SAVEPOINT mart_create');
       } catch (e: any) {
         throw new MartSqlError(locate(m.file, m.sqlLine, statement, prefix.length, e));
+      }
+      if (m.incremental) {
+        const col = await q.one<{ type: string }>(sql`SELECT format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+          WHERE a.attrelid = ${name}::regclass AND a.attname = ${m.incremental} AND NOT a.attisdropped`);
+        if (col?.type !== 'date') throw new MartSqlError(`${m.file}:1 @incremental ${m.incremental}: the query must return it as a date (the UTC month or day), got ${col?.type ?? 'no such column'}`);
       }
       await q.query(`CREATE UNIQUE INDEX ${ident(indexName(name, 'key'))} ON ${ident(name)} (${m.unique.map(ident).join(', ')})`)
         .catch((e: any) => { throw new MartSqlError(`${m.file}:1 @unique ${m.unique.join(', ')}: ${e.message}`); });
@@ -62,13 +85,13 @@ export async function ensureMarts(db: Db, catalog: Catalog, opts: { log?: (l: st
       await q.query(sql`INSERT INTO report_marts (name, definition_hash) VALUES (${name}, ${m.hash})
         ON CONFLICT (name) DO UPDATE SET definition_hash = excluded.definition_hash, created_at = now(),
           generation = report_marts.generation + 1, as_of = NULL, last_success_id = NULL, stale = false,
-          last_error = NULL, last_error_at = NULL`);
+          last_error = NULL, last_error_at = NULL, built_epoch = NULL, full_as_of = NULL`);
     }
   });
   for (const n of result.created) log(`[reports] created mart ${n}`);
-  for (const n of result.recreated) log(`[reports] re-created mart ${n} (its definition changed)`);
+  for (const n of result.recreated) log(`[reports] re-created mart ${n} (its definition, or one it reads, changed)`);
   const orphans = await db.query<{ name: string }>(sql`SELECT name FROM report_marts WHERE name <> ALL(${catalog.martOrder}) ORDER BY name`);
-  for (const o of orphans) log(`[reports] mart ${o.name} has no file any more; left in place (DROP MATERIALIZED VIEW it by hand)`);
+  for (const o of orphans) log(`[reports] mart ${o.name} has no file any more; left in place (DROP TABLE it by hand)`);
   return result;
 }
 
@@ -129,6 +152,11 @@ export interface MartRefreshResult {
   rows?: number;
   ms: number;
   generation?: number;
+  /** full: recomputed from the whole history; incremental: rows from `since` on */
+  mode?: RefreshMode;
+  /** why this mode (first build, history rewritten, …) */
+  why?: string;
+  since?: Date;
   error?: string;
 }
 
@@ -140,6 +168,8 @@ export interface RefreshOptions {
   /** also the marts that read them, so derived marts never lag behind their sources */
   cascade?: boolean;
   trigger?: Trigger;
+  /** rebuild in full even where an incremental refresh would do (benchmarks, repairs) */
+  full?: boolean;
   log?: (l: string) => void;
 }
 
@@ -151,7 +181,7 @@ export async function refreshMarts(db: Db, catalog: Catalog, opts: RefreshOption
   const unknown = (opts.only ?? []).filter((n) => !catalog.marts.has(n));
   if (unknown.length) throw new Error(`unknown mart ${unknown.join(', ')}`);
   const names = opts.only ? (opts.cascade ? withDependents(catalog, opts.only) : catalog.martOrder.filter((n) => opts.only!.includes(n))) : catalog.martOrder;
-  const r = await runExclusive(db, REFRESH_LOCK, () => refreshInOrder(db, catalog, names, opts.trigger ?? 'manual', opts.log ?? (() => {})));
+  const r = await runExclusive(db, REFRESH_LOCK, () => refreshInOrder(db, catalog, names, opts.trigger ?? 'manual', opts.log ?? (() => {}), opts.full ?? false));
   return r.ran ? { ran: true, results: r.result } : { ran: false, results: [] };
 }
 
@@ -176,7 +206,7 @@ export async function refreshDue(db: Db, catalog: Catalog, now: Date, log: (l: s
   return r.ran ? { ran: true, results: r.result } : { ran: false, results: [] };
 }
 
-async function refreshInOrder(db: Db, catalog: Catalog, names: string[], trigger: Trigger, log: (l: string) => void) {
+async function refreshInOrder(db: Db, catalog: Catalog, names: string[], trigger: Trigger, log: (l: string) => void, full = false) {
   const results: MartRefreshResult[] = [];
   const failed = new Set<string>();
   for (const name of names) {
@@ -190,37 +220,79 @@ async function refreshInOrder(db: Db, catalog: Catalog, names: string[], trigger
       failed.add(name);
       continue;
     }
-    const r = await refreshOne(db, m, trigger);
+    const r = await refreshOne(db, m, trigger, full);
     results.push(r);
     if (!r.ok) {
       failed.add(name);
       log(`[reports] refresh of ${name} failed after ${r.ms} ms: ${r.error} (the previous data stays in service, marked stale)`);
-    } else log(`[reports] refreshed ${name}: ${r.rows} rows in ${r.ms} ms (generation ${r.generation})`);
+    } else {
+      const how = r.mode === 'incremental' ? `incremental from ${r.since!.toISOString().slice(0, 10)}` : `full: ${r.why}`;
+      log(`[reports] refreshed ${name} (${how}): ${r.rows} rows in ${r.ms} ms (generation ${r.generation})`);
+    }
   }
   return results;
 }
 
-async function refreshOne(db: Db, m: MartDef, trigger: Trigger): Promise<MartRefreshResult> {
+export type RefreshMode = 'full' | 'incremental';
+
+interface Plan { mode: RefreshMode; why: string; since: Date | null; epoch: number }
+
+/** Full or incremental, and from when: decided from the mart's state inside its refresh transaction. */
+async function planRefresh(q: Queryable, m: MartDef, forceFull: boolean): Promise<Plan> {
+  const st = await q.one<{ as_of: Date | null; built_epoch: number | null; full_as_of: Date | null; epoch: number;
+    since: Date | null; source_rebuilt: string | null }>(sql`
+    SELECT m.as_of, m.built_epoch, m.full_as_of, h.epoch,
+           date_trunc('month', m.as_of - ${m.lookback}::interval, 'UTC') AS since,
+           (SELECT min(d.name) FROM report_marts d WHERE d.name = ANY(${m.depends})
+              AND (d.full_as_of IS NULL OR m.full_as_of IS NULL OR d.full_as_of > m.full_as_of)) AS source_rebuilt
+    FROM report_marts m CROSS JOIN history_epoch h WHERE m.name = ${m.name}`);
+  if (!st) throw new Error(`mart ${m.name} is not registered (ensureMarts registers it)`);
+  const full = (why: string): Plan => ({ mode: 'full', why, since: null, epoch: st.epoch });
+  if (!m.incremental) return full('not @incremental');
+  if (forceFull) return full('asked for');
+  if (!st.as_of || !st.full_as_of || st.built_epoch === null) return full('first build');
+  if (st.built_epoch !== st.epoch) return full('history rewritten since the last build');
+  if (st.source_rebuilt) return full(`${st.source_rebuilt} was rebuilt`);
+  return { mode: 'incremental', why: 'trailing window', since: st.since, epoch: st.epoch };
+}
+
+async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boolean): Promise<MartRefreshResult> {
   const t0 = performance.now();
   const started = await db.one<{ id: number }>(sql`INSERT INTO mart_refreshes (mart, trigger, started_at)
     VALUES (${m.name}, ${trigger}, clock_timestamp()) RETURNING id`);
   const id = started!.id;
   try {
     const done = await db.tx(async (q) => {
-      const v = await q.one<{ populated: boolean; as_of: Date }>(sql`SELECT ispopulated AS populated, now() AS as_of
-        FROM pg_matviews WHERE matviewname = ${m.name} AND schemaname = current_schema()`);
-      if (!v) throw new Error(`materialized view ${m.name} does not exist (ensureMarts creates it)`);
-      // CONCURRENTLY needs existing contents to diff against; the very first fill is a plain refresh
-      await q.query(`REFRESH MATERIALIZED VIEW ${v.populated ? 'CONCURRENTLY ' : ''}${ident(m.name)}`);
-      const count = await q.one<{ n: number }>(`SELECT count(*) AS n FROM ${ident(m.name)}`);
+      const exists = await q.one<{ as_of: Date }>(sql`SELECT now() AS as_of FROM pg_class c
+        WHERE c.relname = ${m.name} AND c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace`);
+      if (!exists) throw new Error(`mart table ${m.name} does not exist (ensureMarts creates it)`);
+      const plan = await planRefresh(q, m, forceFull);
+      await q.query(`SET LOCAL work_mem = '${refreshWorkMem()}'`);
+      // one mechanism for both modes: compute the window's rows (all of them for a full build) into a temporary
+      // table — CREATE TABLE AS may run the query in parallel, INSERT … SELECT may not — then replace the mart's rows
+      // from the window's first day on by them, in this transaction: readers see the old rows until commit
+      const table = ident(m.name);
+      const day = plan.since ? plan.since.toISOString().slice(0, 10) : null;
+      await q.query(`CREATE TEMPORARY TABLE mart_build ON COMMIT DROP AS\n${m.refreshSql}`, m.usesSince ? [plan.since ?? '-infinity'] : []);
+      if (day === null) {
+        await q.query(`DELETE FROM ${table}`);
+        await q.query(`INSERT INTO ${table} SELECT * FROM mart_build`);
+      } else {
+        const col = ident(m.incremental!);
+        await q.query(`DELETE FROM ${table} WHERE ${col} >= $1::date`, [day]);
+        await q.query(`INSERT INTO ${table} SELECT * FROM mart_build WHERE ${col} >= $1::date`, [day]);
+      }
+      await q.query('DROP TABLE mart_build');
+      const count = await q.one<{ n: number }>(`SELECT count(*) AS n FROM ${table}`);
       const ms = Math.round(performance.now() - t0);
-      const gen = await q.one<{ generation: number }>(sql`UPDATE report_marts SET generation = generation + 1, as_of = ${v.as_of},
-          last_success_id = ${id}, stale = false, last_error = NULL, last_error_at = NULL
+      const gen = await q.one<{ generation: number }>(sql`UPDATE report_marts SET generation = generation + 1, as_of = ${exists.as_of},
+          last_success_id = ${id}, stale = false, last_error = NULL, last_error_at = NULL,
+          built_epoch = ${plan.epoch}, full_as_of = ${plan.mode === 'full' ? sql`${exists.as_of}` : raw('full_as_of')}
         WHERE name = ${m.name} RETURNING generation`);
       if (!gen) throw new Error(`mart ${m.name} is not registered (ensureMarts registers it)`);
       await q.query(sql`UPDATE mart_refreshes SET finished_at = clock_timestamp(), duration_ms = ${ms}, rows = ${count!.n},
-        generation = ${gen.generation} WHERE id = ${id}`);
-      return { rows: count!.n, generation: gen.generation, ms };
+        generation = ${gen.generation}, mode = ${plan.mode}, since = ${plan.since} WHERE id = ${id}`);
+      return { rows: count!.n, generation: gen.generation, ms, mode: plan.mode, why: plan.why, since: plan.since ?? undefined };
     }, { statementTimeoutMs: m.timeoutMs });
     return { mart: m.name, ok: true, ...done };
   } catch (e: any) {
@@ -237,7 +309,7 @@ async function refreshOne(db: Db, m: MartDef, trigger: Trigger): Promise<MartRef
 /** The recent refresh history (admin status). */
 export async function refreshHistory(db: Queryable, limit = 50) {
   return db.query<{ id: number; mart: string; trigger: string; started_at: Date; finished_at: Date | null; duration_ms: number | null;
-    rows: number | null; error: string | null; generation: number | null }>(
-    sql`SELECT id, mart, trigger, started_at, finished_at, duration_ms, rows, error, generation FROM mart_refreshes
+    rows: number | null; error: string | null; generation: number | null; mode: RefreshMode | null; since: Date | null }>(
+    sql`SELECT id, mart, trigger, started_at, finished_at, duration_ms, rows, error, generation, mode, since FROM mart_refreshes
         ORDER BY started_at DESC, id DESC LIMIT ${limit}`);
 }

@@ -1,6 +1,7 @@
 -- @mart mart_mrr_monthly
 -- @unique month, plan_code, country, cohort_month, movement, churn_reason
 -- @refresh */15 * * * *
+-- @incremental month
 -- MRR by month × plan × country × signup cohort × movement × churn reason: the source of every MRR metric
 -- (MRR, ARR, movements, churn, ARPA, LTV, quick ratio, NRR, cohorts, MRR at risk).
 --
@@ -16,14 +17,30 @@
 -- before the first month: a cohort without a month 0, which the cohort reports leave out. churn_reason is the
 -- end_reason of the subscription that ended (voluntary / involuntary), 'none' for other movements.
 --
--- The per-customer rows are not stored: at 1M customers they are ~10M rows, and diffing them in REFRESH …
--- CONCURRENTLY costs far more than recomputing. Each event interval [at, next event) is matched to the month starts
--- it covers directly in the common case (a monthly renewal covers exactly one) and through a join to the ~13 month
--- starts otherwise, so the work is one ordered pass over subscription_events plus hash aggregates.
-WITH iv AS (
+-- The per-customer rows are not stored: at 1M customers they are ~10M rows. Each event interval [at, next event) is
+-- matched to the month starts it covers directly in the common case (a monthly renewal covers exactly one) and through
+-- a join to the ~13 month starts otherwise, so the work is one ordered pass over subscription_events plus hash
+-- aggregates. An incremental refresh (months from :since on) reads only each subscription that can have MRR at or
+-- after :since (ended_at is the instant of its final, MRR-0 event): its state at :since (its latest event at or
+-- before it, through the (subscription_id, at, id) index) and the events after :since.
+WITH live AS (
+  SELECT s.id FROM subscriptions s
+  WHERE :since > '-infinity' AND (s.ended_at IS NULL OR s.ended_at >= :since)
+),
+ev AS (
+  SELECT st.* FROM live l
+  CROSS JOIN LATERAL (
+    SELECT e.id, e.user_id, e.subscription_id, e.plan_id, e.to_status, e.mrr_cents, e.at
+    FROM subscription_events e WHERE e.subscription_id = l.id AND e.at <= :since ORDER BY e.at DESC, e.id DESC LIMIT 1
+  ) st
+  UNION ALL
+  SELECT e.id, e.user_id, e.subscription_id, e.plan_id, e.to_status, e.mrr_cents, e.at
+  FROM subscription_events e WHERE e.at > :since
+),
+iv AS (
   SELECT e.user_id, e.subscription_id, e.plan_id, e.to_status = 'past_due' AS past_due, e.mrr_cents, e.at,
          coalesce(lead(e.at) OVER (PARTITION BY e.subscription_id ORDER BY e.at, e.id), 'infinity') AS next_at
-  FROM subscription_events e
+  FROM ev e
 ),
 paid AS (
   SELECT user_id, subscription_id, plan_id, past_due, mrr_cents, at, next_at,
@@ -31,14 +48,13 @@ paid AS (
   FROM iv
   WHERE mrr_cents > 0 AND at <= now()
 ),
-first_paid AS (
-  SELECT user_id, min(at) AS first_paid_at FROM paid GROUP BY user_id
-),
 first_month AS (
   SELECT date_trunc('month', min(at), 'UTC') AS m FROM subscription_events
 ),
 month_starts AS (
-  SELECT g.p FROM first_month fm, generate_series(fm.m, now(), interval '1 month') AS g(p)
+  -- no billing history yet: no month starts (greatest() would skip the NULL and start the series at -infinity)
+  SELECT g.p FROM first_month fm,
+    generate_series(CASE WHEN fm.m IS NOT NULL THEN greatest(fm.m, date_trunc('month', :since, 'UTC')) END, now(), interval '1 month') AS g(p)
 ),
 -- the subscription's MRR at each month start p it covers, and at now() (the "end" of the current month)
 points AS (
@@ -59,13 +75,13 @@ points AS (
 -- a month start p is the start of month p and the end of the month before it; now() is the end of this month
 roles AS (
   SELECT user_id, subscription_id, plan_id, past_due, p AS month_ts, mrr_cents AS s, 0::numeric AS e
-  FROM points WHERE NOT is_now
+  FROM points WHERE NOT is_now AND p >= :since
   UNION ALL
   SELECT pt.user_id, pt.subscription_id, pt.plan_id, pt.past_due,
          CASE WHEN pt.is_now THEN date_trunc('month', pt.p, 'UTC') ELSE pt.p - interval '1 month' END,
          0::numeric, pt.mrr_cents
   FROM points pt, first_month fm
-  WHERE pt.is_now OR pt.p > fm.m
+  WHERE (pt.is_now OR pt.p > fm.m) AND pt.p > :since
 ),
 per_customer AS (
   SELECT user_id, month_ts,
@@ -78,10 +94,25 @@ per_customer AS (
   FROM roles
   GROUP BY user_id, month_ts
 ),
+-- per customer: first paid instant, country and account creation, once per customer rather than per customer and
+-- month. A full build takes the first instant from its own pass over every event; a window (only one branch runs:
+-- :since is a constant) looks it up through the (user_id, at) index, a customer's first events.
+first_paid AS (
+  SELECT user_id, min(at) AS first_paid_at FROM paid WHERE :since = '-infinity' GROUP BY user_id
+  UNION ALL
+  SELECT c.user_id, f.first_paid_at
+  FROM (SELECT DISTINCT user_id FROM per_customer WHERE :since > '-infinity') c
+  CROSS JOIN LATERAL (
+    SELECT min(e.at) AS first_paid_at FROM subscription_events e WHERE e.user_id = c.user_id AND e.mrr_cents > 0 AND e.at <= now()
+  ) f
+),
+customers AS MATERIALIZED (
+  SELECT fp.user_id, fp.first_paid_at, u.country, u.created_at FROM first_paid fp JOIN users u ON u.id = fp.user_id
+),
 classified AS (
   SELECT pc.month_ts, pc.user_id, pc.start_cents, pc.end_cents, pc.end_past_due, pc.start_subscription_id,
          coalesce(pc.end_plan_id, pc.start_plan_id) AS plan_id,
-         fp.first_paid_at,
+         fp.first_paid_at, fp.country, fp.created_at,
          CASE
            WHEN pc.start_cents = 0 AND pc.end_cents > 0 THEN
              CASE WHEN fp.first_paid_at < pc.month_ts THEN 'reactivation' ELSE 'new' END
@@ -91,15 +122,17 @@ classified AS (
            ELSE 'retained'
          END AS movement
   FROM per_customer pc
-  JOIN first_paid fp ON fp.user_id = pc.user_id
+  JOIN customers fp ON fp.user_id = pc.user_id
 )
 SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        pl.code AS plan_code,
-       coalesce(u.country, '--') AS country,
-       (CASE WHEN u.created_at < fm.m THEN fm.m - interval '1 month'
+       coalesce(c.country, '--') AS country,
+       (CASE WHEN c.created_at < fm.m THEN fm.m - interval '1 month'
              ELSE date_trunc('month', c.first_paid_at, 'UTC') END AT TIME ZONE 'UTC')::date AS cohort_month,
        c.movement,
-       CASE WHEN c.movement = 'churn' THEN coalesce(s.end_reason, 'unknown') ELSE 'none' END AS churn_reason,
+       CASE WHEN c.movement = 'churn'
+            THEN coalesce((SELECT s.end_reason FROM subscriptions s WHERE s.id = c.start_subscription_id), 'unknown')
+            ELSE 'none' END AS churn_reason,
        count(*)::int                                           AS customers,
        (count(*) FILTER (WHERE c.start_cents > 0))::int        AS customers_start,
        (count(*) FILTER (WHERE c.end_cents > 0))::int          AS customers_end,
@@ -109,7 +142,5 @@ SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        coalesce(sum(c.end_cents) FILTER (WHERE c.end_past_due), 0) AS past_due_cents
 FROM classified c
 CROSS JOIN first_month fm
-JOIN users u ON u.id = c.user_id
 JOIN plans pl ON pl.id = c.plan_id
-LEFT JOIN subscriptions s ON s.id = c.start_subscription_id AND c.movement = 'churn'
 GROUP BY 1, 2, 3, 4, 5, 6
