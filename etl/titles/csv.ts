@@ -8,6 +8,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
 import { parseDateAdded, type DateOrder, type DateShape } from './dates.ts';
+import { splitList, type LinkSpool } from './links.ts';
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, SPACE = 0x20, TAB = 0x09;
 const MAX_RECORD_BYTES = 1 << 20;
@@ -42,6 +43,8 @@ export interface CsvOptions {
   file: string;
   dateOrder?: DateOrder;
   maxRejects: number;
+  /** Where each staged row's split lists go (see links.ts). */
+  links?: LinkSpool;
 }
 
 const LIST_COLUMNS: Column[] = ['director', 'cast', 'country', 'listed_in'];
@@ -51,6 +54,8 @@ const IS_LIST = TEXT_COLUMNS.map((c) => LIST_COLUMNS.includes(c));
 /** Bit of each list column in the staging row's list_flags: set when the list needs SQL's careful split. */
 export const LIST_BITS: Partial<Record<Column, number>> = { director: 1, cast: 2, country: 4, listed_in: 8 };
 const LIST_FLAG = TEXT_COLUMNS.map((c) => LIST_BITS[c] ?? 0);
+/** The list columns in LINK_KINDS order (genres, countries, cast, directors), with their list_flags bit. */
+const LINK_SOURCES = (['listed_in', 'country', 'cast', 'director'] as Column[]).map((c) => [COLUMNS.indexOf(c), LIST_BITS[c]!] as const);
 
 /** A growable output buffer: rows are assembled with copies, not string concatenation. */
 class Out {
@@ -451,6 +456,10 @@ export class TitlesCsvStream extends Transform {
       if (!(unit === 'min' || (unit === 'season' && n === 1) || (unit === 'seasons' && n !== 1))) this.defect('duration_spelling');
       if (isMin) minutes = String(n); else seasons = String(n);
     } else this.stats.missing.duration = (this.stats.missing.duration ?? 0) + 1;
+
+    if (this.opts.links) {
+      this.opts.links.add(this.line, LINK_SOURCES.map(([col, bit]) => splitList(this.value(buf, map[col]), (listFlags & bit) === 0)));
+    }
 
     // the staging row
     const o = this.out;
