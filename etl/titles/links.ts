@@ -1,21 +1,23 @@
-// The link lists (genres, countries, cast, directors) normalized in node while the file streams: each list is split
-// the way the CSV stage promised (clean lists on ", "; the rest trimmed, emptied items dropped, repeats dropped with
-// the first occurrence keeping its place), every name gets a local id (names repeat: the maps stay small), and each
-// staged row's local ids are spooled to a temp file — bounded memory, whatever the file's size. After the titles are
-// matched, the spool is read back and written straight into the link tables with COPY: no staging of link rows, no
-// unnest or name joins in SQL.
+// The link lists (directors, cast, countries, genres) normalized in node while the file streams: the CSV stage splits
+// each list the way the staging SQL would (clean lists on ", "; the rest trimmed, emptied items dropped, repeats
+// dropped with the first occurrence keeping its place), every name gets a local id from a byte-keyed table (names
+// repeat, so the tables stay small and a repeat costs no string), and each staged row's local ids are spooled to a
+// temp file — bounded memory, whatever the file's size. After the titles are matched, the spool is read back and
+// written straight into the link tables with COPY: no staging of link rows, no unnest or name joins in SQL.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 
-export const LINK_KINDS = ['genres', 'countries', 'cast', 'directors'] as const;
+/** In the order the CSV stage meets the list columns (director, cast, country, listed_in). */
+export const LINK_KINDS = ['directors', 'cast', 'countries', 'genres'] as const;
 export type LinkKind = (typeof LINK_KINDS)[number];
 /** The name table of each kind of list (cast and directors share people). */
 export const NAME_TABLE = { genres: 'genres', countries: 'countries', cast: 'people', directors: 'people' } as const;
 export type NameTable = (typeof NAME_TABLE)[LinkKind];
 
-const CHUNK = 1 << 20;
+const FNV_BASIS = 0x811c9dc5 | 0;
+export function fnv(h: number, b: number): number { return Math.imul(h ^ b, 16777619); }
 
 /** A list as its items: trimmed, no empty items, no repeats (the first occurrence keeps its place). */
 export function splitList(value: string, clean: boolean): string[] {
@@ -29,115 +31,186 @@ export function splitList(value: string, clean: boolean): string[] {
   return out;
 }
 
+/** Names by their UTF-8 bytes -> local ids from 1 (open addressing on an FNV-1a hash; bytes compared on a match). */
+export class NameIds {
+  private arena = Buffer.allocUnsafe(1 << 16);
+  private used = 0;
+  private starts = new Int32Array(1024);
+  private hashes = new Int32Array(1024);
+  private slots = new Int32Array(2048);
+  count = 0;
+
+  id(buf: Buffer, s: number, e: number, h: number): number {
+    const len = e - s;
+    let mask = this.slots.length - 1;
+    let i = h & mask;
+    for (let lid = this.slots[i]; lid !== 0; lid = this.slots[i]) {
+      if (this.hashes[lid] === h) {
+        const a = this.starts[lid];
+        if (this.starts[lid + 1] - a === len) {
+          let k = 0;
+          while (k < len && this.arena[a + k] === buf[s + k]) k++;
+          if (k === len) return lid;
+        }
+      }
+      i = (i + 1) & mask;
+    }
+    // a new name
+    const lid = ++this.count;
+    if (lid + 2 > this.starts.length) {
+      const st = new Int32Array(this.starts.length * 2); st.set(this.starts); this.starts = st;
+      const hs = new Int32Array(this.hashes.length * 2); hs.set(this.hashes); this.hashes = hs;
+    }
+    if (this.used + len > this.arena.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.used + len));
+      this.arena.copy(next, 0, 0, this.used);
+      this.arena = next;
+    }
+    buf.copy(this.arena, this.used, s, e);
+    this.starts[lid] = this.used;
+    this.used += len;
+    this.starts[lid + 1] = this.used;
+    this.hashes[lid] = h;
+    if (lid * 2 > mask) {
+      this.slots = new Int32Array(this.slots.length * 2);
+      mask = this.slots.length - 1;
+      for (let l = 1; l <= lid; l++) {
+        let j = this.hashes[l] & mask;
+        while (this.slots[j] !== 0) j = (j + 1) & mask;
+        this.slots[j] = l;
+      }
+    } else {
+      this.slots[i] = lid;
+    }
+    return lid;
+  }
+
+  idOf(name: string): number {
+    const b = Buffer.from(name, 'utf8');
+    let h = FNV_BASIS;
+    for (let i = 0; i < b.length; i++) h = fnv(h, b[i]);
+    return this.id(b, 0, b.length, h);
+  }
+
+  name(lid: number): string { return this.arena.toString('utf8', this.starts[lid], this.starts[lid + 1]); }
+}
+
+/** Where the record at p ends, or -1 when it is not complete within the first `have` words. */
+function recordEnd(w: Uint32Array, p: number, have: number): number {
+  let end = p + 1;
+  for (let k = 0; k < LINK_KINDS.length; k++) {
+    if (end >= have) return -1;
+    end += 1 + w[end];
+  }
+  return end <= have ? end : -1;
+}
+
+const WORDS = 1 << 18; // 1 MB of spool per write
+
 export class LinkSpool {
-  /** Local ids from 1, per name table, in order of first appearance. */
-  readonly names: Record<NameTable, string[]> = { genres: [''], countries: [''], people: [''] };
-  private readonly ids: Record<NameTable, Map<string, number>> = { genres: new Map(), countries: new Map(), people: new Map() };
+  readonly names: Record<NameTable, NameIds> = { genres: new NameIds(), countries: new NameIds(), people: new NameIds() };
   private readonly dir: string;
-  private readonly file: string;
-  private fd: number;
-  private buf = Buffer.allocUnsafe(CHUNK);
+  private readonly fd: number;
+  private words = new Uint32Array(WORDS + 4096);
   private pos = 0;
+  private committed = 0;
+  private countAt = 0;
 
   constructor() {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-etl-links-'));
-    this.file = path.join(this.dir, 'links.bin');
-    this.fd = fs.openSync(this.file, 'w+');
+    this.fd = fs.openSync(path.join(this.dir, 'links.bin'), 'w+');
   }
 
-  private id(table: NameTable, name: string): number {
-    let id = this.ids[table].get(name);
-    if (id === undefined) {
-      id = this.names[table].length;
-      this.names[table].push(name);
-      this.ids[table].set(name, id);
-    }
-    return id;
+  private grow() {
+    const next = new Uint32Array(this.words.length * 2);
+    next.set(this.words);
+    this.words = next;
   }
 
-  /** One staged row's lists, in LINK_KINDS order. Record: line, then per kind a count and that many local ids. */
-  add(line: number, lists: string[][]) {
-    let n = 1;
-    for (const l of lists) n += 1 + l.length;
-    if (this.pos + n * 4 > this.buf.length) this.flush(n * 4);
-    const b = this.buf;
-    let p = this.pos;
-    b.writeUInt32LE(line, p); p += 4;
-    for (let k = 0; k < LINK_KINDS.length; k++) {
-      const l = lists[k];
-      const table = NAME_TABLE[LINK_KINDS[k]];
-      b.writeUInt32LE(l.length, p); p += 4;
-      for (const name of l) { b.writeUInt32LE(this.id(table, name), p); p += 4; }
-    }
-    this.pos = p;
+  // A record: line, then per kind (LINK_KINDS order) a count and that many local ids. begin() drops an uncommitted one.
+  begin(line: number) {
+    this.pos = this.committed;
+    if (this.pos + 2 >= this.words.length) this.grow();
+    this.words[this.pos++] = line;
+  }
+  list() {
+    if (this.pos + 1 >= this.words.length) this.grow();
+    this.countAt = this.pos;
+    this.words[this.pos++] = 0;
+  }
+  item(lid: number) {
+    if (this.pos + 1 >= this.words.length) this.grow();
+    this.words[this.pos++] = lid;
+    this.words[this.countAt]++;
+  }
+  commit() {
+    this.committed = this.pos;
+    if (this.committed >= WORDS) this.flush();
   }
 
-  private flush(need = 0) {
-    if (this.pos) fs.writeSync(this.fd, this.buf, 0, this.pos);
-    this.pos = 0;
-    if (need > this.buf.length) this.buf = Buffer.allocUnsafe(need);
+  private flush() {
+    if (this.committed) fs.writeSync(this.fd, new Uint8Array(this.words.buffer, 0, this.committed * 4));
+    this.pos = this.committed = 0;
   }
 
-  /** Every spooled record, in order: (line, lists of local ids as offsets into `ids`). */
-  *records(): Generator<{ line: number; ids: Uint32Array; at: number[] }> {
+  /** The spool a read at a time: word arrays whose [from, to) holds whole records. */
+  private *blocks(): Generator<[Uint32Array, number, number]> {
     this.flush();
-    const chunk = Buffer.allocUnsafe(CHUNK);
-    let carry = Buffer.alloc(0);
+    let w = new Uint32Array(WORDS);
+    let have = 0; // words in w
     let fileAt = 0;
     for (;;) {
-      const got = fs.readSync(this.fd, chunk, 0, CHUNK, fileAt);
-      if (got === 0) break;
+      if (have === w.length) { const g = new Uint32Array(w.length * 2); g.set(w); w = g; }
+      const got = fs.readSync(this.fd, new Uint8Array(w.buffer, have * 4, (w.length - have) * 4), 0, (w.length - have) * 4, fileAt);
       fileAt += got;
-      const data = carry.length ? Buffer.concat([carry, chunk.subarray(0, got)]) : chunk.subarray(0, got);
-      // copy into an aligned word array once per chunk
-      const words = new Uint32Array(data.length >> 2);
-      for (let i = 0, o = 0; i < words.length; i++, o += 4) words[i] = data.readUInt32LE(o);
-      let w = 0;
-      for (;;) {
-        // a record is complete when its four counts and their ids are all here
-        let end = w + 1;
-        let ok = true;
-        const at: number[] = [];
-        for (let k = 0; k < LINK_KINDS.length; k++) {
-          if (end >= words.length) { ok = false; break; }
-          at.push(end);
-          end += 1 + words[end];
-        }
-        if (!ok || end > words.length) break;
-        yield { line: words[w], ids: words, at };
-        w = end;
+      have += got >> 2;
+      let p = 0;
+      for (let end = recordEnd(w, p, have); end !== -1; end = recordEnd(w, p, have)) p = end;
+      if (p) yield [w, 0, p];
+      w.copyWithin(0, p, have);
+      have -= p;
+      if (got === 0) break;
+    }
+  }
+
+  /** Calls fn for every record: its line, and the words with the offset of its first list's count. */
+  forEach(fn: (line: number, w: Uint32Array, at: number) => void) {
+    for (const [w, from, to] of this.blocks()) {
+      for (let p = from; p < to;) {
+        fn(w[p], w, p + 1);
+        let end = p + 1;
+        for (let k = 0; k < LINK_KINDS.length; k++) end += 1 + w[end];
+        p = end;
       }
-      carry = Buffer.from(data.subarray(w * 4));
     }
   }
 
   /**
-   * COPY text rows for one link table: (title_id, name id[, ord]) for each staged row whose line maps to a title
-   * being written (titleIds[line] > 0).
+   * COPY text rows for one link table: (title_id, name id[, ord]) for each spooled row whose line maps to a title
+   * being written (titleIds[line] > 0); produced a spool read at a time, as COPY takes them.
    */
   copyRows(kind: LinkKind, titleIds: Float64Array, nameIds: Float64Array): Readable {
     const k = LINK_KINDS.indexOf(kind);
     const ordered = kind === 'cast' || kind === 'directors';
-    const recs = this.records();
-    return new Readable({
-      highWaterMark: 1 << 16,
-      read() {
+    const blocks = this.blocks();
+    return Readable.from((function* () {
+      for (const [w, from, to] of blocks) {
         let out = '';
-        for (;;) {
-          const r = recs.next();
-          if (r.done) { if (out) this.push(out); this.push(null); return; }
-          const { line, ids, at } = r.value;
-          const tid = titleIds[line];
-          if (!tid) continue;
-          const a = at[k];
-          const n = ids[a];
-          for (let i = 0; i < n; i++) {
-            out += ordered ? `${tid}\t${nameIds[ids[a + 1 + i]]}\t${i}\n` : `${tid}\t${nameIds[ids[a + 1 + i]]}\n`;
+        for (let p = from; p < to;) {
+          const tid = titleIds[w[p]];
+          let a = p + 1;
+          for (let j = 0; j < k; j++) a += 1 + w[a];
+          if (tid) {
+            const n = w[a];
+            for (let i = 0; i < n; i++) out += ordered ? `${tid}\t${nameIds[w[a + 1 + i]]}\t${i}\n` : `${tid}\t${nameIds[w[a + 1 + i]]}\n`;
           }
-          if (out.length >= 1 << 16) { this.push(out); return; }
+          let end = p + 1;
+          for (let j = 0; j < LINK_KINDS.length; j++) end += 1 + w[end];
+          p = end;
         }
-      },
-    });
+        if (out) yield out;
+      }
+    })(), { objectMode: false });
   }
 
   close() {

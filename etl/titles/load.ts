@@ -285,16 +285,19 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
     });
   }
   // the spooled lists of those titles: how many link rows, and which names they use
-  const used = { genres: new Uint8Array(links.names.genres.length), countries: new Uint8Array(links.names.countries.length),
-    people: new Uint8Array(links.names.people.length) };
+  const used = { genres: new Uint8Array(links.names.genres.count + 1), countries: new Uint8Array(links.names.countries.count + 1),
+    people: new Uint8Array(links.names.people.count + 1) };
   let linkRows = 0;
-  for (const { line, ids, at } of links.records()) {
-    if (!titleIds[line]) continue;
-    LINK_KINDS.forEach((kind, k) => {
-      const n = ids[at[k]];
-      linkRows += n;
-      const u = used[NAME_TABLE[kind]];
-      for (let i = 1; i <= n; i++) u[ids[at[k] + i]] = 1;
+  if (counts.inserted + counts.updated > 0) {
+    links.forEach((line, w, at) => {
+      if (!titleIds[line]) return;
+      for (const kind of LINK_KINDS) {
+        const n = w[at];
+        const u = used[NAME_TABLE[kind]];
+        for (let i = 1; i <= n; i++) u[w[at + i]] = 1;
+        linkRows += n;
+        at += 1 + n;
+      }
     });
   }
   // Row-by-row foreign-key checks and index maintenance cost more than everything else in a big load (~6 µs per
@@ -324,10 +327,10 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
     const nameIds = {} as Record<NameTable, Float64Array>;
     for (const table of ['genres', 'countries', 'people'] as const) {
       const names: string[] = [], lids: number[] = [];
-      used[table].forEach((u, lid) => { if (u) { names.push(links.names[table][lid]); lids.push(lid); } });
+      used[table].forEach((u, lid) => { if (u) { names.push(links.names[table].name(lid)); lids.push(lid); } });
       await q.query(sql`INSERT INTO ${raw(table)} (name) SELECT n FROM unnest(${names}::text[]) n
         WHERE NOT EXISTS (SELECT 1 FROM ${raw(table)} x WHERE x.name = n) ORDER BY 1`);
-      const map = new Float64Array(links.names[table].length);
+      const map = new Float64Array(links.names[table].count + 1);
       const rows = await q.query<{ lid: number; id: string }>(sql`SELECT u.lid, x.id FROM unnest(${names}::text[], ${lids}::int[]) u(n, lid)
         JOIN ${raw(table)} x ON x.name = u.n`);
       for (const r of rows) map[r.lid] = Number(r.id);
