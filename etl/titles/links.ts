@@ -93,6 +93,37 @@ export class NameIds {
   }
 
   name(lid: number): string { return this.arena.toString('utf8', this.starts[lid], this.starts[lid + 1]); }
+
+  /** COPY text rows (local id, name) of the names marked in `used`, straight from their bytes. */
+  copyRows(used: Uint8Array): Readable {
+    const self = this;
+    return Readable.from((function* () {
+      let out = Buffer.allocUnsafe(1 << 16);
+      let o = 0;
+      for (let lid = 1; lid <= self.count; lid++) {
+        if (!used[lid]) continue;
+        const a = self.starts[lid], e = self.starts[lid + 1];
+        if (o + 12 + 2 * (e - a) > out.length) {
+          yield out.subarray(0, o);
+          out = Buffer.allocUnsafe(Math.max(1 << 16, 12 + 2 * (e - a)));
+          o = 0;
+        }
+        o = digits(out, o, lid);
+        out[o++] = 9;
+        for (let i = a; i < e; i++) {
+          const b = self.arena[i];
+          // COPY text format escapes
+          if (b === 92) { out[o++] = 92; out[o++] = 92; }
+          else if (b === 9) { out[o++] = 92; out[o++] = 116; }
+          else if (b === 10) { out[o++] = 92; out[o++] = 110; }
+          else if (b === 13) { out[o++] = 92; out[o++] = 114; }
+          else out[o++] = b;
+        }
+        out[o++] = 10;
+      }
+      if (o) yield out.subarray(0, o);
+    })(), { objectMode: false });
+  }
 }
 
 /** Where the record at p ends, or -1 when it is not complete within the first `have` words. */
@@ -103,6 +134,15 @@ function recordEnd(w: Uint32Array, p: number, have: number): number {
     end += 1 + w[end];
   }
   return end <= have ? end : -1;
+}
+
+/** Writes a non-negative integer's decimal digits at o; returns the offset after them. */
+function digits(buf: Buffer, o: number, n: number): number {
+  if (n < 10) { buf[o] = 48 + n; return o + 1; }
+  let len = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
+  for (let i = o + len - 1; i >= o; i--) { buf[i] = 48 + (n % 10); n = Math.floor(n / 10); }
+  return o + len;
 }
 
 const WORDS = 1 << 18; // 1 MB of spool per write
@@ -193,23 +233,33 @@ export class LinkSpool {
     const k = LINK_KINDS.indexOf(kind);
     const ordered = kind === 'cast' || kind === 'directors';
     const blocks = this.blocks();
+    const CHUNK_OUT = 1 << 18;
     return Readable.from((function* () {
+      // COPY text written as bytes in 256 kB chunks (no per-row strings): at most 51 bytes a row
+      let out = Buffer.allocUnsafe(CHUNK_OUT);
+      let o = 0;
       for (const [w, from, to] of blocks) {
-        let out = '';
         for (let p = from; p < to;) {
           const tid = titleIds[w[p]];
           let a = p + 1;
           for (let j = 0; j < k; j++) a += 1 + w[a];
           if (tid) {
             const n = w[a];
-            for (let i = 0; i < n; i++) out += ordered ? `${tid}\t${nameIds[w[a + 1 + i]]}\t${i}\n` : `${tid}\t${nameIds[w[a + 1 + i]]}\n`;
+            for (let i = 0; i < n; i++) {
+              if (o > CHUNK_OUT - 51) { yield out.subarray(0, o); out = Buffer.allocUnsafe(CHUNK_OUT); o = 0; }
+              o = digits(out, o, tid);
+              out[o++] = 9;
+              o = digits(out, o, nameIds[w[a + 1 + i]]);
+              if (ordered) { out[o++] = 9; o = digits(out, o, i); }
+              out[o++] = 10;
+            }
           }
           let end = p + 1;
           for (let j = 0; j < LINK_KINDS.length; j++) end += 1 + w[end];
           p = end;
         }
-        if (out) yield out;
       }
+      if (o) yield out.subarray(0, o);
     })(), { objectMode: false });
   }
 

@@ -3,7 +3,7 @@
 // genres, countries, people and the link tables — all inside ONE transaction. Any error rolls everything back, so
 // the database is exactly as before; --dry-run does the whole load and rolls back on purpose.
 import { pipeline } from 'node:stream/promises';
-import sql, { raw } from 'sql-template-tag';
+import sql from 'sql-template-tag';
 import type { Readable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
 import { openSource, type SourceInput } from './source.ts';
@@ -173,19 +173,18 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
 
 type Counts = Pick<LoadSummary, 'loaded' | 'inserted' | 'updated' | 'unchanged' | 'removed' | 'keptReferenced' | 'keptRejected'>;
 
-/** Calls fn with each line of a COPY … TO STDOUT stream (text format). */
-async function eachCopyLine(stream: Readable, fn: (line: string) => void) {
-  let rest = '';
-  for await (const chunk of stream) {
-    const text = rest + chunk.toString('utf8');
-    let start = 0;
-    for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
-      fn(text.slice(start, nl));
-      start = nl + 1;
+/** Reads a COPY … TO STDOUT (text format) of rows of two non-negative integers into pairs, without strings. */
+async function eachPair(stream: Readable, fn: (a: number, b: number) => void) {
+  let a = 0, b = 0, second = false;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i];
+      if (c === 9) second = true;
+      else if (c === 10) { fn(a, b); a = 0; b = 0; second = false; }
+      else if (second) b = b * 10 + (c - 48);
+      else a = a * 10 + (c - 48);
     }
-    rest = text.slice(start);
   }
-  if (rest) fn(rest);
 }
 
 async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, opts: LoadOptions): Promise<Counts> {
@@ -279,9 +278,8 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
   // The titles being written, by line (0: unchanged, rejected or a repeated show_id), streamed into a typed array
   const titleIds = new Float64Array(counts.last + 1);
   if (counts.inserted + counts.updated > 0) {
-    await eachCopyLine(q.copyOut(`COPY (SELECT line, title_id FROM titles_src WHERE status <> 'unchanged') TO STDOUT`), (l) => {
-      const tab = l.indexOf('\t');
-      titleIds[Number(l.slice(0, tab))] = Number(l.slice(tab + 1));
+    await eachPair(q.copyOut(`COPY (SELECT line, title_id FROM titles_src WHERE status <> 'unchanged') TO STDOUT`), (line, id) => {
+      titleIds[line] = id;
     });
   }
   // the spooled lists of those titles: how many link rows, and which names they use
@@ -324,16 +322,18 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
   for (const d of ddl) await q.query(d.drop);
   if (counts.inserted + counts.updated > 0) {
     // the names the written titles use: the new ones inserted (sorted, as ids go), then every local id mapped
+    // (through a temp table filled by COPY from the names' bytes: no strings, and no parameter of 100k names)
     const nameIds = {} as Record<NameTable, Float64Array>;
+    await q.query(`CREATE TEMP TABLE titles_names (lid integer NOT NULL, name text NOT NULL) ON COMMIT DROP`);
     for (const table of ['genres', 'countries', 'people'] as const) {
-      const names: string[] = [], lids: number[] = [];
-      used[table].forEach((u, lid) => { if (u) { names.push(links.names[table].name(lid)); lids.push(lid); } });
-      await q.query(sql`INSERT INTO ${raw(table)} (name) SELECT n FROM unnest(${names}::text[]) n
-        WHERE NOT EXISTS (SELECT 1 FROM ${raw(table)} x WHERE x.name = n) ORDER BY 1`);
+      await q.query(`TRUNCATE titles_names`);
+      await q.copyIn(`COPY titles_names (lid, name) FROM STDIN`, (stream) => pipeline(links.names[table].copyRows(used[table]), stream));
+      await q.query(`INSERT INTO ${table} (name) SELECT name FROM titles_names n
+        WHERE NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.name = n.name) ORDER BY 1`);
       const map = new Float64Array(links.names[table].count + 1);
-      const rows = await q.query<{ lid: number; id: string }>(sql`SELECT u.lid, x.id FROM unnest(${names}::text[], ${lids}::int[]) u(n, lid)
-        JOIN ${raw(table)} x ON x.name = u.n`);
-      for (const r of rows) map[r.lid] = Number(r.id);
+      await eachPair(q.copyOut(`COPY (SELECT n.lid, x.id FROM titles_names n JOIN ${table} x ON x.name = n.name) TO STDOUT`), (lid, id) => {
+        map[lid] = id;
+      });
       nameIds[table] = map;
     }
     await q.query(`INSERT INTO titles (id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description)
