@@ -1,7 +1,9 @@
 // loadTitles(): the one entry point the CLI, the first-start demo step, the tests and the benchmark share.
-// Bytes -> DecodeStream -> TitlesCsvStream -> COPY into a TEMP staging table, then set-based SQL upserts titles,
-// genres, countries, people and the link tables — all inside ONE transaction. Any error rolls everything back, so
-// the database is exactly as before; --dry-run does the whole load and rolls back on purpose.
+// Bytes -> DecodeStream -> TitlesCsvStream -> COPY into a TEMP staging table (the CSV stage also splits the lists
+// and spools their name ids: links.ts), then set-based SQL upserts titles, genres, countries and people, and the
+// spooled link rows of the titles written go into the link tables by COPY — all inside ONE transaction. Any error
+// rolls everything back, so the database is exactly as before; --dry-run does the whole load and rolls back on
+// purpose.
 import { pipeline } from 'node:stream/promises';
 import sql from 'sql-template-tag';
 import type { Readable } from 'node:stream';
