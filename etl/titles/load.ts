@@ -305,7 +305,8 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
   // tables), the link tables' foreign keys, primary keys and indexes are dropped and re-created inside this
   // transaction, from their own catalog definitions: PostgreSQL then builds each index with one sort and validates
   // each key in one set-based pass, under locks, so integrity is checked exactly as strictly — the classic bulk-load
-  // recipe. Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
+  // recipe. titles' own unique show_id is rebuilt the same way (its PRIMARY KEY stays: other tables reference it).
+  // Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
   const tables = LINK_TABLES.map((t) => `'${t}'::regclass`).join(', ');
   const existing = (await q.one<{ n: number }>(`SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint AS n FROM pg_class WHERE oid IN (${tables})`))!.n;
   const bulk = linkRows >= (opts.bulkLinkRows ?? BULK_LINK_ROWS) && linkRows * 4 >= existing;
@@ -314,7 +315,8 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
       SELECT CASE c.contype WHEN 'f' THEN 0 ELSE 1 END AS drop_order, c.conname AS name,
         format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop,
         format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) AS add
-      FROM pg_constraint c WHERE c.contype IN ('f', 'p', 'u') AND c.conrelid IN (${tables})
+      FROM pg_constraint c WHERE (c.contype IN ('f', 'p', 'u') AND c.conrelid IN (${tables}))
+        OR (c.contype = 'u' AND c.conrelid = 'titles'::regclass)
       UNION ALL
       SELECT 2, i.indexrelid::regclass::text, format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
       FROM pg_index i WHERE i.indrelid IN (${tables}, 'titles'::regclass)
