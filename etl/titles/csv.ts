@@ -8,6 +8,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
 import { parseDateAdded, type DateOrder, type DateShape } from './dates.ts';
+import { splitList, fnv, LINK_KINDS, NAME_TABLE, type LinkSpool } from './links.ts';
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, SPACE = 0x20, TAB = 0x09;
 const MAX_RECORD_BYTES = 1 << 20;
@@ -42,6 +43,8 @@ export interface CsvOptions {
   file: string;
   dateOrder?: DateOrder;
   maxRejects: number;
+  /** Where each staged row's split lists go (see links.ts). */
+  links?: LinkSpool;
 }
 
 const LIST_COLUMNS: Column[] = ['director', 'cast', 'country', 'listed_in'];
@@ -51,6 +54,8 @@ const IS_LIST = TEXT_COLUMNS.map((c) => LIST_COLUMNS.includes(c));
 /** Bit of each list column in the staging row's list_flags: set when the list needs SQL's careful split. */
 export const LIST_BITS: Partial<Record<Column, number>> = { director: 1, cast: 2, country: 4, listed_in: 8 };
 const LIST_FLAG = TEXT_COLUMNS.map((c) => LIST_BITS[c] ?? 0);
+/** The name table of each text column that is a list (the CSV stage meets them in LINK_KINDS order). */
+const LIST_NAMES = TEXT_COLUMNS.map((c, t) => IS_LIST[t] ? NAME_TABLE[LINK_KINDS[TEXT_COLUMNS.filter((x, u) => u < t && IS_LIST[u]).length]] : null);
 
 /** A growable output buffer: rows are assembled with copies, not string concatenation. */
 class Out {
@@ -107,7 +112,10 @@ export class TitlesCsvStream extends Transform {
   private cols: number[] = [];
   private readonly out = new Out();
   private readonly itemHashes = new Int32Array(128);
+  private readonly itemStart = new Int32Array(128);
+  private readonly itemEnd = new Int32Array(128);
   private nItems = 0;
+  private itemQuote = false; // a quote inside the list: its bytes are not its value
   // Slash dates that read one way only: counted, and kept (as rejects-to-be) under the order they contradict.
   private slash = { contradictDmy: [] as Reject[], contradictMdy: [] as Reject[], mdyOnlyCount: 0, dmyOnlyCount: 0, any: false };
 
@@ -369,12 +377,27 @@ export class TitlesCsvStream extends Transform {
 
     // whitespace and list defects, counted here and fixed in SQL; clean lists take SQL's fast path
     let listFlags = 0;
+    const links = this.opts.links;
+    links?.begin(this.line);
     for (let t = 0; t < TEXT_COLUMNS.length; t++) {
       const c = TEXT_COLUMNS[t];
       const k = map[TEXT_INDEX[t]];
       const [s, e] = this.inner(k);
+      if (IS_LIST[t]) links?.list();
       if (e <= s) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
-      if (IS_LIST[t] && this.listDirty(buf, s, e)) listFlags |= LIST_FLAG[t];
+      if (IS_LIST[t]) {
+        const dirty = this.listDirty(buf, s, e);
+        if (dirty) listFlags |= LIST_FLAG[t];
+        if (links) {
+          const names = links.names[LIST_NAMES[t]!];
+          if (!dirty && !this.itemQuote) {
+            // the common case: the items' bytes and hashes are already known
+            for (let i = 0; i < this.nItems; i++) links.item(names.id(buf, this.itemStart[i], this.itemEnd[i], this.itemHashes[i]));
+          } else {
+            for (const name of splitList(this.value(buf, k), !dirty)) links.item(names.idOf(name));
+          }
+        }
+      }
       if (isBlank(buf[s]) || isBlank(buf[e - 1]) || (buf[s] === 0xc2 && buf[s + 1] === 0xa0) || (buf[e - 2] === 0xc2 && buf[e - 1] === 0xa0)) {
         if (this.blank(buf, k)) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
         this.defect('whitespace_trimmed');
@@ -452,6 +475,8 @@ export class TitlesCsvStream extends Transform {
       if (isMin) minutes = String(n); else seasons = String(n);
     } else this.stats.missing.duration = (this.stats.missing.duration ?? 0) + 1;
 
+    links?.commit();
+
     // the staging row
     const o = this.out;
     o.ascii(String(this.line));
@@ -498,35 +523,40 @@ export class TitlesCsvStream extends Transform {
    */
   private listDirty(buf: Buffer, s: number, e: number): boolean {
     let dirty = isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA;
-    let empty = false, text = false, h = 0x811c9dc5 | 0;
+    let empty = false, text = false, h = 0x811c9dc5 | 0, item = s;
     this.nItems = 0;
+    this.itemQuote = false;
     for (let i = s; i < e; i++) {
       const b = buf[i];
       if (b === COMMA) {
         if (!text) empty = true;
-        if (!dirty) dirty = this.repeated(h);
+        if (!dirty) dirty = this.repeated(h, item, i);
         h = 0x811c9dc5 | 0;
         text = false;
         if (!dirty && !(buf[i + 1] === SPACE && i + 2 < e && !isBlank(buf[i + 2]) && buf[i + 2] !== COMMA && !isBlank(buf[i - 1]))) dirty = true;
         if (buf[i + 1] === SPACE) i++;
+        item = i + 1;
       } else {
         if (b !== SPACE && b !== TAB) text = true;
-        h = Math.imul(h ^ b, 16777619);
+        if (b === QUOTE) this.itemQuote = true;
+        h = fnv(h, b);
       }
     }
     if (!text) empty = true;
-    if (!dirty) dirty = this.repeated(h);
+    if (!dirty) dirty = this.repeated(h, item, e);
     if (empty) this.defect('list_empty_items');
     return dirty || empty;
   }
 
-  /** Whether an item with this hash was already in the list; remembers it. */
-  private repeated(h: number): boolean {
+  /** Whether an item with this hash was already in the list; remembers it and where it is. */
+  private repeated(h: number, s: number, e: number): boolean {
     const seen = this.itemHashes;
     const n = this.nItems;
     for (let k = 0; k < n; k++) if (seen[k] === h) return true;
     if (n >= seen.length) return true;
     seen[n] = h;
+    this.itemStart[n] = s;
+    this.itemEnd[n] = e;
     this.nItems = n + 1;
     return false;
   }

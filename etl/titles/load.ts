@@ -1,9 +1,12 @@
 // loadTitles(): the one entry point the CLI, the first-start demo step, the tests and the benchmark share.
-// Bytes -> DecodeStream -> TitlesCsvStream -> COPY into a TEMP staging table, then set-based SQL upserts titles,
-// genres, countries, people and the link tables — all inside ONE transaction. Any error rolls everything back, so
-// the database is exactly as before; --dry-run does the whole load and rolls back on purpose.
+// Bytes -> DecodeStream -> TitlesCsvStream -> COPY into a TEMP staging table (the CSV stage also splits the lists
+// and spools their name ids: links.ts), then set-based SQL upserts titles, genres, countries and people, and the
+// spooled link rows of the titles written go into the link tables by COPY — all inside ONE transaction. Any error
+// rolls everything back, so the database is exactly as before; --dry-run does the whole load and rolls back on
+// purpose.
 import { pipeline } from 'node:stream/promises';
 import sql from 'sql-template-tag';
+import type { Readable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
 import { openSource, type SourceInput } from './source.ts';
 import { DecodeStream, describeEncoding, type EncodingMode } from './decode.ts';
@@ -11,6 +14,7 @@ import { TitlesCsvStream, STAGING_COLUMNS, LIST_BITS, type DefectKind, type Reje
 import type { DateOrder, DateShape } from './dates.ts';
 import type { Column } from './header.ts';
 import { InputProblem, TitlesInputError } from './errors.ts';
+import { LinkSpool, LINK_KINDS, NAME_TABLE, type LinkKind, type NameTable } from './links.ts';
 
 export interface LoadProgress {
   phase: 'reading' | 'normalizing';
@@ -69,6 +73,12 @@ export interface LoadSummary {
 class DryRunRollback extends Error { constructor(readonly summary: LoadSummary) { super('dry run'); } }
 
 const LINK_TABLES = ['title_genres', 'title_countries', 'title_cast', 'title_directors'];
+const LINK_COPY: Record<LinkKind, string> = {
+  genres: 'COPY title_genres (title_id, genre_id) FROM STDIN',
+  countries: 'COPY title_countries (title_id, country_id) FROM STDIN',
+  cast: 'COPY title_cast (title_id, person_id, ord) FROM STDIN',
+  directors: 'COPY title_directors (title_id, person_id, ord) FROM STDIN',
+};
 /** Link rows written at or above which foreign keys are validated set-based (see normalize()). */
 export const BULK_LINK_ROWS = 20_000;
 
@@ -104,7 +114,8 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
   const t0 = performance.now();
   const source = await openSource(input);
   const decoder = new DecodeStream(opts.encoding ?? 'auto');
-  const csv = new TitlesCsvStream({ file: source.name, dateOrder: opts.dateOrder, maxRejects: opts.maxRejects ?? 1000 });
+  const links = new LinkSpool();
+  const csv = new TitlesCsvStream({ file: source.name, dateOrder: opts.dateOrder, maxRejects: opts.maxRejects ?? 1000, links });
   const progress = (phase: LoadProgress['phase']) => opts.onProgress?.({
     phase, bytes: source.consumed(), totalBytes: source.total, rows: csv.stats.rows, elapsedMs: performance.now() - t0,
   });
@@ -122,7 +133,7 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
       }
       const tCopy = performance.now();
       progress('normalizing');
-      const summary = await normalize(q, csv, opts);
+      const summary = await normalize(q, csv, links, opts);
       const tEnd = performance.now();
       const s = csv.stats;
       const defects = { ...s.defects };
@@ -158,20 +169,43 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
   } finally {
     clearInterval(timer);
     source.stream.destroy();
+    links.close();
   }
 }
 
 type Counts = Pick<LoadSummary, 'loaded' | 'inserted' | 'updated' | 'unchanged' | 'removed' | 'keptReferenced' | 'keptRejected'>;
 
-async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions): Promise<Counts> {
+/** Reads a COPY … TO STDOUT (text format) of rows of two non-negative integers into pairs, without strings. */
+async function eachPair(stream: Readable, fn: (a: number, b: number) => void) {
+  let a = 0, b = 0, second = false;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i];
+      if (c === 9) second = true;
+      else if (c === 10) { fn(a, b); a = 0; b = 0; second = false; }
+      else if (second) b = b * 10 + (c - 48);
+      else a = a * 10 + (c - 48);
+    }
+  }
+}
+
+async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, opts: LoadOptions): Promise<Counts> {
   const s = csv.stats;
   // MARQUEE_ETL_TRACE=1 prints each statement's time (for tuning on big files)
+  const trace = (t: number, text: string) =>
+    console.error(`[etl] ${(performance.now() - t).toFixed(0).padStart(6)} ms  ${text.replace(/\s+/g, ' ').slice(0, 90)}`);
   const q: Queryable = !process.env.MARQUEE_ETL_TRACE ? q0 : {
     ...q0,
     async query<T>(text: any, values?: unknown[]): Promise<T[]> {
       const t = performance.now();
       const r = await q0.query(text, values) as T[];
-      console.error(`[etl] ${(performance.now() - t).toFixed(0).padStart(6)} ms  ${String(text.text ?? text).replace(/\s+/g, ' ').slice(0, 90)}`);
+      trace(t, String(text.text ?? text));
+      return r;
+    },
+    async copyIn(copySql, feed) {
+      const t = performance.now();
+      const r = await q0.copyIn(copySql, feed);
+      trace(t, copySql);
       return r;
     },
   };
@@ -199,16 +233,16 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
   // New titles get their ids from the titles sequence here, so the link rows below need no join back to titles.
   const seq = (await q.one<{ seq: string }>(`SELECT quote_literal(pg_get_serial_sequence('titles', 'id')) AS seq`))!.seq;
   // Set-based compare with what is there: the current link lists of the titles in the file are aggregated in one
-  // pass each, never per row, so a re-load of a big catalog stays linear. The CTEs carry no statistics, and a
-  // nested loop between two of them is quadratic (an 88k-title re-load ran for 25 minutes): hash joins only here.
+  // pass each, never per row, so a re-load of a big catalog stays linear. The file's lists are split here only for
+  // titles whose own columns are unchanged (new titles never need it). The CTEs carry no statistics, and a nested
+  // loop between two of them is quadratic (an 88k-title re-load ran for 25 minutes): hash joins only here.
   await q.query('SET LOCAL enable_nestloop = off');
   await q.query(`CREATE TEMP TABLE titles_src ON COMMIT DROP AS
     WITH s AS (
       SELECT ${keep} line, ${trim('show_id')} AS show_id, type, ${text('title')} AS title, release_year,
         NULLIF(${trim('rating')}, '') AS rating, duration_minutes, seasons,
         coalesce(date_added, ${dmy ? 'date_dmy' : 'date_mdy'}) AS date_added, ${text('description')} AS description,
-        ${list('listed_in', LIST_BITS.listed_in!)} AS genres, ${list('country', LIST_BITS.country!)} AS countries,
-        ${list('cast_names', LIST_BITS.cast!)} AS cast_names, ${list('director', LIST_BITS.director!)} AS directors
+        listed_in, country, cast_names, director, list_flags
       FROM titles_staging ${order}
     ),
     m AS (
@@ -227,38 +261,62 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
     d AS (SELECT x.title_id, array_agg(n.name ORDER BY x.ord) AS a FROM title_directors x JOIN people n ON n.id = x.person_id
           WHERE x.title_id IN (SELECT title_id FROM ids) GROUP BY 1)
     SELECT m.line, m.show_id, m.type, m.title, m.release_year, m.rating, m.duration_minutes, m.seasons, m.date_added,
-      m.description, m.genres, m.countries, m.cast_names, m.directors,
+      m.description,
       CASE WHEN m.title_id IS NULL THEN nextval(${seq}::regclass) ELSE m.title_id END AS title_id,
       CASE WHEN m.title_id IS NULL THEN 'inserted'
-        WHEN m.same_row AND ARRAY(SELECT unnest(m.genres) ORDER BY 1) = coalesce(g.a, '{}')
-          AND ARRAY(SELECT unnest(m.countries) ORDER BY 1) = coalesce(c.a, '{}')
-          AND m.cast_names = coalesce(ca.a, '{}') AND m.directors = coalesce(d.a, '{}') THEN 'unchanged'
+        WHEN m.same_row AND ARRAY(SELECT unnest(${list('m.listed_in', LIST_BITS.listed_in!)}) ORDER BY 1) = coalesce(g.a, '{}')
+          AND ARRAY(SELECT unnest(${list('m.country', LIST_BITS.country!)}) ORDER BY 1) = coalesce(c.a, '{}')
+          AND ${list('m.cast_names', LIST_BITS.cast!)} = coalesce(ca.a, '{}')
+          AND ${list('m.director', LIST_BITS.director!)} = coalesce(d.a, '{}') THEN 'unchanged'
         ELSE 'updated' END AS status
     FROM m LEFT JOIN g ON g.title_id = m.title_id LEFT JOIN c ON c.title_id = m.title_id
-      LEFT JOIN ca ON ca.title_id = m.title_id LEFT JOIN d ON d.title_id = m.title_id
-    ORDER BY m.line`);
+      LEFT JOIN ca ON ca.title_id = m.title_id LEFT JOIN d ON d.title_id = m.title_id`);
   await q.query('SET LOCAL enable_nestloop = on');
-  const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; links: number }>(`
+  const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; last: number }>(`
     SELECT count(*) AS loaded, count(*) FILTER (WHERE status = 'inserted') AS inserted,
       count(*) FILTER (WHERE status = 'updated') AS updated, count(*) FILTER (WHERE status = 'unchanged') AS unchanged,
-      coalesce(sum(cardinality(genres) + cardinality(countries) + cardinality(cast_names) + cardinality(directors))
-        FILTER (WHERE status <> 'unchanged'), 0) AS links
+      coalesce(max(line), 0) AS last
     FROM titles_src`))!;
+  // The titles being written, by line (0: unchanged, rejected or a repeated show_id), streamed into a typed array
+  const titleIds = new Float64Array(counts.last + 1);
+  if (counts.inserted + counts.updated > 0) {
+    await eachPair(q.copyOut(`COPY (SELECT line, title_id FROM titles_src WHERE status <> 'unchanged') TO STDOUT`), (line, id) => {
+      titleIds[line] = id;
+    });
+  }
+  // the spooled lists of those titles: how many link rows, and which names they use
+  const used = { genres: new Uint8Array(links.names.genres.count + 1), countries: new Uint8Array(links.names.countries.count + 1),
+    people: new Uint8Array(links.names.people.count + 1) };
+  let linkRows = 0;
+  if (counts.inserted + counts.updated > 0) {
+    links.forEach((line, w, at) => {
+      if (!titleIds[line]) return;
+      for (const kind of LINK_KINDS) {
+        const n = w[at];
+        const u = used[NAME_TABLE[kind]];
+        for (let i = 1; i <= n; i++) u[w[at + i]] = 1;
+        linkRows += n;
+        at += 1 + n;
+      }
+    });
+  }
   // Row-by-row foreign-key checks and index maintenance cost more than everything else in a big load (~6 µs per
   // check; 10 million link rows in the 100x benchmark). When a load writes many link rows (and a good share of the
   // tables), the link tables' foreign keys, primary keys and indexes are dropped and re-created inside this
   // transaction, from their own catalog definitions: PostgreSQL then builds each index with one sort and validates
   // each key in one set-based pass, under locks, so integrity is checked exactly as strictly — the classic bulk-load
-  // recipe. Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
+  // recipe. titles' own unique show_id is rebuilt the same way (its PRIMARY KEY stays: other tables reference it).
+  // Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
   const tables = LINK_TABLES.map((t) => `'${t}'::regclass`).join(', ');
   const existing = (await q.one<{ n: number }>(`SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint AS n FROM pg_class WHERE oid IN (${tables})`))!.n;
-  const bulk = counts.links >= (opts.bulkLinkRows ?? BULK_LINK_ROWS) && counts.links * 4 >= existing;
+  const bulk = linkRows >= (opts.bulkLinkRows ?? BULK_LINK_ROWS) && linkRows * 4 >= existing;
   const ddl = bulk ? await q.query<{ drop: string; add: string }>(`
     SELECT drop, add FROM (
       SELECT CASE c.contype WHEN 'f' THEN 0 ELSE 1 END AS drop_order, c.conname AS name,
         format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop,
         format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) AS add
-      FROM pg_constraint c WHERE c.contype IN ('f', 'p', 'u') AND c.conrelid IN (${tables})
+      FROM pg_constraint c WHERE (c.contype IN ('f', 'p', 'u') AND c.conrelid IN (${tables}))
+        OR (c.contype = 'u' AND c.conrelid = 'titles'::regclass)
       UNION ALL
       SELECT 2, i.indexrelid::regclass::text, format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
       FROM pg_index i WHERE i.indrelid IN (${tables}, 'titles'::regclass)
@@ -266,14 +324,22 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
     ) d ORDER BY drop_order, name`) : [];
   if (bulk) await q.query(`SET LOCAL maintenance_work_mem = '256MB'`);
   for (const d of ddl) await q.query(d.drop);
-  const changed = `status <> 'unchanged'`;
   if (counts.inserted + counts.updated > 0) {
-    await q.query(`INSERT INTO genres (name) SELECT DISTINCT n FROM titles_src, unnest(genres) n
-      WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM genres g WHERE g.name = n) ORDER BY 1`);
-    await q.query(`INSERT INTO countries (name) SELECT DISTINCT n FROM titles_src, unnest(countries) n
-      WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM countries c WHERE c.name = n) ORDER BY 1`);
-    await q.query(`INSERT INTO people (name) SELECT DISTINCT n FROM titles_src, unnest(cast_names || directors) n
-      WHERE ${changed} AND NOT EXISTS (SELECT 1 FROM people p WHERE p.name = n) ORDER BY 1`);
+    // the names the written titles use: the new ones inserted (sorted, as ids go), then every local id mapped
+    // (through a temp table filled by COPY from the names' bytes: no strings, and no parameter of 100k names)
+    const nameIds = {} as Record<NameTable, Float64Array>;
+    await q.query(`CREATE TEMP TABLE titles_names (lid integer NOT NULL, name text NOT NULL) ON COMMIT DROP`);
+    for (const table of ['genres', 'countries', 'people'] as const) {
+      await q.query(`TRUNCATE titles_names`);
+      await q.copyIn(`COPY titles_names (lid, name) FROM STDIN`, (stream) => pipeline(links.names[table].copyRows(used[table]), stream));
+      await q.query(`INSERT INTO ${table} (name) SELECT name FROM titles_names n
+        WHERE NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.name = n.name) ORDER BY 1`);
+      const map = new Float64Array(links.names[table].count + 1);
+      await eachPair(q.copyOut(`COPY (SELECT n.lid, x.id FROM titles_names n JOIN ${table} x ON x.name = n.name) TO STDOUT`), (lid, id) => {
+        map[lid] = id;
+      });
+      nameIds[table] = map;
+    }
     await q.query(`INSERT INTO titles (id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description)
       OVERRIDING SYSTEM VALUE
       SELECT title_id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description
@@ -287,19 +353,10 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, opts: LoadOptions)
         await q.query(`DELETE FROM ${link} WHERE title_id IN (SELECT title_id FROM titles_src WHERE status = 'updated')`);
       }
     }
-    const src = `titles_src s`;
-    // sorted rows keep index inserts local; with the indexes dropped the sort would be wasted
-    const order12 = bulk ? '' : ' ORDER BY 1, 2';
-    await q.query(`INSERT INTO title_genres (title_id, genre_id)
-      SELECT s.title_id, g.id FROM ${src}, unnest(s.genres) n JOIN genres g ON g.name = n WHERE s.${changed}${order12}`);
-    await q.query(`INSERT INTO title_countries (title_id, country_id)
-      SELECT s.title_id, c.id FROM ${src}, unnest(s.countries) n JOIN countries c ON c.name = n WHERE s.${changed}${order12}`);
-    await q.query(`INSERT INTO title_cast (title_id, person_id, ord)
-      SELECT s.title_id, p.id, n.o - 1 FROM ${src}, unnest(s.cast_names) WITH ORDINALITY n(name, o) JOIN people p ON p.name = n.name
-      WHERE s.${changed}${order12}`);
-    await q.query(`INSERT INTO title_directors (title_id, person_id, ord)
-      SELECT s.title_id, p.id, n.o - 1 FROM ${src}, unnest(s.directors) WITH ORDINALITY n(name, o) JOIN people p ON p.name = n.name
-      WHERE s.${changed}${order12}`);
+    // the link rows, straight from the spool into the link tables
+    for (const [kind, copy] of Object.entries(LINK_COPY) as [LinkKind, string][]) {
+      await q.copyIn(copy, (stream) => pipeline(links.copyRows(kind, titleIds, nameIds[NAME_TABLE[kind]]), stream));
+    }
   }
   // keys and indexes first, foreign keys last (their validation reads the rebuilt tables)
   for (const d of ddl.sort((x, y) => Number(/FOREIGN KEY/.test(x.add)) - Number(/FOREIGN KEY/.test(y.add)))) await q.query(d.add);

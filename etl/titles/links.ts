@@ -1,0 +1,270 @@
+// The link lists (directors, cast, countries, genres) normalized in node while the file streams: the CSV stage splits
+// each list the way the staging SQL would (clean lists on ", "; the rest trimmed, emptied items dropped, repeats
+// dropped with the first occurrence keeping its place), every name gets a local id from a byte-keyed table (names
+// repeat, so the tables stay small and a repeat costs no string), and each staged row's local ids are spooled to a
+// temp file — bounded memory, whatever the file's size. After the titles are matched, the spool is read back and
+// written straight into the link tables with COPY: no staging of link rows, no unnest or name joins in SQL.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+
+/** In the order the CSV stage meets the list columns (director, cast, country, listed_in). */
+export const LINK_KINDS = ['directors', 'cast', 'countries', 'genres'] as const;
+export type LinkKind = (typeof LINK_KINDS)[number];
+/** The name table of each kind of list (cast and directors share people). */
+export const NAME_TABLE = { genres: 'genres', countries: 'countries', cast: 'people', directors: 'people' } as const;
+export type NameTable = (typeof NAME_TABLE)[LinkKind];
+
+const FNV_BASIS = 0x811c9dc5 | 0;
+export function fnv(h: number, b: number): number { return Math.imul(h ^ b, 16777619); }
+
+/** A list as its items: trimmed, no empty items, no repeats (the first occurrence keeps its place). */
+export function splitList(value: string, clean: boolean): string[] {
+  if (value === '') return [];
+  if (clean) return value.split(', ');
+  const out: string[] = [];
+  for (const part of value.split(',')) {
+    const item = part.replace(/^[ \t\r\n]+|[ \t\r\n]+$/g, '');
+    if (item && !out.includes(item)) out.push(item);
+  }
+  return out;
+}
+
+/** Names by their UTF-8 bytes -> local ids from 1 (open addressing on an FNV-1a hash; bytes compared on a match). */
+export class NameIds {
+  private arena = Buffer.allocUnsafe(1 << 16);
+  private used = 0;
+  private starts = new Int32Array(1024);
+  private hashes = new Int32Array(1024);
+  private slots = new Int32Array(2048);
+  count = 0;
+
+  id(buf: Buffer, s: number, e: number, h: number): number {
+    const len = e - s;
+    let mask = this.slots.length - 1;
+    let i = h & mask;
+    for (let lid = this.slots[i]; lid !== 0; lid = this.slots[i]) {
+      if (this.hashes[lid] === h) {
+        const a = this.starts[lid];
+        if (this.starts[lid + 1] - a === len) {
+          let k = 0;
+          while (k < len && this.arena[a + k] === buf[s + k]) k++;
+          if (k === len) return lid;
+        }
+      }
+      i = (i + 1) & mask;
+    }
+    // a new name
+    const lid = ++this.count;
+    if (lid + 2 > this.starts.length) {
+      const st = new Int32Array(this.starts.length * 2); st.set(this.starts); this.starts = st;
+      const hs = new Int32Array(this.hashes.length * 2); hs.set(this.hashes); this.hashes = hs;
+    }
+    if (this.used + len > this.arena.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.arena.length * 2, this.used + len));
+      this.arena.copy(next, 0, 0, this.used);
+      this.arena = next;
+    }
+    buf.copy(this.arena, this.used, s, e);
+    this.starts[lid] = this.used;
+    this.used += len;
+    this.starts[lid + 1] = this.used;
+    this.hashes[lid] = h;
+    if (lid * 2 > mask) {
+      this.slots = new Int32Array(this.slots.length * 2);
+      mask = this.slots.length - 1;
+      for (let l = 1; l <= lid; l++) {
+        let j = this.hashes[l] & mask;
+        while (this.slots[j] !== 0) j = (j + 1) & mask;
+        this.slots[j] = l;
+      }
+    } else {
+      this.slots[i] = lid;
+    }
+    return lid;
+  }
+
+  idOf(name: string): number {
+    const b = Buffer.from(name, 'utf8');
+    let h = FNV_BASIS;
+    for (let i = 0; i < b.length; i++) h = fnv(h, b[i]);
+    return this.id(b, 0, b.length, h);
+  }
+
+  name(lid: number): string { return this.arena.toString('utf8', this.starts[lid], this.starts[lid + 1]); }
+
+  /** COPY text rows (local id, name) of the names marked in `used`, straight from their bytes. */
+  copyRows(used: Uint8Array): Readable {
+    const self = this;
+    return Readable.from((function* () {
+      let out = Buffer.allocUnsafe(1 << 16);
+      let o = 0;
+      for (let lid = 1; lid <= self.count; lid++) {
+        if (!used[lid]) continue;
+        const a = self.starts[lid], e = self.starts[lid + 1];
+        if (o + 12 + 2 * (e - a) > out.length) {
+          yield out.subarray(0, o);
+          out = Buffer.allocUnsafe(Math.max(1 << 16, 12 + 2 * (e - a)));
+          o = 0;
+        }
+        o = digits(out, o, lid);
+        out[o++] = 9;
+        for (let i = a; i < e; i++) {
+          const b = self.arena[i];
+          // COPY text format escapes
+          if (b === 92) { out[o++] = 92; out[o++] = 92; }
+          else if (b === 9) { out[o++] = 92; out[o++] = 116; }
+          else if (b === 10) { out[o++] = 92; out[o++] = 110; }
+          else if (b === 13) { out[o++] = 92; out[o++] = 114; }
+          else out[o++] = b;
+        }
+        out[o++] = 10;
+      }
+      if (o) yield out.subarray(0, o);
+    })(), { objectMode: false });
+  }
+}
+
+/** Where the record at p ends, or -1 when it is not complete within the first `have` words. */
+function recordEnd(w: Uint32Array, p: number, have: number): number {
+  let end = p + 1;
+  for (let k = 0; k < LINK_KINDS.length; k++) {
+    if (end >= have) return -1;
+    end += 1 + w[end];
+  }
+  return end <= have ? end : -1;
+}
+
+/** Writes a non-negative integer's decimal digits at o; returns the offset after them. */
+function digits(buf: Buffer, o: number, n: number): number {
+  if (n < 10) { buf[o] = 48 + n; return o + 1; }
+  let len = 1;
+  for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
+  for (let i = o + len - 1; i >= o; i--) { buf[i] = 48 + (n % 10); n = Math.floor(n / 10); }
+  return o + len;
+}
+
+const WORDS = 1 << 18; // 1 MB of spool per write
+
+export class LinkSpool {
+  readonly names: Record<NameTable, NameIds> = { genres: new NameIds(), countries: new NameIds(), people: new NameIds() };
+  private readonly dir: string;
+  private readonly fd: number;
+  private words = new Uint32Array(WORDS + 4096);
+  private pos = 0;
+  private committed = 0;
+  private countAt = 0;
+
+  constructor() {
+    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-etl-links-'));
+    this.fd = fs.openSync(path.join(this.dir, 'links.bin'), 'w+');
+  }
+
+  private grow() {
+    const next = new Uint32Array(this.words.length * 2);
+    next.set(this.words);
+    this.words = next;
+  }
+
+  // A record: line, then per kind (LINK_KINDS order) a count and that many local ids. begin() drops an uncommitted one.
+  begin(line: number) {
+    this.pos = this.committed;
+    if (this.pos + 2 >= this.words.length) this.grow();
+    this.words[this.pos++] = line;
+  }
+  list() {
+    if (this.pos + 1 >= this.words.length) this.grow();
+    this.countAt = this.pos;
+    this.words[this.pos++] = 0;
+  }
+  item(lid: number) {
+    if (this.pos + 1 >= this.words.length) this.grow();
+    this.words[this.pos++] = lid;
+    this.words[this.countAt]++;
+  }
+  commit() {
+    this.committed = this.pos;
+    if (this.committed >= WORDS) this.flush();
+  }
+
+  private flush() {
+    if (this.committed) fs.writeSync(this.fd, new Uint8Array(this.words.buffer, 0, this.committed * 4));
+    this.pos = this.committed = 0;
+  }
+
+  /** The spool a read at a time: word arrays whose [from, to) holds whole records. */
+  private *blocks(): Generator<[Uint32Array, number, number]> {
+    this.flush();
+    let w = new Uint32Array(WORDS);
+    let have = 0; // words in w
+    let fileAt = 0;
+    for (;;) {
+      if (have === w.length) { const g = new Uint32Array(w.length * 2); g.set(w); w = g; }
+      const got = fs.readSync(this.fd, new Uint8Array(w.buffer, have * 4, (w.length - have) * 4), 0, (w.length - have) * 4, fileAt);
+      fileAt += got;
+      have += got >> 2;
+      let p = 0;
+      for (let end = recordEnd(w, p, have); end !== -1; end = recordEnd(w, p, have)) p = end;
+      if (p) yield [w, 0, p];
+      w.copyWithin(0, p, have);
+      have -= p;
+      if (got === 0) break;
+    }
+  }
+
+  /** Calls fn for every record: its line, and the words with the offset of its first list's count. */
+  forEach(fn: (line: number, w: Uint32Array, at: number) => void) {
+    for (const [w, from, to] of this.blocks()) {
+      for (let p = from; p < to;) {
+        fn(w[p], w, p + 1);
+        let end = p + 1;
+        for (let k = 0; k < LINK_KINDS.length; k++) end += 1 + w[end];
+        p = end;
+      }
+    }
+  }
+
+  /**
+   * COPY text rows for one link table: (title_id, name id[, ord]) for each spooled row whose line maps to a title
+   * being written (titleIds[line] > 0); produced a spool read at a time, as COPY takes them.
+   */
+  copyRows(kind: LinkKind, titleIds: Float64Array, nameIds: Float64Array): Readable {
+    const k = LINK_KINDS.indexOf(kind);
+    const ordered = kind === 'cast' || kind === 'directors';
+    const blocks = this.blocks();
+    const CHUNK_OUT = 1 << 18;
+    return Readable.from((function* () {
+      // COPY text written as bytes in 256 kB chunks (no per-row strings): at most 51 bytes a row
+      let out = Buffer.allocUnsafe(CHUNK_OUT);
+      let o = 0;
+      for (const [w, from, to] of blocks) {
+        for (let p = from; p < to;) {
+          const tid = titleIds[w[p]];
+          let a = p + 1;
+          for (let j = 0; j < k; j++) a += 1 + w[a];
+          if (tid) {
+            const n = w[a];
+            for (let i = 0; i < n; i++) {
+              if (o > CHUNK_OUT - 51) { yield out.subarray(0, o); out = Buffer.allocUnsafe(CHUNK_OUT); o = 0; }
+              o = digits(out, o, tid);
+              out[o++] = 9;
+              o = digits(out, o, nameIds[w[a + 1 + i]]);
+              if (ordered) { out[o++] = 9; o = digits(out, o, i); }
+              out[o++] = 10;
+            }
+          }
+          let end = p + 1;
+          for (let j = 0; j < LINK_KINDS.length; j++) end += 1 + w[end];
+          p = end;
+        }
+      }
+      if (o) yield out.subarray(0, o);
+    })(), { objectMode: false });
+  }
+
+  close() {
+    try { fs.closeSync(this.fd); } catch { /* already closed */ }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
