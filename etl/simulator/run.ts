@@ -4,6 +4,7 @@
 // one being written, two generated ahead).
 import type { Writable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
+import { dropForBulkLoad, type BulkRebuild } from '../../server/db/bulk.ts';
 import { planBook, DAY_MS, type Plan } from '../../server/billing/machine.ts';
 import { cumulate } from './rng.ts';
 import { PLAN_CODES, type PlanCode, type RunParams, type BusinessParams } from './params.ts';
@@ -212,26 +213,13 @@ const EVENT_TABLES = ['subscription_events', 'payments', 'visits', 'watch_events
  * A load that writes millions of rows and at least as many as the event tables hold is faster with their indexes
  * built once, by sorting, at the end than updated row by row — the primary keys and the unique payment key included
  * (a B-tree insert per row costs PostgreSQL more than the row itself). Indexes that a foreign key relies on stay.
- * Dropping takes exclusive locks on those four tables until commit; a rollback brings everything back. Returns the
- * statements (constraint or index definitions read from the catalog) that rebuild them after the load, which also
- * re-check uniqueness over all rows before the commit.
+ * The recipe is server/db/bulk.ts (shared with the titles ETL); the rebuild re-checks uniqueness over all rows.
  */
-async function dropIndexesForBigLoad(q: Queryable, rows: number, threshold: number): Promise<string[]> {
-  if (rows < threshold) return [];
+async function dropIndexesForBigLoad(q: Queryable, rows: number, threshold: number): Promise<BulkRebuild | null> {
+  if (rows < threshold) return null;
   const held = await q.one<{ n: number }>(`SELECT coalesce(sum(greatest(reltuples, 0)), 0)::float8 AS n FROM pg_class WHERE oid::regclass::text = ANY($1)`, [EVENT_TABLES]);
-  if (held!.n > rows) return [];
-  const indexes = await q.query<{ drop: string; def: string }>(`
-    SELECT CASE WHEN c.oid IS NULL THEN format('DROP INDEX %s', i.indexrelid::regclass)
-                ELSE format('ALTER TABLE %s DROP CONSTRAINT %I', i.indrelid::regclass, c.conname) END AS drop,
-           CASE WHEN c.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
-                ELSE format('ALTER TABLE %s ADD CONSTRAINT %I %s', i.indrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) END AS def
-    FROM pg_index i
-    LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')
-    WHERE i.indrelid::regclass::text = ANY($1)
-      AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid)
-    ORDER BY i.indexrelid::regclass::text`, [EVENT_TABLES]);
-  for (const ix of indexes) await q.query(ix.drop); // names from the catalog, quoted by regclass / format('%I')
-  return indexes.map((ix) => ix.def);
+  if (held!.n > rows) return null;
+  return dropForBulkLoad(q, EVENT_TABLES, { foreignKeys: false }); // their foreign keys are skipped and verified below
 }
 
 /** Deletes every simulated row: simulated users and everything hanging off them, simulated visits, run records. */
@@ -287,7 +275,7 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
     const bulk = await bulkLoadAllowed(q);
     if (bulk) await q.query(`SET LOCAL session_replication_role = replica`);
     const rebuild = await dropIndexesForBigLoad(q, p.users * ROWS_PER_CUSTOMER_ESTIMATE, opts.bigLoadRows ?? BIG_LOAD_ROWS);
-    if (rebuild.length) log(`big load: ${rebuild.length} indexes dropped, rebuilt after the rows are in`);
+    if (rebuild) log(`big load: ${rebuild.dropped} indexes dropped, rebuilt after the rows are in`);
     // ids come from the run, not per row from the sequences: the first of each here, the sequences moved past the last
     const firstIds = (await q.one<Record<string, number>>(`SELECT ${WRITTEN_TABLES.map((t) => `nextval(pg_get_serial_sequence('${t}', 'id')) AS ${t}`).join(', ')}`))!;
     const userBase = firstIds.users, subBase = firstIds.subscriptions;
@@ -322,9 +310,8 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
     const writeMs = performance.now() - writeStart;
     const expect = Object.assign(new Expectations(), done.expect);
     const f0 = performance.now();
-    if (rebuild.length) {
-      await q.query(`SET LOCAL maintenance_work_mem = '256MB'`);
-      for (const def of rebuild) await q.query(def); // definitions read from the catalog before dropping
+    if (rebuild) {
+      await rebuild.rebuild();
     }
     if (bulk) {
       await q.query(`SET LOCAL session_replication_role = origin`);
@@ -346,7 +333,7 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
     return {
       runId: run, windowStart: new Date(win.start).toISOString(), windowEnd: new Date(win.end).toISOString(), users: p.users,
       baseCustomers, rowCounts: counts, rows, generateMs: performance.now() - started, writeMs, finishMs, waitMs: done.idleMs, writerIdleMs,
-      bulkLoad: bulk, rebuiltIndexes: rebuild.length, expected,
+      bulkLoad: bulk, rebuiltIndexes: rebuild?.dropped ?? 0, expected,
     };
   }, { statementTimeoutMs: 0 });
 }

@@ -8,6 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import sql from 'sql-template-tag';
 import type { Readable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
+import { dropForBulkLoad } from '../../server/db/bulk.ts';
 import { openSource, type SourceInput } from './source.ts';
 import { DecodeStream, describeEncoding, type EncodingMode } from './decode.ts';
 import { TitlesCsvStream, STAGING_COLUMNS, LIST_BITS, type DefectKind, type Reject } from './csv.ts';
@@ -303,27 +304,13 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
   // Row-by-row foreign-key checks and index maintenance cost more than everything else in a big load (~6 µs per
   // check; 10 million link rows in the 100x benchmark). When a load writes many link rows (and a good share of the
   // tables), the link tables' foreign keys, primary keys and indexes are dropped and re-created inside this
-  // transaction, from their own catalog definitions: PostgreSQL then builds each index with one sort and validates
-  // each key in one set-based pass, under locks, so integrity is checked exactly as strictly — the classic bulk-load
-  // recipe. titles' own unique show_id is rebuilt the same way (its PRIMARY KEY stays: other tables reference it).
+  // transaction (server/db/bulk.ts, the recipe the simulator uses too), so integrity is checked exactly as strictly.
+  // titles' own unique show_id is rebuilt the same way (its PRIMARY KEY stays: other tables reference it).
   // Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
   const tables = LINK_TABLES.map((t) => `'${t}'::regclass`).join(', ');
   const existing = (await q.one<{ n: number }>(`SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint AS n FROM pg_class WHERE oid IN (${tables})`))!.n;
   const bulk = linkRows >= (opts.bulkLinkRows ?? BULK_LINK_ROWS) && linkRows * 4 >= existing;
-  const ddl = bulk ? await q.query<{ drop: string; add: string }>(`
-    SELECT drop, add FROM (
-      SELECT CASE c.contype WHEN 'f' THEN 0 ELSE 1 END AS drop_order, c.conname AS name,
-        format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop,
-        format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) AS add
-      FROM pg_constraint c WHERE (c.contype IN ('f', 'p', 'u') AND c.conrelid IN (${tables}))
-        OR (c.contype = 'u' AND c.conrelid = 'titles'::regclass)
-      UNION ALL
-      SELECT 2, i.indexrelid::regclass::text, format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
-      FROM pg_index i WHERE i.indrelid IN (${tables}, 'titles'::regclass)
-        AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid)
-    ) d ORDER BY drop_order, name`) : [];
-  if (bulk) await q.query(`SET LOCAL maintenance_work_mem = '256MB'`);
-  for (const d of ddl) await q.query(d.drop);
+  const rebuild = bulk ? await dropForBulkLoad(q, [...LINK_TABLES, 'titles'], { foreignKeys: true }) : null;
   if (counts.inserted + counts.updated > 0) {
     // the names the written titles use: the new ones inserted (sorted, as ids go), then every local id mapped
     // (through a temp table filled by COPY from the names' bytes: no strings, and no parameter of 100k names)
@@ -359,7 +346,7 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
     }
   }
   // keys and indexes first, foreign keys last (their validation reads the rebuilt tables)
-  for (const d of ddl.sort((x, y) => Number(/FOREIGN KEY/.test(x.add)) - Number(/FOREIGN KEY/.test(y.add)))) await q.query(d.add);
+  await rebuild?.rebuild();
 
   let removed = 0;
   let keptReferenced: string[] = [];
