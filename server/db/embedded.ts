@@ -153,7 +153,9 @@ export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedPost
 
   const port = opts.port ?? await freePort();
   const args = ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',
-    '-c', `max_connections=${opts.maxConnections ?? 100}`, '-c', 'shared_buffers=128MB'];
+    '-c', `max_connections=${opts.maxConnections ?? 100}`, '-c', 'shared_buffers=128MB',
+    // bulk loads (the simulator's large preset writes ~10 GB of WAL) would otherwise checkpoint every 1 GB
+    '-c', 'max_wal_size=8GB'];
   if (opts.fast) args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
   const logFile = path.join(dataDir, 'postgres.log');
   const logFd = fs.openSync(logFile, 'a');
