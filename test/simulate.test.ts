@@ -7,7 +7,7 @@ import path from 'node:path';
 import { useDatabase, createDatabase, type TestDatabase } from './helpers/db.ts';
 import { insertSimulatorTitles } from './fixtures/simulate-titles.ts';
 import { runParams, parseArgs, ParamError } from '../etl/simulator/params.ts';
-import { runSimulation, SimulationError, TITLES_MISSING, type SimulationResult } from '../etl/simulator/run.ts';
+import { runSimulation, verifyForeignKeys, SimulationError, TITLES_MISSING, type SimulationResult } from '../etl/simulator/run.ts';
 import { validationSummary, formatSummary } from '../etl/simulator/validate.ts';
 import type { Db } from '../server/db/index.ts';
 import { BinaryCopy } from '../etl/simulator/copy-binary.ts';
@@ -248,6 +248,37 @@ test('a big load (indexes rebuilt after the rows) writes exactly what the row-by
     await third.drop();
     await fourth.drop();
   }
+});
+
+test('the bulk foreign-key check finds a dangling reference inside or outside the ranges it trusts', async () => {
+  const db = second.db;
+  const users = await db.one<{ lo: number; hi: number }>(`SELECT min(id)::int AS lo, max(id)::int AS hi FROM users WHERE simulated`);
+  const subs = await db.one<{ lo: number; hi: number }>(`SELECT min(id)::int AS lo, max(id)::int AS hi FROM subscriptions`);
+  const dense = () => ({ users: [users!.lo, users!.hi] as [number, number], subscriptions: [subs!.lo, subs!.hi] as [number, number] });
+  // a consistent history passes, with the ranges and without them
+  await db.tx((q) => verifyForeignKeys(q, dense(), () => {}));
+  await db.tx((q) => verifyForeignKeys(q, {}, () => {}));
+  const dangling = async (mutate: string, ranges: Record<string, [number, number]>, expect: RegExp) => {
+    try {
+      await db.tx(async (q) => {
+        await q.query(`SET LOCAL session_replication_role = replica`); // as the bulk load writes: no RI triggers
+        await q.query(mutate);
+        await q.query(`SET LOCAL session_replication_role = origin`);
+        await verifyForeignKeys(q, ranges, () => {});
+      });
+      assert.unreachable(`not caught: ${mutate}`);
+    } catch (e: any) {
+      assert.instance(e, SimulationError);
+      assert.match(e.message, expect);
+    }
+  };
+  // a reference past the trusted range is looked up
+  await dangling(`UPDATE watch_events SET user_id = ${users!.hi + 1000} WHERE id = (SELECT min(id) FROM watch_events)`, dense(), /1 rows of watch_events\.user_id reference no users row/);
+  // a gap inside a range claimed complete: the range is not trusted, every row is looked up
+  const gap = await db.one<{ id: number }>(`SELECT user_id::int AS id FROM watch_events ORDER BY id LIMIT 1`);
+  await dangling(`DELETE FROM users WHERE id = ${gap!.id}`, dense(), /reference no users row/);
+  await dangling(`UPDATE payments SET subscription_id = -7 WHERE id = (SELECT max(id) FROM payments)`, dense(), /payments\.subscription_id reference no subscriptions row/);
+  await dangling(`UPDATE watch_events SET title_id = -1 WHERE id = (SELECT max(id) FROM watch_events)`, dense(), /watch_events\.title_id reference no titles row/);
 });
 
 test('an interrupted run leaves nothing behind', async () => {

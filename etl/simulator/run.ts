@@ -203,7 +203,7 @@ async function bulkLoadAllowed(q: Queryable): Promise<boolean> {
  * than this run, or a bug — are looked up, by anti-join. That turns a hash join per row over tens of millions of rows
  * into a range test, with the same guarantee.
  */
-async function verifyForeignKeys(q: Queryable, dense: Record<string, [lo: number, hi: number]>, log: (l: string) => void) {
+export async function verifyForeignKeys(q: Queryable, dense: Record<string, [lo: number, hi: number]>, log: (l: string) => void) {
   for (const [parent, [lo, hi]] of Object.entries(dense)) {
     if (hi < lo) continue;
     const have = await q.one<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${parent} WHERE id BETWEEN $1 AND $2`, [lo, hi]);
