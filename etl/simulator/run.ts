@@ -180,7 +180,8 @@ const WRITTEN_TABLES = ['users', 'subscriptions', 'subscription_events', 'paymen
 
 /**
  * Triggers may be skipped only if this role may set session_replication_role, and the written tables carry exactly
- * the foreign keys above and no other trigger (a trigger someone adds later must fire: then we take the slow path).
+ * the foreign keys above and no other trigger (a trigger someone adds later must fire: then we take the slow path) but
+ * the change notifications of 0007_change_notify.sql, which fire on updates and deletes only, and the load inserts.
  */
 async function bulkLoadAllowed(q: Queryable): Promise<boolean> {
   const r = await q.one<{ allowed: boolean; fks: string[]; user_triggers: number }>(`
@@ -189,7 +190,8 @@ async function bulkLoadAllowed(q: Queryable): Promise<boolean> {
            (SELECT coalesce(array_agg(c.conrelid::regclass::text || '.' || a.attname || '>' || c.confrelid::regclass::text ORDER BY 1), '{}')
               FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
              WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY($1)) AS fks,
-           (SELECT count(*)::int FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text = ANY($1)) AS user_triggers`,
+           (SELECT count(*)::int FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text = ANY($1)
+               AND t.tgfoid <> 'notify_change'::regproc) AS user_triggers`,
     [WRITTEN_TABLES]);
   if (!r?.allowed || r.user_triggers > 0) return false;
   const known = FOREIGN_KEYS.map(([t, c, p]) => `${t}.${c}>${p}`).sort();

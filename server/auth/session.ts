@@ -6,7 +6,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { createHash, randomBytes } from 'node:crypto';
 import sql from 'sql-template-tag';
-import type { Queryable } from '../db/index.ts';
+import { noteLocalChange, type Db, type Queryable } from '../db/index.ts';
 import type { Env, SessionUser } from '../types.ts';
 import { clientIp } from './client-ip.ts';
 import { HttpError, isApi } from '../errors.ts';
@@ -40,11 +40,13 @@ export async function createSession(q: Queryable, userId: number, now: Date,
 
 export async function endSession(q: Queryable, idHash: Buffer) {
   await q.query(sql`DELETE FROM sessions WHERE id_hash = ${idHash}`);
+  noteLocalChange('sessions');
 }
 
 /** Ends every session of a user (password, role or status change; "sign out everywhere"). Returns how many. */
 export async function endAllSessions(q: Queryable, userId: number): Promise<number> {
   const rows = await q.query(sql`DELETE FROM sessions WHERE user_id = ${userId} RETURNING 1`);
+  noteLocalChange('sessions');
   return rows.length;
 }
 
@@ -78,6 +80,37 @@ const NO_SESSION = /^\/(?:static\/|healthz$|readyz$)/;
 /** Paths a user who must change their password may still reach. */
 const DURING_FORCED_CHANGE = [/^\/account\/password$/, /^\/logout$/, /^\/static\//, /^\/healthz$/, /^\/readyz$/];
 
+interface SessionRow {
+  id: number; email: string; display_name: string; role: SessionUser['role']; must_change_password: boolean;
+  status: string; last_seen_at: Date; expires_at: Date;
+}
+
+// Recent lookups, so a signed-in request needs no query: an entry serves only while nothing changed sessions or users
+// since it was read (db.changes: logout, sign-out everywhere, a role, status or password change, in any process), and
+// only while it needs no write — a session due for its last_seen_at touch, or expired, is read from the table again.
+const SESSION_CACHE_MAX = 10_000;
+const sessionCaches = new WeakMap<Db, Map<string, { row: SessionRow; token: string }>>();
+
+async function lookupSession(db: Db, idHash: Buffer, now: Date): Promise<SessionRow | undefined> {
+  const key = idHash.toString('base64');
+  let sessionCache = sessionCaches.get(db);
+  if (!sessionCache) sessionCaches.set(db, (sessionCache = new Map()));
+  const token = db.changes.token('sessions', 'users');
+  const hit = sessionCache.get(key);
+  if (hit && token !== null && hit.token === token && now.getTime() - hit.row.last_seen_at.getTime() < TOUCH_EVERY_MS
+    && hit.row.expires_at.getTime() > now.getTime()) return hit.row;
+  const row = await db.one<SessionRow>(sql`SELECT u.id, u.email, u.display_name, u.role, u.must_change_password, u.status,
+      s.last_seen_at, s.expires_at
+    FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ${idHash}`);
+  sessionCache.delete(key);
+  // stored only if nothing changed while it was read (the token taken before the query is still current)
+  if (row && token !== null && db.changes.token('sessions', 'users') === token) {
+    sessionCache.set(key, { row, token });
+    if (sessionCache.size > SESSION_CACHE_MAX) sessionCache.delete(sessionCache.keys().next().value!);
+  }
+  return row;
+}
+
 /** Sets c.get('user') and c.get('sessionIdHash') from the session cookie; runs before `authorize`. */
 export const sessionMiddleware: MiddlewareHandler<Env> = async (c, next) => {
   // Static files and probes are public and never render a page: no session lookup (no query) for them.
@@ -88,11 +121,7 @@ export const sessionMiddleware: MiddlewareHandler<Env> = async (c, next) => {
   if (token && token.length <= 100) {
     const idHash = hashToken(token);
     const now = deps.now();
-    const row = await deps.db.one<{
-      id: number; email: string; display_name: string; role: SessionUser['role']; must_change_password: boolean;
-      status: string; last_seen_at: Date; expires_at: Date;
-    }>(sql`SELECT u.id, u.email, u.display_name, u.role, u.must_change_password, u.status, s.last_seen_at, s.expires_at
-      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ${idHash}`);
+    const row = await lookupSession(deps.db, idHash, now);
     const live = row && row.status === 'active' && row.expires_at.getTime() > now.getTime()
       && now.getTime() - row.last_seen_at.getTime() < SESSION_IDLE_MS;
     if (row && live) {
@@ -101,6 +130,7 @@ export const sessionMiddleware: MiddlewareHandler<Env> = async (c, next) => {
       c.set('sessionIdHash', idHash);
       if (now.getTime() - row.last_seen_at.getTime() >= TOUCH_EVERY_MS) {
         await deps.db.query(sql`UPDATE sessions SET last_seen_at = ${now} WHERE id_hash = ${idHash} AND last_seen_at < ${now}`);
+        sessionCaches.get(deps.db)?.delete(idHash.toString('base64')); // re-read, with the new last_seen_at, next time
       }
     } else {
       if (row) await endSession(deps.db, idHash);

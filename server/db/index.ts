@@ -35,7 +35,86 @@ export interface Db extends Queryable {
   tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T>;
   /** A dedicated connection for the callback (advisory locks, LISTEN, cursors). */
   withClient<T>(fn: (q: Queryable & { raw: unknown }) => Promise<T>): Promise<T>;
+  /** What changed since a cached value was read (see ChangeFeed). */
+  readonly changes: ChangeFeed;
   close(): Promise<void>;
+}
+
+/**
+ * Tells in-process caches when what they hold may have changed. Tables with a notify trigger
+ * (sql/schema/0007_change_notify.sql) send NOTIFY marquee_changes '<table>' at commit; one LISTEN connection per Db,
+ * opened on first use, counts them per table. A cache stores a value with the token it took *before* reading it, and
+ * uses the value only while token() still returns the same: any change to those tables since — here or in another
+ * process — or the feed being down (connection lost, a read-only standby) makes it read again. So the feed can make
+ * a cache miss, never make it serve what a fresh read would not: at most what was true as little before as a
+ * notification takes to arrive (a millisecond or so on one machine).
+ */
+export interface ChangeFeed {
+  /** A token for the current state of these tables, or null while the feed is not live (do not cache then). */
+  token(...tables: string[]): string | null;
+  /** This process changed these tables: stale now, before its own notification comes back. */
+  bump(...tables: string[]): void;
+}
+
+const CHANGE_CHANNEL = 'marquee_changes';
+/** Process-wide local bumps (writes through any Db of this process), folded into every feed's tokens. */
+const localEpochs = new Map<string, number>();
+export function noteLocalChange(...tables: string[]) {
+  for (const t of tables) localEpochs.set(t, (localEpochs.get(t) ?? 0) + 1);
+}
+
+function createChangeFeed(url: string, onError: (e: Error) => void): ChangeFeed & { close(): Promise<void> } {
+  const epochs = new Map<string, number>();
+  let client: pg.Client | null = null;
+  let live = false, started = false, closed = false, connection = 0;
+  let retry: NodeJS.Timeout | undefined;
+  const down = () => {
+    if (!live && !client) return;
+    live = false;
+    connection++;
+    const c = client;
+    client = null;
+    c?.removeAllListeners('notification');
+    void c?.end().catch(() => {});
+    if (!closed) { retry = setTimeout(connect, 1000); retry.unref(); }
+  };
+  async function connect() {
+    if (closed) return;
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, application_name: 'marquee changes' });
+    client = c;
+    c.on('error', (e) => { if (client === c) { onError(e); down(); } });
+    c.on('end', () => { if (client === c) down(); });
+    c.on('notification', (n) => {
+      if (n.channel === CHANGE_CHANNEL && n.payload) epochs.set(n.payload, (epochs.get(n.payload) ?? 0) + 1);
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${CHANGE_CHANNEL}`);
+      if (client !== c || closed) { await c.end().catch(() => {}); return; }
+      connection++; // whatever was cached before this connection heard nothing meanwhile: invalid
+      live = true;
+    } catch {
+      if (client === c) down(); // e.g. a read-only standby, or the server is down: caches stay off, retried in 1 s
+    }
+  }
+  return {
+    token(...tables) {
+      if (!started) { started = true; void connect(); }
+      if (!live) return null;
+      let t = String(connection);
+      for (const x of tables) t += `:${epochs.get(x) ?? 0}.${localEpochs.get(x) ?? 0}`;
+      return t;
+    },
+    bump: noteLocalChange,
+    async close() {
+      closed = true;
+      clearTimeout(retry);
+      live = false;
+      const c = client;
+      client = null;
+      await c?.end().catch(() => {});
+    },
+  };
 }
 
 export interface DbOptions {
@@ -90,7 +169,9 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
   // An idle client losing its connection (database restart) must not crash the process.
   pool.on('error', (err) => (opts.onError ?? ((e) => console.error(`[db] idle client error: ${e.message}`)))(err));
   const base = wrap(pool);
+  const changes = createChangeFeed(url, (e) => (opts.onError ?? ((x) => console.error(`[db] change feed: ${x.message}`)))(e));
   return {
+    changes,
     url,
     get pool() { return { totalCount: pool.totalCount, idleCount: pool.idleCount, waitingCount: pool.waitingCount }; },
     ...base,
@@ -126,7 +207,7 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
         client.release(broken);
       }
     },
-    async close() { await pool.end(); },
+    async close() { await changes.close(); await pool.end(); },
   };
 }
 

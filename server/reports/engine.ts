@@ -89,16 +89,26 @@ export async function lookupOptions(db: Db, decl: ParamDecl): Promise<[string, s
   }
 }
 
-// Single flight: concurrent requests for reports over the same marts share one in-flight generation lookup. A request
-// may so see the generations as of at most one round trip before it arrived — never older.
+// Generations of the marts a report reads. Kept in memory while db.changes says report_marts has not changed since
+// they were read (a refresh, a re-creation, a stale mark, in any process), so the hot path needs no query; while the
+// feed is down, read per request with single flight: concurrent requests for the same marts share one in-flight
+// lookup, so a request sees the generations as of at most one round trip before it arrived — never older.
 const inflight = new WeakMap<Db, Map<string, Promise<Map<string, MartGeneration>>>>();
+const known = new WeakMap<Db, Map<string, { token: string; states: Map<string, MartGeneration> }>>();
 function generationsOf(db: Db, names: string[]) {
-  let m = inflight.get(db);
+  let m = inflight.get(db), k = known.get(db);
   if (!m) inflight.set(db, (m = new Map()));
+  if (!k) known.set(db, (k = new Map()));
   const key = names.join(',');
+  const token = db.changes.token('report_marts');
+  const hit = k.get(key);
+  if (hit && token !== null && hit.token === token) return Promise.resolve(hit.states);
   let p = m.get(key);
   if (!p) {
-    p = martGenerations(db, names).finally(() => m!.delete(key));
+    p = martGenerations(db, names).then((states) => {
+      if (token !== null && db.changes.token('report_marts') === token) k!.set(key, { token, states });
+      return states;
+    }).finally(() => m!.delete(key));
     m.set(key, p);
   }
   return p;

@@ -7,7 +7,7 @@
 // blocked. A failed refresh leaves the last good data in place and marks the mart stale.
 import sql, { raw } from 'sql-template-tag';
 import type { Db, Queryable } from '../db/index.ts';
-import { ident } from '../db/index.ts';
+import { ident, noteLocalChange } from '../db/index.ts';
 import { runExclusive } from '../jobs/index.ts';
 import type { Catalog, MartDef } from './catalog.ts';
 import { withDependents } from './catalog.ts';
@@ -88,6 +88,7 @@ export async function ensureMarts(db: Db, catalog: Catalog, opts: { log?: (l: st
           last_error = NULL, last_error_at = NULL, built_epoch = NULL, full_as_of = NULL`);
     }
   });
+  noteLocalChange('report_marts'); // this process's caches, before the notification comes back
   for (const n of result.created) log(`[reports] created mart ${n}`);
   for (const n of result.recreated) log(`[reports] re-created mart ${n} (its definition, or one it reads, changed)`);
   const orphans = await db.query<{ name: string }>(sql`SELECT name FROM report_marts WHERE name <> ALL(${catalog.martOrder}) ORDER BY name`);
@@ -294,6 +295,7 @@ async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boole
         generation = ${gen.generation}, mode = ${plan.mode}, since = ${plan.since} WHERE id = ${id}`);
       return { rows: count!.n, generation: gen.generation, ms, mode: plan.mode, why: plan.why, since: plan.since ?? undefined };
     }, { statementTimeoutMs: m.timeoutMs });
+    noteLocalChange('report_marts');
     return { mart: m.name, ok: true, ...done };
   } catch (e: any) {
     const ms = Math.round(performance.now() - t0);
@@ -302,6 +304,7 @@ async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boole
       await q.query(sql`UPDATE report_marts SET stale = true, last_error = ${error}, last_error_at = now() WHERE name = ${m.name}`);
       await q.query(sql`UPDATE mart_refreshes SET finished_at = clock_timestamp(), duration_ms = ${ms}, error = ${error} WHERE id = ${id}`);
     });
+    noteLocalChange('report_marts');
     return { mart: m.name, ok: false, ms, error };
   }
 }
