@@ -87,16 +87,16 @@ const base = results.find((r) => r.name === 'baseline');
 const baseRate = base ? base.rows / (base.ms / 1000) : 0;
 if (base) console.log(`baseline: one binary COPY stream of ${fmt(base.rows, 0)} watch_events rows (no indexes, triggers off): ${fmt(base.ms / 1000, 1)} s, ${fmt(baseRate, 0)} rows/s`);
 console.log(`${'preset'.padEnd(8)} ${'customers'.padStart(10)} ${'rows'.padStart(12)} ${'write s'.padStart(8)} ${'rows/s'.padStart(10)} ${'÷ base'.padStart(7)} ` +
-  `${'gen idle'.padStart(8)} ${'pg idle'.padStart(8)} ${'rebuild+FK s'.padStart(12)} ${'wall s'.padStart(7)} ${'peak RSS'.padStart(9)} ${'validate s'.padStart(10)}  summary`);
+  `${'gen idle'.padStart(8)} ${'pg idle'.padStart(8)} ${'rebuild+FK s'.padStart(12)} ${'wall s'.padStart(7)} ${'rows/s wall'.padStart(11)} ${'peak RSS'.padStart(9)} ${'validate s'.padStart(10)}  summary`);
 for (const r of results.filter((x) => x.name !== 'baseline')) {
   const rate = r.rows / (r.writeMs / 1000);
   const pct = (x: number) => `${Math.round((x / r.writeMs) * 100)} %`;
   console.log(`${r.name.padEnd(8)} ${fmt(r.users, 0).padStart(10)} ${fmt(r.rows, 0).padStart(12)} ${fmt(r.writeMs / 1000, 1).padStart(8)} ${fmt(rate, 0).padStart(10)} ` +
     `${(baseRate ? (rate / baseRate).toFixed(2) : '-').padStart(7)} ${pct(r.waitMs).padStart(8)} ${pct(r.writerIdleMs).padStart(8)} ${fmt(r.finishMs / 1000, 1).padStart(12)} ` +
-    `${fmt(r.ms / 1000, 1).padStart(7)} ${`${fmt(r.rssMb, 0)} MB`.padStart(9)} ${fmt(r.validateMs / 1000, 1).padStart(10)}  ` +
+    `${fmt(r.ms / 1000, 1).padStart(7)} ${fmt(r.rows / (r.ms / 1000), 0).padStart(11)} ${`${fmt(r.rssMb, 0)} MB`.padStart(9)} ${fmt(r.validateMs / 1000, 1).padStart(10)}  ` +
     `${r.missed ? `${r.missed} figure(s) outside tolerance` : 'all within tolerance'}${r.bulk ? '' : ', row-by-row FK checks'}`);
 }
 console.log('rows/s = rows ÷ write s (generation + COPY until PostgreSQL holds every row); rebuild+FK s = indexes and constraints rebuilt, ' +
-  'foreign keys verified; wall s = the whole run until commit (one transaction); gen idle / pg idle = share of the write the generator ' +
+  'foreign keys verified; wall s = the whole run until commit (one transaction), rows/s wall = rows ÷ wall s; gen idle / pg idle = share of the write the generator ' +
   'waited for PostgreSQL / the connection waited for the generator');
 console.log(`load average after: ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
