@@ -67,11 +67,12 @@ function createChangeFeed(url: string, onError: (e: Error) => void): ChangeFeed 
   const epochs = new Map<string, number>();
   let client: pg.Client | null = null;
   let live = false, started = false, closed = false, connection = 0;
-  let retry: NodeJS.Timeout | undefined;
+  let retry: NodeJS.Timeout | undefined, heartbeat: NodeJS.Timeout | undefined;
   const down = () => {
     if (!live && !client) return;
     live = false;
     connection++;
+    clearInterval(heartbeat);
     const c = client;
     client = null;
     c?.removeAllListeners('notification');
@@ -80,7 +81,10 @@ function createChangeFeed(url: string, onError: (e: Error) => void): ChangeFeed 
   };
   async function connect() {
     if (closed) return;
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, application_name: 'marquee changes' });
+    // query_timeout: a heartbeat the server does not answer within 2 s means the connection is gone, even when no
+    // error says so (a silently dropped network path would otherwise leave the feed "live" and deaf)
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, query_timeout: 2_000, keepAlive: true,
+      application_name: 'marquee changes' });
     client = c;
     c.on('error', (e) => { if (client === c) { onError(e); down(); } });
     c.on('end', () => { if (client === c) down(); });
@@ -93,6 +97,8 @@ function createChangeFeed(url: string, onError: (e: Error) => void): ChangeFeed 
       if (client !== c || closed) { await c.end().catch(() => {}); return; }
       connection++; // whatever was cached before this connection heard nothing meanwhile: invalid
       live = true;
+      heartbeat = setInterval(() => { c.query('SELECT 1').catch(() => { if (client === c) down(); }); }, 5_000);
+      heartbeat.unref();
     } catch {
       if (client === c) down(); // e.g. a read-only standby, or the server is down: caches stay off, retried in 1 s
     }
@@ -109,6 +115,7 @@ function createChangeFeed(url: string, onError: (e: Error) => void): ChangeFeed 
     async close() {
       closed = true;
       clearTimeout(retry);
+      clearInterval(heartbeat);
       live = false;
       const c = client;
       client = null;
