@@ -11,6 +11,7 @@ import { createApp } from '../server/app.ts';
 import { createDb, type Db } from '../server/db/index.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog } from '../server/reports/engine.ts';
 import type { Deps } from '../server/types.ts';
+import { createBasicSources } from './fixtures/reports/basic-data.ts';
 
 const t = useDatabase(test);
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures/reports/basic');
@@ -42,10 +43,7 @@ const status = async (cookie: string) => (await authedRequest(app, cookie, '/api
 
 test.before(async () => {
   other = createDb(t.url, { max: 2, onError: () => {} });
-  await t.db.query(`CREATE TABLE fx_source (k serial PRIMARY KEY, kind text NOT NULL, day date NOT NULL, amount numeric NOT NULL);
-    CREATE TABLE fx_control (sleep_s float NOT NULL, fail boolean NOT NULL);
-    INSERT INTO fx_control VALUES (0, false);
-    INSERT INTO fx_source (kind, day, amount) SELECT (ARRAY['a','b','c'])[1 + g % 3], date '2026-01-01' + g, g FROM generate_series(0, 40) g`);
+  await createBasicSources(t.db, `SELECT (ARRAY['a','b','c'])[1 + g % 3], date '2026-01-01' + g, g FROM generate_series(0, 40) g`);
   catalog = loadCatalog(FIXTURES);
   await ensureMarts(t.db, catalog);
   await refreshMarts(t.db, catalog);

@@ -8,6 +8,7 @@ import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog } from '../server/reports/engine.ts';
 import type { Deps } from '../server/types.ts';
+import { createBasicSources } from './fixtures/reports/basic-data.ts';
 
 const t = useDatabase(test);
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures/reports/basic');
@@ -17,10 +18,7 @@ const cookies: Record<string, string> = {};
 const get = (role: string, url: string, headers: Record<string, string> = {}) => authedRequest(app, cookies[role], url, { headers });
 
 test.before(async () => {
-  await t.db.query(`CREATE TABLE fx_source (k serial PRIMARY KEY, kind text NOT NULL, day date NOT NULL, amount numeric NOT NULL);
-    CREATE TABLE fx_control (sleep_s float NOT NULL, fail boolean NOT NULL);
-    INSERT INTO fx_control VALUES (0, false);
-    INSERT INTO fx_source (kind, day, amount) SELECT (ARRAY['a','b','c'])[1 + g % 3], date '2026-01-01' + g, g FROM generate_series(0, 40) g`);
+  await createBasicSources(t.db, `SELECT (ARRAY['a','b','c'])[1 + g % 3], date '2026-01-01' + g, g FROM generate_series(0, 40) g`);
   catalog = loadCatalog(FIXTURES);
   await ensureMarts(t.db, catalog);
   await refreshMarts(t.db, catalog);

@@ -16,6 +16,7 @@ import {
 import { martRefreshJobs } from '../server/reports/jobs.ts';
 import { nextFire, previousFire } from '../server/reports/cron-time.ts';
 import { parseParamDecl, ParamDeclError } from '../server/reports/params.ts';
+import { createBasicSources } from './fixtures/reports/basic-data.ts';
 
 const t = useDatabase(test);
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures/reports');
@@ -35,10 +36,7 @@ async function setControl(sleep: number, fail: boolean) {
 }
 
 test.before(async () => {
-  await t.db.query(`CREATE TABLE fx_source (k serial PRIMARY KEY, kind text NOT NULL, day date NOT NULL, amount numeric NOT NULL);
-    CREATE TABLE fx_control (sleep_s float NOT NULL, fail boolean NOT NULL);
-    INSERT INTO fx_control VALUES (0, false);
-    INSERT INTO fx_source (kind, day, amount) VALUES
+  await createBasicSources(t.db, `VALUES
       ('a', '2026-01-05', 10), ('a', '2026-01-05', 5), ('b', '2026-01-05', 7), ('a', '2026-02-01', 1),
       ('c', '2026-03-01', -2), ('b', '2025-12-31', 100), ('a', '2026-10-01', 3), ('b', '2026-11-02', 4)`);
   catalog = loadCatalog(path.join(FIXTURES, 'basic'));

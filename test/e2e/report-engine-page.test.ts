@@ -11,6 +11,7 @@ import { createUser } from '../helpers/auth.ts';
 import { ensureBuilt } from '../../views/build.ts';
 import { loadCatalog, ensureMarts, refreshMarts } from '../../server/reports/engine.ts';
 import type { Deps } from '../../server/types.ts';
+import { createBasicSources } from '../fixtures/reports/basic-data.ts';
 
 const t = useDatabase(test);
 let server: Awaited<ReturnType<typeof startTestServer>>;
@@ -19,10 +20,7 @@ let analyst: Awaited<ReturnType<typeof createUser>>;
 
 test.before(async () => {
   await ensureBuilt();
-  await t.db.query(`CREATE TABLE fx_source (k serial PRIMARY KEY, kind text NOT NULL, day date NOT NULL, amount numeric NOT NULL);
-    CREATE TABLE fx_control (sleep_s float NOT NULL, fail boolean NOT NULL);
-    INSERT INTO fx_control VALUES (0, false);
-    INSERT INTO fx_source (kind, day, amount) SELECT (ARRAY['a','b','c'])[1 + g % 3], date '2026-01-01' + g * 7, 10 + g % 13 FROM generate_series(0, 45) g`);
+  await createBasicSources(t.db, `SELECT (ARRAY['a','b','c'])[1 + g % 3], date '2026-01-01' + g * 7, 10 + g % 13 FROM generate_series(0, 45) g`);
   const catalog = loadCatalog(path.resolve(import.meta.dirname, '../fixtures/reports/basic'));
   await ensureMarts(t.db, catalog);
   await refreshMarts(t.db, catalog);
