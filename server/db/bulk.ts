@@ -11,7 +11,8 @@ export interface BulkRebuild {
   /** how many indexes and constraints were dropped */
   dropped: number;
   /** re-creates them: keys and indexes first, foreign keys last (their validation reads the rebuilt tables); `log`
-   *  hears each statement's time (on a big load they take minutes, and which one dominates is worth knowing) */
+   *  hears each statement that took a second or more, with its time (on a big load they take minutes in all, and
+   *  which one dominates is worth knowing; on a small one they would only be noise) */
   rebuild(log?: (line: string) => void): Promise<void>;
 }
 
@@ -45,7 +46,8 @@ export async function dropForBulkLoad(q: Queryable, tables: string[], opts: { fo
       for (const d of [...defs.filter((x) => !x.fk), ...defs.filter((x) => x.fk)]) {
         const t0 = performance.now();
         await q.query(d.add);
-        log?.(`  ${((performance.now() - t0) / 1000).toFixed(1).padStart(6)} s  ${d.add.length > 110 ? `${d.add.slice(0, 107)}…` : d.add}`);
+        const s = (performance.now() - t0) / 1000;
+        if (s >= 1) log?.(`  ${s.toFixed(1).padStart(6)} s  ${d.add.length > 110 ? `${d.add.slice(0, 107)}…` : d.add}`);
       }
     },
   };
