@@ -205,11 +205,12 @@ async function bulkLoadAllowed(q: Queryable): Promise<boolean> {
  * than this run, or a bug — are looked up, by anti-join. That turns a hash join per row over tens of millions of rows
  * into a range test, with the same guarantee.
  */
-export async function verifyForeignKeys(q: Queryable, dense: Record<string, [lo: number, hi: number]>, log: (l: string) => void) {
-  for (const [parent, [lo, hi]] of Object.entries(dense)) {
+export async function verifyForeignKeys(q: Queryable, ranges: Record<string, [lo: number, hi: number]>, log: (l: string) => void) {
+  const dense: Record<string, [number, number]> = {};
+  for (const [parent, [lo, hi]] of Object.entries(ranges)) {
     if (hi < lo) continue;
     const have = await q.one<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${parent} WHERE id BETWEEN $1 AND $2`, [lo, hi]);
-    if (have!.n !== hi - lo + 1) delete dense[parent]; // not complete (cannot happen for a run's own ids): look every row up
+    if (have!.n === hi - lo + 1) dense[parent] = [lo, hi]; // else (cannot happen for a run's own ids): look every row up
   }
   await q.query(`SET LOCAL work_mem = '256MB'`); // the anti-joins' hash of a parent fits in memory
   for (const [table, column, parent] of FOREIGN_KEYS) {

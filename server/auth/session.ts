@@ -6,7 +6,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { createHash, randomBytes } from 'node:crypto';
 import sql from 'sql-template-tag';
-import { noteLocalChange, type Db, type Queryable } from '../db/index.ts';
+import { noteLocalChange, readThrough, type ChangeCache, type Db, type Queryable } from '../db/index.ts';
 import type { Env, SessionUser } from '../types.ts';
 import { clientIp } from './client-ip.ts';
 import { HttpError, isApi } from '../errors.ts';
@@ -88,27 +88,16 @@ interface SessionRow {
 // Recent lookups, so a signed-in request needs no query: an entry serves only while nothing changed sessions or users
 // since it was read (db.changes: logout, sign-out everywhere, a role, status or password change, in any process), and
 // only while it needs no write — a session due for its last_seen_at touch, or expired, is read from the table again.
-const SESSION_CACHE_MAX = 10_000;
-const sessionCaches = new WeakMap<Db, Map<string, { row: SessionRow; token: string }>>();
+const sessionCaches = new WeakMap<Db, ChangeCache<SessionRow | undefined>>();
 
-async function lookupSession(db: Db, idHash: Buffer, now: Date): Promise<SessionRow | undefined> {
-  const key = idHash.toString('base64');
-  let sessionCache = sessionCaches.get(db);
-  if (!sessionCache) sessionCaches.set(db, (sessionCache = new Map()));
-  const token = db.changes.token('sessions', 'users');
-  const hit = sessionCache.get(key);
-  if (hit && token !== null && hit.token === token && now.getTime() - hit.row.last_seen_at.getTime() < TOUCH_EVERY_MS
-    && hit.row.expires_at.getTime() > now.getTime()) return hit.row;
-  const row = await db.one<SessionRow>(sql`SELECT u.id, u.email, u.display_name, u.role, u.must_change_password, u.status,
-      s.last_seen_at, s.expires_at
-    FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ${idHash}`);
-  sessionCache.delete(key);
-  // stored only if nothing changed while it was read (the token taken before the query is still current)
-  if (row && token !== null && db.changes.token('sessions', 'users') === token) {
-    sessionCache.set(key, { row, token });
-    if (sessionCache.size > SESSION_CACHE_MAX) sessionCache.delete(sessionCache.keys().next().value!);
-  }
-  return row;
+function lookupSession(db: Db, idHash: Buffer, now: Date): Promise<SessionRow | undefined> {
+  let cache = sessionCaches.get(db);
+  if (!cache) sessionCaches.set(db, (cache = new Map()));
+  return readThrough(db, cache, idHash.toString('base64'), ['sessions', 'users'],
+    () => db.one<SessionRow>(sql`SELECT u.id, u.email, u.display_name, u.role, u.must_change_password, u.status,
+        s.last_seen_at, s.expires_at
+      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id_hash = ${idHash}`),
+    { usable: (row) => !!row && now.getTime() - row.last_seen_at.getTime() < TOUCH_EVERY_MS && row.expires_at.getTime() > now.getTime() });
 }
 
 /** Sets c.get('user') and c.get('sessionIdHash') from the session cookie; runs before `authorize`. */
@@ -130,7 +119,6 @@ export const sessionMiddleware: MiddlewareHandler<Env> = async (c, next) => {
       c.set('sessionIdHash', idHash);
       if (now.getTime() - row.last_seen_at.getTime() >= TOUCH_EVERY_MS) {
         await deps.db.query(sql`UPDATE sessions SET last_seen_at = ${now} WHERE id_hash = ${idHash} AND last_seen_at < ${now}`);
-        sessionCaches.get(deps.db)?.delete(idHash.toString('base64')); // re-read, with the new last_seen_at, next time
       }
     } else {
       if (row) await endSession(deps.db, idHash);

@@ -52,12 +52,32 @@ export interface Db extends Queryable {
 export interface ChangeFeed {
   /** A token for the current state of these tables, or null while the feed is not live (do not cache then). */
   token(...tables: string[]): string | null;
-  /** This process changed these tables: stale now, before its own notification comes back. */
-  bump(...tables: string[]): void;
+}
+
+export type ChangeCache<T> = Map<string, { token: string; value: T }>;
+
+/**
+ * The one way to cache through the feed: `read()` unless `cache` holds `key` under the current token of `tables` (and
+ * `usable(value)`, when given, still holds); a value read is kept only if the token did not move while it was read,
+ * and is not undefined. At most `max` entries (the oldest go first).
+ */
+export async function readThrough<T>(db: Db, cache: ChangeCache<T>, key: string, tables: string[], read: () => Promise<T>,
+  opts: { usable?: (value: T) => boolean; max?: number } = {}): Promise<T> {
+  const token = db.changes.token(...tables);
+  const hit = cache.get(key);
+  if (hit && token !== null && hit.token === token && (!opts.usable || opts.usable(hit.value))) return hit.value;
+  const value = await read();
+  cache.delete(key);
+  if (value !== undefined && token !== null && db.changes.token(...tables) === token) {
+    cache.set(key, { token, value });
+    if (cache.size > (opts.max ?? 10_000)) cache.delete(cache.keys().next().value!);
+  }
+  return value;
 }
 
 const CHANGE_CHANNEL = 'marquee_changes';
-/** Process-wide local bumps (writes through any Db of this process), folded into every feed's tokens. */
+/** Process-wide local bumps (writes through any Db of this process), folded into every feed's tokens: this process
+ *  changed these tables, so its caches are stale now, before its own notification comes back. */
 const localEpochs = new Map<string, number>();
 export function noteLocalChange(...tables: string[]) {
   for (const t of tables) localEpochs.set(t, (localEpochs.get(t) ?? 0) + 1);
@@ -111,7 +131,6 @@ function createChangeFeed(url: string, onError: (e: Error) => void): ChangeFeed 
       for (const x of tables) t += `:${epochs.get(x) ?? 0}.${localEpochs.get(x) ?? 0}`;
       return t;
     },
-    bump: noteLocalChange,
     async close() {
       closed = true;
       clearTimeout(retry);

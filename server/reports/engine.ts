@@ -2,7 +2,7 @@
 // plus CSV streaming through a cursor and the in-process result cache keyed by mart generations.
 import { createHash } from 'node:crypto';
 import sql from 'sql-template-tag';
-import type { Db } from '../db/index.ts';
+import { readThrough, type ChangeCache, type Db } from '../db/index.ts';
 import { HttpError } from '../errors.ts';
 import { loadCatalog, type Catalog, type ReportDef } from './catalog.ts';
 import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './params.ts';
@@ -94,24 +94,20 @@ export async function lookupOptions(db: Db, decl: ParamDecl): Promise<[string, s
 // feed is down, read per request with single flight: concurrent requests for the same marts share one in-flight
 // lookup, so a request sees the generations as of at most one round trip before it arrived — never older.
 const inflight = new WeakMap<Db, Map<string, Promise<Map<string, MartGeneration>>>>();
-const known = new WeakMap<Db, Map<string, { token: string; states: Map<string, MartGeneration> }>>();
+const known = new WeakMap<Db, ChangeCache<Map<string, MartGeneration>>>();
 function generationsOf(db: Db, names: string[]) {
   let m = inflight.get(db), k = known.get(db);
   if (!m) inflight.set(db, (m = new Map()));
   if (!k) known.set(db, (k = new Map()));
   const key = names.join(',');
-  const token = db.changes.token('report_marts');
-  const hit = k.get(key);
-  if (hit && token !== null && hit.token === token) return Promise.resolve(hit.states);
-  let p = m.get(key);
-  if (!p) {
-    p = martGenerations(db, names).then((states) => {
-      if (token !== null && db.changes.token('report_marts') === token) k!.set(key, { token, states });
-      return states;
-    }).finally(() => m!.delete(key));
-    m.set(key, p);
-  }
-  return p;
+  return readThrough(db, k, key, ['report_marts'], () => {
+    let p = m!.get(key);
+    if (!p) {
+      p = martGenerations(db, names).finally(() => m!.delete(key));
+      m!.set(key, p);
+    }
+    return p;
+  });
 }
 
 /** Role check first (before any SQL), then parameters (400 naming each field), then the mart states. */
