@@ -167,6 +167,21 @@ test('fixable defects are fixed and counted; bad rows rejected with lines; --dry
   });
 });
 
+test('a show_id repeated with other spacing or quoting is still found (the CSV stage only skips the search when none can repeat)', async () => {
+  const header = 'show_id,type,title,director,cast,country,date_added,release_year,rating,duration,listed_in,description';
+  const row = (id: string, title: string) => `${id},Movie,${title},,,,,2020,PG,90 min,Dramas,x`;
+  const load = (rows: string[]) => loadTitles(t.db, { name: 'ids.csv', stream: Readable.from([Buffer.from([header, ...rows].join('\n') + '\n')]) }, { dryRun: true });
+  const clean = await load([row('r1', 'A'), row('r2', 'B'), row('r3', 'C')]);
+  assert.equal(clean.rejects, []);
+  assert.is(clean.loaded, 3);
+  const spaced = await load([row('r1', 'A'), row(' r1\u00a0', 'B'), row('"r1 "', 'C'), row('r2', 'D')]);
+  assert.equal(spaced.rejects.map((r) => [r.line, r.showId]), [[3, 'r1'], [4, 'r1']]);
+  assert.match(spaced.rejects[0].reason, /show_id "r1" already appears at line 2/);
+  assert.is(spaced.loaded, 2);
+  const quoted = await load([row('"a""b"', 'A'), row('a"b', 'B')]);
+  assert.equal(quoted.rejects.map((r) => r.line), [3]);
+});
+
 test('defects load cleanly: trimmed names, lists without empty items or repeats', async () => {
   await loadTitles(t.db, fx('defects.csv'));
   const d1 = await t.db.one(`SELECT t.title, t.rating, t.duration_minutes, t.date_added,

@@ -111,6 +111,14 @@ function text(col: string): string {
   return `NULLIF(${trim(`replace(${col}, E'\\r\\n', E'\\n')`)}, '')`;
 }
 
+/** A staged row's title columns as they are stored: trimmed, empty text as NULL, the date read in the file's order. */
+function cleanColumns(t: string, dmy: boolean): [name: string, expr: string][] {
+  return [['type', `${t}.type`], ['title', text(`${t}.title`)], ['release_year', `${t}.release_year`],
+    ['rating', `NULLIF(${trim(`${t}.rating`)}, '')`], ['duration_minutes', `${t}.duration_minutes`], ['seasons', `${t}.seasons`],
+    ['date_added', `coalesce(${t}.date_added, ${t}.${dmy ? 'date_dmy' : 'date_mdy'})`], ['description', text(`${t}.description`)]];
+}
+const cleanValues = (t: string, dmy: boolean) => cleanColumns(t, dmy).map(([, e]) => e).join(', ');
+
 export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions = {}): Promise<LoadSummary> {
   const t0 = performance.now();
   const source = await openSource(input);
@@ -238,16 +246,16 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
   // titles whose own columns are unchanged (new titles never need it). The CTEs carry no statistics, and a nested
   // loop between two of them is quadratic (an 88k-title re-load ran for 25 minutes): hash joins only here.
   await q.query('SET LOCAL enable_nestloop = off');
+  // titles_src holds only what each staged title becomes (its id and status); the cleaned columns are read from
+  // staging again by the INSERT and UPDATE below (a join on line), not written out to a second 300 MB table.
   await q.query(`CREATE TEMP TABLE titles_src ON COMMIT DROP AS
     WITH s AS (
-      SELECT ${keep} line, ${trim('show_id')} AS show_id, type, ${text('title')} AS title, release_year,
-        NULLIF(${trim('rating')}, '') AS rating, duration_minutes, seasons,
-        coalesce(date_added, ${dmy ? 'date_dmy' : 'date_mdy'}) AS date_added, ${text('description')} AS description,
+      SELECT ${keep} line, ${trim('show_id')} AS show_id, ${cleanColumns('st', dmy).map(([n, e]) => `${e} AS ${n}`).join(', ')},
         listed_in, country, cast_names, director, list_flags
-      FROM titles_staging ${order}
+      FROM titles_staging st ${order}
     ),
     m AS (
-      SELECT s.*, t.id AS title_id,
+      SELECT s.line, s.show_id, s.listed_in, s.country, s.cast_names, s.director, s.list_flags, t.id AS title_id,
         ROW(t.type, t.title, t.release_year, t.rating, t.duration_minutes, t.seasons, t.date_added, t.description)
           IS NOT DISTINCT FROM ROW(s.type, s.title, s.release_year, s.rating, s.duration_minutes, s.seasons, s.date_added, s.description) AS same_row
       FROM s LEFT JOIN titles t ON t.show_id = s.show_id
@@ -261,8 +269,7 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
           WHERE x.title_id IN (SELECT title_id FROM ids) GROUP BY 1),
     d AS (SELECT x.title_id, array_agg(n.name ORDER BY x.ord) AS a FROM title_directors x JOIN people n ON n.id = x.person_id
           WHERE x.title_id IN (SELECT title_id FROM ids) GROUP BY 1)
-    SELECT m.line, m.show_id, m.type, m.title, m.release_year, m.rating, m.duration_minutes, m.seasons, m.date_added,
-      m.description,
+    SELECT m.line, m.show_id,
       CASE WHEN m.title_id IS NULL THEN nextval(${seq}::regclass) ELSE m.title_id END AS title_id,
       CASE WHEN m.title_id IS NULL THEN 'inserted'
         WHEN m.same_row AND ARRAY(SELECT unnest(${list('m.listed_in', LIST_BITS.listed_in!)}) ORDER BY 1) = coalesce(g.a, '{}')
@@ -329,13 +336,12 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
     }
     await q.query(`INSERT INTO titles (id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description)
       OVERRIDING SYSTEM VALUE
-      SELECT title_id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description
-      FROM titles_src WHERE status = 'inserted'`);
+      SELECT s.title_id, s.show_id, ${cleanValues('st', dmy)}
+      FROM titles_src s JOIN titles_staging st ON st.line = s.line WHERE s.status = 'inserted'`);
     if (counts.updated) {
-      await q.query(`UPDATE titles t SET type = s.type, title = s.title, release_year = s.release_year, rating = s.rating,
-          duration_minutes = s.duration_minutes, seasons = s.seasons, date_added = s.date_added, description = s.description,
-          updated_at = now()
-        FROM titles_src s WHERE s.status = 'updated' AND t.id = s.title_id`);
+      await q.query(`UPDATE titles t SET (type, title, release_year, rating, duration_minutes, seasons, date_added, description, updated_at)
+          = (${cleanValues('st', dmy)}, now())
+        FROM titles_src s JOIN titles_staging st ON st.line = s.line WHERE s.status = 'updated' AND t.id = s.title_id`);
       for (const link of LINK_TABLES) {
         await q.query(`DELETE FROM ${link} WHERE title_id IN (SELECT title_id FROM titles_src WHERE status = 'updated')`);
       }
