@@ -8,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { useDatabase } from './helpers/db.ts';
+import { randomBytes } from 'node:crypto';
+import { useDatabase, createDatabase, serverUrl } from './helpers/db.ts';
+import { createDb, withConnection, type Db } from '../server/db/index.ts';
 import { loadTitles, type LoadSummary } from '../etl/titles/load.ts';
 import { TitlesInputError } from '../etl/titles/errors.ts';
 
@@ -19,7 +21,11 @@ const REAL = [path.resolve(root, '../shared/data/netflix_titles.csv'), '/work/sh
 
 /** Everything the ETL writes, in a comparable form. */
 async function snapshot() {
-  const rows = await t.db.query(`
+  return snapshotOf(t.db);
+}
+
+async function snapshotOf(db: Db) {
+  const rows = await db.query(`
     SELECT t.show_id, t.type, t.title, t.release_year, t.rating, t.duration_minutes, t.seasons, t.date_added, t.description,
       ARRAY(SELECT g.name FROM title_genres x JOIN genres g ON g.id = x.genre_id WHERE x.title_id = t.id ORDER BY 1) AS genres,
       ARRAY(SELECT c.name FROM title_countries x JOIN countries c ON c.id = x.country_id WHERE x.title_id = t.id ORDER BY 1) AS countries,
@@ -240,6 +246,46 @@ test('the 2019 edition loads, and the 2021 file then updates the titles it renam
 });
 
 // ── bad input: refused, named, nothing written ─────────────────────────────────────────────────────────────────
+test('a bulk load keeps every foreign key: skipped triggers verified by range, or (a role that may not skip them) keys re-validated', async () => {
+  const keys = `SELECT conname, oid::int8 AS oid, convalidated FROM pg_constraint
+    WHERE contype = 'f' AND conrelid::regclass::text LIKE 'title\\_%' ORDER BY conname`;
+  const load = async (db: Db) => {
+    const before = await db.query<{ oid: string }>(keys);
+    await loadTitles(db, fx('base.csv'), { bulkLinkRows: 1 });
+    const after = await db.query<{ conname: string; oid: string; convalidated: boolean }>(keys);
+    assert.is(after.length, 8);
+    assert.ok(after.every((k) => k.convalidated));
+    return { kept: after.every((k, i) => k.oid === before[i].oid), snap: await snapshotOf(db) };
+  };
+  const su = await createDatabase({ label: 'etl_bulk_su' });
+  const plain = await createDatabase({ label: 'etl_bulk_plain' });
+  const role = `mqt_etl_${randomBytes(4).toString('hex')}`;
+  let asPlain: Db | undefined;
+  try {
+    const bySuperuser = await load(su.db);
+    assert.ok(bySuperuser.kept, 'the superuser path keeps the constraints (triggers skipped, keys verified in bulk)');
+    // an owner without superuser may drop and re-add its keys but not set session_replication_role
+    await plain.db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'x' NOSUPERUSER`);
+    for (const table of ['titles', 'genres', 'countries', 'people', 'title_genres', 'title_countries', 'title_cast', 'title_directors']) {
+      await plain.db.query(`ALTER TABLE ${table} OWNER TO ${role}`);
+    }
+    await plain.db.query(`GRANT SELECT ON watch_events TO ${role}`);
+    await plain.db.query(`GRANT CREATE ON SCHEMA public TO ${role}`);
+    const url = new URL(plain.url);
+    url.username = role;
+    url.password = 'x';
+    asPlain = createDb(url.toString(), { max: 2 });
+    const byOwner = await load(asPlain);
+    assert.not.ok(byOwner.kept, 'the owner path drops the keys and adds them again');
+    assert.is(byOwner.snap, bySuperuser.snap);
+  } finally {
+    await asPlain?.close();
+    await su.drop();
+    await plain.drop();
+    await withConnection(serverUrl(), (c) => c.query(`DROP ROLE IF EXISTS ${role}`));
+  }
+});
+
 test('an unterminated quote is refused with its line', async () => {
   await refused(fx('unterminated-quote.csv'), /:5: unbalanced quotes/, 5);
   const eof = 'show_id,type,title,director,cast,country,date_added,release_year,rating,duration,listed_in,description\n' +

@@ -4,7 +4,7 @@
 // one being written, two generated ahead).
 import type { Writable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
-import { dropForBulkLoad, type BulkRebuild } from '../../server/db/bulk.ts';
+import { dropForBulkLoad, mayVerifyForeignKeysInBulk, verifyForeignKeys as verifyInBulk, ForeignKeyViolation, type BulkRebuild, type ForeignKey } from '../../server/db/bulk.ts';
 import { planBook, DAY_MS, type Plan } from '../../server/billing/machine.ts';
 import { cumulate } from './rng.ts';
 import { PLAN_CODES, type PlanCode, type RunParams, type BusinessParams } from './params.ts';
@@ -168,9 +168,9 @@ async function writeBatch(q: Queryable, batch: BatchMessage): Promise<void> {
 }
 
 // The foreign keys of the tables the simulator writes. Checking them row by row (RI triggers) costs more than writing
-// the rows, so when allowed the load runs with triggers off and then verifies every one of them in bulk (anti-joins)
-// before committing — the same guarantee, one set-based pass.
-const FOREIGN_KEYS: [table: string, column: string, parent: string][] = [
+// the rows, so when allowed the load runs with triggers off and then verifies every one of them in bulk
+// (server/db/bulk.ts) before committing — the same guarantee, one set-based pass.
+const FOREIGN_KEYS: ForeignKey[] = [
   ['subscriptions', 'user_id', 'users'], ['subscriptions', 'plan_id', 'plans'], ['subscriptions', 'pending_plan_id', 'plans'],
   ['subscription_events', 'subscription_id', 'subscriptions'], ['subscription_events', 'user_id', 'users'], ['subscription_events', 'plan_id', 'plans'],
   ['payments', 'user_id', 'users'], ['payments', 'subscription_id', 'subscriptions'],
@@ -178,51 +178,13 @@ const FOREIGN_KEYS: [table: string, column: string, parent: string][] = [
 ];
 const WRITTEN_TABLES = ['users', 'subscriptions', 'subscription_events', 'payments', 'visits', 'watch_events'];
 
-/**
- * Triggers may be skipped only if this role may set session_replication_role, and the written tables carry exactly
- * the foreign keys above and no other trigger (a trigger someone adds later must fire: then we take the slow path) but
- * the change notifications of 0007_change_notify.sql, which fire on updates and deletes only, and the load inserts.
- */
-async function bulkLoadAllowed(q: Queryable): Promise<boolean> {
-  const r = await q.one<{ allowed: boolean; fks: string[]; user_triggers: number }>(`
-    SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-             OR has_parameter_privilege('session_replication_role', 'SET') AS allowed,
-           (SELECT coalesce(array_agg(c.conrelid::regclass::text || '.' || a.attname || '>' || c.confrelid::regclass::text ORDER BY 1), '{}')
-              FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
-             WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY($1)) AS fks,
-           (SELECT count(*)::int FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text = ANY($1)
-               AND t.tgfoid <> 'notify_change'::regproc) AS user_triggers`,
-    [WRITTEN_TABLES]);
-  if (!r?.allowed || r.user_triggers > 0) return false;
-  const known = FOREIGN_KEYS.map(([t, c, p]) => `${t}.${c}>${p}`).sort();
-  return JSON.stringify([...r.fks].sort()) === JSON.stringify(known);
-}
-
-/**
- * Verifies every foreign key above over all rows, as ALTER TABLE … VALIDATE would. The run created users and
- * subscriptions with consecutive ids, so a row whose reference lies inside such a range needs no lookup once the range
- * is proven complete (count of parent ids in it = its width; ids are unique); only references outside it — rows older
- * than this run, or a bug — are looked up, by anti-join. That turns a hash join per row over tens of millions of rows
- * into a range test, with the same guarantee.
- */
+/** Every foreign key above over all rows (bulk.ts); users and subscriptions of this run have consecutive ids. */
 export async function verifyForeignKeys(q: Queryable, ranges: Record<string, [lo: number, hi: number]>, log: (l: string) => void) {
-  const dense: Record<string, [number, number]> = {};
-  for (const [parent, [lo, hi]] of Object.entries(ranges)) {
-    if (hi < lo) continue;
-    const have = await q.one<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${parent} WHERE id BETWEEN $1 AND $2`, [lo, hi]);
-    if (have!.n === hi - lo + 1) dense[parent] = [lo, hi]; // else (cannot happen for a run's own ids): look every row up
-  }
-  await q.query(`SET LOCAL work_mem = '256MB'`); // the anti-joins' hash of a parent fits in memory
-  for (const [table, column, parent] of FOREIGN_KEYS) {
-    const t0 = performance.now();
-    const range = dense[parent];
-    // identifiers from the constant list above only
-    const bad = await q.one<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} c WHERE c.${column} IS NOT NULL
-      ${range ? `AND c.${column} NOT BETWEEN ${Number(range[0])} AND ${Number(range[1])}` : ''}
-      AND NOT EXISTS (SELECT 1 FROM ${parent} p WHERE p.id = c.${column})`);
-    if (bad!.n > 0) throw new SimulationError(`${bad!.n} rows of ${table}.${column} reference no ${parent} row: nothing was written`);
-    const s = (performance.now() - t0) / 1000;
-    if (s >= 1) log(`  ${s.toFixed(1).padStart(6)} s  verified ${table}.${column} → ${parent}${range ? ` (ids ${range[0]}..${range[1]} proven complete)` : ''}`);
+  try {
+    await verifyInBulk(q, FOREIGN_KEYS, ranges, log);
+  } catch (e) {
+    if (e instanceof ForeignKeyViolation) throw new SimulationError(`${e.message}: nothing was written`);
+    throw e;
   }
 }
 
@@ -293,7 +255,7 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
     } else if (await hasSimulatedHistory(q)) {
       throw await historyExists(q); // another run committed meanwhile
     }
-    const bulk = await bulkLoadAllowed(q);
+    const bulk = await mayVerifyForeignKeysInBulk(q, WRITTEN_TABLES, FOREIGN_KEYS);
     if (bulk) await q.query(`SET LOCAL session_replication_role = replica`);
     const rebuild = await dropIndexesForBigLoad(q, p.users * ROWS_PER_CUSTOMER_ESTIMATE, opts.bigLoadRows ?? BIG_LOAD_ROWS);
     if (rebuild) log(`big load: ${rebuild.dropped} indexes dropped, rebuilt after the rows are in`);

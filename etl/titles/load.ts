@@ -8,7 +8,7 @@ import { pipeline } from 'node:stream/promises';
 import sql from 'sql-template-tag';
 import type { Readable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
-import { dropForBulkLoad } from '../../server/db/bulk.ts';
+import { dropForBulkLoad, mayVerifyForeignKeysInBulk, verifyForeignKeys, type ForeignKey } from '../../server/db/bulk.ts';
 import { openSource, type SourceInput } from './source.ts';
 import { DecodeStream, describeEncoding, type EncodingMode } from './decode.ts';
 import { TitlesCsvStream, STAGING_COLUMNS, LIST_BITS, type DefectKind, type Reject } from './csv.ts';
@@ -74,6 +74,12 @@ export interface LoadSummary {
 class DryRunRollback extends Error { constructor(readonly summary: LoadSummary) { super('dry run'); } }
 
 const LINK_TABLES = ['title_genres', 'title_countries', 'title_cast', 'title_directors'];
+const LINK_KEYS: ForeignKey[] = [
+  ['title_genres', 'title_id', 'titles'], ['title_genres', 'genre_id', 'genres'],
+  ['title_countries', 'title_id', 'titles'], ['title_countries', 'country_id', 'countries'],
+  ['title_cast', 'title_id', 'titles'], ['title_cast', 'person_id', 'people'],
+  ['title_directors', 'title_id', 'titles'], ['title_directors', 'person_id', 'people'],
+];
 const LINK_COPY: Record<LinkKind, string> = {
   genres: 'COPY title_genres (title_id, genre_id) FROM STDIN',
   countries: 'COPY title_countries (title_id, country_id) FROM STDIN',
@@ -280,11 +286,14 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
     FROM m LEFT JOIN g ON g.title_id = m.title_id LEFT JOIN c ON c.title_id = m.title_id
       LEFT JOIN ca ON ca.title_id = m.title_id LEFT JOIN d ON d.title_id = m.title_id`);
   await q.query('SET LOCAL enable_nestloop = on');
-  const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; last: number }>(`
+  const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; last: number; lo: number; hi: number }>(`
     SELECT count(*) AS loaded, count(*) FILTER (WHERE status = 'inserted') AS inserted,
       count(*) FILTER (WHERE status = 'updated') AS updated, count(*) FILTER (WHERE status = 'unchanged') AS unchanged,
-      coalesce(max(line), 0) AS last
+      coalesce(max(line), 0) AS last,
+      coalesce(min(title_id) FILTER (WHERE status = 'inserted'), 0)::float8 AS lo, coalesce(max(title_id) FILTER (WHERE status = 'inserted'), -1)::float8 AS hi
     FROM titles_src`))!;
+  // the ids this load gives new titles and names: consecutive, so the foreign-key check can trust them as ranges
+  const newIds: Record<string, [number, number]> = { titles: [counts.lo, counts.hi] };
   // The titles being written, by line (0: unchanged, rejected or a repeated show_id), streamed into a typed array
   const titleIds = new Float64Array(counts.last + 1);
   if (counts.inserted + counts.updated > 0) {
@@ -310,14 +319,16 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
   }
   // Row-by-row foreign-key checks and index maintenance cost more than everything else in a big load (~6 µs per
   // check; 10 million link rows in the 100x benchmark). When a load writes many link rows (and a good share of the
-  // tables), the link tables' foreign keys, primary keys and indexes are dropped and re-created inside this
-  // transaction (server/db/bulk.ts, the recipe the simulator uses too), so integrity is checked exactly as strictly.
-  // titles' own unique show_id is rebuilt the same way (its PRIMARY KEY stays: other tables reference it).
-  // Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
+  // tables), the link tables' primary keys and indexes are dropped and re-created inside this transaction, and their
+  // foreign keys verified in bulk — where allowed, kept with their triggers skipped and checked by range
+  // (verifyForeignKeys), else dropped and re-validated (server/db/bulk.ts, the recipe the simulator uses too) — so
+  // integrity is checked exactly as strictly. titles' own unique show_id is rebuilt the same way (its PRIMARY KEY stays:
+  // other tables reference it). Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
   const tables = LINK_TABLES.map((t) => `'${t}'::regclass`).join(', ');
   const existing = (await q.one<{ n: number }>(`SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint AS n FROM pg_class WHERE oid IN (${tables})`))!.n;
   const bulk = linkRows >= (opts.bulkLinkRows ?? BULK_LINK_ROWS) && linkRows * 4 >= existing;
-  const rebuild = bulk ? await dropForBulkLoad(q, [...LINK_TABLES, 'titles'], { foreignKeys: true }) : null;
+  const skipTriggers = bulk && await mayVerifyForeignKeysInBulk(q, LINK_TABLES, LINK_KEYS);
+  const rebuild = bulk ? await dropForBulkLoad(q, [...LINK_TABLES, 'titles'], { foreignKeys: !skipTriggers }) : null;
   if (counts.inserted + counts.updated > 0) {
     // the names the written titles use: the new ones inserted (sorted, as ids go), then every local id mapped
     // (through a temp table filled by COPY from the names' bytes: no strings, and no parameter of 100k names)
@@ -326,8 +337,11 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
     for (const table of ['genres', 'countries', 'people'] as const) {
       await q.query(`TRUNCATE titles_names`);
       await q.copyIn(`COPY titles_names (lid, name) FROM STDIN`, (stream) => pipeline(links.names[table].copyRows(used[table]), stream));
-      await q.query(`INSERT INTO ${table} (name) SELECT name FROM titles_names n
-        WHERE NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.name = n.name) ORDER BY 1`);
+      const added = (await q.one<{ lo: number | null; hi: number | null }>(`WITH a AS (
+          INSERT INTO ${table} (name) SELECT name FROM titles_names n
+          WHERE NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.name = n.name) ORDER BY 1 RETURNING id)
+        SELECT min(id)::float8 AS lo, max(id)::float8 AS hi FROM a`))!;
+      if (added.lo !== null && added.hi !== null) newIds[table] = [added.lo, added.hi];
       const map = new Float64Array(links.names[table].count + 1);
       await eachPair(q.copyOut(`COPY (SELECT n.lid, x.id FROM titles_names n JOIN ${table} x ON x.name = n.name) TO STDOUT`), (lid, id) => {
         map[lid] = id;
@@ -347,12 +361,15 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
       }
     }
     // the link rows, straight from the spool into the link tables
+    if (skipTriggers) await q.query(`SET LOCAL session_replication_role = replica`);
     for (const [kind, copy] of Object.entries(LINK_COPY) as [LinkKind, string][]) {
       await q.copyIn(copy, (stream) => pipeline(links.copyRows(kind, titleIds, nameIds[NAME_TABLE[kind]]), stream));
     }
+    if (skipTriggers) await q.query(`SET LOCAL session_replication_role = origin`);
   }
   // keys and indexes first, foreign keys last (their validation reads the rebuilt tables)
   await rebuild?.rebuild();
+  if (skipTriggers) await verifyForeignKeys(q, LINK_KEYS, newIds);
 
   let removed = 0;
   let keptReferenced: string[] = [];

@@ -4,7 +4,8 @@
 // re-creates everything from the catalog's own definitions inside the same transaction: PostgreSQL builds each index
 // with one sort, re-checks every key and validates each foreign key in one set-based pass, so integrity is checked
 // exactly as strictly. Indexes a foreign key references stay (dropping them would need dropping that key too).
-// Dropping takes ACCESS EXCLUSIVE locks on the tables until commit; a rollback brings everything back.
+// Dropping takes ACCESS EXCLUSIVE locks on the tables until commit; a rollback brings everything back. Where allowed,
+// a load keeps the foreign keys instead, skips their row-by-row triggers and verifies them in bulk (verifyForeignKeys).
 import type { Queryable } from './index.ts';
 
 export interface BulkRebuild {
@@ -51,4 +52,59 @@ export async function dropForBulkLoad(q: Queryable, tables: string[], opts: { fo
       }
     },
   };
+}
+
+/** A single-column foreign key: child table, its column, and the parent table (whose key is `id`). */
+export type ForeignKey = readonly [table: string, column: string, parent: string];
+
+export class ForeignKeyViolation extends Error {}
+
+/**
+ * Whether a bulk load into `tables` may run without their row-by-row RI triggers (session_replication_role = replica)
+ * and verify `keys` itself afterwards: only if this role may set that, and the tables carry exactly these foreign keys
+ * and no trigger but the change notifications of 0007_change_notify.sql, which fire on updates and deletes only (a
+ * trigger someone adds later must fire: then the load takes the slow path).
+ */
+export async function mayVerifyForeignKeysInBulk(q: Queryable, tables: string[], keys: ForeignKey[]): Promise<boolean> {
+  const r = await q.one<{ allowed: boolean; fks: string[]; user_triggers: number }>(`
+    SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+             OR has_parameter_privilege('session_replication_role', 'SET') AS allowed,
+           (SELECT coalesce(array_agg(c.conrelid::regclass::text || '.' || a.attname || '>' || c.confrelid::regclass::text ORDER BY 1), '{}')
+              FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+             WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY($1)) AS fks,
+           (SELECT count(*)::int FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text = ANY($1)
+               AND t.tgfoid <> 'notify_change'::regproc) AS user_triggers`,
+    [tables]);
+  if (!r?.allowed || r.user_triggers > 0) return false;
+  const known = keys.map(([t, c, p]) => `${t}.${c}>${p}`).sort();
+  return JSON.stringify([...r.fks].sort()) === JSON.stringify(known);
+}
+
+/**
+ * Verifies each foreign key over all rows, as ALTER TABLE … VALIDATE would, and throws ForeignKeyViolation on the first
+ * dangling reference. A load that created a parent's rows with consecutive ids passes their range: once the range is
+ * proven complete (count of parent ids in it = its width; ids are unique), a reference inside it needs no lookup; only
+ * references outside it — older rows, or a bug — are looked up, by anti-join. That turns a hash join per row over
+ * millions of rows into a range test, with the same guarantee.
+ */
+export async function verifyForeignKeys(q: Queryable, keys: ForeignKey[], ranges: Record<string, [lo: number, hi: number]>,
+  log: (l: string) => void = () => {}) {
+  const dense: Record<string, [number, number]> = {};
+  for (const [parent, [lo, hi]] of Object.entries(ranges)) {
+    if (hi < lo) continue;
+    const have = await q.one<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${parent} WHERE id BETWEEN $1 AND $2`, [lo, hi]);
+    if (have!.n === hi - lo + 1) dense[parent] = [lo, hi]; // else (cannot happen for a load's own ids): look every row up
+  }
+  await q.query(`SET LOCAL work_mem = '256MB'`); // the anti-joins' hash of a parent fits in memory
+  for (const [table, column, parent] of keys) {
+    const t0 = performance.now();
+    const range = dense[parent];
+    // identifiers from the callers' constant lists only
+    const bad = await q.one<{ n: number }>(`SELECT count(*)::int AS n FROM ${table} c WHERE c.${column} IS NOT NULL
+      ${range ? `AND c.${column} NOT BETWEEN ${Number(range[0])} AND ${Number(range[1])}` : ''}
+      AND NOT EXISTS (SELECT 1 FROM ${parent} p WHERE p.id = c.${column})`);
+    if (bad!.n > 0) throw new ForeignKeyViolation(`${bad!.n} rows of ${table}.${column} reference no ${parent} row`);
+    const s = (performance.now() - t0) / 1000;
+    if (s >= 1) log(`  ${s.toFixed(1).padStart(6)} s  verified ${table}.${column} → ${parent}${range ? ` (ids ${range[0]}..${range[1]} proven complete)` : ''}`);
+  }
 }
