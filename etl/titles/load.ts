@@ -73,8 +73,8 @@ export interface LoadSummary {
 
 class DryRunRollback extends Error { constructor(readonly summary: LoadSummary) { super('dry run'); } }
 
-const LINK_TABLES = ['title_genres', 'title_countries', 'title_cast', 'title_directors'];
-const LINK_KEYS: ForeignKey[] = [
+export const LINK_TABLES = ['title_genres', 'title_countries', 'title_cast', 'title_directors'];
+export const LINK_KEYS: ForeignKey[] = [
   ['title_genres', 'title_id', 'titles'], ['title_genres', 'genre_id', 'genres'],
   ['title_countries', 'title_id', 'titles'], ['title_countries', 'country_id', 'countries'],
   ['title_cast', 'title_id', 'titles'], ['title_cast', 'person_id', 'people'],
