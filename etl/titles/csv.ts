@@ -7,8 +7,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
-import { parseDateAdded, type DateOrder, type DateShape } from './dates.ts';
-import { splitList, fnv, LINK_KINDS, NAME_TABLE, type LinkSpool } from './links.ts';
+import { parseDateAdded, type DateOrder, type DateShape, type ParsedDate } from './dates.ts';
+import { splitList, fnv, LINK_KINDS, NAME_TABLE, NameIds, type LinkSpool } from './links.ts';
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, SPACE = 0x20, TAB = 0x09;
 const MAX_RECORD_BYTES = 1 << 20;
@@ -97,6 +97,70 @@ class Out {
   }
 }
 
+/**
+ * Parsed values of a column by the field's raw bytes. type, date_added, release_year, rating and duration take a few
+ * hundred distinct values over any number of rows, so each is decoded, trimmed and parsed once, not per row (that was
+ * a third of the CSV stage's time). Past MAX_CACHED distinct values a column is parsed per row.
+ */
+class ByBytes<T> {
+  private readonly ids = new NameIds();
+  private readonly values: T[] = [];
+  constructor(readonly parse: (raw: string) => T) {}
+  get(buf: Buffer, s: number, e: number): T {
+    if (this.ids.count >= MAX_CACHED) return this.parse(buf.toString('utf8', s, e));
+    let h = FNV_BASIS;
+    for (let i = s; i < e; i++) h = fnv(h, buf[i]);
+    const known = this.ids.count;
+    const id = this.ids.id(buf, s, e, h);
+    if (id > known) this.values[id] = this.parse(buf.toString('utf8', s, e));
+    return this.values[id];
+  }
+}
+const MAX_CACHED = 50_000;
+const FNV_BASIS = 0x811c9dc5 | 0;
+
+interface TypeValue { raw: string; t: string; type: 'Movie' | 'TV Show' | null; spelling: boolean }
+function parseType(raw: string): TypeValue {
+  const t = raw.trim();
+  if (t === 'Movie' || t === 'TV Show') return { raw, t, type: t, spelling: false };
+  if (/^movie$/i.test(t)) return { raw, t, type: 'Movie', spelling: true };
+  if (/^tv[ _-]?show$/i.test(t)) return { raw, t, type: 'TV Show', spelling: true };
+  return { raw, t, type: null, spelling: false };
+}
+
+interface DateValue { raw: string; t: string; parsed: ParsedDate | null }
+function parseDate(raw: string): DateValue {
+  const t = raw.trim();
+  return { raw, t, parsed: t ? parseDateAdded(t) : null };
+}
+
+interface YearValue { t: string; ok: boolean }
+function parseYear(raw: string): YearValue {
+  const t = raw.trim();
+  return { t, ok: !t || (/^\d{4}$/.test(t) && Number(t) >= 1900 && Number(t) <= 2100) };
+}
+
+/** A rating, and whether it is really a duration (the real file's three rows where the duration slid into rating). */
+interface RatingValue { t: string; isDuration: boolean }
+function parseRating(raw: string): RatingValue {
+  const t = raw.trim();
+  return { t, isDuration: /^\d+\s*(min|mins|minutes?|seasons?)$/i.test(t) };
+}
+
+/** "90 min" / "2 Seasons": the number and its unit, or ok false. spelling: not the dataset's own spelling. */
+interface DurationValue { t: string; ok: boolean; n: number; isMin: boolean; spelling: boolean; text: string }
+function parseDuration(raw: string): DurationValue {
+  const t = raw.trim();
+  const dm = /^(\d+)\s*([A-Za-z]+)\.?$/.exec(t);
+  const unit = dm?.[2].toLowerCase() ?? '';
+  const n = dm ? Number(dm[1]) : 0;
+  const isMin = ['min', 'mins', 'minute', 'minutes'].includes(unit);
+  const isSeason = ['season', 'seasons'].includes(unit);
+  const ok = !!dm && n > 0 && n <= 100_000 && (isMin || isSeason);
+  const spelling = !(unit === 'min' || (unit === 'season' && n === 1) || (unit === 'seasons' && n !== 1));
+  return { t, ok, n, isMin, spelling, text: String(n) };
+}
+
 function isBlank(b: number) { return b === SPACE || b === TAB; }
 
 export class TitlesCsvStream extends Transform {
@@ -115,6 +179,11 @@ export class TitlesCsvStream extends Transform {
   private readonly itemStart = new Int32Array(128);
   private readonly itemEnd = new Int32Array(128);
   private nItems = 0;
+  private readonly types = new ByBytes(parseType);
+  private readonly dates = new ByBytes(parseDate);
+  private readonly years = new ByBytes(parseYear);
+  private readonly ratings = new ByBytes(parseRating);
+  private readonly durations = new ByBytes(parseDuration);
   private itemQuote = false; // a quote inside the list: its bytes are not its value
   // Slash dates that read one way only: counted, and kept (as rejects-to-be) under the order they contradict.
   private slash = { contradictDmy: [] as Reject[], contradictMdy: [] as Reject[], mdyOnlyCount: 0, dmyOnlyCount: 0, any: false };
@@ -267,6 +336,28 @@ export class TitlesCsvStream extends Transform {
     return this.f[o + 2] === 1 ? [this.f[o] + 1, this.f[o + 1] - 1] : [this.f[o], this.f[o + 1]];
   }
 
+  /** Field k parsed through its column's cache; a quoted field with "" escapes (its bytes are not its value) bypasses it. */
+  private cached<T>(cache: ByBytes<T>, buf: Buffer, k: number): T {
+    const o = k * 3;
+    let s = this.f[o], e = this.f[o + 1];
+    if (this.f[o + 2] === 1) {
+      s++; e--;
+      const q = buf.indexOf(QUOTE, s);
+      if (q !== -1 && q < e) return cache.parse(this.value(buf, k));
+    }
+    return cache.get(buf, s, e);
+  }
+
+  /** Whether show_id is 1..64 printable ASCII bytes with no space or quote: then it needs no trimming or decoding. */
+  private plainShowId(buf: Buffer, k: number): boolean {
+    const o = k * 3;
+    if (this.f[o + 2] !== 0) return false;
+    const s = this.f[o], e = this.f[o + 1];
+    if (e <= s || e - s > 64) return false;
+    for (let i = s; i < e; i++) if (buf[i] <= SPACE || buf[i] >= 0x7f || buf[i] === QUOTE) return false;
+    return true;
+  }
+
   private blank(buf: Buffer, k: number): boolean {
     const [s, e] = this.inner(k);
     for (let i = s; i < e; i++) {
@@ -405,27 +496,26 @@ export class TitlesCsvStream extends Transform {
       if (this.f[k * 3 + 2] === 2) this.defect('stray_quotes');
     }
 
-    const showId = this.value(buf, map[0]).trim();
-    if (!showId) return this.reject(buf, start, end, 'show_id is empty');
-    if (showId.length > 64) return this.reject(buf, start, end, `show_id is longer than 64 characters`);
+    if (!this.plainShowId(buf, map[0])) {
+      const showId = this.value(buf, map[0]).trim();
+      if (!showId) return this.reject(buf, start, end, 'show_id is empty');
+      if (showId.length > 64) return this.reject(buf, start, end, `show_id is longer than 64 characters`);
+    }
     if (this.blank(buf, map[2])) return this.reject(buf, start, end, 'title is empty');
 
-    const typeRaw = this.value(buf, map[1]);
-    const typeT = typeRaw.trim();
-    let type: 'Movie' | 'TV Show';
-    if (typeT === 'Movie' || typeT === 'TV Show') type = typeT;
-    else if (/^movie$/i.test(typeT)) { type = 'Movie'; this.defect('type_spelling'); }
-    else if (/^tv[ _-]?show$/i.test(typeT)) { type = 'TV Show'; this.defect('type_spelling'); }
-    else return this.reject(buf, start, end, `type ${JSON.stringify(typeT)} is neither "Movie" nor "TV Show"`);
-    if (typeRaw !== typeT) this.defect('whitespace_trimmed');
+    const tv = this.cached(this.types, buf, map[1]);
+    if (!tv.type) return this.reject(buf, start, end, `type ${JSON.stringify(tv.t)} is neither "Movie" nor "TV Show"`);
+    const type = tv.type;
+    if (tv.spelling) this.defect('type_spelling');
+    if (tv.raw !== tv.t) this.defect('whitespace_trimmed');
 
     // date_added
-    const dateRaw = this.value(buf, map[6]);
-    const dateT = dateRaw.trim();
+    const dv = this.cached(this.dates, buf, map[6]);
+    const dateT = dv.t;
     let dateIso = '', mdy = '', dmy = '';
     if (dateT) {
-      if (dateRaw !== dateT) this.defect('whitespace_trimmed');
-      const d = parseDateAdded(dateT);
+      if (dv.raw !== dateT) this.defect('whitespace_trimmed');
+      const d = dv.parsed;
       if (!d) return this.reject(buf, start, end, `date_added ${JSON.stringify(dateT)} is not a date (expected e.g. "September 25, 2021", "25-Sep-21", "2021-09-25" or "9/25/2021")`);
       this.stats.dateShapes[d.shape] = (this.stats.dateShapes[d.shape] ?? 0) + 1;
       if (d.shape === 'M/D/YYYY or D/M/YYYY') {
@@ -444,35 +534,28 @@ export class TitlesCsvStream extends Transform {
       } else dateIso = d.iso;
     } else this.stats.missing.date_added = (this.stats.missing.date_added ?? 0) + 1;
 
-    const yearT = this.value(buf, map[7]).trim();
-    if (yearT && !(/^\d{4}$/.test(yearT) && Number(yearT) >= 1900 && Number(yearT) <= 2100)) {
-      return this.reject(buf, start, end, `release_year ${JSON.stringify(yearT)} is not a year between 1900 and 2100`);
-    }
+    const yv = this.cached(this.years, buf, map[7]);
+    const yearT = yv.t;
+    if (!yv.ok) return this.reject(buf, start, end, `release_year ${JSON.stringify(yearT)} is not a year between 1900 and 2100`);
     if (!yearT) this.stats.missing.release_year = (this.stats.missing.release_year ?? 0) + 1;
 
-    let rating = this.value(buf, map[8]).trim();
-    let duration = this.value(buf, map[9]).trim();
-    if (/^\d+\s*(min|mins|minutes?|seasons?)$/i.test(rating) && !duration) {
-      // the real file's three rows where the duration slid into rating
-      duration = rating;
+    const rv = this.cached(this.ratings, buf, map[8]);
+    let rating = rv.t;
+    let du = this.cached(this.durations, buf, map[9]);
+    if (rv.isDuration && !du.t) {
+      du = parseDuration(rating);
       rating = '';
       this.defect('rating_holds_duration');
     }
     if (!rating) this.stats.missing.rating = (this.stats.missing.rating ?? 0) + 1;
     let minutes = '', seasons = '';
-    if (duration) {
-      const dm = /^(\d+)\s*([A-Za-z]+)\.?$/.exec(duration);
-      const unit = dm?.[2].toLowerCase() ?? '';
-      const n = dm ? Number(dm[1]) : 0;
-      const isMin = ['min', 'mins', 'minute', 'minutes'].includes(unit);
-      const isSeason = ['season', 'seasons'].includes(unit);
-      if (!dm || n <= 0 || n > 100_000 || (!isMin && !isSeason)) {
-        return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} is neither "N min" nor "N Season(s)"`);
-      }
-      if (isMin && type !== 'Movie') return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} is in minutes but the type is ${type}`);
-      if (isSeason && type !== 'TV Show') return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} counts seasons but the type is ${type}`);
-      if (!(unit === 'min' || (unit === 'season' && n === 1) || (unit === 'seasons' && n !== 1))) this.defect('duration_spelling');
-      if (isMin) minutes = String(n); else seasons = String(n);
+    if (du.t) {
+      const duration = du.t;
+      if (!du.ok) return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} is neither "N min" nor "N Season(s)"`);
+      if (du.isMin && type !== 'Movie') return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} is in minutes but the type is ${type}`);
+      if (!du.isMin && type !== 'TV Show') return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} counts seasons but the type is ${type}`);
+      if (du.spelling) this.defect('duration_spelling');
+      if (du.isMin) minutes = du.text; else seasons = du.text;
     } else this.stats.missing.duration = (this.stats.missing.duration ?? 0) + 1;
 
     links?.commit();
