@@ -249,21 +249,30 @@ test('the 2019 edition loads, and the 2021 file then updates the titles it renam
 test('a bulk load keeps every foreign key: skipped triggers verified by range, or (a role that may not skip them) keys re-validated', async () => {
   const keys = `SELECT conname, oid::int8 AS oid, convalidated FROM pg_constraint
     WHERE contype = 'f' AND conrelid::regclass::text LIKE 'title\\_%' ORDER BY conname`;
+  // the base, then every description edited: all titles updated, their links rewritten, every name already there
+  const edited = fs.readFileSync(fx('base.csv'), 'utf8').replace(/"\n/g, ' (edited)"\n');
+  const sources = () => [fx('base.csv'), { name: 'edited.csv', stream: Readable.from([Buffer.from(edited)]) }];
   const load = async (db: Db) => {
-    const before = await db.query<{ oid: string }>(keys);
-    await loadTitles(db, fx('base.csv'), { bulkLinkRows: 1 });
-    const after = await db.query<{ conname: string; oid: string; convalidated: boolean }>(keys);
-    assert.is(after.length, 8);
-    assert.ok(after.every((k) => k.convalidated));
-    return { kept: after.every((k, i) => k.oid === before[i].oid), snap: await snapshotOf(db) };
+    const out: { kept: boolean; snap: string; updated: number }[] = [];
+    for (const source of sources()) {
+      const before = await db.query<{ oid: string }>(keys);
+      const s = await loadTitles(db, source, { bulkLinkRows: 1 });
+      const after = await db.query<{ conname: string; oid: string; convalidated: boolean }>(keys);
+      assert.is(after.length, 8);
+      assert.ok(after.every((k) => k.convalidated));
+      out.push({ kept: after.every((k, i) => k.oid === before[i].oid), snap: await snapshotOf(db), updated: s.updated });
+    }
+    return out;
   };
   const su = await createDatabase({ label: 'etl_bulk_su' });
   const plain = await createDatabase({ label: 'etl_bulk_plain' });
+  const rowByRow = await createDatabase({ label: 'etl_bulk_rows' });
   const role = `mqt_etl_${randomBytes(4).toString('hex')}`;
   let asPlain: Db | undefined;
   try {
     const bySuperuser = await load(su.db);
-    assert.ok(bySuperuser.kept, 'the superuser path keeps the constraints (triggers skipped, keys verified in bulk)');
+    assert.ok(bySuperuser.every((r) => r.kept), 'the superuser path keeps the constraints (triggers skipped, keys verified in bulk)');
+    assert.ok(bySuperuser[1].updated >= 10, `${bySuperuser[1].updated} titles updated by the edited file`);
     // an owner without superuser may drop and re-add its keys but not set session_replication_role
     await plain.db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'x' NOSUPERUSER`);
     for (const table of ['titles', 'genres', 'countries', 'people', 'title_genres', 'title_countries', 'title_cast', 'title_directors']) {
@@ -276,14 +285,28 @@ test('a bulk load keeps every foreign key: skipped triggers verified by range, o
     url.password = 'x';
     asPlain = createDb(url.toString(), { max: 2 });
     const byOwner = await load(asPlain);
-    assert.not.ok(byOwner.kept, 'the owner path drops the keys and adds them again');
-    assert.is(byOwner.snap, bySuperuser.snap);
+    assert.ok(byOwner.every((r) => !r.kept), 'the owner path drops the keys and adds them again');
+    assert.equal(byOwner.map((r) => r.snap), bySuperuser.map((r) => r.snap));
+    // and both agree with the row-by-row path
+    for (const source of sources()) await loadTitles(rowByRow.db, source);
+    assert.is(await snapshotOf(rowByRow.db), bySuperuser[1].snap);
   } finally {
     await asPlain?.close();
     await su.drop();
     await plain.drop();
+    await rowByRow.drop();
     await withConnection(serverUrl(), (c) => c.query(`DROP ROLE IF EXISTS ${role}`));
   }
+});
+
+test('a defect is counted on every row it is in, not only where its value is first parsed', async () => {
+  const header = 'show_id,type,title,director,cast,country,date_added,release_year,rating,duration,listed_in,description';
+  const rows = ['a1, Movie,A,,,," March 1, 2020",2020,PG,90 mins,Dramas,x', 'a2, Movie,B,,,," March 1, 2020",2020,PG,90 mins,Dramas,x',
+    'a3,movie,C,,,,,2020,PG,1 Seasons,Dramas,x', 'a4,movie,D,,,,,2020,PG,1 Seasons,Dramas,x'];
+  const s = await loadTitles(t.db, { name: 'again.csv', stream: Readable.from([Buffer.from([header, ...rows].join('\n') + '\n')]) }, { dryRun: true });
+  assert.equal(s.rejects.map((r) => [r.line, r.reason]), [[4, 'duration "1 Seasons" counts seasons but the type is Movie'],
+    [5, 'duration "1 Seasons" counts seasons but the type is Movie']]);
+  assert.equal(s.defects, { whitespace_trimmed: 4, duration_spelling: 2, type_spelling: 2 });
 });
 
 test('an unterminated quote is refused with its line', async () => {

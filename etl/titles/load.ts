@@ -286,6 +286,7 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
     FROM m LEFT JOIN g ON g.title_id = m.title_id LEFT JOIN c ON c.title_id = m.title_id
       LEFT JOIN ca ON ca.title_id = m.title_id LEFT JOIN d ON d.title_id = m.title_id`);
   await q.query('SET LOCAL enable_nestloop = on');
+  await q.query('ANALYZE titles_src'); // the INSERT and UPDATE below join it to staging: with its real row counts
   const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; last: number; lo: number; hi: number }>(`
     SELECT count(*) AS loaded, count(*) FILTER (WHERE status = 'inserted') AS inserted,
       count(*) FILTER (WHERE status = 'updated') AS updated, count(*) FILTER (WHERE status = 'unchanged') AS unchanged,

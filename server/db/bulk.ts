@@ -62,21 +62,30 @@ export class ForeignKeyViolation extends Error {}
 /**
  * Whether a bulk load into `tables` may run without their row-by-row RI triggers (session_replication_role = replica)
  * and verify `keys` itself afterwards: only if this role may set that, and the tables carry exactly these foreign keys
- * and no trigger but the change notifications of 0007_change_notify.sql, which fire on updates and deletes only (a
- * trigger someone adds later must fire: then the load takes the slow path).
+ * (one column each, referencing the parent's id) and no trigger but the change notifications of
+ * 0007_change_notify.sql, which fire on updates and deletes only (a trigger someone adds later must fire: then the
+ * load takes the slow path). It first locks the tables against other writers and their parents against changes
+ * (SHARE: the skipped triggers would have locked each referenced row), so what it checks and what the verification
+ * finds stay true until commit.
  */
 export async function mayVerifyForeignKeysInBulk(q: Queryable, tables: string[], keys: ForeignKey[]): Promise<boolean> {
+  const parents = [...new Set(keys.map(([, , p]) => p))].filter((p) => !tables.includes(p));
+  // identifiers from the callers' constant lists only
+  await q.query(`LOCK TABLE ${tables.join(', ')} IN SHARE ROW EXCLUSIVE MODE`);
+  if (parents.length) await q.query(`LOCK TABLE ${parents.join(', ')} IN SHARE MODE`);
   const r = await q.one<{ allowed: boolean; fks: string[]; user_triggers: number }>(`
     SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
              OR has_parameter_privilege('session_replication_role', 'SET') AS allowed,
-           (SELECT coalesce(array_agg(c.conrelid::regclass::text || '.' || a.attname || '>' || c.confrelid::regclass::text ORDER BY 1), '{}')
+           (SELECT coalesce(array_agg(c.conrelid::regclass::text || '.' || a.attname || '>' || c.confrelid::regclass::text
+                     || '.' || pa.attname || CASE WHEN cardinality(c.conkey) = 1 THEN '' ELSE '+' END ORDER BY 1), '{}')
               FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+              JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
              WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY($1)) AS fks,
            (SELECT count(*)::int FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text = ANY($1)
                AND t.tgfoid <> 'notify_change'::regproc) AS user_triggers`,
     [tables]);
   if (!r?.allowed || r.user_triggers > 0) return false;
-  const known = keys.map(([t, c, p]) => `${t}.${c}>${p}`).sort();
+  const known = keys.map(([t, c, p]) => `${t}.${c}>${p}.id`).sort();
   return JSON.stringify([...r.fks].sort()) === JSON.stringify(known);
 }
 
