@@ -2,8 +2,9 @@
 // records and fields (quoted fields are skipped with indexOf, so long cast lists and descriptions cost little); the
 // header is mapped; each record is validated and its defects fixed and counted; then the record is written out
 // mostly as slices of its own bytes (text fields keep their original quoting, which is valid COPY CSV), with the
-// parsed columns (type, date, year, rating, duration) written fresh. Trimming and list splitting happen later in
-// set-based SQL; here they are only counted.
+// parsed columns (type, date, year, rating, duration — each distinct raw value parsed once, see ByBytes) written
+// fresh. The list columns are split and their names interned here (links.ts); the text columns are trimmed later in
+// set-based SQL, and only counted here.
 import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
