@@ -9,7 +9,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
 import { parseDateAdded, type DateOrder, type DateShape, type ParsedDate } from './dates.ts';
-import { splitList, fnv, LINK_KINDS, NAME_TABLE, NameIds, type LinkSpool } from './links.ts';
+import { splitList, fnv, digits, LINK_KINDS, NAME_TABLE, NameIds, type LinkSpool } from './links.ts';
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, SPACE = 0x20, TAB = 0x09;
 const MAX_RECORD_BYTES = 1 << 20;
@@ -79,15 +79,7 @@ class Out {
     this.pos = p;
   }
   /** A non-negative integer's decimal digits. */
-  int(n: number) {
-    this.ensure(16);
-    if (n < 10) { this.buf[this.pos++] = 48 + n; return; }
-    let len = 1;
-    for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
-    const b = this.buf;
-    for (let i = this.pos + len - 1; i >= this.pos; i--) { b[i] = 48 + (n % 10); n = Math.floor(n / 10); }
-    this.pos += len;
-  }
+  int(n: number) { this.ensure(16); this.pos = digits(this.buf, this.pos, n); }
   text(s: string) {
     // a fresh value: quoted when COPY CSV needs it; '' stays '' only when quoted (unquoted empty is NULL)
     if (/[",\r\n]/.test(s) || s === '') {

@@ -31,21 +31,9 @@ const DMON = /^(\d{1,2})[- ]([A-Za-z]{3,9})[- ](\d{2}|\d{4})$/;
 const ISO = /^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]00:00(?::00)?)?$/;
 const SLASH = /^(\d{1,2})[/.](\d{1,2})[/.](\d{2}|\d{4})$/;
 
-// A catalog has a few thousand distinct dates over any number of rows: parse each once.
-const cache = new Map<string, ParsedDate | null>();
-
-/** null: not a date in any known shape, or no such calendar day. `s` is already trimmed. */
+/** null: not a date in any known shape, or no such calendar day. `s` is already trimmed. (The CSV stage parses each
+ * distinct raw value once: csv.ts ByBytes.) */
 export function parseDateAdded(s: string): ParsedDate | null {
-  let r = cache.get(s);
-  if (r === undefined) {
-    r = parse(s);
-    if (cache.size > 100_000) cache.clear();
-    cache.set(s, r);
-  }
-  return r;
-}
-
-function parse(s: string): ParsedDate | null {
   let m = LONG.exec(s);
   if (m) {
     const mon = MONTHS[m[1].toLowerCase()];

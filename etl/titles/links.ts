@@ -137,7 +137,7 @@ function recordEnd(w: Uint32Array, p: number, have: number): number {
 }
 
 /** Writes a non-negative integer's decimal digits at o; returns the offset after them. */
-function digits(buf: Buffer, o: number, n: number): number {
+export function digits(buf: Buffer, o: number, n: number): number {
   if (n < 10) { buf[o] = 48 + n; return o + 1; }
   let len = 1;
   for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
