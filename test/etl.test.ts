@@ -309,6 +309,51 @@ test('a defect is counted on every row it is in, not only where its value is fir
   assert.equal(s.defects, { whitespace_trimmed: 4, duration_spelling: 2, type_spelling: 2 });
 });
 
+
+test('lists split on the worker thread (ring of shared slots, or a batch bigger than a slot) load what the inline split loads', async () => {
+  assert.ok(REAL, 'the real dataset is beside the repository');
+  // 3 copies of the real file with fresh show_ids (~10 MB: more than the ring's slots hold at once), plus the defects
+  const [header, ...rows] = fs.readFileSync(REAL!, 'utf8').replace(/\n$/, '').split('\n');
+  const defects = fs.readFileSync(fx('defects.csv'), 'utf8').replace(/\n$/, '').split('\n').slice(1).map((r) => r.replace(/^"?d/, 'z'));
+  const body = [0, 1, 2].map((k) => rows.join('\n').replace(/^s(\d+),/gm, `w${k}-$1,`)).join('\n');
+  const bytes = Buffer.from(`${header}\n${body}\n${defects.join('\n')}\n`);
+  const file = path.join(os.tmpdir(), `marquee-lists-${process.pid}.csv`);
+  fs.writeFileSync(file, bytes);
+  const chunks = (size: number) => Readable.from(Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size)));
+  const runs: Record<string, string> = {};
+  try {
+    for (const [name, input, opts] of [
+      ['inline', file, {}],
+      ['worker, 64 kB chunks', { name: file, stream: chunks(65536) }, {}],
+      ['worker, one 10 MB chunk', { name: file, stream: chunks(bytes.length) }, {}],
+      ['worker, forced for a file', file, { listWorkerBytes: 0 }],
+    ] as const) {
+      await t.db.query('TRUNCATE titles, genres, countries, people RESTART IDENTITY CASCADE');
+      const s: Partial<LoadSummary> = await loadTitles(t.db, input, opts);
+      assert.is(s.inserted, 3 * 8807 + 4, name);
+      assert.ok(s.defects!.list_empty_items! > 0, name);
+      delete s.timings;
+      delete s.container;
+      runs[name] = JSON.stringify(s) + JSON.stringify(await t.db.one(`SELECT
+        (SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) FROM (SELECT show_id, type, title, release_year, rating,
+          duration_minutes, seasons, date_added, description FROM titles) x) AS titles,
+        (SELECT md5(string_agg(t.show_id || '/' || n.name, '|' ORDER BY t.show_id, n.name)) FROM title_genres x
+          JOIN titles t ON t.id = x.title_id JOIN genres n ON n.id = x.genre_id) AS genres,
+        (SELECT md5(string_agg(t.show_id || '/' || n.name, '|' ORDER BY t.show_id, n.name)) FROM title_countries x
+          JOIN titles t ON t.id = x.title_id JOIN countries n ON n.id = x.country_id) AS countries,
+        (SELECT md5(string_agg(t.show_id || '/' || n.name || '/' || x.ord, '|' ORDER BY t.show_id, x.ord)) FROM title_cast x
+          JOIN titles t ON t.id = x.title_id JOIN people n ON n.id = x.person_id) AS cast_names,
+        (SELECT md5(string_agg(t.show_id || '/' || n.name || '/' || x.ord, '|' ORDER BY t.show_id, x.ord)) FROM title_directors x
+          JOIN titles t ON t.id = x.title_id JOIN people n ON n.id = x.person_id) AS directors`));
+    }
+  } finally {
+    fs.rmSync(file, { force: true });
+    // the catalog the other tests expect
+    await t.db.query('TRUNCATE titles, genres, countries, people RESTART IDENTITY CASCADE');
+    await loadTitles(t.db, fx('base.csv'));
+  }
+  for (const name of Object.keys(runs)) assert.is(runs[name], runs.inline, name);
+});
 test('an unterminated quote is refused with its line', async () => {
   await refused(fx('unterminated-quote.csv'), /:5: unbalanced quotes/, 5);
   const eof = 'show_id,type,title,director,cast,country,date_added,release_year,rating,duration,listed_in,description\n' +

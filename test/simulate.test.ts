@@ -10,7 +10,7 @@ import { runParams, parseArgs, ParamError } from '../etl/simulator/params.ts';
 import { runSimulation, verifyForeignKeys, SimulationError, TITLES_MISSING, type SimulationResult } from '../etl/simulator/run.ts';
 import { validationSummary, formatSummary } from '../etl/simulator/validate.ts';
 import type { Db } from '../server/db/index.ts';
-import { BinaryCopy } from '../etl/simulator/copy-binary.ts';
+import { BinaryCopy } from '../server/db/copy-binary.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const t = useDatabase(test);

@@ -8,7 +8,7 @@ import {
 import type { BusinessParams, PlanCode } from './params.ts';
 import { PLAN_CODES } from './params.ts';
 import { rngFor, uuid, expo, normal, pickCumulative, cumulate, type Rng } from './rng.ts';
-import { BinaryCopy } from './copy-binary.ts';
+import { BinaryCopy } from '../../server/db/copy-binary.ts';
 
 export const MONTH_MS = 30.436875 * DAY_MS;
 const HOUR_MS = 3_600_000, MINUTE_MS = 60_000;
@@ -64,7 +64,7 @@ export class Expectations {
 /** The next id of each event table: the run reserves them (tables locked) so rows need no per-row sequence call. */
 export interface EventIds { subscription_events: number; payments: number; visits: number; watch_events: number }
 
-/** One batch of customers: per table, the rows of one binary COPY (etl/simulator/copy-binary.ts). */
+/** One batch of customers: per table, the rows of one binary COPY (server/db/copy-binary.ts). */
 export class Batch {
   users = new BinaryCopy();
   subscriptions = new BinaryCopy();

@@ -2,7 +2,8 @@
 // buffers to the main thread (transferred, not copied), which only streams them to PostgreSQL. Node then keeps one
 // core generating while PostgreSQL ingests on the other, and the connection never waits for the generator to yield.
 // Flow control: the worker generates a batch only against a credit from the main thread, so memory stays bounded.
-import { parentPort, workerData, Worker } from 'node:worker_threads';
+import { parentPort, workerData, type Worker } from 'node:worker_threads';
+import { startWorker } from '../worker-thread.ts';
 import { planBook } from '../../server/billing/machine.ts';
 import { Batch, Expectations, simulateCustomer, type Context, type EventIds } from './generate.ts';
 
@@ -75,11 +76,6 @@ async function generate(input: GeneratorInput) {
 
 if (parentPort && workerData?.simulatorGenerator) await generate(workerData.simulatorGenerator as GeneratorInput);
 
-// A worker does not inherit tsx's module hooks: it registers them itself, then loads this module (TypeScript).
-const BOOT = import.meta.url.endsWith('.ts')
-  ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(import.meta.url)}); })`
-  : `import(${JSON.stringify(import.meta.url)})`;
-
 /**
  * The main thread's side: batches in generation order, `ahead` of them generated before the caller takes them.
  * `next()` resolves with the next batch (granting the worker one more credit) or the final message.
@@ -93,7 +89,7 @@ export class Generator {
 
   constructor(input: GeneratorInput, ahead = 2) {
     const { book: _book, ...ctx } = input.ctx as Context;
-    this.worker = new Worker(BOOT, { eval: true, workerData: { simulatorGenerator: { ...input, ctx } } });
+    this.worker = startWorker(import.meta.url, { simulatorGenerator: { ...input, ctx } });
     this.worker.on('message', (m: BatchMessage | DoneMessage) => {
       if (m.type === 'done') this.finished = true;
       if (this.waiting) { const w = this.waiting; this.waiting = null; w.resolve(m); } else this.queue.push(m);

@@ -1,15 +1,16 @@
 // UTF-8 CSV in, COPY rows for the staging table out — one pass, bounded memory. A byte-level RFC 4180 scanner finds
 // records and fields (quoted fields are skipped with indexOf, so long cast lists and descriptions cost little); the
-// header is mapped; each record is validated and its defects fixed and counted; then the record is written out
-// mostly as slices of its own bytes (text fields keep their original quoting, which is valid COPY CSV), with the
-// parsed columns (type, date, year, rating, duration — each distinct raw value parsed once, see ByBytes) written
-// fresh. The list columns are split and their names interned here (links.ts); the text columns are trimmed later in
-// set-based SQL, and only counted here.
+// header is mapped; each record is validated and its defects fixed and counted; then the record is written out as a
+// binary COPY tuple: text fields as slices of their own bytes (PostgreSQL then parses nothing: half its time on the
+// staging COPY went to reading CSV), the parsed columns (type, date, year, rating, duration — each distinct raw value
+// parsed once, see ByBytes) in their binary forms. The list columns go to a worker thread that splits them and interns
+// their names (links-worker.ts); the text columns are trimmed later in set-based SQL, and only counted here.
 import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
 import { parseDateAdded, type DateOrder, type DateShape, type ParsedDate } from './dates.ts';
-import { splitList, fnv, digits, LINK_KINDS, NAME_TABLE, NameIds, type LinkSpool } from './links.ts';
+import { fnv, NameIds, type ListSink } from './links.ts';
+import { BinaryCopy } from '../../server/db/copy-binary.ts';
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, SPACE = 0x20, TAB = 0x09;
 const MAX_RECORD_BYTES = 1 << 20;
@@ -17,7 +18,7 @@ const MAX_FIELDS = 512;
 
 /** Staging columns, in the order the rows are written. */
 export const STAGING_COLUMNS = ['line', 'show_id', 'type', 'title', 'director', 'cast_names', 'country', 'date_added',
-  'date_mdy', 'date_dmy', 'release_year', 'rating', 'duration_minutes', 'seasons', 'listed_in', 'description', 'list_flags'] as const;
+  'date_mdy', 'date_dmy', 'release_year', 'rating', 'duration_minutes', 'seasons', 'listed_in', 'description'] as const;
 
 export type DefectKind =
   | 'bom' | 'windows_1252_lines' | 'crlf_line_ends' | 'blank_lines' | 'stray_quotes' | 'extra_empty_columns'
@@ -44,61 +45,15 @@ export interface CsvOptions {
   file: string;
   dateOrder?: DateOrder;
   maxRejects: number;
-  /** Where each staged row's split lists go (see links.ts). */
-  links?: LinkSpool;
+  /** Where each row's list fields go (links-worker.ts). */
+  lists?: ListSink;
 }
 
 const LIST_COLUMNS: Column[] = ['director', 'cast', 'country', 'listed_in'];
 const TEXT_COLUMNS: Column[] = ['show_id', 'title', 'director', 'cast', 'country', 'listed_in', 'description'];
 const TEXT_INDEX = TEXT_COLUMNS.map((c) => COLUMNS.indexOf(c));
-const IS_LIST = TEXT_COLUMNS.map((c) => LIST_COLUMNS.includes(c));
-/** Bit of each list column in the staging row's list_flags: set when the list needs SQL's careful split. */
-export const LIST_BITS: Partial<Record<Column, number>> = { director: 1, cast: 2, country: 4, listed_in: 8 };
-const LIST_FLAG = TEXT_COLUMNS.map((c) => LIST_BITS[c] ?? 0);
-/** The name table of each text column that is a list (the CSV stage meets them in LINK_KINDS order). */
-const LIST_NAMES = TEXT_COLUMNS.map((c, t) => IS_LIST[t] ? NAME_TABLE[LINK_KINDS[TEXT_COLUMNS.filter((x, u) => u < t && IS_LIST[u]).length]] : null);
-
-/** A growable output buffer: rows are assembled with copies, not string concatenation. */
-class Out {
-  buf = Buffer.allocUnsafe(1 << 17);
-  pos = 0;
-  ensure(n: number) {
-    if (this.pos + n <= this.buf.length) return;
-    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
-    this.buf.copy(next, 0, 0, this.pos);
-    this.buf = next;
-  }
-  bytes(src: Buffer, s: number, e: number) { this.ensure(e - s); src.copy(this.buf, this.pos, s, e); this.pos += e - s; }
-  byte(b: number) { this.ensure(1); this.buf[this.pos++] = b; }
-  ascii(s: string) {
-    // short ASCII values (line numbers, dates, years): a loop beats a native write call per value
-    this.ensure(s.length);
-    const b = this.buf;
-    let p = this.pos;
-    for (let i = 0; i < s.length; i++) b[p++] = s.charCodeAt(i);
-    this.pos = p;
-  }
-  /** A non-negative integer's decimal digits. */
-  int(n: number) { this.ensure(16); this.pos = digits(this.buf, this.pos, n); }
-  text(s: string) {
-    // a fresh value: quoted when COPY CSV needs it; '' stays '' only when quoted (unquoted empty is NULL)
-    if (/[",\r\n]/.test(s) || s === '') {
-      const q = '"' + s.replace(/"/g, '""') + '"';
-      this.ensure(Buffer.byteLength(q));
-      this.pos += this.buf.write(q, this.pos, 'utf8');
-    } else {
-      this.ensure(Buffer.byteLength(s));
-      this.pos += this.buf.write(s, this.pos, 'utf8');
-    }
-  }
-  take(): Buffer {
-    // hand the filled buffer downstream and start a new one (cheaper than copying it out)
-    const b = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(Math.max(1 << 17, this.pos + (this.pos >> 2)));
-    this.pos = 0;
-    return b;
-  }
-}
+/** Each text column's place among the lists (LINK_KINDS order: director, cast, country, listed_in), or -1. */
+const LIST_AT = TEXT_COLUMNS.map((c) => LIST_COLUMNS.indexOf(c));
 
 /**
  * Parsed values of a column by the field's raw bytes. type, date_added, release_year, rating and duration take a few
@@ -131,16 +86,24 @@ function parseType(raw: string): TypeValue {
   return { raw, t, type: null, spelling: false };
 }
 
-interface DateValue { raw: string; t: string; parsed: ParsedDate | null }
-function parseDate(raw: string): DateValue {
-  const t = raw.trim();
-  return { raw, t, parsed: t ? parseDateAdded(t) : null };
+/** Days since 2000-01-01 (binary COPY's date) of a YYYY-MM-DD date; null for null. */
+function days(iso: string | null): number | null {
+  return iso === null ? null : Date.UTC(Number(iso.slice(0, 4)), Number(iso.slice(5, 7)) - 1, Number(iso.slice(8, 10))) / 86_400_000 - 10_957;
 }
 
-interface YearValue { t: string; ok: boolean }
+/** A date_added value: its shape, and as days (a slash date both ways). */
+interface DateValue { raw: string; t: string; parsed: ParsedDate | null; iso: number | null; mdy: number | null; dmy: number | null }
+function parseDate(raw: string): DateValue {
+  const t = raw.trim();
+  const parsed = t ? parseDateAdded(t) : null;
+  if (parsed?.shape === 'M/D/YYYY or D/M/YYYY') return { raw, t, parsed, iso: null, mdy: days(parsed.mdy), dmy: days(parsed.dmy) };
+  return { raw, t, parsed, iso: parsed ? days(parsed.iso) : null, mdy: null, dmy: null };
+}
+
+interface YearValue { t: string; ok: boolean; year: number | null }
 function parseYear(raw: string): YearValue {
   const t = raw.trim();
-  return { t, ok: !t || (/^\d{4}$/.test(t) && Number(t) >= 1900 && Number(t) <= 2100) };
+  return { t, ok: !t || (/^\d{4}$/.test(t) && Number(t) >= 1900 && Number(t) <= 2100), year: t ? Number(t) : null };
 }
 
 /** A rating, and whether it is really a duration (the real file's three rows where the duration slid into rating). */
@@ -151,7 +114,7 @@ function parseRating(raw: string): RatingValue {
 }
 
 /** "90 min" / "2 Seasons": the number and its unit, or ok false. spelling: not the dataset's own spelling. */
-interface DurationValue { t: string; ok: boolean; n: number; isMin: boolean; spelling: boolean; text: string }
+interface DurationValue { t: string; ok: boolean; n: number; isMin: boolean; spelling: boolean }
 function parseDuration(raw: string): DurationValue {
   const t = raw.trim();
   const dm = /^(\d+)\s*([A-Za-z]+)\.?$/.exec(t);
@@ -161,7 +124,7 @@ function parseDuration(raw: string): DurationValue {
   const isSeason = ['season', 'seasons'].includes(unit);
   const ok = !!dm && n > 0 && n <= 100_000 && (isMin || isSeason);
   const spelling = !(unit === 'min' || (unit === 'season' && n === 1) || (unit === 'seasons' && n !== 1));
-  return { t, ok, n, isMin, spelling, text: String(n) };
+  return { t, ok, n, isMin, spelling };
 }
 
 function isBlank(b: number) { return b === SPACE || b === TAB; }
@@ -171,23 +134,20 @@ export class TitlesCsvStream extends Transform {
   private readonly opts: CsvOptions;
   private carry: Buffer | null = null;
   private line = 1; // physical line where the next record starts
-  private readonly f = new Int32Array(MAX_FIELDS * 3); // start, end, kind (0 plain, 1 quoted, 2 plain with stray quotes)
+  // start, end, kind per field: 0 plain, 2 plain with stray quotes; odd: quoted (1; 3 with "" escapes inside)
+  private readonly f = new Int32Array(MAX_FIELDS * 3);
   private nf = 0;
   private recLines = 0; // line breaks inside the record's quoted fields
   private crlf = false;
   private pendingHeader: { fields: string[]; line: number; problem: string } | null = null;
   private cols: number[] = [];
-  private readonly out = new Out();
-  private readonly itemHashes = new Int32Array(128);
-  private readonly itemStart = new Int32Array(128);
-  private readonly itemEnd = new Int32Array(128);
-  private nItems = 0;
+  private readonly out = new BinaryCopy();
+  private readonly listRanges = new Int32Array(2 * LIST_COLUMNS.length);
   private readonly types = new ByBytes(parseType);
   private readonly dates = new ByBytes(parseDate);
   private readonly years = new ByBytes(parseYear);
   private readonly ratings = new ByBytes(parseRating);
   private readonly durations = new ByBytes(parseDuration);
-  private itemQuote = false; // a quote inside the list: its bytes are not its value
   // Slash dates that read one way only: counted, and kept (as rejects-to-be) under the order they contradict.
   private slash = { contradictDmy: [] as Reject[], contradictMdy: [] as Reject[], mdyOnlyCount: 0, dmyOnlyCount: 0, any: false };
 
@@ -211,7 +171,8 @@ export class TitlesCsvStream extends Transform {
         }
         this.carry = buf.subarray(used);
       }
-      cb(null, this.out.pos ? this.out.take() : undefined);
+      for (const b of this.out.take()) this.push(b);
+      if (this.opts.lists) this.opts.lists.batch(buf, used, cb); else cb();
     } catch (e) {
       cb(e as Error);
     }
@@ -219,13 +180,15 @@ export class TitlesCsvStream extends Transform {
 
   override _flush(cb: TransformCallback) {
     try {
-      if (this.carry && this.carry.length) this.scanAll(this.carry, true);
+      const last = this.carry ?? Buffer.alloc(0);
+      if (last.length) this.scanAll(last, true);
       this.carry = null;
       if (this.pendingHeader) this.failHeader();
       if (!this.stats.header) throw new InputProblem(this.stats.records ? 'only blank lines: no header and no data' : 'the file is empty');
       if (this.stats.rows === 0 && this.stats.rejects.length === 0) throw new InputProblem('the file has a header but no data rows');
       this.decideDateOrder();
-      cb(null, this.out.pos ? this.out.take() : undefined);
+      for (const b of this.out.finish()) this.push(b);
+      if (this.opts.lists) this.opts.lists.batch(last, last.length, cb); else cb();
     } catch (e) {
       cb(e as Error);
     }
@@ -272,6 +235,7 @@ export class TitlesCsvStream extends Transform {
       if (buf[i] === QUOTE) {
         let j = i + 1;
         let close = -1;
+        let kind = 1;
         for (;;) {
           const q = buf.indexOf(QUOTE, j);
           if (q === -1) {
@@ -279,13 +243,13 @@ export class TitlesCsvStream extends Transform {
             throw new InputProblem('a quote opened here is never closed (unterminated quoted field)', this.line + this.recLines);
           }
           if (q + 1 >= len && !final) return -1; // cannot tell a closing quote from an escaped "" yet
-          if (buf[q + 1] === QUOTE) { j = q + 2; continue; }
+          if (buf[q + 1] === QUOTE) { j = q + 2; kind = 3; continue; }
           close = q;
           break;
         }
         const opened = this.line + this.recLines;
         this.recLines += this.newlines(buf, i, close);
-        this.addField(i, close + 1, 1);
+        this.addField(i, close + 1, kind);
         i = close + 1;
         if (i >= len) { if (!final) return -1; return len; }
         const c = buf[i];
@@ -328,9 +292,9 @@ export class TitlesCsvStream extends Transform {
   private value(buf: Buffer, k: number): string {
     const o = k * 3;
     const s = this.f[o], e = this.f[o + 1];
-    if (this.f[o + 2] === 1) {
+    if (this.f[o + 2] & 1) {
       const v = buf.toString('utf8', s + 1, e - 1);
-      return v.includes('"') ? v.replace(/""/g, '"') : v;
+      return this.f[o + 2] === 3 ? v.replace(/""/g, '"') : v;
     }
     return buf.toString('utf8', s, e);
   }
@@ -338,19 +302,15 @@ export class TitlesCsvStream extends Transform {
   /** Content range of field k (inside the quotes) and whether it is blank. */
   private inner(k: number): [number, number] {
     const o = k * 3;
-    return this.f[o + 2] === 1 ? [this.f[o] + 1, this.f[o + 1] - 1] : [this.f[o], this.f[o + 1]];
+    return this.f[o + 2] & 1 ? [this.f[o] + 1, this.f[o + 1] - 1] : [this.f[o], this.f[o + 1]];
   }
 
   /** Field k parsed through its column's cache; a quoted field with "" escapes (its bytes are not its value) bypasses it. */
   private cached<T>(cache: ByBytes<T>, buf: Buffer, k: number): T {
     const o = k * 3;
-    let s = this.f[o], e = this.f[o + 1];
-    if (this.f[o + 2] === 1) {
-      s++; e--;
-      const q = buf.indexOf(QUOTE, s);
-      if (q !== -1 && q < e) return cache.parse(this.value(buf, k));
-    }
-    return cache.get(buf, s, e);
+    if (this.f[o + 2] === 3) return cache.parse(this.value(buf, k));
+    const q = this.f[o + 2];
+    return cache.get(buf, this.f[o] + q, this.f[o + 1] - q);
   }
 
   /** Whether show_id is 1..64 printable ASCII bytes with no space or quote: then it needs no trimming or decoding. */
@@ -382,7 +342,7 @@ export class TitlesCsvStream extends Transform {
   // ── records ─────────────────────────────────────────────────────────────────────────────────────────────────
   private record(buf: Buffer, start: number, end: number) {
     this.stats.records++;
-    if (this.nf === 1 && this.blank(buf, 0) && this.f[2] !== 1) {
+    if (this.nf === 1 && this.blank(buf, 0) && !(this.f[2] & 1)) {
       if (this.stats.header || this.pendingHeader) this.defect('blank_lines');
       return;
     }
@@ -447,6 +407,7 @@ export class TitlesCsvStream extends Transform {
       return;
     }
     this.stats.rejects.push(r);
+    this.opts.lists?.rejectLast();
     if (this.stats.rejects.length > this.opts.maxRejects) {
       throw new InputProblem(`more than ${this.opts.maxRejects} rows rejected (this one: ${reason}); ` +
         'this does not look like a loadable copy of the dataset (raise --max-rejects to load the rest anyway)', this.line);
@@ -471,29 +432,21 @@ export class TitlesCsvStream extends Transform {
     }
     this.stats.rows++;
 
-    // whitespace and list defects, counted here and fixed in SQL; clean lists take SQL's fast path
-    let listFlags = 0;
-    const links = this.opts.links;
-    links?.begin(this.line);
+    // whitespace defects, counted here and fixed in SQL; the lists go to the worker (empty ones as [0, 0))
+    let escaped = 0;
+    const ranges = this.listRanges;
+    ranges.fill(0);
     for (let t = 0; t < TEXT_COLUMNS.length; t++) {
       const c = TEXT_COLUMNS[t];
       const k = map[TEXT_INDEX[t]];
-      const q = this.f[k * 3 + 2] === 1 ? 1 : 0; // inside the quotes (no tuple per field: this runs 6 M times)
+      const q = this.f[k * 3 + 2] & 1; // inside the quotes (no tuple per field: this runs 6 M times)
       const s = this.f[k * 3] + q, e = this.f[k * 3 + 1] - q;
-      if (IS_LIST[t]) links?.list();
       if (e <= s) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
-      if (IS_LIST[t]) {
-        const dirty = this.listDirty(buf, s, e);
-        if (dirty) listFlags |= LIST_FLAG[t];
-        if (links) {
-          const names = links.names[LIST_NAMES[t]!];
-          if (!dirty && !this.itemQuote) {
-            // the common case: the items' bytes and hashes are already known
-            for (let i = 0; i < this.nItems; i++) links.item(names.id(buf, this.itemStart[i], this.itemEnd[i], this.itemHashes[i]));
-          } else {
-            for (const name of splitList(this.value(buf, k), !dirty)) links.item(names.idOf(name));
-          }
-        }
+      const l = LIST_AT[t];
+      if (l >= 0) {
+        ranges[2 * l] = s;
+        ranges[2 * l + 1] = e;
+        if (this.f[k * 3 + 2] === 3) escaped |= 1 << l;
       }
       if (isBlank(buf[s]) || isBlank(buf[e - 1]) || (buf[s] === 0xc2 && buf[s + 1] === 0xa0) || (buf[e - 2] === 0xc2 && buf[e - 1] === 0xa0)) {
         if (this.blank(buf, k)) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
@@ -501,6 +454,7 @@ export class TitlesCsvStream extends Transform {
       }
       if (this.f[k * 3 + 2] === 2) this.defect('stray_quotes');
     }
+    this.opts.lists?.row(this.line, ranges, escaped);
 
     if (!this.plainShowId(buf, map[0])) {
       const showId = this.value(buf, map[0]).trim();
@@ -518,7 +472,7 @@ export class TitlesCsvStream extends Transform {
     // date_added
     const dv = this.cached(this.dates, buf, map[6]);
     const dateT = dv.t;
-    let dateIso = '', mdy = '', dmy = '';
+    let date: number | null = null, mdy: number | null = null, dmy: number | null = null;
     if (dateT) {
       if (dv.raw !== dateT) this.defect('whitespace_trimmed');
       const d = dv.parsed;
@@ -530,14 +484,14 @@ export class TitlesCsvStream extends Transform {
         if (forced) {
           const v = forced === 'mdy' ? d.mdy : d.dmy;
           if (!v) return this.reject(buf, start, end, `date_added ${JSON.stringify(dateT)} is not a valid ${forced === 'mdy' ? 'month/day/year' : 'day/month/year'} date (--date-order ${forced})`);
-          dateIso = v;
+          date = forced === 'mdy' ? dv.mdy : dv.dmy;
         } else {
           if (d.mdy && !d.dmy) { this.slash.mdyOnlyCount++; this.reject(buf, start, end, `date_added ${JSON.stringify(dateT)} reads only as month/day/year, but the file's dates are day/month/year`, 'dmy'); }
           if (d.dmy && !d.mdy) { this.slash.dmyOnlyCount++; this.reject(buf, start, end, `date_added ${JSON.stringify(dateT)} reads only as day/month/year, but the file's dates are month/day/year`, 'mdy'); }
-          mdy = d.mdy ?? '';
-          dmy = d.dmy ?? '';
+          mdy = dv.mdy;
+          dmy = dv.dmy;
         }
-      } else dateIso = d.iso;
+      } else date = dv.iso;
     } else this.stats.missing.date_added = (this.stats.missing.date_added ?? 0) + 1;
 
     const yv = this.cached(this.years, buf, map[7]);
@@ -554,103 +508,36 @@ export class TitlesCsvStream extends Transform {
       this.defect('rating_holds_duration');
     }
     if (!rating) this.stats.missing.rating = (this.stats.missing.rating ?? 0) + 1;
-    let minutes = '', seasons = '';
+    let minutes: number | null = null, seasons: number | null = null;
     if (du.t) {
       const duration = du.t;
       if (!du.ok) return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} is neither "N min" nor "N Season(s)"`);
       if (du.isMin && type !== 'Movie') return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} is in minutes but the type is ${type}`);
       if (!du.isMin && type !== 'TV Show') return this.reject(buf, start, end, `duration ${JSON.stringify(duration)} counts seasons but the type is ${type}`);
       if (du.spelling) this.defect('duration_spelling');
-      if (du.isMin) minutes = du.text; else seasons = du.text;
+      if (du.isMin) minutes = du.n; else seasons = du.n;
     } else this.stats.missing.duration = (this.stats.missing.duration ?? 0) + 1;
 
-    links?.commit();
-
-    // the staging row
+    // the staging row (STAGING_COLUMNS)
     const o = this.out;
-    o.int(this.line);
-    o.byte(COMMA); this.raw(buf, map[0]);
-    o.byte(COMMA); o.ascii(type);
-    o.byte(COMMA); this.rawRun(buf, map, 2, 5);
-    o.byte(COMMA); o.ascii(dateIso);
-    o.byte(COMMA); o.ascii(mdy);
-    o.byte(COMMA); o.ascii(dmy);
-    o.byte(COMMA); o.ascii(yearT);
-    o.byte(COMMA); if (rating) o.text(rating);
-    o.byte(COMMA); o.ascii(minutes);
-    o.byte(COMMA); o.ascii(seasons);
-    o.byte(COMMA); this.rawRun(buf, map, 10, 11);
-    o.byte(COMMA); o.int(listFlags);
-    o.byte(LF);
+    o.row(STAGING_COLUMNS.length).int4(this.line);
+    this.text(buf, map[0]);
+    o.text(type);
+    for (let c = 2; c <= 5; c++) this.text(buf, map[c]);
+    o.nullableInt4(date).nullableInt4(mdy).nullableInt4(dmy);
+    if (yv.year === null) o.null(); else o.int2(yv.year);
+    o.nullableText(rating || null).nullableInt4(minutes).nullableInt4(seasons);
+    this.text(buf, map[10]);
+    this.text(buf, map[11]);
   }
 
-  /** A text field as it came: its own quoting is valid COPY CSV. A bare quote inside an unquoted field is not. */
-  private raw(buf: Buffer, k: number) {
+  /** A text field as its bytes (inside its quotes); empty and unquoted is NULL, as in COPY CSV. */
+  private text(buf: Buffer, k: number) {
     const o = k * 3;
-    const s = this.f[o], e = this.f[o + 1];
-    if (this.f[o + 2] === 2) { this.out.text(buf.toString('utf8', s, e)); return; }
-    this.out.bytes(buf, s, e);
-  }
-
-  /** Columns from..to as they came; when they sit side by side in the record, one copy (commas included). */
-  private rawRun(buf: Buffer, map: number[], from: number, to: number) {
-    let contiguous = true;
-    for (let c = from; c <= to; c++) {
-      if (this.f[map[c] * 3 + 2] === 2 || (c > from && map[c] !== map[c - 1] + 1)) { contiguous = false; break; }
-    }
-    if (contiguous) { this.out.bytes(buf, this.f[map[from] * 3], this.f[map[to] * 3 + 1]); return; }
-    for (let c = from; c <= to; c++) {
-      if (c > from) this.out.byte(COMMA);
-      this.raw(buf, map[c]);
-    }
-  }
-
-  /**
-   * Whether a list needs SQL's careful split (trim every item, drop empty ones and repeats) rather than a plain split
-   * on ", ". Clean lists — the vast majority — are items joined by exactly ", " with no blank edges and no repeats
-   * (compared by a hash of their bytes: a collision only sends the list down the careful path). Counts empty items.
-   */
-  private listDirty(buf: Buffer, s: number, e: number): boolean {
-    let dirty = isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA;
-    let empty = false, text = false, h = 0x811c9dc5 | 0, item = s;
-    this.nItems = 0;
-    this.itemQuote = false;
-    for (let i = s; i < e; i++) {
-      const b = buf[i];
-      // most bytes are letters, above every byte this loop looks for (tab, space, quote, comma): one comparison
-      if (b <= COMMA) {
-        if (b === COMMA) {
-          if (!text) empty = true;
-          if (!dirty) dirty = this.repeated(h, item, i);
-          h = 0x811c9dc5 | 0;
-          text = false;
-          if (!dirty && !(buf[i + 1] === SPACE && i + 2 < e && !isBlank(buf[i + 2]) && buf[i + 2] !== COMMA && !isBlank(buf[i - 1]))) dirty = true;
-          if (buf[i + 1] === SPACE) i++;
-          item = i + 1;
-          continue;
-        }
-        if (b === QUOTE) this.itemQuote = true;
-        if (b !== SPACE && b !== TAB) text = true;
-      } else text = true;
-      h = fnv(h, b);
-    }
-    if (!text) empty = true;
-    if (!dirty) dirty = this.repeated(h, item, e);
-    if (empty) this.defect('list_empty_items');
-    return dirty || empty;
-  }
-
-  /** Whether an item with this hash was already in the list; remembers it and where it is. */
-  private repeated(h: number, s: number, e: number): boolean {
-    const seen = this.itemHashes;
-    const n = this.nItems;
-    for (let k = 0; k < n; k++) if (seen[k] === h) return true;
-    if (n >= seen.length) return true;
-    seen[n] = h;
-    this.itemStart[n] = s;
-    this.itemEnd[n] = e;
-    this.nItems = n + 1;
-    return false;
+    const kind = this.f[o + 2];
+    if (kind === 3) { this.out.text(this.value(buf, k)); return; }
+    const s = this.f[o] + (kind & 1), e = this.f[o + 1] - (kind & 1);
+    if (e === s && kind === 0) this.out.null(); else this.out.textBytes(buf, s, e);
   }
 
   private decideDateOrder() {

@@ -1,12 +1,11 @@
-// The link lists (directors, cast, countries, genres) normalized in node while the file streams: the CSV stage splits
-// each list the way the staging SQL would (clean lists on ", "; the rest trimmed, emptied items dropped, repeats
-// dropped with the first occurrence keeping its place), every name gets a local id from a byte-keyed table (names
-// repeat, so the tables stay small and a repeat costs no string), and each staged row's local ids are spooled to a
-// temp file — bounded memory, whatever the file's size. After the titles are matched, the spool is read back and
-// written straight into the link tables with COPY: no staging of link rows, no unnest or name joins in SQL.
+// The link lists (directors, cast, countries, genres) normalized in node while the file streams, on a worker thread
+// beside the CSV stage (links-worker.ts): each list is split the way the staging SQL would (clean lists on ", "; the
+// rest trimmed, emptied items dropped, repeats dropped with the first occurrence keeping its place), every name gets a
+// local id from a byte-keyed table (names repeat, so the tables stay small and a repeat costs no string), and each
+// staged row's local ids are spooled to a temp file — bounded memory, whatever the file's size. After the titles are
+// matched, the spool is read back and written straight into the link tables with COPY: no staging of link rows, no
+// unnest or name joins in SQL.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 
 /** In the order the CSV stage meets the list columns (director, cast, country, listed_in). */
@@ -15,6 +14,11 @@ export type LinkKind = (typeof LINK_KINDS)[number];
 /** The name table of each kind of list (cast and directors share people). */
 export const NAME_TABLE = { genres: 'genres', countries: 'countries', cast: 'people', directors: 'people' } as const;
 export type NameTable = (typeof NAME_TABLE)[LinkKind];
+/** Bit of each kind of list in a row's list flags: set when the list needs SQL's careful split (load.ts list()). */
+export const LIST_BIT: Record<LinkKind, number> = { directors: 1, cast: 2, countries: 4, genres: 8 };
+
+const QUOTE = 0x22, COMMA = 0x2c, SPACE = 0x20, TAB = 0x09;
+const isBlank = (b: number) => b === SPACE || b === TAB;
 
 const FNV_BASIS = 0x811c9dc5 | 0;
 export function fnv(h: number, b: number): number { return Math.imul(h ^ b, 16777619); }
@@ -30,6 +34,19 @@ export function splitList(value: string, clean: boolean): string[] {
   }
   return out;
 }
+
+/** Where the CSV stage sends each row's four list fields (LinkWorker in links-worker.ts). */
+export interface ListSink {
+  /** A row's lists: [start, end) in the batch's buffer per kind (LINK_KINDS order); `escaped`: bit k, list k has "". */
+  row(line: number, ranges: Int32Array, escaped: number): void;
+  /** The last row turned out rejected: its lists are counted for defects, not spooled. */
+  rejectLast(): void;
+  /** Hands over the rows given since the last batch, their ranges in buf[0, used); cb when more may follow. */
+  batch(buf: Buffer, used: number, cb: (e?: Error) => void): void;
+}
+
+/** What a NameIds holds, to rebuild it on another thread. */
+export interface NameSnapshot { arena: Uint8Array<ArrayBuffer>; starts: Int32Array<ArrayBuffer>; hashes: Int32Array<ArrayBuffer>; count: number }
 
 /** Names by their UTF-8 bytes -> local ids from 1 (open addressing on an FNV-1a hash; bytes compared on a match). */
 export class NameIds {
@@ -92,6 +109,29 @@ export class NameIds {
     return this.id(b, 0, b.length, h);
   }
 
+  snapshot(): NameSnapshot {
+    return { arena: this.arena.subarray(0, this.used), starts: this.starts.slice(0, this.count + 2),
+      hashes: this.hashes.slice(0, this.count + 2), count: this.count };
+  }
+
+  static from(snap: NameSnapshot): NameIds {
+    const n = new NameIds();
+    n.arena = Buffer.from(snap.arena.buffer, snap.arena.byteOffset, snap.arena.byteLength);
+    n.used = snap.arena.byteLength;
+    n.starts = snap.starts;
+    n.hashes = snap.hashes;
+    n.count = snap.count;
+    let size = 2048;
+    while (size < n.count * 2 + 2) size *= 2;
+    n.slots = new Int32Array(size);
+    for (let l = 1; l <= n.count; l++) {
+      let j = n.hashes[l] & (size - 1);
+      while (n.slots[j] !== 0) j = (j + 1) & (size - 1);
+      n.slots[j] = l;
+    }
+    return n;
+  }
+
   name(lid: number): string { return this.arena.toString('utf8', this.starts[lid], this.starts[lid + 1]); }
 
   /** COPY text rows (local id, name) of the names marked in `used`, straight from their bytes. */
@@ -148,17 +188,17 @@ export function digits(buf: Buffer, o: number, n: number): number {
 const WORDS = 1 << 18; // 1 MB of spool per write
 
 export class LinkSpool {
-  readonly names: Record<NameTable, NameIds> = { genres: new NameIds(), countries: new NameIds(), people: new NameIds() };
-  private readonly dir: string;
+  readonly names: Record<NameTable, NameIds>;
   private readonly fd: number;
   private words = new Uint32Array(WORDS + 4096);
   private pos = 0;
   private committed = 0;
   private countAt = 0;
 
-  constructor() {
-    this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-etl-links-'));
-    this.fd = fs.openSync(path.join(this.dir, 'links.bin'), 'w+');
+  /** The spool in `file`: written from scratch (fresh names), or read back with the names it was written with. */
+  constructor(file: string, names?: Record<NameTable, NameIds>) {
+    this.names = names ?? { genres: new NameIds(), countries: new NameIds(), people: new NameIds() };
+    this.fd = fs.openSync(file, names ? 'r' : 'w');
   }
 
   private grow() {
@@ -263,8 +303,78 @@ export class LinkSpool {
     })(), { objectMode: false });
   }
 
+  /** Writes what is committed and closes the file. */
   close() {
-    try { fs.closeSync(this.fd); } catch { /* already closed */ }
-    fs.rmSync(this.dir, { recursive: true, force: true });
+    try { this.flush(); fs.closeSync(this.fd); } catch { /* already closed */ }
+  }
+}
+
+/**
+ * One row's lists into a spool: each list checked (is it clean: items joined by exactly ", ", no blank edges, no
+ * repeats — compared by a hash of their bytes, a collision only sends the list down the careful path), split, its
+ * names interned. Counts the lists with empty items (a defect the summary reports).
+ */
+export class ListSplitter {
+  emptyItems = 0;
+  private readonly hashes = new Int32Array(128);
+  private readonly starts = new Int32Array(128);
+  private readonly ends = new Int32Array(128);
+  private n = 0;
+  private quote = false; // a quote inside the list: its bytes are not its value
+
+  /** Spools the items of the list in buf[s, e) (`escaped`: quoted with "" inside) unless spool is null; true when dirty. */
+  list(spool: LinkSpool | null, names: NameIds, buf: Buffer, s: number, e: number, escaped: boolean): boolean {
+    const dirty = this.dirty(buf, s, e);
+    if (!spool) return dirty;
+    if (!dirty && !this.quote) {
+      // the common case: the items' bytes and hashes are already known
+      for (let i = 0; i < this.n; i++) spool.item(names.id(buf, this.starts[i], this.ends[i], this.hashes[i]));
+    } else {
+      const v = buf.toString('utf8', s, e);
+      for (const name of splitList(escaped ? v.replace(/""/g, '"') : v, !dirty)) spool.item(names.idOf(name));
+    }
+    return dirty;
+  }
+
+  private dirty(buf: Buffer, s: number, e: number): boolean {
+    let dirty = isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA;
+    let empty = false, text = false, h = FNV_BASIS, item = s;
+    this.n = 0;
+    this.quote = false;
+    for (let i = s; i < e; i++) {
+      const b = buf[i];
+      // most bytes are letters, above every byte this loop looks for (tab, space, quote, comma): one comparison
+      if (b <= COMMA) {
+        if (b === COMMA) {
+          if (!text) empty = true;
+          if (!dirty) dirty = this.repeated(h, item, i);
+          h = FNV_BASIS;
+          text = false;
+          if (!dirty && !(buf[i + 1] === SPACE && i + 2 < e && !isBlank(buf[i + 2]) && buf[i + 2] !== COMMA && !isBlank(buf[i - 1]))) dirty = true;
+          if (buf[i + 1] === SPACE) i++;
+          item = i + 1;
+          continue;
+        }
+        if (b === QUOTE) this.quote = true;
+        if (b !== SPACE && b !== TAB) text = true;
+      } else text = true;
+      h = fnv(h, b);
+    }
+    if (!text) empty = true;
+    if (!dirty) dirty = this.repeated(h, item, e);
+    if (empty) this.emptyItems++;
+    return dirty || empty;
+  }
+
+  /** Whether an item with this hash was already in the list; remembers it and where it is. */
+  private repeated(h: number, s: number, e: number): boolean {
+    const n = this.n;
+    for (let k = 0; k < n; k++) if (this.hashes[k] === h) return true;
+    if (n >= this.hashes.length) return true;
+    this.hashes[n] = h;
+    this.starts[n] = s;
+    this.ends[n] = e;
+    this.n = n + 1;
+    return false;
   }
 }

@@ -6,16 +6,18 @@
 // purpose.
 import { pipeline } from 'node:stream/promises';
 import sql from 'sql-template-tag';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
+import { BinaryCopy } from '../../server/db/copy-binary.ts';
 import { dropForBulkLoad, mayVerifyForeignKeysInBulk, verifyForeignKeys, type ForeignKey } from '../../server/db/bulk.ts';
 import { openSource, type SourceInput } from './source.ts';
 import { DecodeStream, describeEncoding, type EncodingMode } from './decode.ts';
-import { TitlesCsvStream, STAGING_COLUMNS, LIST_BITS, type DefectKind, type Reject } from './csv.ts';
+import { TitlesCsvStream, STAGING_COLUMNS, type DefectKind, type Reject } from './csv.ts';
 import type { DateOrder, DateShape } from './dates.ts';
 import type { Column } from './header.ts';
 import { InputProblem, TitlesInputError } from './errors.ts';
-import { LinkSpool, LINK_KINDS, NAME_TABLE, type LinkKind, type NameTable } from './links.ts';
+import { LINK_KINDS, NAME_TABLE, LIST_BIT, type LinkKind, type NameTable } from './links.ts';
+import { LinkWorker, type LinkResult } from './links-worker.ts';
 
 export interface LoadProgress {
   phase: 'reading' | 'normalizing';
@@ -39,6 +41,8 @@ export interface LoadOptions {
   progressIntervalMs?: number;
   /** Link rows at or above which the link tables' foreign keys are re-validated in bulk (default BULK_LINK_ROWS). */
   bulkLinkRows?: number;
+  /** Inputs of at least this many bytes, or of unknown size (stdin), split their lists on a worker thread (default LIST_WORKER_BYTES). */
+  listWorkerBytes?: number;
   /** statement_timeout for the load's transaction; 0 (default) = none: a 340 MB load is one long COPY. */
   statementTimeoutMs?: number;
 }
@@ -86,6 +90,8 @@ const LINK_COPY: Record<LinkKind, string> = {
   cast: 'COPY title_cast (title_id, person_id, ord) FROM STDIN',
   directors: 'COPY title_directors (title_id, person_id, ord) FROM STDIN',
 };
+/** Input size from which the lists are split on a worker thread beside the CSV stage (links-worker.ts). */
+export const LIST_WORKER_BYTES = 16 << 20;
 /** Link rows written at or above which foreign keys are validated set-based (see normalize()). */
 export const BULK_LINK_ROWS = 20_000;
 
@@ -94,13 +100,13 @@ const LOCK_KEY = 7_201_100_003; // "marquee titles load": two loads at once woul
 const STAGING_DDL = `CREATE TEMP TABLE titles_staging (
   line integer NOT NULL, show_id text, type text NOT NULL, title text, director text, cast_names text, country text,
   date_added date, date_mdy date, date_dmy date, release_year smallint, rating text, duration_minutes integer,
-  seasons integer, listed_in text, description text, list_flags smallint NOT NULL
+  seasons integer, listed_in text, description text
 ) ON COMMIT DROP`;
 
 /**
  * A comma list as an array: trimmed items, no empty items, no repeats (the first occurrence keeps its place).
- * Lists the CSV stage found clean (items joined by exactly ", ", no repeats) take a plain split; the rest the
- * careful per-row subquery.
+ * Lists the list worker found clean (items joined by exactly ", ", no repeats) take a plain split; the rest (their
+ * row's list_flags has the list's LIST_BIT) the careful per-row subquery.
  */
 function list(col: string, bit: number): string {
   return `CASE WHEN list_flags & ${bit} = 0 THEN coalesce(string_to_array(${col}, ', '), '{}')
@@ -129,8 +135,8 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
   const t0 = performance.now();
   const source = await openSource(input);
   const decoder = new DecodeStream(opts.encoding ?? 'auto');
-  const links = new LinkSpool();
-  const csv = new TitlesCsvStream({ file: source.name, dateOrder: opts.dateOrder, maxRejects: opts.maxRejects ?? 1000, links });
+  const lists = new LinkWorker((source.total ?? Infinity) < (opts.listWorkerBytes ?? LIST_WORKER_BYTES));
+  const csv = new TitlesCsvStream({ file: source.name, dateOrder: opts.dateOrder, maxRejects: opts.maxRejects ?? 1000, lists });
   const progress = (phase: LoadProgress['phase']) => opts.onProgress?.({
     phase, bytes: source.consumed(), totalBytes: source.total, rows: csv.stats.rows, elapsedMs: performance.now() - t0,
   });
@@ -141,17 +147,20 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
       await q.query(STAGING_DDL);
       if (opts.onProgress) timer = setInterval(() => progress('reading'), opts.progressIntervalMs ?? 200);
       try {
-        await q.copyIn(`COPY titles_staging (${STAGING_COLUMNS.join(', ')}) FROM STDIN (FORMAT csv)`,
+        await q.copyIn(`COPY titles_staging (${STAGING_COLUMNS.join(', ')}) FROM STDIN (FORMAT binary)`,
           (stream) => pipeline(source.stream, decoder, csv, stream));
       } finally {
         clearInterval(timer);
       }
+      if (process.env.MARQUEE_ETL_TRACE) console.error(`[etl] staging COPY done at ${(performance.now() - t0).toFixed(0)} ms`);
+      const links = await lists.finish();
       const tCopy = performance.now();
       progress('normalizing');
       const summary = await normalize(q, csv, links, opts);
       const tEnd = performance.now();
       const s = csv.stats;
       const defects = { ...s.defects };
+      if (links.emptyItems) defects.list_empty_items = links.emptyItems;
       if (decoder.stats.bom) defects.bom = 1;
       if (decoder.stats.repairedLines) defects.windows_1252_lines = decoder.stats.repairedLines;
       if (s.lineEnds.crlf) defects.crlf_line_ends = s.lineEnds.crlf;
@@ -184,7 +193,7 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
   } finally {
     clearInterval(timer);
     source.stream.destroy();
-    links.close();
+    await lists.close();
   }
 }
 
@@ -204,7 +213,7 @@ async function eachPair(stream: Readable, fn: (a: number, b: number) => void) {
   }
 }
 
-async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, opts: LoadOptions): Promise<Counts> {
+async function normalize(q0: Queryable, csv: TitlesCsvStream, { spool: links, dirty }: LinkResult, opts: LoadOptions): Promise<Counts> {
   const s = csv.stats;
   // MARQUEE_ETL_TRACE=1 prints each statement's time (for tuning on big files)
   const trace = (t: number, text: string) =>
@@ -242,6 +251,13 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
   if (s.rejects.length > (opts.maxRejects ?? 1000)) {
     throw new InputProblem(`more than ${opts.maxRejects ?? 1000} rows rejected (${dups.length} repeated show_ids)`);
   }
+  // the rows whose lists need the careful split (few: most lists are clean)
+  await q.query(`CREATE TEMP TABLE titles_list_flags (line integer PRIMARY KEY, flags smallint NOT NULL) ON COMMIT DROP`);
+  if (dirty.length) {
+    const enc = new BinaryCopy();
+    for (let i = 0; i < dirty.length; i += 2) enc.row(2).int4(dirty[i]).int2(dirty[i + 1]);
+    await q.copyIn(`COPY titles_list_flags (line, flags) FROM STDIN (FORMAT binary)`, (stream) => pipeline(Readable.from(enc.finish()), stream));
+  }
   const dmy = s.dateOrder?.order === 'dmy';
   const keep = dups.length ? `DISTINCT ON (${trim('show_id')})` : '';
   const order = dups.length ? `ORDER BY ${trim('show_id')}, line` : '';
@@ -257,8 +273,8 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
   await q.query(`CREATE TEMP TABLE titles_src ON COMMIT DROP AS
     WITH s AS (
       SELECT ${keep} line, ${trim('show_id')} AS show_id, ${cleanColumns('st', dmy).map(([n, e]) => `${e} AS ${n}`).join(', ')},
-        listed_in, country, cast_names, director, list_flags
-      FROM titles_staging st ${order}
+        listed_in, country, cast_names, director, coalesce(f.flags, 0) AS list_flags
+      FROM titles_staging st LEFT JOIN titles_list_flags f USING (line) ${order}
     ),
     m AS (
       SELECT s.line, s.show_id, s.listed_in, s.country, s.cast_names, s.director, s.list_flags, t.id AS title_id,
@@ -278,10 +294,10 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, links: LinkSpool, 
     SELECT m.line, m.show_id,
       CASE WHEN m.title_id IS NULL THEN nextval(${seq}::regclass) ELSE m.title_id END AS title_id,
       CASE WHEN m.title_id IS NULL THEN 'inserted'
-        WHEN m.same_row AND ARRAY(SELECT unnest(${list('m.listed_in', LIST_BITS.listed_in!)}) ORDER BY 1) = coalesce(g.a, '{}')
-          AND ARRAY(SELECT unnest(${list('m.country', LIST_BITS.country!)}) ORDER BY 1) = coalesce(c.a, '{}')
-          AND ${list('m.cast_names', LIST_BITS.cast!)} = coalesce(ca.a, '{}')
-          AND ${list('m.director', LIST_BITS.director!)} = coalesce(d.a, '{}') THEN 'unchanged'
+        WHEN m.same_row AND ARRAY(SELECT unnest(${list('m.listed_in', LIST_BIT.genres)}) ORDER BY 1) = coalesce(g.a, '{}')
+          AND ARRAY(SELECT unnest(${list('m.country', LIST_BIT.countries)}) ORDER BY 1) = coalesce(c.a, '{}')
+          AND ${list('m.cast_names', LIST_BIT.cast)} = coalesce(ca.a, '{}')
+          AND ${list('m.director', LIST_BIT.directors)} = coalesce(d.a, '{}') THEN 'unchanged'
         ELSE 'updated' END AS status
     FROM m LEFT JOIN g ON g.title_id = m.title_id LEFT JOIN c ON c.title_id = m.title_id
       LEFT JOIN ca ON ca.title_id = m.title_id LEFT JOIN d ON d.title_id = m.title_id`);

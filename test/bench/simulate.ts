@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { benchDatabase, fmt, time } from './lib.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
-import { BinaryCopy } from '../../etl/simulator/copy-binary.ts';
+import { BinaryCopy } from '../../server/db/copy-binary.ts';
 import { runParams, type Scale } from '../../etl/simulator/params.ts';
 import { runSimulation } from '../../etl/simulator/run.ts';
 import { validationSummary } from '../../etl/simulator/validate.ts';

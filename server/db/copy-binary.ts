@@ -1,7 +1,8 @@
 // PostgreSQL's binary COPY format (COPY … FROM STDIN (FORMAT binary)), written straight into preallocated buffers:
 // PostgreSQL skips parsing text (timestamps above all) and node skips formatting it (no ISO strings, no escaping).
-// One encoder for every table the simulator writes. Each field goes in the column type's binary wire format, so a
-// column must receive exactly its type (int8 for bigint, int4 for integer, int2 for smallint, …): COPY checks lengths.
+// One encoder for every table the simulator writes and for the titles ETL's staging rows. Each field goes in the
+// column type's binary wire format, so a column must receive exactly its type (int8 for bigint, int4 for integer,
+// int2 for smallint, …): COPY checks lengths.
 // https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
@@ -29,8 +30,9 @@ function asciiWrite(buf: Buffer, s: string, at: number): number {
 
 /**
  * One table's rows for one COPY statement: `row(fields)` starts a tuple, then one call per field in column order.
- * Bytes land in 1 MiB buffers (a tuple may straddle two: the stream is what counts); `finish()` returns them, header
- * first and trailer last, ready to stream.
+ * Bytes land in 1 MiB buffers (a tuple may straddle two: the stream is what counts); `take()` hands over what was
+ * written since the last take (a stream being encoded as it goes), `finish()` the rest with the trailer — the header
+ * first and the trailer last, ready to stream.
  */
 export class BinaryCopy {
   rows = 0;
@@ -38,6 +40,8 @@ export class BinaryCopy {
   private buf = Buffer.allocUnsafe(CHUNK);
   private dv = viewOf(this.buf);
   private off = 0;
+  /** Where the bytes not yet handed over start in buf. */
+  private taken = 0;
   private finished = false;
 
   /** `bare`: no stream header (a scratch encoder for single fields). */
@@ -61,10 +65,10 @@ export class BinaryCopy {
 
   private ensure(bytes: number) {
     if (this.buf.length - this.off >= bytes) return;
-    if (this.off > 0) this.chunks.push(this.buf.subarray(0, this.off));
+    if (this.off > this.taken) this.chunks.push(this.buf.subarray(this.taken, this.off));
     this.buf = Buffer.allocUnsafe(Math.max(CHUNK, bytes));
     this.dv = viewOf(this.buf);
-    this.off = 0;
+    this.off = this.taken = 0;
   }
 
   null(): this { this.ensure(4); this.dv.setInt32(this.off, -1); this.off += 4; return this; }
@@ -109,6 +113,16 @@ export class BinaryCopy {
     const n = asciiWrite(this.buf, s, this.off + 4);
     this.dv.setInt32(this.off, n);
     this.off += 4 + n;
+    return this;
+  }
+
+  /** text from UTF-8 bytes already in a buffer. */
+  textBytes(src: Buffer, s: number, e: number): this {
+    this.ensure(4 + e - s);
+    this.dv.setInt32(this.off, e - s);
+    if (e - s > 48) src.copy(this.buf, this.off + 4, s, e);
+    else for (let i = s, o = this.off + 4; i < e; i++) this.buf[o++] = src[i]; // short: cheaper than a native call
+    this.off += 4 + e - s;
     return this;
   }
 
@@ -183,18 +197,26 @@ export class BinaryCopy {
     for (let i = 0; i < n; i++) { this.dv.setInt16(this.off, digits[i]); this.off += 2; }
   }
 
-  /** The encoded stream (header, rows, trailer) as buffers to write in order; the encoder is done after this. */
+  /** The bytes encoded since the last take (whole tuples if called between rows), as buffers to write in order. */
+  take(): Buffer[] {
+    if (this.off > this.taken) this.chunks.push(this.buf.subarray(this.taken, this.off));
+    this.taken = this.off;
+    const out = this.chunks;
+    this.chunks = [];
+    return out;
+  }
+
+  /** The rest of the encoded stream, trailer last; the encoder is done after this. */
   finish(): Buffer[] {
-    if (!this.finished) {
-      this.ensure(2);
-      this.dv.setInt16(this.off, -1);
-      this.off += 2;
-      this.chunks.push(this.buf.subarray(0, this.off));
-      this.buf = Buffer.alloc(0);
-      this.dv = viewOf(this.buf);
-      this.off = 0;
-      this.finished = true;
-    }
-    return this.chunks;
+    if (this.finished) return [];
+    this.ensure(2);
+    this.dv.setInt16(this.off, -1);
+    this.off += 2;
+    const out = this.take();
+    this.buf = Buffer.alloc(0);
+    this.dv = viewOf(this.buf);
+    this.off = this.taken = 0;
+    this.finished = true;
+    return out;
   }
 }
