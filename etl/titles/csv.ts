@@ -9,7 +9,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
 import { parseDateAdded, type DateOrder, type DateShape, type ParsedDate } from './dates.ts';
-import { fnv, NameIds, type ListSink } from './links.ts';
+import { hashBytes, NameIds, type ListSink } from './links.ts';
 import { BinaryCopy } from '../../server/db/copy-binary.ts';
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, SPACE = 0x20, TAB = 0x09;
@@ -66,16 +66,13 @@ class ByBytes<T> {
   constructor(readonly parse: (raw: string) => T) {}
   get(buf: Buffer, s: number, e: number): T {
     if (this.ids.count >= MAX_CACHED) return this.parse(buf.toString('utf8', s, e));
-    let h = FNV_BASIS;
-    for (let i = s; i < e; i++) h = fnv(h, buf[i]);
     const known = this.ids.count;
-    const id = this.ids.id(buf, s, e, h);
+    const id = this.ids.id(buf, s, e, hashBytes(buf, s, e));
     if (id > known) this.values[id] = this.parse(buf.toString('utf8', s, e));
     return this.values[id];
   }
 }
 const MAX_CACHED = 50_000;
-const FNV_BASIS = 0x811c9dc5 | 0;
 
 interface TypeValue { raw: string; t: string; type: 'Movie' | 'TV Show' | null; spelling: boolean }
 function parseType(raw: string): TypeValue {
@@ -433,7 +430,7 @@ export class TitlesCsvStream extends Transform {
     this.stats.rows++;
 
     // whitespace defects, counted here and fixed in SQL; the lists go to the worker (empty ones as [0, 0))
-    let escaped = 0;
+    let kinds = 0;
     const ranges = this.listRanges;
     ranges.fill(0);
     for (let t = 0; t < TEXT_COLUMNS.length; t++) {
@@ -446,7 +443,7 @@ export class TitlesCsvStream extends Transform {
       if (l >= 0) {
         ranges[2 * l] = s;
         ranges[2 * l + 1] = e;
-        if (this.f[k * 3 + 2] === 3) escaped |= 1 << l;
+        kinds |= this.f[k * 3 + 2] << (2 * l);
       }
       if (isBlank(buf[s]) || isBlank(buf[e - 1]) || (buf[s] === 0xc2 && buf[s + 1] === 0xa0) || (buf[e - 2] === 0xc2 && buf[e - 1] === 0xa0)) {
         if (this.blank(buf, k)) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
@@ -454,7 +451,7 @@ export class TitlesCsvStream extends Transform {
       }
       if (this.f[k * 3 + 2] === 2) this.defect('stray_quotes');
     }
-    this.opts.lists?.row(this.line, ranges, escaped);
+    this.opts.lists?.row(this.line, ranges, kinds);
 
     if (!this.plainShowId(buf, map[0])) {
       const showId = this.value(buf, map[0]).trim();

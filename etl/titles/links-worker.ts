@@ -12,7 +12,7 @@ import { parentPort, workerData, type Worker } from 'node:worker_threads';
 import { startWorker } from '../worker-thread.ts';
 import { LINK_KINDS, NAME_TABLE, LinkSpool, ListSplitter, NameIds, type ListSink, type NameSnapshot, type NameTable } from './links.ts';
 
-/** Ints per row in a batch: line, flags (bit 0 rejected, bit 1 + k list k quoted with "" escapes), then [start, end) per list. */
+/** Ints per row in a batch: line, flags (bit 0 rejected; bits 1 + 2k, 2 + 2k: list k's field kind), then [start, end) per list. */
 const ROW_INTS = 2 + 2 * LINK_KINDS.length;
 const SLOTS = 4;
 const SLOT_BYTES = 1 << 21;
@@ -54,7 +54,7 @@ class Splitter {
       for (let k = 0; k < LINK_KINDS.length; k++) {
         if (keep) spool.list();
         const s = r[p + 2 + 2 * k], e = r[p + 3 + 2 * k];
-        if (e > s && this.split.list(keep ? spool : null, this.tables[k], buf, s, e, ((flags >> (k + 1)) & 1) === 1)) listFlags |= 1 << k;
+        if (e > s && this.split.list(keep ? spool : null, this.tables[k], buf, s, e, (flags >> (1 + 2 * k)) & 3)) listFlags |= 1 << k;
       }
       if (!keep) continue;
       spool.commit();
@@ -78,15 +78,23 @@ function work({ file, ring }: { file: string; ring: Ring }) {
   const splitter = new Splitter(file);
   const bytes = Buffer.from(ring.bytes);
   const rows = new Int32Array(ring.rows);
+  const local = Buffer.allocUnsafe(SLOT_BYTES);
+  const localRows = new Int32Array(SLOT_ROWS * ROW_INTS);
   parentPort!.on('message', (m: BatchMessage | 'end') => {
     if (m === 'end') {
       parentPort!.postMessage(splitter.done());
       parentPort!.close();
       return;
     }
-    if (m.own) splitter.rows(Buffer.from(m.own.bytes.buffer, m.own.bytes.byteOffset, m.own.bytes.byteLength), m.own.rows, m.rows);
-    else splitter.rows(bytes.subarray(m.slot * SLOT_BYTES, m.slot * SLOT_BYTES + m.bytes), rows.subarray(m.slot * SLOT_ROWS * ROW_INTS), m.rows);
+    if (m.own) {
+      splitter.rows(Buffer.from(m.own.bytes.buffer, m.own.bytes.byteOffset, m.own.bytes.byteLength), m.own.rows, m.rows);
+      return;
+    }
+    // out of the shared slot first (Buffer.indexOf is several times slower on shared memory), which frees it at once
+    bytes.copy(local, 0, m.slot * SLOT_BYTES, m.slot * SLOT_BYTES + m.bytes);
+    localRows.set(rows.subarray(m.slot * SLOT_ROWS * ROW_INTS, (m.slot * SLOT_ROWS + m.rows) * ROW_INTS));
     parentPort!.postMessage(m.slot);
+    splitter.rows(local, localRows, m.rows);
   });
 }
 
@@ -140,7 +148,7 @@ export class LinkWorker implements ListSink {
       };
       worker.on('message', (m: number | DoneMessage) => {
         if (typeof m !== 'number') { finished = true; resolve(m); return; }
-        if (m >= 0) this.free.push(m);
+        this.free.push(m);
         const w = this.waiting;
         if (w) { this.waiting = null; w(); }
       });
@@ -150,11 +158,11 @@ export class LinkWorker implements ListSink {
     this.done.catch(() => {}); // reported through batch() and finish()
   }
 
-  row(line: number, ranges: Int32Array, escaped: number) {
+  row(line: number, ranges: Int32Array, kinds: number) {
     if ((this.n + 1) * ROW_INTS > this.rows.length) { const r = new Int32Array(this.rows.length * 2); r.set(this.rows); this.rows = r; }
     const o = this.n++ * ROW_INTS;
     this.rows[o] = line;
-    this.rows[o + 1] = escaped << 1;
+    this.rows[o + 1] = kinds << 1;
     this.rows.set(ranges, o + 2);
   }
 

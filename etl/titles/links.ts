@@ -20,8 +20,23 @@ export const LIST_BIT: Record<LinkKind, number> = { directors: 1, cast: 2, count
 const QUOTE = 0x22, COMMA = 0x2c, SPACE = 0x20, TAB = 0x09;
 const isBlank = (b: number) => b === SPACE || b === TAB;
 
-const FNV_BASIS = 0x811c9dc5 | 0;
-export function fnv(h: number, b: number): number { return Math.imul(h ^ b, 16777619); }
+const fnv = (h: number, b: number) => Math.imul(h ^ b, 16777619);
+
+/**
+ * The hash names are interned by: FNV-1a of the length and of at most the first and last 8 bytes (a longer name's
+ * middle rarely tells it apart, and hashing every byte of every list was a third of the list worker's time). Equal
+ * hashes are always confirmed byte by byte, so a collision costs a comparison, never a wrong id.
+ */
+export function hashBytes(buf: Uint8Array, s: number, e: number): number {
+  let h = fnv(0x811c9dc5 | 0, e - s);
+  if (e - s <= 16) {
+    for (let i = s; i < e; i++) h = fnv(h, buf[i]);
+    return h;
+  }
+  for (let i = s; i < s + 8; i++) h = fnv(h, buf[i]);
+  for (let i = e - 8; i < e; i++) h = fnv(h, buf[i]);
+  return h;
+}
 
 /** A list as its items: trimmed, no empty items, no repeats (the first occurrence keeps its place). */
 export function splitList(value: string, clean: boolean): string[] {
@@ -37,8 +52,11 @@ export function splitList(value: string, clean: boolean): string[] {
 
 /** Where the CSV stage sends each row's four list fields (LinkWorker in links-worker.ts). */
 export interface ListSink {
-  /** A row's lists: [start, end) in the batch's buffer per kind (LINK_KINDS order); `escaped`: bit k, list k has "". */
-  row(line: number, ranges: Int32Array, escaped: number): void;
+  /**
+   * A row's lists: [start, end) in the batch's buffer per kind (LINK_KINDS order); `kinds`: 2 bits per list, its
+   * field's kind in the CSV scan (0 plain, 1 quoted, 2 plain with stray quotes, 3 quoted with "" escapes).
+   */
+  row(line: number, ranges: Int32Array, kinds: number): void;
   /** The last row turned out rejected: its lists are counted for defects, not spooled. */
   rejectLast(): void;
   /** Hands over the rows given since the last batch, their ranges in buf[0, used); cb when more may follow. */
@@ -54,15 +72,17 @@ export class NameIds {
   private used = 0;
   private starts = new Int32Array(1024);
   private hashes = new Int32Array(1024);
-  private slots = new Int32Array(2048);
+  /** Open addressing: (hash, local id) pairs side by side, so a probe reads one cache line, not two. */
+  private slots = new Int32Array(2 * 2048);
   count = 0;
 
   id(buf: Buffer, s: number, e: number, h: number): number {
     const len = e - s;
-    let mask = this.slots.length - 1;
+    const slots = this.slots;
+    const mask = (slots.length >> 1) - 1;
     let i = h & mask;
-    for (let lid = this.slots[i]; lid !== 0; lid = this.slots[i]) {
-      if (this.hashes[lid] === h) {
+    for (let lid = slots[2 * i + 1]; lid !== 0; lid = slots[2 * i + 1]) {
+      if (slots[2 * i] === h) {
         const a = this.starts[lid];
         if (this.starts[lid + 1] - a === len) {
           let k = 0;
@@ -88,25 +108,26 @@ export class NameIds {
     this.used += len;
     this.starts[lid + 1] = this.used;
     this.hashes[lid] = h;
-    if (lid * 2 > mask) {
-      this.slots = new Int32Array(this.slots.length * 2);
-      mask = this.slots.length - 1;
-      for (let l = 1; l <= lid; l++) {
-        let j = this.hashes[l] & mask;
-        while (this.slots[j] !== 0) j = (j + 1) & mask;
-        this.slots[j] = l;
-      }
-    } else {
-      this.slots[i] = lid;
-    }
+    if (lid * 2 > mask) this.rehash(); else { slots[2 * i] = h; slots[2 * i + 1] = lid; }
     return lid;
+  }
+
+  /** A table twice the size (or sized for count names), every name placed again. */
+  private rehash(size = this.slots.length) {
+    while (size >> 1 <= this.count * 2 + 1) size *= 2;
+    const slots = this.slots = new Int32Array(size);
+    const mask = (size >> 1) - 1;
+    for (let l = 1; l <= this.count; l++) {
+      let j = this.hashes[l] & mask;
+      while (slots[2 * j + 1] !== 0) j = (j + 1) & mask;
+      slots[2 * j] = this.hashes[l];
+      slots[2 * j + 1] = l;
+    }
   }
 
   idOf(name: string): number {
     const b = Buffer.from(name, 'utf8');
-    let h = FNV_BASIS;
-    for (let i = 0; i < b.length; i++) h = fnv(h, b[i]);
-    return this.id(b, 0, b.length, h);
+    return this.id(b, 0, b.length, hashBytes(b, 0, b.length));
   }
 
   snapshot(): NameSnapshot {
@@ -121,14 +142,7 @@ export class NameIds {
     n.starts = snap.starts;
     n.hashes = snap.hashes;
     n.count = snap.count;
-    let size = 2048;
-    while (size < n.count * 2 + 2) size *= 2;
-    n.slots = new Int32Array(size);
-    for (let l = 1; l <= n.count; l++) {
-      let j = n.hashes[l] & (size - 1);
-      while (n.slots[j] !== 0) j = (j + 1) & (size - 1);
-      n.slots[j] = l;
-    }
+    n.rehash();
     return n;
   }
 
@@ -311,7 +325,7 @@ export class LinkSpool {
 
 /**
  * One row's lists into a spool: each list checked (is it clean: items joined by exactly ", ", no blank edges, no
- * repeats — compared by a hash of their bytes, a collision only sends the list down the careful path), split, its
+ * repeats — compared by hashBytes, a collision only sends the list down the careful path), split, its
  * names interned. Counts the lists with empty items (a defect the summary reports).
  */
 export class ListSplitter {
@@ -322,9 +336,13 @@ export class ListSplitter {
   private n = 0;
   private quote = false; // a quote inside the list: its bytes are not its value
 
-  /** Spools the items of the list in buf[s, e) (`escaped`: quoted with "" inside) unless spool is null; true when dirty. */
-  list(spool: LinkSpool | null, names: NameIds, buf: Buffer, s: number, e: number, escaped: boolean): boolean {
-    const dirty = this.dirty(buf, s, e);
+  /**
+   * Spools the items of the list in buf[s, e) unless spool is null; true when dirty. `kind`: its field's kind in the
+   * CSV scan (2 and 3: a quote inside; 3: quoted with "" escapes).
+   */
+  list(spool: LinkSpool | null, names: NameIds, buf: Buffer, s: number, e: number, kind: number): boolean {
+    const escaped = kind === 3;
+    const dirty = (kind < 2 && this.clean(buf, s, e)) ? false : this.dirty(buf, s, e);
     if (!spool) return dirty;
     if (!dirty && !this.quote) {
       // the common case: the items' bytes and hashes are already known
@@ -336,9 +354,27 @@ export class ListSplitter {
     return dirty;
   }
 
+  /**
+   * The common case, found without visiting every byte: no quote (the CSV scan says), no blank or comma at the edges,
+   * every comma followed by one space and an item (indexOf finds the commas natively). False: let dirty() decide.
+   */
+  private clean(buf: Buffer, s: number, e: number): boolean {
+    this.n = 0;
+    this.quote = false;
+    if (isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA) return false;
+    for (let item = s; ;) {
+      let c = buf.indexOf(COMMA, item);
+      if (c === -1 || c > e) c = e;
+      if (c < e && (buf[c + 1] !== SPACE || c + 2 >= e || isBlank(buf[c + 2]) || buf[c + 2] === COMMA || isBlank(buf[c - 1]))) return false;
+      if (this.repeated(hashBytes(buf, item, c), item, c)) return false;
+      if (c === e) return true;
+      item = c + 2;
+    }
+  }
+
   private dirty(buf: Buffer, s: number, e: number): boolean {
     let dirty = isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA;
-    let empty = false, text = false, h = FNV_BASIS, item = s;
+    let empty = false, text = false, item = s;
     this.n = 0;
     this.quote = false;
     for (let i = s; i < e; i++) {
@@ -347,8 +383,7 @@ export class ListSplitter {
       if (b <= COMMA) {
         if (b === COMMA) {
           if (!text) empty = true;
-          if (!dirty) dirty = this.repeated(h, item, i);
-          h = FNV_BASIS;
+          if (!dirty) dirty = this.repeated(hashBytes(buf, item, i), item, i);
           text = false;
           if (!dirty && !(buf[i + 1] === SPACE && i + 2 < e && !isBlank(buf[i + 2]) && buf[i + 2] !== COMMA && !isBlank(buf[i - 1]))) dirty = true;
           if (buf[i + 1] === SPACE) i++;
@@ -358,10 +393,9 @@ export class ListSplitter {
         if (b === QUOTE) this.quote = true;
         if (b !== SPACE && b !== TAB) text = true;
       } else text = true;
-      h = fnv(h, b);
     }
     if (!text) empty = true;
-    if (!dirty) dirty = this.repeated(h, item, e);
+    if (!dirty) dirty = this.repeated(hashBytes(buf, item, e), item, e);
     if (empty) this.emptyItems++;
     return dirty || empty;
   }
