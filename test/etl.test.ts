@@ -310,6 +310,21 @@ test('a defect is counted on every row it is in, not only where its value is fir
 });
 
 
+test('a stray quote in a parsed column is part of its value; list items lose edge line breaks like other blanks', async () => {
+  const header = 'show_id,type,title,director,cast,country,date_added,release_year,rating,duration,listed_in,description';
+  const rows = ['q1,Movie,A,,"Ann One, Bob Two\n",,,2020,TV-MA",90 min,Dramas,x', 'q2,Movie,B,,,,,9",PG,90 min,Dramas,x',
+    'q3,Movie",C,,,,,2020,PG,90 min,Dramas,x'];
+  for (const listWorkerBytes of [Infinity, 0]) {
+    const s = await loadTitles(t.db, { name: 'stray.csv', stream: Readable.from([Buffer.from([header, ...rows].join('\n') + '\n')]) }, { listWorkerBytes });
+    assert.equal(s.rejects.map((r) => [r.line, r.reason]), [[4, 'release_year "9\\"" is not a year between 1900 and 2100'],
+      [5, 'type "Movie\\"" is neither "Movie" nor "TV Show"']]);
+    assert.equal(await t.db.one(`SELECT t.rating, ARRAY(SELECT p.name FROM title_cast x JOIN people p ON p.id = x.person_id
+        WHERE x.title_id = t.id ORDER BY x.ord) AS cast_names FROM titles t WHERE show_id = 'q1'`),
+      { rating: 'TV-MA"', cast_names: ['Ann One', 'Bob Two'] });
+    await t.db.query(`DELETE FROM titles WHERE show_id = 'q1'`);
+  }
+});
+
 test('lists split on the worker thread (ring of shared slots, or a batch bigger than a slot) load what the inline split loads', async () => {
   assert.ok(REAL, 'the real dataset is beside the repository');
   // 3 copies of the real file with fresh show_ids (~10 MB: more than the ring's slots hold at once), plus the defects

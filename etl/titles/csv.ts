@@ -3,8 +3,9 @@
 // header is mapped; each record is validated and its defects fixed and counted; then the record is written out as a
 // binary COPY tuple: text fields as slices of their own bytes (PostgreSQL then parses nothing: half its time on the
 // staging COPY went to reading CSV), the parsed columns (type, date, year, rating, duration — each distinct raw value
-// parsed once, see ByBytes) in their binary forms. The list columns go to a worker thread that splits them and interns
-// their names (links-worker.ts); the text columns are trimmed later in set-based SQL, and only counted here.
+// parsed once, see ByBytes) in their binary forms. The list columns go to a ListSink that splits them and interns their
+// names (links-worker.ts: on a worker thread for big inputs); the text columns are trimmed later in set-based SQL, and
+// only counted here.
 import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
@@ -306,7 +307,7 @@ export class TitlesCsvStream extends Transform {
   private cached<T>(cache: ByBytes<T>, buf: Buffer, k: number): T {
     const o = k * 3;
     if (this.f[o + 2] === 3) return cache.parse(this.value(buf, k));
-    const q = this.f[o + 2];
+    const q = this.f[o + 2] & 1; // inside the quotes of a quoted field; a stray quote in a plain one is its value
     return cache.get(buf, this.f[o] + q, this.f[o + 1] - q);
   }
 

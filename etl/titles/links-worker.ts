@@ -88,6 +88,7 @@ function work({ file, ring }: { file: string; ring: Ring }) {
     }
     if (m.own) {
       splitter.rows(Buffer.from(m.own.bytes.buffer, m.own.bytes.byteOffset, m.own.bytes.byteLength), m.own.rows, m.rows);
+      parentPort!.postMessage(-1);
       return;
     }
     // out of the shared slot first (Buffer.indexOf is several times slower on shared memory), which frees it at once
@@ -120,6 +121,8 @@ export class LinkWorker implements ListSink {
   private slotBytes = 0;
   private slotRows = 0;
   private waiting: ((e?: Error) => void) | null = null;
+  /** A batch bigger than a slot is with the worker: nothing more is handed over until it is done with it. */
+  private ownInFlight = false;
   private failure: Error | null = null;
   private readonly done: Promise<DoneMessage>;
   private spool: LinkSpool | null = null;
@@ -148,7 +151,7 @@ export class LinkWorker implements ListSink {
       };
       worker.on('message', (m: number | DoneMessage) => {
         if (typeof m !== 'number') { finished = true; resolve(m); return; }
-        this.free.push(m);
+        if (m >= 0) this.free.push(m); else this.ownInFlight = false;
         const w = this.waiting;
         if (w) { this.waiting = null; w(); }
       });
@@ -170,6 +173,7 @@ export class LinkWorker implements ListSink {
 
   batch(buf: Buffer, used: number, cb: (e?: Error) => void) {
     if (this.failure) { cb(this.failure); return; }
+    if (this.ownInFlight) { this.waiting = (e) => (e ? cb(e) : this.batch(buf, used, cb)); return; }
     const n = this.n;
     if (n === 0) { cb(); return; }
     if (this.inline) { this.inline.rows(buf, this.rows, n); this.n = 0; cb(); return; }
@@ -181,6 +185,7 @@ export class LinkWorker implements ListSink {
       const rows = this.rows.slice(0, n * ROW_INTS);
       this.worker!.postMessage({ slot: -1, bytes: used, rows: n, own: { bytes, rows } } satisfies BatchMessage, [bytes.buffer, rows.buffer]);
       this.n = 0;
+      this.ownInFlight = true;
       cb();
       return;
     }
@@ -216,6 +221,7 @@ export class LinkWorker implements ListSink {
 
   /** After the CSV stage's last batch: waits for the splitting to end, then opens the spool for reading. */
   async finish(): Promise<LinkResult> {
+    if (this.n || this.waiting) throw new Error('LinkWorker.finish() before the last batch was handed over');
     let m: DoneMessage;
     if (this.inline) m = this.inline.done();
     else {

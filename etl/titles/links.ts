@@ -18,7 +18,8 @@ export type NameTable = (typeof NAME_TABLE)[LinkKind];
 export const LIST_BIT: Record<LinkKind, number> = { directors: 1, cast: 2, countries: 4, genres: 8 };
 
 const QUOTE = 0x22, COMMA = 0x2c, SPACE = 0x20, TAB = 0x09;
-const isBlank = (b: number) => b === SPACE || b === TAB;
+/** A byte an item may not start or end with in a clean list: whatever the careful split (and SQL's btrim) trims. */
+const isBlank = (b: number) => b === SPACE || b === TAB || b === 0x0a || b === 0x0d;
 
 const fnv = (h: number, b: number) => Math.imul(h ^ b, 16777619);
 
@@ -39,7 +40,7 @@ export function hashBytes(buf: Uint8Array, s: number, e: number): number {
 }
 
 /** A list as its items: trimmed, no empty items, no repeats (the first occurrence keeps its place). */
-export function splitList(value: string, clean: boolean): string[] {
+function splitList(value: string, clean: boolean): string[] {
   if (value === '') return [];
   if (clean) return value.split(', ');
   const out: string[] = [];
@@ -191,7 +192,7 @@ function recordEnd(w: Uint32Array, p: number, have: number): number {
 }
 
 /** Writes a non-negative integer's decimal digits at o; returns the offset after them. */
-export function digits(buf: Buffer, o: number, n: number): number {
+function digits(buf: Buffer, o: number, n: number): number {
   if (n < 10) { buf[o] = 48 + n; return o + 1; }
   let len = 1;
   for (let x = n; x >= 10; x = Math.floor(x / 10)) len++;
@@ -203,7 +204,7 @@ const WORDS = 1 << 18; // 1 MB of spool per write
 
 export class LinkSpool {
   readonly names: Record<NameTable, NameIds>;
-  private readonly fd: number;
+  private fd: number;
   private words = new Uint32Array(WORDS + 4096);
   private pos = 0;
   private committed = 0;
@@ -317,9 +318,13 @@ export class LinkSpool {
     })(), { objectMode: false });
   }
 
-  /** Writes what is committed and closes the file. */
+  /** Writes what is committed and closes the file (once: a second call must not close a descriptor reused since). */
   close() {
-    try { this.flush(); fs.closeSync(this.fd); } catch { /* already closed */ }
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
+    if (this.committed) fs.writeSync(fd, new Uint8Array(this.words.buffer, 0, this.committed * 4));
+    fs.closeSync(fd);
   }
 }
 

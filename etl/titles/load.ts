@@ -1,6 +1,6 @@
 // loadTitles(): the one entry point the CLI, the first-start demo step, the tests and the benchmark share.
-// Bytes -> DecodeStream -> TitlesCsvStream -> COPY into a TEMP staging table (the CSV stage also splits the lists
-// and spools their name ids: links.ts), then set-based SQL upserts titles, genres, countries and people, and the
+// Bytes -> DecodeStream -> TitlesCsvStream -> binary COPY into a TEMP staging table (the lists meanwhile split and
+// their name ids spooled: links-worker.ts), then set-based SQL upserts titles, genres, countries and people, and the
 // spooled link rows of the titles written go into the link tables by COPY — all inside ONE transaction. Any error
 // rolls everything back, so the database is exactly as before; --dry-run does the whole load and rolls back on
 // purpose.
@@ -41,7 +41,10 @@ export interface LoadOptions {
   progressIntervalMs?: number;
   /** Link rows at or above which the link tables' foreign keys are re-validated in bulk (default BULK_LINK_ROWS). */
   bulkLinkRows?: number;
-  /** Inputs of at least this many bytes, or of unknown size (stdin), split their lists on a worker thread (default LIST_WORKER_BYTES). */
+  /**
+   * Inputs of at least this many bytes (their size as progress counts it: compressed for .gz), or of unknown size
+   * (stdin), split their lists on a worker thread (default LIST_WORKER_BYTES).
+   */
   listWorkerBytes?: number;
   /** statement_timeout for the load's transaction; 0 (default) = none: a 340 MB load is one long COPY. */
   statementTimeoutMs?: number;
@@ -91,7 +94,7 @@ const LINK_COPY: Record<LinkKind, string> = {
   directors: 'COPY title_directors (title_id, person_id, ord) FROM STDIN',
 };
 /** Input size from which the lists are split on a worker thread beside the CSV stage (links-worker.ts). */
-export const LIST_WORKER_BYTES = 16 << 20;
+const LIST_WORKER_BYTES = 16 << 20;
 /** Link rows written at or above which foreign keys are validated set-based (see normalize()). */
 export const BULK_LINK_ROWS = 20_000;
 
