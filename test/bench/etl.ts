@@ -2,8 +2,9 @@
 //  1. the real 8,807-title file into an empty catalog (in-process, so no process start), then again (all unchanged)
 //  2. a 10k-row sample: row-by-row INSERT (what the original project did, normalized) vs loadTitles — the speedup
 //  3. a 100x file (fresh show_ids, ~340 MB) in /tmp: `psql \copy` of the same bytes into an equivalent TEMP table vs
-//     loadTitles' staging COPY (read + decode + validate + COPY) and whole load; RSS growth while loading; and the
-//     floor: what writing the loaded rows alone costs (binary COPY back into the emptied tables, then their keys)
+//     loadTitles' staging COPY (read + decode + validate + COPY) and whole load, best of two each; RSS growth while
+//     loading (the first load); and the floor: what writing the loaded rows alone costs (binary COPY back into the
+//     emptied tables, then their keys)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -105,6 +106,7 @@ try {
     if (r.status !== 0) throw new Error(`psql failed: ${r.stderr || r.error}`);
     return performance.now() - t0;
   };
+  // each side twice, alternating, and the best of each: this 2-core machine's timings wander by 10-20 % run to run
   const psql1 = rawCopy();
   const rssBase = process.memoryUsage().rss;
   let rssPeak = rssBase;
@@ -117,14 +119,18 @@ try {
   }
   rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
   const psql2 = rawCopy();
+  await clean();
+  const big2 = (await time(() => loadTitles(db, bigFile))).result;
   const psqlMs = Math.min(psql1, psql2);
+  const copyMs = Math.min(big.timings.copyMs, big2.timings.copyMs);
+  const best = big.timings.totalMs <= big2.timings.totalMs ? big : big2;
   const mbps = (ms: number) => bigBytes / 1e6 / (ms / 1000);
   say(`${SCALE}x file: ${fmt(bigBytes / 1e6, 0)} MB, ${fmt(big.rows, 0)} rows, ${fmt(big.inserted, 0)} titles inserted`);
   say(`  psql \\copy into a TEMP table of 12 text columns: ${fmt(psql1, 0)} ms and ${fmt(psql2, 0)} ms (best ${fmt(mbps(psqlMs), 1)} MB/s)`);
-  say(`  loadTitles staging COPY (read, decode, validate, fix, COPY): ${fmt(big.timings.copyMs, 0)} ms (${fmt(mbps(big.timings.copyMs), 1)} MB/s) ` +
-    `=> ${fmt(psqlMs / big.timings.copyMs, 2)}x psql throughput (target >= 0.8x)`);
-  say(`  whole load incl. normalization: ${fmt(big.timings.totalMs, 0)} ms (normalize ${fmt(big.timings.normalizeMs, 0)} ms) ` +
-    `=> ${fmt(big.timings.totalMs / psqlMs, 2)}x the raw psql time (target <= 3x)`);
+  say(`  loadTitles staging COPY (read, decode, validate, fix, COPY): ${fmt(big.timings.copyMs, 0)} ms and ${fmt(big2.timings.copyMs, 0)} ms ` +
+    `(best ${fmt(mbps(copyMs), 1)} MB/s) => ${fmt(psqlMs / copyMs, 2)}x psql throughput (target >= 0.8x)`);
+  say(`  whole load incl. normalization: ${fmt(big.timings.totalMs, 0)} ms and ${fmt(big2.timings.totalMs, 0)} ms (best: normalize ` +
+    `${fmt(best.timings.normalizeMs, 0)} ms) => ${fmt(best.timings.totalMs / psqlMs, 2)}x the raw psql time (target <= 3x)`);
   say(`  RSS growth while loading: ${fmt((rssPeak - rssBase) / 1e6, 1)} MB (from ${fmt(rssBase / 1e6, 0)} MB to a peak of ${fmt(rssPeak / 1e6, 0)} MB; target < 100 MB)`);
   const floor = await writeFloor();
   say(`  floor of any loader into this schema: the rows it wrote, COPYed back in binary with no parsing, no trigger and no ` +
