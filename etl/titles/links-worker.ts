@@ -124,7 +124,8 @@ export class LinkWorker implements ListSink {
   /** A batch bigger than a slot is with the worker: nothing more is handed over until it is done with it. */
   private ownInFlight = false;
   private failure: Error | null = null;
-  private readonly done: Promise<DoneMessage>;
+  /** The worker's final message (null inline). */
+  private readonly done: Promise<DoneMessage> | null = null;
   private spool: LinkSpool | null = null;
 
   constructor(inline = false) {
@@ -134,7 +135,6 @@ export class LinkWorker implements ListSink {
     this.ringRows = new Int32Array(ring.rows);
     if (inline) {
       this.inline = new Splitter(this.file);
-      this.done = new Promise<DoneMessage>(() => {});
       return;
     }
     for (let i = 1; i < SLOTS; i++) this.free.push(i);
@@ -229,7 +229,7 @@ export class LinkWorker implements ListSink {
         this.post();
         this.worker!.postMessage('end');
       }
-      m = await this.done;
+      m = await this.done!;
     }
     const names = {} as Record<NameTable, NameIds>;
     for (const t of ['genres', 'countries', 'people'] as const) names[t] = NameIds.from(m.names[t]);

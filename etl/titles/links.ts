@@ -1,10 +1,10 @@
-// The link lists (directors, cast, countries, genres) normalized in node while the file streams, on a worker thread
-// beside the CSV stage (links-worker.ts): each list is split the way the staging SQL would (clean lists on ", "; the
-// rest trimmed, emptied items dropped, repeats dropped with the first occurrence keeping its place), every name gets a
-// local id from a byte-keyed table (names repeat, so the tables stay small and a repeat costs no string), and each
-// staged row's local ids are spooled to a temp file — bounded memory, whatever the file's size. After the titles are
-// matched, the spool is read back and written straight into the link tables with COPY: no staging of link rows, no
-// unnest or name joins in SQL.
+// The link lists (directors, cast, countries, genres) normalized in node while the file streams (for big inputs on a
+// worker thread beside the CSV stage: links-worker.ts): each list is split the way the staging SQL would (clean lists
+// on ", "; the rest trimmed, emptied items dropped, repeats dropped with the first occurrence keeping its place),
+// every name gets a local id from a byte-keyed table (names repeat, so the tables stay small and a repeat costs no
+// string), and each staged row's local ids are spooled to a temp file — bounded memory, whatever the file's size.
+// After the titles are matched, the spool is read back and written straight into the link tables with COPY: no
+// staging of link rows, no unnest or name joins in SQL.
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 
@@ -19,7 +19,7 @@ export const LIST_BIT: Record<LinkKind, number> = { directors: 1, cast: 2, count
 
 const QUOTE = 0x22, COMMA = 0x2c, SPACE = 0x20, TAB = 0x09;
 /** A byte an item may not start or end with in a clean list: whatever the careful split (and SQL's btrim) trims. */
-const isBlank = (b: number) => b === SPACE || b === TAB || b === 0x0a || b === 0x0d;
+const isTrimmed = (b: number) => b === SPACE || b === TAB || b === 0x0a || b === 0x0d;
 
 const fnv = (h: number, b: number) => Math.imul(h ^ b, 16777619);
 
@@ -366,11 +366,11 @@ export class ListSplitter {
   private clean(buf: Buffer, s: number, e: number): boolean {
     this.n = 0;
     this.quote = false;
-    if (isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA) return false;
+    if (isTrimmed(buf[s]) || isTrimmed(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA) return false;
     for (let item = s; ;) {
       let c = buf.indexOf(COMMA, item);
       if (c === -1 || c > e) c = e;
-      if (c < e && (buf[c + 1] !== SPACE || c + 2 >= e || isBlank(buf[c + 2]) || buf[c + 2] === COMMA || isBlank(buf[c - 1]))) return false;
+      if (c < e && (buf[c + 1] !== SPACE || c + 2 >= e || isTrimmed(buf[c + 2]) || buf[c + 2] === COMMA || isTrimmed(buf[c - 1]))) return false;
       if (this.repeated(hashBytes(buf, item, c), item, c)) return false;
       if (c === e) return true;
       item = c + 2;
@@ -378,7 +378,7 @@ export class ListSplitter {
   }
 
   private dirty(buf: Buffer, s: number, e: number): boolean {
-    let dirty = isBlank(buf[s]) || isBlank(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA;
+    let dirty = isTrimmed(buf[s]) || isTrimmed(buf[e - 1]) || buf[s] === COMMA || buf[e - 1] === COMMA;
     let empty = false, text = false, item = s;
     this.n = 0;
     this.quote = false;
@@ -390,7 +390,7 @@ export class ListSplitter {
           if (!text) empty = true;
           if (!dirty) dirty = this.repeated(hashBytes(buf, item, i), item, i);
           text = false;
-          if (!dirty && !(buf[i + 1] === SPACE && i + 2 < e && !isBlank(buf[i + 2]) && buf[i + 2] !== COMMA && !isBlank(buf[i - 1]))) dirty = true;
+          if (!dirty && !(buf[i + 1] === SPACE && i + 2 < e && !isTrimmed(buf[i + 2]) && buf[i + 2] !== COMMA && !isTrimmed(buf[i - 1]))) dirty = true;
           if (buf[i + 1] === SPACE) i++;
           item = i + 1;
           continue;
