@@ -1,5 +1,6 @@
 // npm run etl -- <file|-> [options]: load the Kaggle "Netflix Movies and TV Shows" CSV into the catalog.
 // Only argument parsing, printing and the exit code live here; the work is loadTitles() (etl/titles/load.ts).
+import { configOrExit } from '../server/config.ts';
 import { parseArgs } from 'node:util';
 import { openDatabase, type DatabaseTarget } from '../server/db/connect.ts';
 import { createDb, type Db } from '../server/db/index.ts';
@@ -75,12 +76,13 @@ let db: Db | undefined;
 let code = 0;
 const progress = args.values.quiet ? undefined : progressReporter(process.stderr);
 try {
-  target = await openDatabase(process.env, (l) => console.error(l), { shareRunning: true });
+  const config = configOrExit(process.env, 'etl');
+  target = await openDatabase(config, (l) => console.error(l), { shareRunning: true });
   db = createDb(target.url, { max: 2, applicationName: 'marquee-etl' });
   await migrate(db, { log: (l) => console.error(`migrate: ${l}`) });
   const summary = await loadTitles(db, input, {
     replace: args.values.replace, dryRun: args.values['dry-run'], encoding, dateOrder, maxRejects,
-    onProgress: progress ? (p) => progress.update(p) : undefined,
+    onProgress: progress ? (p) => progress.update(p) : undefined, trace: config.etlTrace,
   });
   progress?.end();
   console.log(formatSummary(summary));

@@ -1,6 +1,7 @@
 // npm run simulate -- [--scale small|default|large] [--users N] [--months M] [--seed S] [--end YYYY-MM-DD] [--reset] ...
 // Generates a deterministic business history over the loaded catalog (see etl/simulator/ and server/billing/README.md),
 // then prints the validation summary measured from the database. Exit codes: 0 ok, 2 bad flags, 1 anything else.
+import { configOrExit } from '../server/config.ts';
 import { openDatabase } from '../server/db/connect.ts';
 import { createDb, type Db } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
@@ -59,7 +60,7 @@ let stop = async () => {};
 let code = 0;
 let committed = false;
 try {
-  const target = await openDatabase(process.env, (l) => { if (!params.quiet) log(l); }, { shareRunning: true });
+  const target = await openDatabase(configOrExit(process.env, 'simulate'), (l) => { if (!params.quiet) log(l); }, { shareRunning: true });
   stop = target.stop;
   const db = createDb(target.url, { max: 4, statementTimeoutMs: 0, idleInTxTimeoutMs: 600_000 });
   try {

@@ -1,7 +1,10 @@
 // createApp(deps): the whole HTTP surface, composed from one sub-app per feature. No port: main.ts listens.
 import { Hono } from 'hono';
 import { randomUUID } from 'node:crypto';
-import type { Deps, Env } from './types.ts';
+import type { AppDeps, Deps, Env } from './types.ts';
+import { defaultConfig } from './config.ts';
+import { loadCatalog, DEFAULT_REPORTS_DIR, type Catalog } from './reports/catalog.ts';
+import { loadDashboards } from './dashboards/catalog.ts';
 import { onError, errorResponse, HttpError } from './errors.ts';
 import { health } from './health.ts';
 import { page, html } from './html.ts';
@@ -21,8 +24,29 @@ import { theme } from './theme.ts';
 import { dashboardRoutes } from './dashboards/index.ts';
 import { reportRoutes } from './reports/routes.ts';
 
+// The files' catalog, parsed once per directory and process for apps not given one (tests); main.ts passes its own.
+const parsedCatalogs = new Map<string, Catalog>();
+
+/** Everything a request may need, with the defaults filled in: only `db` is required. */
+export function appDeps(deps: Deps): AppDeps {
+  const config = deps.config ?? defaultConfig();
+  const dir = config.reportsDir ?? DEFAULT_REPORTS_DIR;
+  const catalog = deps.catalog ?? parsedCatalogs.get(dir) ?? parsedCatalogs.set(dir, loadCatalog(dir)).get(dir)!;
+  return {
+    db: deps.db,
+    readDb: deps.readDb ?? deps.db,
+    now: deps.now ?? (() => new Date()),
+    log: deps.log ?? ((l: string) => console.error(l)),
+    config,
+    catalog,
+    // given a catalog of its own (a test's fixture reports), the dashboard files are not checked against it
+    dashboards: deps.dashboards ?? loadDashboards(config.dashboardsDir, deps.catalog ? undefined : catalog),
+    caches: deps.caches ?? { sessions: new Map(), reports: config.reportCache ? new Map() : null },
+  };
+}
+
 export function createApp(deps: Deps) {
-  const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps };
+  const full = appDeps(deps);
   const app = new Hono<Env>();
 
   app.use('*', async (c, next) => {

@@ -5,10 +5,11 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Env } from './types.ts';
 import { page, html } from './html.ts';
 
-export class HttpError extends Error {
-  constructor(public status: ContentfulStatusCode, message: string, public fields?: Record<string, string>,
+/** Hono's HTTPException with what our error shape adds: per-field messages and response headers (Retry-After …). */
+export class HttpError extends HTTPException {
+  constructor(status: ContentfulStatusCode, message: string, public fields?: Record<string, string>,
     public headers?: Record<string, string>) {
-    super(message);
+    super(status, { message });
   }
 }
 
@@ -39,10 +40,10 @@ export function errorResponse(c: Context<Env>, status: ContentfulStatusCode, mes
 }
 
 export function onError(err: Error, c: Context<Env>) {
-  if (err instanceof HttpError) return errorResponse(c, err.status, err.message, err.fields, err.headers);
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
-    return errorResponse(c, status, err.message || TITLES[status] || 'Error');
+    const extra = err instanceof HttpError ? err : undefined;
+    return errorResponse(c, status, err.message || TITLES[status] || 'Error', extra?.fields, extra?.headers);
   }
   const log = c.get('deps')?.log ?? console.error;
   log(`[error] request ${c.get('requestId')} ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);

@@ -1,17 +1,18 @@
 // What a new database needs before it serves: the first admin, and (unless MARQUEE_DEMO=0) the demo data.
 import { randomBytes } from 'node:crypto';
 import type { Db } from './db/index.ts';
+import type { Config } from './config.ts';
 import { hashPassword } from './auth/password.ts';
 import { demoDataSteps } from './demo-data.ts';
 
 export interface FirstStartResult { adminEmail: string; generatedPassword?: string; created: boolean }
 
-export async function ensureFirstAdmin(db: Db, env = process.env): Promise<FirstStartResult> {
-  const email = (env.MARQUEE_ADMIN_EMAIL ?? 'admin@localhost').trim();
+export async function ensureFirstAdmin(db: Db, config: Pick<Config, 'adminEmail' | 'adminPassword'>): Promise<FirstStartResult> {
+  const email = config.adminEmail;
   const existing = await db.one<{ email: string }>(`SELECT email FROM users WHERE role = 'admin' ORDER BY id LIMIT 1`);
   if (existing) return { adminEmail: existing.email, created: false };
-  const generated = env.MARQUEE_ADMIN_PASSWORD ? undefined : randomBytes(12).toString('base64url');
-  const hash = await hashPassword(env.MARQUEE_ADMIN_PASSWORD ?? generated!);
+  const generated = config.adminPassword ? undefined : randomBytes(12).toString('base64url');
+  const hash = await hashPassword(config.adminPassword ?? generated!);
   // Serialize with other instances starting at once: only the first creates the admin.
   const created = await db.tx(async (q) => {
     await q.query('SELECT pg_advisory_xact_lock(7201100002)');
@@ -25,8 +26,8 @@ export async function ensureFirstAdmin(db: Db, env = process.env): Promise<First
 }
 
 /** Runs each demo-data step whose data is missing. MARQUEE_DEMO=0 skips them all. */
-export async function ensureDemoData(db: Db, env = process.env, log = (l: string) => console.log(l)) {
-  if (env.MARQUEE_DEMO === '0') { log('MARQUEE_DEMO=0: skipping demo data'); return; }
+export async function ensureDemoData(db: Db, config: Pick<Config, 'demo'>, log = (l: string) => console.log(l)) {
+  if (!config.demo) { log('MARQUEE_DEMO=0: skipping demo data'); return; }
   for (const step of demoDataSteps) {
     if (await step.present(db)) continue;
     log(`demo data: ${step.name}…`);

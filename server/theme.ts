@@ -25,7 +25,7 @@ theme.post('/theme', async (c) => {
   const value = body.theme;
   if (!(THEMES as readonly string[]).includes(value)) throw badRequest(`theme must be one of ${THEMES.join(', ')}`, { theme: `got "${value ?? ''}"` });
   setCookie(c, THEME_COOKIE, value, {
-    path: '/', maxAge: 400 * 24 * 3600, sameSite: 'Lax', httpOnly: true, secure: !!c.get('deps').secureCookies,
+    path: '/', maxAge: 400 * 24 * 3600, sameSite: 'Lax', httpOnly: true, secure: !!c.get('deps').config.secureCookies,
   });
   const back = body.next ?? (() => { try { const r = new URL(c.req.header('referer') ?? ''); return r.pathname + r.search; } catch { return '/'; } })();
   return c.redirect(safeNext(back), 303);

@@ -1,15 +1,34 @@
 // Shared types for the Hono app: the dependencies every feature receives and the typed request context.
-import type { Db } from './db/index.ts';
+import type { Db, ChangeCache } from './db/index.ts';
+import type { Config } from './config.ts';
+import type { Catalog } from './reports/catalog.ts';
+import type { Dashboard } from './dashboards/catalog.ts';
+import type { ResultCache } from './reports/engine.ts';
 
+/** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
   db: Db;
   /** Read-only queries (reports) may go to a replica; defaults to db. */
   readDb?: Db;
   /** Injectable clock: tests move time to exercise timeouts, schedules and billing. */
   now?: () => Date;
-  /** Serve cookies with Secure and the __Host- prefix (set when behind HTTPS). */
-  secureCookies?: boolean;
+  /** The configuration read at start (server/config.ts); defaults to loadConfig({}), the documented defaults. */
+  config?: Config;
+  /** The report catalog this app serves (validated by main.ts at start); defaults to sql/reports (or config.reportsDir). */
+  catalog?: Catalog;
+  /** The dashboards this app serves; defaults to views/dashboards (or config.dashboardsDir), checked against catalog. */
+  dashboards?: Map<string, Dashboard>;
+  /** In-memory caches (session lookups, report results); one set per app unless given. */
+  caches?: AppCaches;
   log?: (line: string) => void;
+}
+
+export interface AppCaches {
+  /** Session lookups by the hash of the cookie, kept while the change feed says sessions and users are unchanged. */
+  sessions: ChangeCache<any>;
+  /** Report results by report, definition and parameters, kept while the marts' generations are unchanged;
+   *  null when config.reportCache is off. */
+  reports: ResultCache | null;
 }
 
 export interface SessionUser {
@@ -20,10 +39,12 @@ export interface SessionUser {
   mustChangePassword: boolean;
 }
 
+export type AppDeps = Required<Deps>;
+
 export type Env = {
   Variables: {
     requestId: string;
-    deps: Required<Pick<Deps, 'db' | 'readDb' | 'now' | 'log'>> & Deps;
+    deps: AppDeps;
     user?: SessionUser;
     sessionIdHash?: Buffer;
   };

@@ -7,7 +7,9 @@ import { useDatabase } from './helpers/db.ts';
 import { createUser, TEST_ORIGIN, sessionCookieFrom } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
 import { THROTTLE, allowedAt } from '../server/auth/throttle.ts';
-import { SIGNUPS_PER_IP_HOUR } from '../server/auth/signup.ts';
+import { defaultConfig } from '../server/config.ts';
+
+const SIGNUPS_PER_IP_HOUR = defaultConfig().signupsPerIpHour;
 
 const t = useDatabase(test);
 let clock = new Date('2026-05-10T08:00:00Z');

@@ -2,6 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import sql from 'sql-template-tag';
+import { defaultConfig } from '../server/config.ts';
 import { createHash } from 'node:crypto';
 import { useDatabase } from './helpers/db.ts';
 import { createUser, loginAs, authedRequest, sessionCookieFrom, TEST_ORIGIN } from './helpers/auth.ts';
@@ -40,7 +41,7 @@ test('POST /login: session cookie (HttpOnly, SameSite=Lax, no Secure on plain ht
 
 test('secureCookies: __Host- prefix and Secure', async () => {
   const u = await createUser(t.db, { role: 'subscriber' });
-  const secure = createApp({ db: t.db, now: () => clock, log: () => {}, secureCookies: true });
+  const secure = createApp({ db: t.db, now: () => clock, log: () => {}, config: defaultConfig({ secureCookies: true }) });
   const res = await secure.request('/login', form({ email: u.email, password: u.password }));
   assert.is(res.status, 303);
   const set = res.headers.getSetCookie().find((l) => l.startsWith('__Host-mq_session='))!;
@@ -246,18 +247,14 @@ test('an argon2 hash weaker than the current parameters is upgraded at sign-in',
 
 test('client IP: the socket address; X-Forwarded-For only with MARQUEE_TRUST_PROXY=1', async () => {
   const { clientIp } = await import('../server/auth/client-ip.ts');
-  const ctx = (headers: Record<string, string>, remoteAddress?: string) => ({
+  const ctx = (headers: Record<string, string>, remoteAddress?: string, trustProxy = false) => ({
     req: { header: (n: string) => headers[n.toLowerCase()] }, env: remoteAddress ? { incoming: { socket: { remoteAddress } } } : undefined,
+    get: (k: string) => (k === 'deps' ? { config: defaultConfig({ trustProxy }) } : undefined),
   }) as any;
   assert.is(clientIp(ctx({ 'x-forwarded-for': '1.2.3.4' }, '::ffff:10.0.0.9')), '10.0.0.9', 'spoofable header ignored by default');
   assert.is(clientIp(ctx({})), null, 'no socket (in-process request): unknown');
-  process.env.MARQUEE_TRUST_PROXY = '1';
-  try {
-    assert.is(clientIp(ctx({ 'x-forwarded-for': '6.6.6.6, 203.0.113.9' }, '10.0.0.1')), '203.0.113.9', 'the entry our proxy appended');
-    assert.is(clientIp(ctx({ 'x-forwarded-for': 'garbage' }, '10.0.0.1')), '10.0.0.1');
-  } finally {
-    delete process.env.MARQUEE_TRUST_PROXY;
-  }
+  assert.is(clientIp(ctx({ 'x-forwarded-for': '6.6.6.6, 203.0.113.9' }, '10.0.0.1', true)), '203.0.113.9', 'the entry our proxy appended');
+  assert.is(clientIp(ctx({ 'x-forwarded-for': 'garbage' }, '10.0.0.1', true)), '10.0.0.1');
 });
 
 test.run();

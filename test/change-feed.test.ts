@@ -10,7 +10,6 @@ import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
 import { createDb, type Db } from '../server/db/index.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog } from '../server/reports/engine.ts';
-import type { Deps } from '../server/types.ts';
 import { createBasicSources } from './fixtures/reports/basic-data.ts';
 
 const t = useDatabase(test);
@@ -47,7 +46,7 @@ test.before(async () => {
   catalog = loadCatalog(FIXTURES);
   await ensureMarts(t.db, catalog);
   await refreshMarts(t.db, catalog);
-  app = createApp({ db: t.db, catalog, log: () => {} } as Deps);
+  app = createApp({ db: t.db, catalog, log: () => {} });
   await eventually('the feed is live', async () => t.db.changes.token('sessions') !== null);
 });
 

@@ -9,7 +9,10 @@ import path from 'node:path';
 import { useDatabase } from './helpers/db.ts';
 import { createUser, loginAs, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
-import { getCatalog, loadCatalog } from '../server/reports/engine.ts';
+import { loadCatalog } from '../server/reports/engine.ts';
+
+const catalog = loadCatalog();
+const getCatalog = () => catalog;
 
 const FIXTURE_REPORTS = path.resolve(import.meta.dirname, 'fixtures', 'reports', 'basic');
 import { loadDashboards, checkAgainstReports, DashboardError } from '../server/dashboards/catalog.ts';
@@ -17,7 +20,6 @@ import { parseState, toQuery, resolvePeriod, tileQuery, FilterError, type Filter
 import { loadManifest } from '../server/assets.ts';
 import { chartFromLine } from '../server/reports/chart.ts';
 import { kpiOf, describe, formatValue, formatChange } from '../views/report-data.ts';
-import { useDashboards } from '../server/dashboards/index.ts';
 import { ensureBuilt } from '../views/build.ts';
 
 const t = useDatabase(test);
@@ -167,9 +169,10 @@ test("a dashboard's roles decide who sees it; tiles whose report the role may no
   try {
     fs.writeFileSync(path.join(dir, 'board_for_admins.json'), JSON.stringify({ title: 'Admins only', roles: ['admin'], tiles: [{ report: 'mrr_trend' }] }));
     fs.writeFileSync(path.join(dir, 'open_board.json'), JSON.stringify({ title: 'Open board', tiles: [{ report: 'mrr_trend', size: 2 }, { report: 'signups' }] }));
-    useDashboards(loadDashboards(dir));
+    const boards = createApp({ db: t.db, now: () => NOW, log: () => {}, dashboards: loadDashboards(dir) });
+    const get = (cookie: string, url: string) => authedRequest(boards, cookie, url, { redirect: 'manual' });
     const admin = await createUser(t.db, { role: 'admin' });
-    const adminCookie = await loginAs(app, admin.email, admin.password);
+    const adminCookie = await loginAs(boards, admin.email, admin.password);
     const list = await (await get(manager, '/dashboards')).text();
     assert.ok(list.includes('Open board'));
     assert.not.ok(list.includes('Admins only'));
@@ -184,14 +187,12 @@ test("a dashboard's roles decide who sees it; tiles whose report the role may no
     // With a catalog where one report is admin-only, a manager's page leaves that tile out.
     fs.writeFileSync(path.join(dir, 'fixture_board.json'), JSON.stringify({ title: 'Fixture board',
       filters: [{ type: 'period', default: '3m' }], tiles: [{ report: 'fx_admin_only' }, { report: 'fx_monthly' }] }));
-    useDashboards(loadDashboards(dir));
-    const fixtureApp = createApp({ db: t.db, now: () => NOW, log: () => {}, catalog: loadCatalog(FIXTURE_REPORTS) } as any);
+    const fixtureApp = createApp({ db: t.db, now: () => NOW, log: () => {}, catalog: loadCatalog(FIXTURE_REPORTS), dashboards: loadDashboards(dir) });
     const tiles = async (cookie: string) => [...(await (await authedRequest(fixtureApp, cookie, '/dashboards/fixture_board')).text())
       .matchAll(/<mq-chart [^>]*report="([a-z_]+)"\s+params="([^"]*)"/g)].map((m) => `${m[1]}?${m[2].replace(/&amp;/g, '&')}`);
     assert.equal(await tiles(manager), ['fx_monthly?from=2026-09&to=2026-11']);
     assert.equal(await tiles(adminCookie), ['fx_admin_only?', 'fx_monthly?from=2026-09&to=2026-11']);
   } finally {
-    useDashboards(undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });

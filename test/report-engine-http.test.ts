@@ -7,7 +7,6 @@ import { useDatabase } from './helpers/db.ts';
 import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog } from '../server/reports/engine.ts';
-import type { Deps } from '../server/types.ts';
 import { createBasicSources } from './fixtures/reports/basic-data.ts';
 
 const t = useDatabase(test);
@@ -22,7 +21,7 @@ test.before(async () => {
   catalog = loadCatalog(FIXTURES);
   await ensureMarts(t.db, catalog);
   await refreshMarts(t.db, catalog);
-  app = createApp({ db: t.db, catalog, now: () => new Date('2026-11-26T09:00:00Z'), log: () => {} } as Deps);
+  app = createApp({ db: t.db, catalog, now: () => new Date('2026-11-26T09:00:00Z'), log: () => {} });
   for (const role of ['admin', 'analyst', 'manager', 'subscriber'] as const) {
     const u = await createUser(t.db, { role });
     cookies[role] = await sessionCookie(t.db, u.id, { now: new Date('2026-11-26T08:55:00Z') });

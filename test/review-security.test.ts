@@ -7,8 +7,9 @@ import { createApp } from '../server/app.ts';
 import { safeNext } from '../server/auth/forms.ts';
 import path from 'node:path';
 import { loadCatalog } from '../server/reports/engine.ts';
-import { MAX_CSV_STREAMS } from '../server/reports/routes.ts';
-import type { Deps } from '../server/types.ts';
+import { defaultConfig } from '../server/config.ts';
+
+const MAX_CSV_STREAMS = defaultConfig().csvStreams;
 
 const t = useDatabase(test);
 const app = () => createApp({ db: t.db, log: () => {} });
@@ -140,7 +141,7 @@ test('/account/password: repeated wrong current passwords are throttled like sig
 // unread downloads must not take every connection of the pool, which the whole app shares.
 test('CSV downloads in flight are capped (503 + Retry-After beyond the cap); a finished or cancelled one frees its slot', async () => {
   const catalog = loadCatalog(path.resolve(import.meta.dirname, 'fixtures/reports/review'));
-  const capped = createApp({ db: t.db, catalog, log: () => {} } as Deps);
+  const capped = createApp({ db: t.db, catalog, log: () => {} });
   const analyst = await createUser(t.db, { role: 'analyst' });
   const cookie = await sessionCookie(t.db, analyst.id);
   const open: Response[] = [];
@@ -172,7 +173,7 @@ test('CSV downloads in flight are capped (503 + Retry-After beyond the cap); a f
 // HEAD request was never closed, so each HEAD leaked a pooled connection for good.
 test('HEAD on a CSV download answers its headers and holds no connection', async () => {
   const catalog = loadCatalog(path.resolve(import.meta.dirname, 'fixtures/reports/review'));
-  const app2 = createApp({ db: t.db, catalog, log: () => {} } as Deps);
+  const app2 = createApp({ db: t.db, catalog, log: () => {} });
   const analyst = await createUser(t.db, { role: 'analyst' });
   const cookie = await sessionCookie(t.db, analyst.id);
   for (let i = 0; i < MAX_CSV_STREAMS + 2; i++) {

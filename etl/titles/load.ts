@@ -46,6 +46,8 @@ export interface LoadOptions {
    * (stdin), split their lists on a worker thread (default LIST_WORKER_BYTES).
    */
   listWorkerBytes?: number;
+  /** Print each SQL step's time on stderr (the CLI sets it from MARQUEE_ETL_TRACE=1; for tuning on big files). */
+  trace?: boolean;
   /** statement_timeout for the load's transaction; 0 (default) = none: a 340 MB load is one long COPY. */
   statementTimeoutMs?: number;
 }
@@ -155,7 +157,7 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
       } finally {
         clearInterval(timer);
       }
-      if (process.env.MARQUEE_ETL_TRACE) console.error(`[etl] staging COPY done at ${(performance.now() - t0).toFixed(0)} ms`);
+      if (opts.trace) console.error(`[etl] staging COPY done at ${(performance.now() - t0).toFixed(0)} ms`);
       const links = await lists.finish();
       const tCopy = performance.now();
       progress('normalizing');
@@ -218,10 +220,10 @@ async function eachPair(stream: Readable, fn: (a: number, b: number) => void) {
 
 async function normalize(q0: Queryable, csv: TitlesCsvStream, { spool: links, dirty }: LinkResult, opts: LoadOptions): Promise<Counts> {
   const s = csv.stats;
-  // MARQUEE_ETL_TRACE=1 prints each statement's time (for tuning on big files)
+  // opts.trace (MARQUEE_ETL_TRACE=1) prints each statement's time (for tuning on big files)
   const trace = (t: number, text: string) =>
     console.error(`[etl] ${(performance.now() - t).toFixed(0).padStart(6)} ms  ${text.replace(/\s+/g, ' ').slice(0, 90)}`);
-  const q: Queryable = !process.env.MARQUEE_ETL_TRACE ? q0 : {
+  const q: Queryable = !opts.trace ? q0 : {
     ...q0,
     async query<T>(text: any, values?: unknown[]): Promise<T[]> {
       const t = performance.now();

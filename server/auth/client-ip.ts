@@ -5,7 +5,7 @@ import type { Context } from 'hono';
 import { isIP } from 'node:net';
 
 export function clientIp(c: Context<any>): string | null {
-  if (process.env.MARQUEE_TRUST_PROXY === '1') {
+  if (c.get('deps')?.config.trustProxy) {
     const forwarded = c.req.header('x-forwarded-for')?.split(',').map((s) => s.trim()).filter(Boolean).at(-1);
     if (forwarded && isIP(forwarded)) return forwarded;
   }

@@ -15,7 +15,7 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/;
 export function isOwnOrigin(origin: string, c: Context<Env>): boolean {
   const self = new URL(c.req.url);
   if (origin === self.origin) return true;
-  return !!c.get('deps')?.secureCookies && origin === `https://${self.host}`;
+  return !!c.get('deps').config.secureCookies && origin === `https://${self.host}`;
 }
 
 const formCheck = csrf({ origin: (origin, c) => isOwnOrigin(origin, c as Context<Env>) });

@@ -11,13 +11,8 @@ import type { Env, SessionUser } from '../types.ts';
 import { clientIp } from './client-ip.ts';
 import { HttpError, isApi } from '../errors.ts';
 
-const minutes = (env: string | undefined, fallback: number) => {
-  const n = Number(env);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
-};
-/** Idle timeout (MARQUEE_SESSION_IDLE_MINUTES, default 30) and absolute lifetime (MARQUEE_SESSION_MAX_HOURS, default 12). */
-export const SESSION_IDLE_MS = minutes(process.env.MARQUEE_SESSION_IDLE_MINUTES, 30) * 60_000;
-export const SESSION_MAX_MS = minutes(process.env.MARQUEE_SESSION_MAX_HOURS, 12) * 3_600_000;
+/** A session's absolute lifetime when the caller has no configuration (tools, tests): MARQUEE_SESSION_MAX_HOURS' default. */
+const DEFAULT_SESSION_MAX_MS = 12 * 3_600_000;
 /** last_seen_at is written at most this often: one UPDATE per minute per session, not per request. */
 const TOUCH_EVERY_MS = 60_000;
 
@@ -29,10 +24,10 @@ export interface NewSession { token: string; idHash: Buffer; expiresAt: Date }
 
 /** Inserts a session for the user and returns the cookie value (never stored). */
 export async function createSession(q: Queryable, userId: number, now: Date,
-  meta: { ip?: string | null; userAgent?: string | null } = {}): Promise<NewSession> {
+  meta: { ip?: string | null; userAgent?: string | null; maxMs?: number } = {}): Promise<NewSession> {
   const token = randomBytes(32).toString('base64url');
   const idHash = hashToken(token);
-  const expiresAt = new Date(now.getTime() + SESSION_MAX_MS);
+  const expiresAt = new Date(now.getTime() + (meta.maxMs ?? DEFAULT_SESSION_MAX_MS));
   await q.query(sql`INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, ip, user_agent)
     VALUES (${idHash}, ${userId}, ${now}, ${now}, ${expiresAt}, ${meta.ip ?? null}, ${meta.userAgent?.slice(0, 400) ?? null})`);
   return { token, idHash, expiresAt };
@@ -51,14 +46,14 @@ export async function endAllSessions(q: Queryable, userId: number): Promise<numb
 }
 
 export function setSessionCookie(c: Context<Env>, token: string) {
-  const secure = !!c.get('deps').secureCookies;
+  const { secureCookies: secure, sessionMaxMs } = c.get('deps').config;
   setCookie(c, sessionCookieName(secure), token, {
-    path: '/', httpOnly: true, sameSite: 'Lax', secure, maxAge: Math.floor(SESSION_MAX_MS / 1000),
+    path: '/', httpOnly: true, sameSite: 'Lax', secure, maxAge: Math.floor(sessionMaxMs / 1000),
   });
 }
 
 export function clearSessionCookie(c: Context<Env>) {
-  const secure = !!c.get('deps').secureCookies;
+  const secure = !!c.get('deps').config.secureCookies;
   deleteCookie(c, sessionCookieName(secure), { path: '/', httpOnly: true, sameSite: 'Lax', secure });
 }
 
@@ -69,7 +64,8 @@ export function clearSessionCookie(c: Context<Env>) {
 export async function rotateSession(c: Context<Env>, q: Queryable, userId: number): Promise<NewSession> {
   const old = c.get('sessionIdHash');
   if (old) await endSession(q, old);
-  const s = await createSession(q, userId, c.get('deps').now(), { ip: clientIp(c), userAgent: c.req.header('user-agent') });
+  const { now, config } = c.get('deps');
+  const s = await createSession(q, userId, now(), { ip: clientIp(c), userAgent: c.req.header('user-agent'), maxMs: config.sessionMaxMs });
   c.set('sessionIdHash', s.idHash);
   setSessionCookie(c, s.token);
   return s;
@@ -85,14 +81,11 @@ interface SessionRow {
   status: string; last_seen_at: Date; expires_at: Date;
 }
 
-// Recent lookups, so a signed-in request needs no query: an entry serves only while nothing changed sessions or users
-// since it was read (db.changes: logout, sign-out everywhere, a role, status or password change, in any process), and
-// only while it needs no write — a session due for its last_seen_at touch, or expired, is read from the table again.
-const sessionCaches = new WeakMap<Db, ChangeCache<SessionRow | undefined>>();
-
-function lookupSession(db: Db, idHash: Buffer, now: Date): Promise<SessionRow | undefined> {
-  let cache = sessionCaches.get(db);
-  if (!cache) sessionCaches.set(db, (cache = new Map()));
+// Recent lookups (deps.caches.sessions), so a signed-in request needs no query: an entry serves only while nothing
+// changed sessions or users since it was read (db.changes: logout, sign-out everywhere, a role, status or password
+// change, in any process), and only while it needs no write — a session due for its last_seen_at touch, or expired,
+// is read from the table again.
+function lookupSession(db: Db, cache: ChangeCache<SessionRow | undefined>, idHash: Buffer, now: Date): Promise<SessionRow | undefined> {
   return readThrough(db, cache, idHash.toString('base64'), ['sessions', 'users'],
     () => db.one<SessionRow>(sql`SELECT u.id, u.email, u.display_name, u.role, u.must_change_password, u.status,
         s.last_seen_at, s.expires_at
@@ -105,14 +98,14 @@ export const sessionMiddleware: MiddlewareHandler<Env> = async (c, next) => {
   // Static files and probes are public and never render a page: no session lookup (no query) for them.
   if (NO_SESSION.test(c.req.path)) return next();
   const deps = c.get('deps');
-  const name = sessionCookieName(deps.secureCookies);
+  const name = sessionCookieName(deps.config.secureCookies);
   const token = getCookie(c, name);
   if (token && token.length <= 100) {
     const idHash = hashToken(token);
     const now = deps.now();
-    const row = await lookupSession(deps.db, idHash, now);
+    const row = await lookupSession(deps.db, deps.caches.sessions, idHash, now);
     const live = row && row.status === 'active' && row.expires_at.getTime() > now.getTime()
-      && now.getTime() - row.last_seen_at.getTime() < SESSION_IDLE_MS;
+      && now.getTime() - row.last_seen_at.getTime() < deps.config.sessionIdleMs;
     if (row && live) {
       c.set('user', { id: row.id, email: row.email, displayName: row.display_name, role: row.role,
         mustChangePassword: row.must_change_password });

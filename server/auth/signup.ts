@@ -34,19 +34,18 @@ export function accountProblems(v: { email?: string; display_name?: string }): F
  * Sign-up attempts per client address and hour that get as far as hashing a password (a created account, or one
  * refused because the email is taken). Beyond it the form answers 429 before any hashing: this bounds the CPU a
  * client can burn on argon2 and how fast it can probe which emails have accounts. Counted from the audit log, which
- * records both outcomes with their address. MARQUEE_SIGNUPS_PER_IP_HOUR overrides.
+ * records both outcomes with their address. The limit is config.signupsPerIpHour (MARQUEE_SIGNUPS_PER_IP_HOUR).
  */
-export const SIGNUPS_PER_IP_HOUR = Math.max(1, Number(process.env.MARQUEE_SIGNUPS_PER_IP_HOUR) || 20);
 const SIGNUP_ACTIONS = ['user.signup', 'user.signup_refused'];
 const SIGNUP_LOCK = 720_110_006; // pg_advisory_xact_lock(int, int) namespace: "marquee signup throttle"
 
 /** Seconds until this address may try again (0: now). */
-async function signupWaitS(q: Queryable, ip: string, now: Date): Promise<number> {
+async function signupWaitS(q: Queryable, ip: string, now: Date, limit: number): Promise<number> {
   const since = new Date(now.getTime() - 3_600_000);
   const row = await q.one<{ n: number; oldest: Date | null }>(sql`SELECT count(*)::int AS n, min(at) AS oldest FROM (
       SELECT at FROM audit_log WHERE ip = ${ip}::inet AND action = ANY(${SIGNUP_ACTIONS}) AND at > ${since}
-      ORDER BY at DESC LIMIT ${SIGNUPS_PER_IP_HOUR}) recent`);
-  if (row!.n < SIGNUPS_PER_IP_HOUR) return 0;
+      ORDER BY at DESC LIMIT ${limit}) recent`);
+  if (row!.n < limit) return 0;
   return Math.max(1, Math.ceil((row!.oldest!.getTime() + 3_600_000 - now.getTime()) / 1000));
 }
 
@@ -94,7 +93,7 @@ signup.post('/signup', async (c) => {
     return signupPage(c, { values, status: 429,
       message: `Too many sign-ups from your network in the last hour. Try again in ${Math.ceil(waitS / 60)} minute${waitS > 60 ? 's' : ''}.` });
   };
-  const early = ip ? await signupWaitS(deps.db, ip, deps.now()) : 0;
+  const early = ip ? await signupWaitS(deps.db, ip, deps.now(), deps.config.signupsPerIpHour) : 0;
   if (early) return tooMany(early);
   const hash = await hashPassword(password);
   let refusedWaitS = 0;
@@ -103,7 +102,7 @@ signup.post('/signup', async (c) => {
       if (ip) {
         // parallel attempts from one address queue here, so the limit holds exactly
         await q.query(sql`SELECT pg_advisory_xact_lock(${SIGNUP_LOCK}::int4, hashtext(${ip}))`);
-        refusedWaitS = await signupWaitS(q, ip, deps.now());
+        refusedWaitS = await signupWaitS(q, ip, deps.now(), deps.config.signupsPerIpHour);
         if (refusedWaitS) return;
       }
       const row = await q.one<{ id: number }>(sql`INSERT INTO users (email, display_name, role, password_hash, created_at, last_login_at)

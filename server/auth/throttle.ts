@@ -82,7 +82,7 @@ export const deviceCookieName = (secure: boolean | undefined) => secure ? '__Hos
 
 /** SHA-256 of the known-device cookie sent with the request, if any. */
 export function deviceHashFrom(c: Context<Env>): Buffer | null {
-  const token = getCookie(c, deviceCookieName(c.get('deps').secureCookies));
+  const token = getCookie(c, deviceCookieName(c.get('deps').config.secureCookies));
   return token && token.length <= 100 ? hashToken(token) : null;
 }
 
@@ -99,7 +99,7 @@ export async function rememberDevice(c: Context<Env>, q: Queryable, userId: numb
   const token = randomBytes(32).toString('base64url');
   await q.query(sql`INSERT INTO known_devices (token_hash, user_id, created_at, last_used_at, expires_at)
     VALUES (${hashToken(token)}, ${userId}, ${now}, ${now}, ${expires})`);
-  const secure = !!c.get('deps').secureCookies;
+  const secure = !!c.get('deps').config.secureCookies;
   setCookie(c, deviceCookieName(secure), token, { path: '/', httpOnly: true, sameSite: 'Lax', secure, maxAge: DEVICE_LIFETIME_MS / 1000 });
 }
 

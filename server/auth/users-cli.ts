@@ -1,6 +1,7 @@
 // Operator CLI: npm run users -- <command> [options]. Uses DATABASE_URL, else the embedded PostgreSQL under
 // MARQUEE_DATA_DIR (./var) — the running server's when it is up, otherwise started for the command and stopped after.
 // Every change goes through the same operations as the admin pages (audit rows, last-admin guard, sessions ended).
+import { configOrExit } from '../config.ts';
 import { parseArgs } from 'node:util';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -195,7 +196,7 @@ async function main() {
   const argv = process.argv.slice(2);
   if (!argv.length || argv[0] === '--help' || argv[0] === 'help') { console.log(USAGE); return 0; }
   // Beside a running server this shares its embedded PostgreSQL instead of starting a second one on the same data.
-  const target = await openDatabase(process.env, () => {}, { shareRunning: true });
+  const target = await openDatabase(configOrExit(process.env, 'users'), () => {}, { shareRunning: true });
   const url = target.url;
   const stop = target.stop;
   const db = createDb(url, { max: 2, applicationName: 'marquee-users-cli' });

@@ -9,25 +9,22 @@ import type { Db } from '../db/index.ts';
 import { page, html, type Html } from '../html.ts';
 import { HttpError, notFound } from '../errors.ts';
 import { assetUrl } from '../assets.ts';
-import { getCatalog, lookupOptions, type Catalog, type ReportDef } from '../reports/engine.ts';
+import { lookupOptions, type Catalog, type ReportDef } from '../reports/engine.ts';
 import type { ParamDecl } from '../reports/params.ts';
-import { loadDashboards, type Dashboard, type FilterDecl } from './catalog.ts';
+import type { Dashboard, FilterDecl } from './catalog.ts';
 import {
   type Filter, type FilterState, PERIODS, FilterError, parseState, toQuery, tileQuery, resolvePeriod,
 } from '../../views/filters.ts';
 
-/** The report catalog this process serves: the report engine's (deps.catalog when the app was given one). */
+/** The report catalog this app serves (deps.catalog). */
 export function reports(c: Context<Env>): Catalog {
-  return (c.get('deps') as { catalog?: Catalog }).catalog ?? getCatalog();
+  return c.get('deps').catalog;
 }
 
-let dashboardsCache: Map<string, Dashboard> | undefined;
-/** The dashboards this process serves: views/dashboards (or MARQUEE_DASHBOARDS_DIR), parsed on first use. */
-export function dashboards(): Map<string, Dashboard> {
-  return (dashboardsCache ??= loadDashboards(process.env.MARQUEE_DASHBOARDS_DIR || undefined));
+/** The dashboards this app serves (deps.dashboards: views/dashboards or MARQUEE_DASHBOARDS_DIR, checked at start). */
+export function dashboards(c: Context<Env>): Map<string, Dashboard> {
+  return c.get('deps').dashboards;
 }
-/** Installs a set of dashboards (tests); undefined goes back to the files. */
-export function useDashboards(set: Map<string, Dashboard> | undefined) { dashboardsCache = set; }
 
 /** Choices of a filter: its own list, or those of the first tile report declaring a parameter of that name. */
 async function optionsOf(db: Db, f: FilterDecl, params: ParamDecl[]): Promise<[string, string][]> {
@@ -65,7 +62,7 @@ export const dashboardRoutes = new Hono<Env>();
 dashboardRoutes.get('/dashboards', (c) => {
   const role = c.get('user')!.role;
   const catalog = reports(c);
-  const visible = [...dashboards().values()].filter((d) => d.roles.includes(role));
+  const visible = [...dashboards(c).values()].filter((d) => d.roles.includes(role));
   return c.html(page(c, {
     title: 'Dashboards',
     body: html`<main class="dashboards-index">
@@ -83,7 +80,7 @@ dashboardRoutes.get('/dashboards', (c) => {
 });
 
 dashboardRoutes.get('/dashboards/:id', async (c) => {
-  const d = dashboards().get(c.req.param('id'));
+  const d = dashboards(c).get(c.req.param('id'));
   const user = c.get('user')!;
   if (!d) throw notFound(`No dashboard "${c.req.param('id')}"`);
   if (!d.roles.includes(user.role)) throw new HttpError(403, `Your role (${user.role}) does not have access to the ${d.title} dashboard`);

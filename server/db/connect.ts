@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { startEmbedded } from './embedded.ts';
 import { withConnection, withDatabase, ident } from './index.ts';
+import type { Config } from '../config.ts';
 
 export interface DatabaseTarget {
   url: string;
@@ -12,12 +13,12 @@ export interface DatabaseTarget {
 export const APP_DATABASE = 'marquee';
 
 /** shareRunning: a command-line tool may use the embedded PostgreSQL of a running server on the same data directory. */
-export async function openDatabase(env = process.env, log = (l: string) => console.log(l),
+export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>, log = (l: string) => console.log(l),
   opts: { shareRunning?: boolean } = {}): Promise<DatabaseTarget> {
-  if (env.DATABASE_URL) {
-    return { url: env.DATABASE_URL, embedded: false, stop: async () => {} };
+  if (config.databaseUrl) {
+    return { url: config.databaseUrl, embedded: false, stop: async () => {} };
   }
-  const dataDir = path.resolve(env.MARQUEE_DATA_DIR ?? 'var');
+  const dataDir = path.resolve(config.dataDir);
   const pg = await startEmbedded({ dataDir, log: (l) => log(`[postgres] ${l}`), shareRunning: opts.shareRunning });
   try {
     await withConnection(pg.url, async (c) => {

@@ -4,12 +4,16 @@ import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams';
 import type { Sql } from 'sql-template-tag';
 import type { Writable, Readable } from 'node:stream';
 
-// count(*) and bigint ids come back as int8; our values stay far below 2^53, so numbers are safe and convenient.
-pg.types.setTypeParser(20, (v) => Number(v));
-// numeric: metrics (ratios, averages) are read as JS numbers.
-pg.types.setTypeParser(1700, (v) => Number(v));
-// date stays 'YYYY-MM-DD' so no time zone can shift it.
-pg.types.setTypeParser(1082, (v) => v);
+// Our type parsers, given to each pool and client we create (never installed globally, so another library's pg in
+// this process keeps its own):
+// - int8: count(*) and bigint ids; our values stay far below 2^53, so numbers are safe and convenient;
+// - numeric: metrics (ratios, averages) are read as JS numbers;
+// - date stays 'YYYY-MM-DD' so no time zone can shift it.
+const TEXT_PARSERS: Record<number, (v: string) => unknown> = { 20: Number, 1700: Number, 1082: (v) => v };
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    (format ?? 'text') === 'text' && TEXT_PARSERS[oid] ? TEXT_PARSERS[oid] : pg.types.getTypeParser(oid, format as any)) as typeof pg.types.getTypeParser,
+};
 
 export type Row = Record<string, any>;
 export type Query = Sql | string | { text: string; values?: unknown[] };
@@ -104,7 +108,7 @@ function createChangeFeed(url: string, onError: (e: Error) => void): ChangeFeed 
     // query_timeout: a heartbeat the server does not answer within 2 s means the connection is gone, even when no
     // error says so (a silently dropped network path would otherwise leave the feed "live" and deaf)
     const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, query_timeout: 2_000, keepAlive: true,
-      application_name: 'marquee changes' });
+      application_name: 'marquee changes', types });
     client = c;
     c.on('error', (e) => { if (client === c) { onError(e); down(); } });
     c.on('end', () => { if (client === c) down(); });
@@ -186,6 +190,7 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
   const idleInTx = opts.idleInTxTimeoutMs ?? 60_000;
   const pool = new pg.Pool({
     connectionString: url,
+    types,
     max: opts.max ?? 10,
     connectionTimeoutMillis: opts.connectionTimeoutMs ?? 5_000,
     idleTimeoutMillis: 30_000,
@@ -239,7 +244,7 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
 
 /** One-off connection for maintenance statements that cannot run in a pool transaction (CREATE DATABASE …). */
 export async function withConnection<T>(url: string, fn: (q: Queryable) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000, types });
   client.on('error', () => {});
   await client.connect();
   try { return await fn(wrap(client)); } finally { await client.end().catch(() => {}); }

@@ -1,9 +1,10 @@
 // npm run migrate — apply pending migrations to DATABASE_URL or the embedded database.
+import { configOrExit } from '../config.ts';
 import { openDatabase } from './connect.ts';
 import { createDb, redactUrl } from './index.ts';
 import { migrate } from './migrate.ts';
 
-const target = await openDatabase(process.env, undefined, { shareRunning: true });
+const target = await openDatabase(configOrExit(process.env, 'migrate'), undefined, { shareRunning: true });
 const db = createDb(target.url, { max: 2 });
 let code = 0;
 try {

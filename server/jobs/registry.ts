@@ -1,11 +1,10 @@
 // Every scheduled job of the product, in one list. Features add theirs here.
-import type { Deps } from '../types.ts';
+import type { AppDeps } from '../types.ts';
 import type { Job } from './index.ts';
 import { sweepThrottle } from '../auth/throttle.ts';
-import { getCatalog } from '../reports/engine.ts';
 import { martRefreshJobs } from '../reports/jobs.ts';
 
-export function scheduledJobs(deps: Deps): Job[] {
+export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config'>): Job[] {
   return [
     {
       name: 'sessions.sweep',
@@ -15,6 +14,6 @@ export function scheduledJobs(deps: Deps): Job[] {
     // sign-in throttling (issue 5): attempts older than a day, expired known-device cookies
     { name: 'login-throttle.sweep', schedule: '7 * * * *', run: (db, now) => sweepThrottle(db, now) },
     // report marts (issue 6): one job per distinct @refresh schedule, refreshing due marts in dependency order
-    ...martRefreshJobs(getCatalog(), deps.log),
+    ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
   ];
 }

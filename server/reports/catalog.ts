@@ -280,7 +280,7 @@ function parseReport(file: string, rel: string, marts: Map<string, MartDef>, pro
 }
 
 /** Parses and validates every report and mart under dir; throws CatalogError listing `file:line reason` for each problem. */
-export function loadCatalog(dir = process.env.MARQUEE_REPORTS_DIR || DEFAULT_REPORTS_DIR): Catalog {
+export function loadCatalog(dir = DEFAULT_REPORTS_DIR): Catalog {
   const problems: string[] = [];
   const rel = (f: string) => path.relative(process.cwd(), f) || f;
   if (!fs.existsSync(dir)) throw new CatalogError([`${rel(dir)}: no such directory`]);

@@ -16,13 +16,6 @@ export { ensureMarts, refreshMarts, refreshDue, dueMarts, checkReportSql, martSt
 
 export type Role = 'admin' | 'analyst' | 'manager' | 'subscriber';
 
-// ── the catalog this process serves ─────────────────────────────────────────────────────────────────────────────
-let current: Catalog | undefined;
-/** The catalog main.ts validated at start (tests may install a fixture catalog). */
-export function useCatalog(catalog: Catalog) { current = catalog; }
-/** The installed catalog, or the one under MARQUEE_REPORTS_DIR / sql/reports loaded on first use. */
-export function getCatalog(): Catalog { return (current ??= loadCatalog()); }
-
 // ── running a report ────────────────────────────────────────────────────────────────────────────────────────────
 export interface ReportResult {
   id: string;
@@ -48,7 +41,12 @@ export interface ReportResult {
   cached: boolean;
 }
 
-export interface RunOptions { role: Role; now: Date; cache?: boolean }
+export interface RunOptions {
+  role: Role;
+  now: Date;
+  /** Where results are kept between requests (deps.caches.reports); none (or false): every call runs the SQL. */
+  cache?: ResultCache | null | false;
+}
 
 interface Prepared { report: ReportDef; params: ParsedParams; states: Map<string, MartGeneration> }
 
@@ -146,14 +144,10 @@ function freshness(report: ReportDef, catalog: Catalog, states: Map<string, Mart
 
 // ── result cache: invalidated by generation (a mart refresh), never by time ───────────────────────────────────────
 interface CacheEntry { gen: string; result: Omit<ReportResult, 'cached' | 'nextRefresh'> }
-const caches = new WeakMap<Db, Map<string, CacheEntry>>();
+/** Results of mart-backed reports by report, definition and parameters; an entry serves while its marts' generations
+ *  are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
+export type ResultCache = Map<string, CacheEntry>;
 const CACHE_ENTRIES = 500;
-
-function cacheFor(db: Db) {
-  let c = caches.get(db);
-  if (!c) caches.set(db, (c = new Map()));
-  return c;
-}
 
 /** Role and parameters only (no report SQL): what a page needs to redirect to the canonical URL first. */
 export async function parseReportParams(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions) {
@@ -171,10 +165,9 @@ export async function runReport(db: Db, catalog: Catalog, id: string, query: URL
   const { report, params, states } = await prepare(db, catalog, id, query, opts);
   const f = freshness(report, catalog, states, opts.now);
   const key = `${report.id}\0${report.hash}\0${params.key}`;
-  // MARQUEE_REPORT_CACHE=0 turns the result cache off (benchmarks of the SQL path, debugging)
-  const useCache = opts.cache !== false && process.env.MARQUEE_REPORT_CACHE !== '0' && report.allMarts.length > 0;
-  const cache = cacheFor(db);
-  if (useCache) {
+  // live SQL (no mart) has no generation to key a cached result on
+  const cache = report.allMarts.length > 0 && opts.cache ? opts.cache : null;
+  if (cache) {
     const hit = cache.get(key);
     if (hit && hit.gen === f.gen) {
       cache.delete(key); cache.set(key, hit); // most recently used last
@@ -190,7 +183,7 @@ export async function runReport(db: Db, catalog: Catalog, id: string, query: URL
     id: report.id, title: report.title, params: params.values, query: params.query, asOf: f.asOf, stale: f.stale,
     rowCount: rows.length, truncated, rowCap: report.rowCap, rows, spec: withData(report.spec, rows), etag,
   };
-  if (useCache) {
+  if (cache) {
     cache.set(key, { gen: f.gen, result });
     while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
   }

@@ -15,12 +15,9 @@ import { previousFire } from './cron-time.ts';
 
 export const REFRESH_LOCK = 'reports.marts.refresh';
 const ENSURE_LOCK = 7_201_100_006; // "marquee report marts DDL"
-/** memory per sort or hash of a mart build (the few large builds run one at a time, under the refresh lock) */
-function refreshWorkMem(): string {
-  const v = process.env.MARQUEE_MART_WORK_MEM || '256MB';
-  if (!/^\d{1,7}(kB|MB|GB)$/.test(v)) throw new Error(`MARQUEE_MART_WORK_MEM must be a size such as 256MB (got ${JSON.stringify(v)})`);
-  return v;
-}
+/** memory per sort or hash of a mart build (the few large builds run one at a time, under the refresh lock):
+ *  config.martWorkMem (MARQUEE_MART_WORK_MEM) when the caller passes it */
+const DEFAULT_WORK_MEM = '256MB';
 
 export class MartSqlError extends Error {}
 
@@ -172,6 +169,8 @@ export interface RefreshOptions {
   /** rebuild in full even where an incremental refresh would do (benchmarks, repairs) */
   full?: boolean;
   log?: (l: string) => void;
+  /** work_mem of each build, a size such as 256MB (config.martWorkMem) */
+  workMem?: string;
 }
 
 /**
@@ -182,7 +181,7 @@ export async function refreshMarts(db: Db, catalog: Catalog, opts: RefreshOption
   const unknown = (opts.only ?? []).filter((n) => !catalog.marts.has(n));
   if (unknown.length) throw new Error(`unknown mart ${unknown.join(', ')}`);
   const names = opts.only ? (opts.cascade ? withDependents(catalog, opts.only) : catalog.martOrder.filter((n) => opts.only!.includes(n))) : catalog.martOrder;
-  const r = await runExclusive(db, REFRESH_LOCK, () => refreshInOrder(db, catalog, names, opts.trigger ?? 'manual', opts.log ?? (() => {}), opts.full ?? false));
+  const r = await runExclusive(db, REFRESH_LOCK, () => refreshInOrder(db, catalog, names, opts.trigger ?? 'manual', opts.log ?? (() => {}), opts.full ?? false, opts.workMem));
   return r.ran ? { ran: true, results: r.result } : { ran: false, results: [] };
 }
 
@@ -199,15 +198,16 @@ export async function dueMarts(db: Db, catalog: Catalog, now: Date): Promise<str
 
 /** The scheduled job's work: refresh every due mart (a second instance firing at the same minute finds none due). */
 export async function refreshDue(db: Db, catalog: Catalog, now: Date, log: (l: string) => void = () => {},
-  trigger: Trigger = 'schedule'): Promise<RefreshOutcome> {
+  trigger: Trigger = 'schedule', workMem?: string): Promise<RefreshOutcome> {
   const r = await runExclusive(db, REFRESH_LOCK, async () => {
     const due = await dueMarts(db, catalog, now);
-    return due.length ? refreshInOrder(db, catalog, due, trigger, log) : [];
+    return due.length ? refreshInOrder(db, catalog, due, trigger, log, false, workMem) : [];
   });
   return r.ran ? { ran: true, results: r.result } : { ran: false, results: [] };
 }
 
-async function refreshInOrder(db: Db, catalog: Catalog, names: string[], trigger: Trigger, log: (l: string) => void, full = false) {
+async function refreshInOrder(db: Db, catalog: Catalog, names: string[], trigger: Trigger, log: (l: string) => void, full = false,
+  workMem = DEFAULT_WORK_MEM) {
   const results: MartRefreshResult[] = [];
   const failed = new Set<string>();
   for (const name of names) {
@@ -221,7 +221,7 @@ async function refreshInOrder(db: Db, catalog: Catalog, names: string[], trigger
       failed.add(name);
       continue;
     }
-    const r = await refreshOne(db, m, trigger, full);
+    const r = await refreshOne(db, m, trigger, full, workMem);
     results.push(r);
     if (!r.ok) {
       failed.add(name);
@@ -257,7 +257,7 @@ async function planRefresh(q: Queryable, m: MartDef, forceFull: boolean): Promis
   return { mode: 'incremental', why: 'trailing window', since: st.since, epoch: st.epoch };
 }
 
-async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boolean): Promise<MartRefreshResult> {
+async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boolean, workMem: string): Promise<MartRefreshResult> {
   const t0 = performance.now();
   const started = await db.one<{ id: number }>(sql`INSERT INTO mart_refreshes (mart, trigger, started_at)
     VALUES (${m.name}, ${trigger}, clock_timestamp()) RETURNING id`);
@@ -268,7 +268,8 @@ async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boole
         WHERE c.relname = ${m.name} AND c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace`);
       if (!exists) throw new Error(`mart table ${m.name} does not exist (ensureMarts creates it)`);
       const plan = await planRefresh(q, m, forceFull);
-      await q.query(`SET LOCAL work_mem = '${refreshWorkMem()}'`);
+      if (!/^\d{1,7}(kB|MB|GB)$/.test(workMem)) throw new Error(`work_mem must be a size such as 256MB (got ${JSON.stringify(workMem)})`);
+      await q.query(`SET LOCAL work_mem = '${workMem}'`);
       // one mechanism for both modes: compute the window's rows (all of them for a full build) into a temporary
       // table — CREATE TABLE AS may run the query in parallel, INSERT … SELECT may not — then replace the mart's rows
       // from the window's first day on by them, in this transaction: readers see the old rows until commit

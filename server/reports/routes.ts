@@ -9,14 +9,14 @@ import type { Catalog, ReportDef } from './catalog.ts';
 import type { ParamDecl } from './params.ts';
 import { hasRelativeDefault } from './params.ts';
 import {
-  getCatalog, runReport, streamCsv, parseReportParams, lookupOptions, refreshMarts, ensureMarts, martStates, refreshHistory,
+  runReport, streamCsv, parseReportParams, lookupOptions, refreshMarts, ensureMarts, martStates, refreshHistory,
   withDependents, type Role, type ReportResult,
 } from './engine.ts';
 import { nextFire } from './cron-time.ts';
 
-/** The catalog of this app: deps.catalog when a test or main.ts passes one, else the validated process catalog. */
+/** The catalog of this app (deps.catalog). */
 export function catalogOf(c: Context<Env>): Catalog {
-  return (c.get('deps') as { catalog?: Catalog }).catalog ?? getCatalog();
+  return c.get('deps').catalog;
 }
 
 function roleOf(c: Context<Env>): Role {
@@ -114,7 +114,7 @@ reportRoutes.post('/api/marts/refresh', async (c) => {
   }
   const { db, log } = c.get('deps');
   await ensureMarts(db, catalog, { log }); // a mart added since start (or a database set up without main.ts)
-  const out = await refreshMarts(db, catalog, { only, cascade: true, trigger: 'admin', log });
+  const out = await refreshMarts(db, catalog, { only, cascade: true, trigger: 'admin', log, workMem: c.get('deps').config.martWorkMem });
   if (!out.ran) throw new HttpError(409, 'A refresh is already running (here or on another instance); try again when it has finished');
   return c.json({ ran: true, results: out.results }, out.results.every((r) => r.ok) ? 200 : 500);
 });
@@ -124,14 +124,14 @@ reportRoutes.get('/api/reports/:id', async (c) => {
   if (!m) throw new HttpError(404, `No report named ${c.req.param('id')}`);
   const [, id, format] = m;
   const catalog = catalogOf(c);
-  const { readDb, now, log } = c.get('deps');
+  const { readDb, now, log, config, caches } = c.get('deps');
   const role = roleOf(c);
   const inm = c.req.header('if-none-match');
   if (format === 'csv') {
     // A download holds a pooled connection until the client has read it all: cap how many run at once, so slow or
     // abandoned downloads cannot take the connections every other request needs.
-    if (csvStreams >= MAX_CSV_STREAMS) {
-      throw new HttpError(503, `Too many CSV downloads are running (at most ${MAX_CSV_STREAMS}); try again in a few seconds`, undefined, { 'Retry-After': '5' });
+    if (csvStreams >= config.csvStreams) {
+      throw new HttpError(503, `Too many CSV downloads are running (at most ${config.csvStreams}); try again in a few seconds`, undefined, { 'Retry-After': '5' });
     }
     csvStreams++;
     let released = false;
@@ -164,7 +164,7 @@ reportRoutes.get('/api/reports/:id', async (c) => {
     }
     return c.body(releasing(s.body, release));
   }
-  const r = await runReport(readDb, catalog, id, rawQuery(c), { role, now: now() });
+  const r = await runReport(readDb, catalog, id, rawQuery(c), { role, now: now(), cache: caches.reports });
   const etag = `"${r.etag}-${format ?? 'api'}"`;
   freshnessHeaders(c, r);
   c.header('ETag', etag);
@@ -180,7 +180,6 @@ reportRoutes.get('/api/reports/:id', async (c) => {
 });
 
 /** CSV downloads in flight in this process (MARQUEE_CSV_STREAMS, default 4). */
-export const MAX_CSV_STREAMS = Math.max(1, Number(process.env.MARQUEE_CSV_STREAMS) || 4);
 let csvStreams = 0;
 
 /** The same bytes; `release` runs once when the body ends, fails or is cancelled by the client. */
@@ -263,7 +262,7 @@ reportRoutes.post('/reports/refresh', async (c) => {
   }
   const { db, log } = c.get('deps');
   await ensureMarts(db, catalog, { log });
-  const out = await refreshMarts(db, catalog, { only: only && withDependents(catalog, only), trigger: 'admin', log });
+  const out = await refreshMarts(db, catalog, { only: only && withDependents(catalog, only), trigger: 'admin', log, workMem: c.get('deps').config.martWorkMem });
   if (!out.ran) throw new HttpError(409, 'A refresh is already running (here or on another instance); reload the page in a moment');
   return c.redirect(next, 303);
 });
@@ -377,7 +376,7 @@ reportRoutes.get('/reports/:id', async (c) => {
   }
   const raw = new URL(c.req.url).search.replace(/^\?/, '');
   if (raw !== parsed.params.query) return c.redirect(`/reports/${id}${parsed.params.query ? `?${parsed.params.query}` : ''}`, 302);
-  const result = await runReport(readDb, catalog, id, query, { role, now: t });
+  const result = await runReport(readDb, catalog, id, query, { role, now: t, cache: c.get('deps').caches.reports });
   const explicit = new Set(new URLSearchParams(parsed.params.query).keys());
   return reportPage(c, parsed.report, { values: result.params, explicit, result, status: 200 });
 });

@@ -12,7 +12,7 @@ import { launchBrowser, watchErrors, screenshot } from '../helpers/browser.ts';
 import { createUser } from '../helpers/auth.ts';
 import { loadDashboardData } from '../fixtures/dashboard-data.ts';
 import { loadDashboards } from '../../server/dashboards/catalog.ts';
-import { getCatalog } from '../../server/reports/engine.ts';
+import { loadCatalog } from '../../server/reports/engine.ts';
 import { ensureBuilt } from '../../views/build.ts';
 
 const t = useDatabase(test);
@@ -254,7 +254,8 @@ test('the report page (server-rendered by the report engine) draws its <mq-chart
 test('a failed refresh shows the stale flag; a failing tile says what failed while the others render', async () => {
   // A mart that some Growth & retention tiles read and others do not.
   const exec = DASHBOARDS.find((d) => d.id === 'growth_retention')!.tiles.map((x) => x.report);
-  const marts = (id: string) => getCatalog().reports.get(id)!.allMarts;
+  const catalog = loadCatalog();
+  const marts = (id: string) => catalog.reports.get(id)!.allMarts;
   const mart = [...new Set(exec.flatMap(marts))].find((m) => { const n = exec.filter((r) => marts(r).includes(m)).length; return n > 0 && n < exec.length; })!;
   assert.ok(mart, 'a mart read by some growth tiles only');
   await t.db.query(`UPDATE report_marts SET stale = true, last_error = 'test: refresh failed' WHERE name = $1`, [mart]);

@@ -10,7 +10,6 @@ import { launchBrowser, watchErrors, screenshot } from '../helpers/browser.ts';
 import { createUser } from '../helpers/auth.ts';
 import { ensureBuilt } from '../../views/build.ts';
 import { loadCatalog, ensureMarts, refreshMarts } from '../../server/reports/engine.ts';
-import type { Deps } from '../../server/types.ts';
 import { createBasicSources } from '../fixtures/reports/basic-data.ts';
 
 const t = useDatabase(test);
@@ -24,7 +23,7 @@ test.before(async () => {
   const catalog = loadCatalog(path.resolve(import.meta.dirname, '../fixtures/reports/basic'));
   await ensureMarts(t.db, catalog);
   await refreshMarts(t.db, catalog);
-  server = await startTestServer({ db: t.db, catalog } as Deps);
+  server = await startTestServer({ db: t.db, catalog });
   analyst = await createUser(t.db, { role: 'analyst' });
   browser = await launchBrowser();
 });

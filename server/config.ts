@@ -1,0 +1,120 @@
+// Configuration: read once from the environment into one typed object (main.ts and the CLIs call loadConfig), then
+// passed down (Deps.config, openDatabase(config)). No other module reads process.env. Every variable is one row of
+// VARIABLES below — its default, its parser (which names the variable and the bad value in its message) and the
+// README's description — and test/config.test.ts checks the README's configuration table lists exactly these rows.
+import path from 'node:path';
+
+export interface Config {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  adminEmail: string;
+  adminPassword: string | undefined;
+  demo: boolean;
+  poolSize: number;
+  secureCookies: boolean;
+  sessionIdleMs: number;
+  sessionMaxMs: number;
+  signupsPerIpHour: number;
+  trustProxy: boolean;
+  reportsDir: string | undefined;
+  dashboardsDir: string | undefined;
+  martWorkMem: string;
+  csvStreams: number;
+  reportCache: boolean;
+  etlTrace: boolean;
+}
+
+export class ConfigError extends Error {
+  constructor(public problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+type Parse<T> = (raw: string, name: string) => T;
+
+const fail = (name: string, want: string, raw: string) => { throw new Error(`${name} must be ${want}, got ${JSON.stringify(raw)}`); };
+const int = (min: number, max: number): Parse<number> => (raw, name) => {
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= min && n <= max && raw.trim() !== '' ? n : fail(name, `an integer ${min}-${max}`, raw);
+};
+const positive: Parse<number> = (raw, name) => {
+  const n = Number(raw);
+  return Number.isFinite(n) && n > 0 && raw.trim() !== '' ? n : fail(name, 'a positive number', raw);
+};
+const flag: Parse<boolean> = (raw, name) => raw === '1' ? true : raw === '0' ? false : fail(name, '0 or 1', raw);
+const text: Parse<string> = (raw) => raw;
+const nonEmpty: Parse<string> = (raw, name) => raw.trim() ? raw.trim() : fail(name, 'non-empty', raw);
+const postgresUrl: Parse<string> = (raw, name) => {
+  try {
+    const u = new URL(raw);
+    if (u.protocol === 'postgres:' || u.protocol === 'postgresql:') return raw;
+  } catch { /* below */ }
+  return fail(name, 'a postgres:// or postgresql:// URL', raw.replace(/:[^:@/]*@/, ':***@'));
+};
+
+interface Variable<K extends keyof Config> {
+  key: K;
+  /** The value when the variable is unset or empty. */
+  fallback: Config[K];
+  parse: Parse<NonNullable<Config[K]>>;
+}
+const v = <K extends keyof Config>(key: K, fallback: Config[K], parse: Parse<NonNullable<Config[K]>>): Variable<K> =>
+  ({ key, fallback, parse });
+
+/** Every environment variable the product reads, by name. */
+export const VARIABLES = {
+  PORT: v('port', 3000, int(0, 65535)),
+  HOST: v('host', '127.0.0.1', nonEmpty),
+  DATABASE_URL: v('databaseUrl', undefined, postgresUrl),
+  MARQUEE_DATA_DIR: v('dataDir', 'var', nonEmpty),
+  MARQUEE_ADMIN_EMAIL: v('adminEmail', 'admin@localhost', nonEmpty),
+  MARQUEE_ADMIN_PASSWORD: v('adminPassword', undefined, text),
+  MARQUEE_DEMO: v('demo', true, flag),
+  MARQUEE_POOL_SIZE: v('poolSize', 20, int(1, 1000)),
+  MARQUEE_SECURE_COOKIES: v('secureCookies', false, flag),
+  MARQUEE_SESSION_IDLE_MINUTES: v('sessionIdleMs', 30 * 60_000, (raw, name) => positive(raw, name) * 60_000),
+  MARQUEE_SESSION_MAX_HOURS: v('sessionMaxMs', 12 * 3_600_000, (raw, name) => positive(raw, name) * 3_600_000),
+  MARQUEE_SIGNUPS_PER_IP_HOUR: v('signupsPerIpHour', 20, int(1, 1_000_000)),
+  MARQUEE_TRUST_PROXY: v('trustProxy', false, flag),
+  MARQUEE_REPORTS_DIR: v('reportsDir', undefined, nonEmpty),
+  MARQUEE_DASHBOARDS_DIR: v('dashboardsDir', undefined, nonEmpty),
+  MARQUEE_MART_WORK_MEM: v('martWorkMem', '256MB', (raw, name) => /^\d{1,7}(kB|MB|GB)$/.test(raw) ? raw : fail(name, 'a size such as 256MB', raw)),
+  MARQUEE_CSV_STREAMS: v('csvStreams', 4, int(1, 1000)),
+  MARQUEE_REPORT_CACHE: v('reportCache', true, flag),
+  MARQUEE_ETL_TRACE: v('etlTrace', false, flag),
+} satisfies Record<string, Variable<any>>;
+
+/**
+ * The configuration from `env` (process.env by default): every variable parsed, every problem reported at once
+ * (ConfigError lists them, one line each, naming the variable and the value). An empty variable means its default.
+ * `loadConfig({})` is the defaults (what tests get).
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const out: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, spec] of Object.entries(VARIABLES) as [string, Variable<keyof Config>][]) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') { out[spec.key] = spec.fallback; continue; }
+    try { out[spec.key] = spec.parse(raw, name); } catch (e: any) { problems.push(e.message); }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  const config = out as unknown as Config;
+  config.dataDir = path.resolve(config.dataDir);
+  return config;
+}
+
+/** The defaults, for tests and tools that take no environment (a fresh object each time: callers may change it). */
+export const defaultConfig = (overrides: Partial<Config> = {}): Config => ({ ...loadConfig({}), ...overrides });
+
+/** For entry points (the server and the CLIs): the configuration, or the problems printed and exit status 2. */
+export function configOrExit(env: Record<string, string | undefined> = process.env, program = 'marquee'): Config {
+  try {
+    return loadConfig(env);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    console.error(`${program}: ${e.message}`);
+    process.exit(2);
+  }
+}
