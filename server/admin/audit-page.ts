@@ -17,13 +17,20 @@ export interface AuditRow {
   after: Record<string, unknown> | null; ip: string | null; request_id: string | null;
 }
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-const validDate = (s: string) => DATE.test(s) && !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s);
+const DATE = /^(\d{4})-\d{2}-\d{2}$/;
+// Years 1900-2999, as report parameters (server/reports/params.ts): JavaScript takes year 0 ("0000-01-01") as a date but
+// PostgreSQL has no year 0 and answered 500 "date/time field value out of range".
+const validDate = (s: string) => {
+  const m = DATE.exec(s);
+  return !!m && +m[1] >= 1900 && +m[1] <= 2999 && !Number.isNaN(Date.parse(`${s}T00:00:00Z`))
+    && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s);
+};
+const DATE_HINT = 'Use a date like 2026-01-31 (years 1900 to 2999)';
 
 export function auditProblems(f: AuditFilters): FieldErrors {
   const errors: FieldErrors = {};
-  if (f.from && !validDate(f.from)) errors.from = 'Use a date like 2026-01-31';
-  if (f.to && !validDate(f.to)) errors.to = 'Use a date like 2026-01-31';
+  if (f.from && !validDate(f.from)) errors.from = DATE_HINT;
+  if (f.to && !validDate(f.to)) errors.to = DATE_HINT;
   if (!errors.from && !errors.to && f.from && f.to && f.from > f.to) errors.to = 'The end date is before the start date';
   if (f.action && !/^[a-z][a-z0-9_.]*$/.test(f.action)) errors.action = 'Unknown action';
   return errors;
