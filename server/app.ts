@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { randomUUID } from 'node:crypto';
 import type { Deps, Env } from './types.ts';
 import { onError, errorResponse, HttpError } from './errors.ts';
+import { CLIENT_REQUEST_ID } from './request-id.ts';
 import { health } from './health.ts';
 import { page, html } from './html.ts';
 import { authorize } from './auth/access.ts';
@@ -25,9 +26,12 @@ export function createApp(deps: Deps) {
   const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps };
   const app = new Hono<Env>();
 
+  // Our own id for every request, always generated: a client's X-Request-Id could repeat another request's id. A
+  // well-formed one (a proxy's or a caller's correlation id) is kept beside ours: in log lines and audit rows.
   app.use('*', async (c, next) => {
+    c.set('requestId', randomUUID());
     const incoming = c.req.header('x-request-id');
-    c.set('requestId', incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID());
+    if (incoming && CLIENT_REQUEST_ID.test(incoming)) c.set('clientRequestId', incoming);
     c.set('deps', full);
     await next();
     c.header('X-Request-Id', c.get('requestId'));

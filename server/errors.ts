@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Env } from './types.ts';
 import { page, html } from './html.ts';
+import { requestLabel } from './request-id.ts';
 
 export class HttpError extends Error {
   constructor(public status: ContentfulStatusCode, message: string, public fields?: Record<string, string>,
@@ -45,6 +46,6 @@ export function onError(err: Error, c: Context<Env>) {
     return errorResponse(c, status, err.message || TITLES[status] || 'Error');
   }
   const log = c.get('deps')?.log ?? console.error;
-  log(`[error] request ${c.get('requestId')} ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
+  log(`[error] request ${requestLabel(c)} ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
   return errorResponse(c, 500, 'An unexpected error occurred. It has been logged; quote the request id when reporting it.');
 }

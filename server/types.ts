@@ -22,7 +22,10 @@ export interface SessionUser {
 
 export type Env = {
   Variables: {
+    /** Ours, always generated (the X-Request-Id response header). */
     requestId: string;
+    /** A well-formed X-Request-Id the client sent, kept beside ours (logs, audit_log.client_request_id). */
+    clientRequestId?: string;
     deps: Required<Pick<Deps, 'db' | 'readDb' | 'now' | 'log'>> & Deps;
     user?: SessionUser;
     sessionIdHash?: Buffer;

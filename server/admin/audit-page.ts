@@ -14,7 +14,7 @@ export interface AuditFilters { actor?: string; action?: string; target?: string
 export interface AuditRow {
   id: number; at: Date; actor_id: number | null; actor_email: string | null; action: string; target_type: string | null;
   target_id: string | null; target_email: string | null; before: Record<string, unknown> | null;
-  after: Record<string, unknown> | null; ip: string | null; request_id: string | null;
+  after: Record<string, unknown> | null; ip: string | null; request_id: string | null; client_request_id: string | null;
 }
 
 const DATE = /^(\d{4})-\d{2}-\d{2}$/;
@@ -53,7 +53,8 @@ export async function loadAudit(db: Db, f: AuditFilters, pageNo: number, size: n
   const where = join(conds, ' AND ');
   const [{ n }] = await db.query<{ n: number }>(sql`SELECT count(*) AS n FROM audit_log a WHERE ${where}`);
   const rows = await db.query<AuditRow>(sql`SELECT a.id, a.at, a.actor_id, actor.email AS actor_email, a.action, a.target_type,
-      a.target_id, target.email AS target_email, a.before, a.after, host(a.ip) AS ip, a.request_id
+      a.target_id, target.email AS target_email, a.before, a.after, host(a.ip) AS ip, a.request_id,
+      a.client_request_id
     FROM audit_log a
     LEFT JOIN users actor ON actor.id = a.actor_id
     -- CASE, not AND: PostgreSQL may cast before it checks the pattern, and first start writes the admin's email here.
@@ -84,7 +85,7 @@ export function auditTable(rows: AuditRow[]): Html {
     <td>${r.target_type === 'user' && r.target_email ? html`<a href="/admin/users/${r.target_id}">${r.target_email}</a>` : `${r.target_type ?? ''} ${r.target_id ?? ''}`}</td>
     <td>${changes(r.before, r.after)}</td>
     <td>${r.ip ?? '—'}</td>
-    <td class="muted small">${r.request_id ?? ''}</td></tr>`)}
+    <td class="muted small">${r.request_id ?? ''}${r.client_request_id ? html`<br>client: ${r.client_request_id}` : ''}</td></tr>`)}
   </tbody></table></div>`;
 }
 
