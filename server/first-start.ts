@@ -1,13 +1,16 @@
 // What a new database needs before it serves: the first admin, and (unless MARQUEE_DEMO=0) the demo data.
 import { randomBytes } from 'node:crypto';
 import type { Db } from './db/index.ts';
-import { hashPassword } from './auth/password.ts';
+import { hashPassword, passwordProblem } from './auth/password.ts';
 import { demoDataSteps } from './demo-data.ts';
 
 export interface FirstStartResult { adminEmail: string; generatedPassword?: string; created: boolean }
 
 export async function ensureFirstAdmin(db: Db, env = process.env): Promise<FirstStartResult> {
   const email = (env.MARQUEE_ADMIN_EMAIL ?? 'admin@localhost').trim();
+  // Checked at every start, not only when the admin is created: a weak value is a configuration error either way.
+  const problem = env.MARQUEE_ADMIN_PASSWORD !== undefined ? passwordProblem(env.MARQUEE_ADMIN_PASSWORD, email) : undefined;
+  if (problem) throw new Error(`MARQUEE_ADMIN_PASSWORD is refused: ${problem.replace(/^./, (ch) => ch.toLowerCase())} (or unset it: a random password is generated and printed once)`);
   const existing = await db.one<{ email: string }>(`SELECT email FROM users WHERE role = 'admin' ORDER BY id LIMIT 1`);
   if (existing) return { adminEmail: existing.email, created: false };
   const generated = env.MARQUEE_ADMIN_PASSWORD ? undefined : randomBytes(12).toString('base64url');

@@ -1,0 +1,131 @@
+// Issue 14, findings 4–9: each test here failed before its fix and quotes the finding's repro request.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import sql from 'sql-template-tag';
+import { useDatabase } from './helpers/db.ts';
+import { createUser, sessionCookie, authedRequest, TEST_ORIGIN } from './helpers/auth.ts';
+import { createApp } from '../server/app.ts';
+import { passwordProblem } from '../server/auth/password.ts';
+import { ensureFirstAdmin } from '../server/first-start.ts';
+import { runCommand } from '../server/auth/users-cli.ts';
+
+const t = useDatabase(test);
+const app = () => createApp({ db: t.db, log: () => {} });
+const formPost = (body: string, headers: Record<string, string> = {}) => ({
+  method: 'POST', headers: { Origin: TEST_ORIGIN, 'Content-Type': 'application/x-www-form-urlencoded', ...headers }, body,
+});
+
+// ── 4. out-of-range dates are a 400, never a 500 ───────────────────────────────────────────────────────────────────
+test('4: GET /admin/audit?from=0000-01-01 (and to=) is a 400 naming the field, not a 500', async () => {
+  const admin = await createUser(t.db, { role: 'admin' });
+  const cookie = await sessionCookie(t.db, admin.id);
+  for (const q of ['from=0000-01-01', 'to=0000-01-01', 'from=0000-02-29&to=2026-01-01', 'to=9999-12-31&from=0001-01-01']) {
+    const r = await authedRequest(app(), cookie, `/admin/audit?${q}`);
+    const body = await r.text();
+    assert.is(r.status, 400, q);
+    assert.match(body, /aria-invalid="true"/, q);
+  }
+  const ok = await authedRequest(app(), cookie, '/admin/audit?from=2026-01-01&to=2026-12-31');
+  assert.is(ok.status, 200);
+});
+
+test('4: other date and month inputs: report parameters and dashboard months out of range are a 400', async () => {
+  const analyst = await createUser(t.db, { role: 'analyst' });
+  const cookie = await sessionCookie(t.db, analyst.id);
+  for (const url of ['/dashboards/executive_overview?from=0000-01&to=2026-01', '/dashboards/executive_overview?to=0000-01',
+    '/dashboards/revenue_payments?from=2026-01&to=9999-12']) {
+    const r = await authedRequest(app(), cookie, url);
+    assert.is(r.status, 400, url);
+    assert.match(await r.text(), /month/, url);
+  }
+});
+
+// ── 9. a repeated form key is a 400 ────────────────────────────────────────────────────────────────────────────────
+test('9: role=subscriber&role=admin is a 400 and creates no admin', async () => {
+  const admin = await createUser(t.db, { role: 'admin' });
+  const cookie = await sessionCookie(t.db, admin.id);
+  const r = await authedRequest(app(), cookie, '/admin/users', { method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: 'email=dup-role%40test.example&display_name=Dup&role=subscriber&role=admin' });
+  assert.is(r.status, 400);
+  assert.match(await r.text(), /role was sent more than once/);
+  assert.not.ok(await t.db.one(sql`SELECT 1 FROM users WHERE email = 'dup-role@test.example'`));
+  // multipart too, and on a public form
+  const fd = new FormData(); fd.append('email', 'a@test.example'); fd.append('email', 'b@test.example'); fd.append('password', 'x');
+  const login = await app().request('/login', { method: 'POST', headers: { Origin: TEST_ORIGIN }, body: fd });
+  assert.is(login.status, 400);
+  assert.match(await login.text(), /email was sent more than once/);
+  // a single value still works
+  const one = await authedRequest(app(), cookie, '/admin/users', { method: 'POST', body: { email: 'one-role@test.example', display_name: 'One', role: 'analyst' } });
+  assert.is(one.status, 200);
+});
+
+// ── 8. client request ids are kept beside ours, never instead of it ────────────────────────────────────────────────
+test('8: a client X-Request-Id is not our id: ours is generated, a well-formed client id is stored beside it', async () => {
+  const admin = await createUser(t.db, { role: 'admin' });
+  const cookie = await sessionCookie(t.db, admin.id);
+  const sub = await createUser(t.db, { role: 'subscriber' });
+  const r = await authedRequest(app(), cookie, `/admin/users/${sub.id}/disable`, { method: 'POST', headers: { 'X-Request-Id': 'client-chosen-id' } });
+  assert.is(r.status, 303);
+  const ours = r.headers.get('x-request-id')!;
+  assert.is.not(ours, 'client-chosen-id');
+  assert.match(ours, /^[0-9a-f-]{36}$/);
+  const row = await t.db.one<{ request_id: string; client_request_id: string | null }>(sql`SELECT request_id, client_request_id
+    FROM audit_log WHERE action = 'user.disable' AND target_id = ${String(sub.id)}`);
+  assert.is(row!.request_id, ours);
+  assert.is(row!.client_request_id, 'client-chosen-id');
+  // a malformed one is dropped
+  const bad = await authedRequest(app(), cookie, `/admin/users/${sub.id}/enable`, { method: 'POST', headers: { 'X-Request-Id': 'has spaces; and <tags>' } });
+  const row2 = await t.db.one<{ request_id: string; client_request_id: string | null }>(sql`SELECT request_id, client_request_id
+    FROM audit_log WHERE action = 'user.enable' AND target_id = ${String(sub.id)}`);
+  assert.is(row2!.request_id, bad.headers.get('x-request-id'));
+  assert.is(row2!.client_request_id, null);
+  // two requests sending the same id still get distinct ids of ours
+  const a = await app().request('/healthz', { headers: { 'X-Request-Id': 'same' } });
+  const b = await app().request('/healthz', { headers: { 'X-Request-Id': 'same' } });
+  assert.is.not(a.headers.get('x-request-id'), b.headers.get('x-request-id'));
+});
+
+test('8: a log line quotes our id and the client id beside it', async () => {
+  const lines: string[] = [];
+  const down = { one: async () => { throw new Error('connection refused'); } } as unknown as typeof t.db;
+  const a = createApp({ db: down, log: (l) => lines.push(l) });
+  const r = await a.request('/readyz', { headers: { 'X-Request-Id': 'client-42' } });
+  assert.is(r.status, 503);
+  const ours = r.headers.get('x-request-id')!;
+  assert.ok(lines.some((l) => l.includes(`${ours} (client id client-42)`)), lines.join('\n'));
+});
+
+// ── 6. common passwords are refused everywhere a password is set ───────────────────────────────────────────────────
+const COMMON = ['password12', '1234567890', 'qwertyuiop'];
+
+test('6: password12, 1234567890 and qwertyuiop are refused (any case); an uncommon passphrase passes', () => {
+  for (const p of [...COMMON, 'PASSWORD12', 'QwertyUiop']) assert.match(passwordProblem(p) ?? '', /common/, p);
+  assert.is(passwordProblem('correct horse battery'), undefined);
+});
+
+test('6: sign-up, /account/password, the CLI and MARQUEE_ADMIN_PASSWORD refuse a common password', async () => {
+  for (const p of COMMON) {
+    const s = await app().request('/signup', formPost(new URLSearchParams({ display_name: 'C', email: `c-${p}@test.example`, password: p, confirm_password: p }).toString()));
+    assert.is(s.status, 400, p);
+    assert.match(await s.text(), /common/, p);
+  }
+  const u = await createUser(t.db, { role: 'subscriber' });
+  const cookie = await sessionCookie(t.db, u.id);
+  const ch = await authedRequest(app(), cookie, '/account/password', { method: 'POST', body: { current_password: u.password, new_password: 'qwertyuiop', confirm_password: 'qwertyuiop' } });
+  assert.is(ch.status, 400);
+  assert.match(await ch.text(), /common/);
+  const lines: string[] = [];
+  const cli = await runCommand(t.db, ['create', '--email', 'cli-common@test.example', '--password', '1234567890', '--role', 'analyst'], (l) => lines.push(l))
+    .then(() => undefined, (e: Error) => e);
+  assert.ok(cli, 'the CLI refuses it');
+  assert.match(cli!.message, /common/);
+  const reset = await runCommand(t.db, ['reset-password', '--email', u.email, '--password', 'password12'], () => {}).then(() => undefined, (e: Error) => e);
+  assert.match(reset?.message ?? '', /common/);
+  await t.db.query(sql`UPDATE users SET role = 'analyst' WHERE role = 'admin'`);
+  const first = await ensureFirstAdmin(t.db, { MARQUEE_ADMIN_PASSWORD: 'password12' }).then(() => undefined, (e: Error) => e);
+  assert.match(first?.message ?? '', /MARQUEE_ADMIN_PASSWORD.*common/);
+  assert.not.ok(await t.db.one(sql`SELECT 1 FROM users WHERE role = 'admin'`));
+});
+
+test.run();
