@@ -8,6 +8,7 @@ import { health } from './health.ts';
 import { page, html } from './html.ts';
 import { authorize } from './auth/access.ts';
 import { csrfGuard } from './auth/csrf.ts';
+import { PublicOrigins, hostGuard } from './auth/origins.ts';
 import { sessionMiddleware } from './auth/session.ts';
 import { login } from './auth/login.ts';
 import { signup } from './auth/signup.ts';
@@ -23,7 +24,8 @@ import { dashboardRoutes } from './dashboards/index.ts';
 import { reportRoutes } from './reports/routes.ts';
 
 export function createApp(deps: Deps) {
-  const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps };
+  const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps,
+    publicOrigins: deps.publicOrigins ?? new PublicOrigins() };
   const app = new Hono<Env>();
 
   // Our own id for every request, always generated: a client's X-Request-Id could repeat another request's id. A
@@ -38,6 +40,8 @@ export function createApp(deps: Deps) {
   });
   // CSP and the other security headers on every response, error pages included.
   app.use('*', securityHeaders);
+  // Only our own host names (MARQUEE_PUBLIC_URL / the listen address): DNS rebinding gets a 421 (server/auth/origins.ts).
+  app.use('*', hostGuard);
   // A NUL in the query string is a 400 before any route can hand it to PostgreSQL (server/input-guard.ts).
   app.use('*', rejectNulInQuery);
   // Forms and JSON bodies are read whole into memory: cap them before anything parses one (1 MiB is far above any form).

@@ -19,7 +19,7 @@ export const forbidden = (message = 'You do not have access to this page') => ne
 
 const TITLES: Record<number, string> = {
   400: 'Bad request', 401: 'Sign in required', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed',
-  409: 'Conflict', 413: 'Too large', 415: 'Unsupported media type', 429: 'Too many requests', 500: 'Something went wrong',
+  409: 'Conflict', 413: 'Too large', 421: 'Unknown host name', 415: 'Unsupported media type', 429: 'Too many requests', 500: 'Something went wrong',
   503: 'Unavailable',
 };
 

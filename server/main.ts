@@ -5,6 +5,7 @@ import { openDatabase } from './db/connect.ts';
 import { createDb, redactUrl } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
 import { createApp } from './app.ts';
+import { PublicOrigins, publicOrigins, listenOrigins } from './auth/origins.ts';
 import { ensureFirstAdmin, ensureDemoData } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
 import { scheduledJobs } from './jobs/registry.ts';
@@ -20,6 +21,15 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`PORT must be an integer 0-65535, got ${JSON.stringify(process.env.PORT)}`);
   process.exit(2);
 }
+// MARQUEE_PUBLIC_URL (checked before anything starts), else the listen address once the port is known.
+let configuredOrigins: string[] | undefined;
+try {
+  configuredOrigins = publicOrigins();
+} catch (e: any) {
+  console.error(e.message);
+  process.exit(2);
+}
+const origins = new PublicOrigins(configuredOrigins ?? []);
 
 const log = (l: string) => console.log(l);
 let stopDatabase = async () => {};
@@ -51,11 +61,13 @@ try {
 
   // Pages link the hashed browser bundles: (re)build them when missing or older than views/ (fast when current).
   await ensureBuilt(log);
-  const deps = { db, secureCookies: process.env.MARQUEE_SECURE_COOKIES === '1', log: (l: string) => console.error(l) };
+  const deps = { db, secureCookies: process.env.MARQUEE_SECURE_COOKIES === '1', log: (l: string) => console.error(l), publicOrigins: origins };
   const app = createApp(deps);
   const jobs = startJobs(db, scheduledJobs(deps), log);
 
   const { server, url } = await listen(app.fetch, port, host);
+  if (!configuredOrigins) origins.set(listenOrigins(host, (server.address() as { port: number }).port));
+  log(`answering as ${origins.list.join(', ')}${configuredOrigins ? ' (MARQUEE_PUBLIC_URL)' : ' (the listen address; set MARQUEE_PUBLIC_URL for other names)'}`);
   // Marts never refreshed (a new database, a changed definition) or due are filled in the background; their
   // reports answer 503 "not ready" until then.
   const startupRefresh = refreshDue(db, catalog, new Date(), log, 'startup')

@@ -1,5 +1,6 @@
 // Shared types for the Hono app: the dependencies every feature receives and the typed request context.
 import type { Db } from './db/index.ts';
+import type { PublicOrigins } from './auth/origins.ts';
 
 export interface Deps {
   db: Db;
@@ -10,6 +11,11 @@ export interface Deps {
   /** Serve cookies with Secure and the __Host- prefix (set when behind HTTPS). */
   secureCookies?: boolean;
   log?: (line: string) => void;
+  /**
+   * The origins browsers reach this server by (MARQUEE_PUBLIC_URL, else the listen address; settable after listen).
+   * Other Host headers are refused and the CSRF check compares Origin with these. Default: loopback names, any port.
+   */
+  publicOrigins?: PublicOrigins;
 }
 
 export interface SessionUser {
@@ -26,7 +32,7 @@ export type Env = {
     requestId: string;
     /** A well-formed X-Request-Id the client sent, kept beside ours (logs, audit_log.client_request_id). */
     clientRequestId?: string;
-    deps: Required<Pick<Deps, 'db' | 'readDb' | 'now' | 'log'>> & Deps;
+    deps: Required<Pick<Deps, 'db' | 'readDb' | 'now' | 'log' | 'publicOrigins'>> & Deps;
     user?: SessionUser;
     sessionIdHash?: Buffer;
   };

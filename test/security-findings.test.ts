@@ -8,6 +8,9 @@ import { createApp } from '../server/app.ts';
 import { passwordProblem } from '../server/auth/password.ts';
 import { ensureFirstAdmin } from '../server/first-start.ts';
 import { runCommand } from '../server/auth/users-cli.ts';
+import { PublicOrigins, listenOrigins, publicOrigins } from '../server/auth/origins.ts';
+import { listen } from '../server/serve.ts';
+import http from 'node:http';
 
 const t = useDatabase(test);
 const app = () => createApp({ db: t.db, log: () => {} });
@@ -126,6 +129,60 @@ test('6: sign-up, /account/password, the CLI and MARQUEE_ADMIN_PASSWORD refuse a
   const first = await ensureFirstAdmin(t.db, { MARQUEE_ADMIN_PASSWORD: 'password12' }).then(() => undefined, (e: Error) => e);
   assert.match(first?.message ?? '', /MARQUEE_ADMIN_PASSWORD.*common/);
   assert.not.ok(await t.db.one(sql`SELECT 1 FROM users WHERE role = 'admin'`));
+});
+
+// ── 5. Host header trust (DNS rebinding) ───────────────────────────────────────────────────────────────────────────
+const signupBody = (email: string) => new URLSearchParams({ display_name: 'Rebound', email, password: 'rebinding pass 1', confirm_password: 'rebinding pass 1' }).toString();
+
+test('5: Host: evil.com:3100 + Origin: http://evil.com:3100 on POST /signup is refused (421) and creates nothing', async () => {
+  const r = await app().request('/signup', formPost(signupBody('rebind@test.example'), { Host: 'evil.com:3100', Origin: 'http://evil.com:3100' }));
+  assert.is(r.status, 421);
+  assert.match(await r.text(), /evil\.com:3100/);
+  const r2 = await app().request('http://evil.com:3100/signup', formPost(signupBody('rebind2@test.example'), { Origin: 'http://evil.com:3100' }));
+  assert.is(r2.status, 421);
+  assert.not.ok(await t.db.one(sql`SELECT 1 FROM users WHERE email LIKE 'rebind%'`));
+  // the probes answer any Host (orchestrators probe by pod IP)
+  assert.is((await app().request('/healthz', { headers: { Host: '10.1.2.3:8080' } })).status, 200);
+});
+
+test('5: default public origins for 127.0.0.1:3000 are 127.0.0.1:3000 and localhost:3000 only', () => {
+  const o = new PublicOrigins(listenOrigins('127.0.0.1', 3000));
+  for (const h of ['127.0.0.1:3000', 'localhost:3000', 'LOCALHOST:3000']) assert.ok(o.allowsHost(h), h);
+  for (const h of ['evil.com:3000', 'localhost:3001', 'localhost', '127.0.0.1', 'evil.com']) assert.not.ok(o.allowsHost(h), h);
+  assert.ok(o.isOwnOrigin('http://localhost:3000', 'localhost:3000', false));
+  assert.not.ok(o.isOwnOrigin('http://evil.com:3000', 'localhost:3000', false));
+});
+
+test('5: MARQUEE_PUBLIC_URL: origins only, clear errors; an https origin behind a proxy', async () => {
+  assert.equal(publicOrigins({ MARQUEE_PUBLIC_URL: 'https://marquee.example.com, http://10.0.0.5:3000' }), ['https://marquee.example.com', 'http://10.0.0.5:3000']);
+  assert.is(publicOrigins({}), undefined);
+  assert.throws(() => publicOrigins({ MARQUEE_PUBLIC_URL: 'https://marquee.example.com/app' }), /MARQUEE_PUBLIC_URL: .*origin only/);
+  assert.throws(() => publicOrigins({ MARQUEE_PUBLIC_URL: 'marquee.example.com' }), /MARQUEE_PUBLIC_URL: .*not a URL/);
+  const a = createApp({ db: t.db, log: () => {}, secureCookies: true, publicOrigins: new PublicOrigins(['https://marquee.example.com']) });
+  const ok = await a.request('/theme', formPost('theme=light', { Host: 'marquee.example.com', Origin: 'https://marquee.example.com' }));
+  assert.is(ok.status, 303);
+  const foreign = await a.request('/theme', formPost('theme=light', { Host: 'marquee.example.com', Origin: 'https://evil.example' }));
+  assert.is(foreign.status, 403);
+  assert.is((await a.request('/login', { headers: { Host: 'localhost' } })).status, 421, 'not a configured name');
+});
+
+test('5: a real server on port 0: the allowed set is filled after listen; a foreign Host gets 421', async () => {
+  const origins = new PublicOrigins([]);
+  const a = createApp({ db: t.db, log: () => {}, publicOrigins: origins });
+  const { server } = await listen(a.fetch, 0, '127.0.0.1');
+  const port = (server.address() as { port: number }).port;
+  origins.set(listenOrigins('127.0.0.1', port));
+  const get = (host: string, path = '/login') => new Promise<number>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, headers: { Host: host } }, (res) => { res.resume(); resolve(res.statusCode!); }).on('error', reject);
+  });
+  try {
+    assert.is(await get(`127.0.0.1:${port}`), 200);
+    assert.is(await get(`localhost:${port}`), 200);
+    assert.is(await get(`evil.com:${port}`), 421);
+    assert.is(await get('10.9.8.7', '/healthz'), 200);
+  } finally {
+    await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
+  }
 });
 
 test.run();
