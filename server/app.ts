@@ -9,6 +9,7 @@ import { page, html } from './html.ts';
 import { authorize } from './auth/access.ts';
 import { csrfGuard } from './auth/csrf.ts';
 import { PublicOrigins, hostGuard } from './auth/origins.ts';
+import { outboxDir } from './mail/outbox.ts';
 import { sessionMiddleware } from './auth/session.ts';
 import { login } from './auth/login.ts';
 import { signup } from './auth/signup.ts';
@@ -25,7 +26,7 @@ import { reportRoutes } from './reports/routes.ts';
 
 export function createApp(deps: Deps) {
   const full = { readDb: deps.db, now: () => new Date(), log: (l: string) => console.error(l), ...deps,
-    publicOrigins: deps.publicOrigins ?? new PublicOrigins() };
+    publicOrigins: deps.publicOrigins ?? new PublicOrigins(), outboxDir: deps.outboxDir ?? outboxDir() };
   const app = new Hono<Env>();
 
   // Our own id for every request, always generated: a client's X-Request-Id could repeat another request's id. A

@@ -6,6 +6,7 @@ import { createDb, redactUrl } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
 import { createApp } from './app.ts';
 import { PublicOrigins, publicOrigins, listenOrigins } from './auth/origins.ts';
+import { outboxDir } from './mail/outbox.ts';
 import { ensureFirstAdmin, ensureDemoData } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
 import { scheduledJobs } from './jobs/registry.ts';
@@ -30,6 +31,13 @@ try {
   process.exit(2);
 }
 const origins = new PublicOrigins(configuredOrigins ?? []);
+let outbox: string;
+try {
+  outbox = outboxDir();
+} catch (e: any) {
+  console.error(e.message);
+  process.exit(2);
+}
 
 const log = (l: string) => console.log(l);
 let stopDatabase = async () => {};
@@ -61,12 +69,13 @@ try {
 
   // Pages link the hashed browser bundles: (re)build them when missing or older than views/ (fast when current).
   await ensureBuilt(log);
-  const deps = { db, secureCookies: process.env.MARQUEE_SECURE_COOKIES === '1', log: (l: string) => console.error(l), publicOrigins: origins };
+  const deps = { db, secureCookies: process.env.MARQUEE_SECURE_COOKIES === '1', log: (l: string) => console.error(l), publicOrigins: origins, outboxDir: outbox };
   const app = createApp(deps);
   const jobs = startJobs(db, scheduledJobs(deps), log);
 
   const { server, url } = await listen(app.fetch, port, host);
   if (!configuredOrigins) origins.set(listenOrigins(host, (server.address() as { port: number }).port));
+  log(`outgoing mail (sign-up links): ${outbox}`);
   log(`answering as ${origins.list.join(', ')}${configuredOrigins ? ' (MARQUEE_PUBLIC_URL)' : ' (the listen address; set MARQUEE_PUBLIC_URL for other names)'}`);
   // Marts never refreshed (a new database, a changed definition) or due are filled in the background; their
   // reports answer 503 "not ready" until then.

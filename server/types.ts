@@ -16,6 +16,8 @@ export interface Deps {
    * Other Host headers are refused and the CSRF check compares Origin with these. Default: loopback names, any port.
    */
   publicOrigins?: PublicOrigins;
+  /** Where outgoing mail is written, one .eml file per message (MARQUEE_OUTBOX_DIR; server/mail/outbox.ts). */
+  outboxDir?: string;
 }
 
 export interface SessionUser {
@@ -32,7 +34,7 @@ export type Env = {
     requestId: string;
     /** A well-formed X-Request-Id the client sent, kept beside ours (logs, audit_log.client_request_id). */
     clientRequestId?: string;
-    deps: Required<Pick<Deps, 'db' | 'readDb' | 'now' | 'log' | 'publicOrigins'>> & Deps;
+    deps: Required<Pick<Deps, 'db' | 'readDb' | 'now' | 'log' | 'publicOrigins' | 'outboxDir'>> & Deps;
     user?: SessionUser;
     sessionIdHash?: Buffer;
   };

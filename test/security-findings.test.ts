@@ -11,9 +11,20 @@ import { runCommand } from '../server/auth/users-cli.ts';
 import { PublicOrigins, listenOrigins, publicOrigins } from '../server/auth/origins.ts';
 import { listen } from '../server/serve.ts';
 import http from 'node:http';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 
 const t = useDatabase(test);
-const app = () => createApp({ db: t.db, log: () => {} });
+const outbox = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-outbox-'));
+test.after(() => fs.rmSync(outbox, { recursive: true, force: true }));
+let clock = Date.now();
+const app = () => createApp({ db: t.db, log: () => {}, outboxDir: outbox, now: () => new Date(clock) });
+/** The messages in the outbox to an address, oldest first. */
+const mailTo = (email: string) => fs.readdirSync(outbox).filter((f) => f.endsWith('.eml')).sort()
+  .map((f) => ({ file: path.join(outbox, f), text: fs.readFileSync(path.join(outbox, f), 'utf8') }))
+  .filter((m) => m.text.includes(`To: <${email}>`));
 const formPost = (body: string, headers: Record<string, string> = {}) => ({
   method: 'POST', headers: { Origin: TEST_ORIGIN, 'Content-Type': 'application/x-www-form-urlencoded', ...headers }, body,
 });
@@ -183,6 +194,68 @@ test('5: a real server on port 0: the allowed set is filled after listen; a fore
   } finally {
     await new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); });
   }
+});
+
+// ── 7. sign-up does not tell who has an account ─────────────────────────────────────────────────────────────────────
+const signupForm = (email: string) => formPost(new URLSearchParams({ display_name: 'Same Name', email, password: 'same long pass 7', confirm_password: 'same long pass 7' }).toString());
+
+test('7: sign-up answers the same for a known and an unknown address; only the owner learns which, by mail', async () => {
+  const known = await createUser(t.db, { role: 'subscriber', email: 'known-7@test.example' });
+  const a = await app().request('/signup', signupForm(known.email));
+  const b = await app().request('/signup', signupForm('unknown-7@test.example'));
+  const [ta, tb] = [await a.text(), await b.text()];
+  assert.is(a.status, b.status);
+  assert.is(a.status, 200);
+  assert.not.match(ta, /already exists/);
+  assert.is(ta.replaceAll(known.email, 'X'), tb.replaceAll('unknown-7@test.example', 'X'), 'the same page');
+  assert.match(ta, /Check your email/);
+  const names = (r: Response) => [...r.headers.keys()].filter((k) => k !== 'x-request-id').sort().join(',');
+  assert.is(names(a), names(b), 'the same headers');
+  assert.is(a.headers.getSetCookie().length + b.headers.getSetCookie().length, 0, 'no session yet in either case');
+  // the owner of the known address gets a notice, without any link that creates something
+  const [notice] = mailTo(known.email);
+  assert.match(notice.text, /already has one/);
+  assert.not.match(notice.text, /token=/);
+  assert.is(fs.statSync(notice.file).mode & 0o777, 0o600);
+  assert.is((await t.db.one<{ n: number }>(sql`SELECT count(*)::int AS n FROM users WHERE lower(email) = ${known.email}`))!.n, 1);
+  const audit = await t.db.query<{ action: string }>(sql`SELECT action FROM audit_log WHERE action LIKE 'user.signup%' ORDER BY id`);
+  assert.equal(audit.map((r) => r.action), ['user.signup_refused', 'user.signup_requested']);
+});
+
+test('7: the confirmation link creates the subscriber and signs it in, once, within 24 hours', async () => {
+  const email = 'confirm-7@test.example';
+  const r = await app().request('/signup', formPost(new URLSearchParams({ display_name: 'Con Firm', email, password: 'confirm long 77', confirm_password: 'confirm long 77', next: '/account', role: 'admin' }).toString()));
+  assert.is(r.status, 200);
+  assert.not.ok(await t.db.one(sql`SELECT 1 FROM users WHERE email = ${email}`), 'no account before the link is used');
+  const [mail] = mailTo(email);
+  const link = /(http:\/\/localhost\/signup\/confirm\?token=[\w-]{43})/.exec(mail.text)![1];
+  const token = new URL(link).searchParams.get('token')!;
+  assert.ok(await t.db.one(sql`SELECT 1 FROM signup_requests WHERE token_hash = ${createHash('sha256').update(token).digest()}`), 'stored hashed');
+  assert.not.ok(await t.db.one(sql`SELECT 1 FROM signup_requests WHERE strpos(email || display_name || password_hash || coalesce(next_path, ''), ${token}) > 0`));
+  const show = await app().request(link.replace('http://localhost', ''));
+  assert.is(show.status, 200);
+  assert.match(await show.text(), /confirm-7@test\.example/);
+  assert.ok(await t.db.one(sql`SELECT 1 FROM signup_requests WHERE email = ${email}`), 'GET does not use the link');
+  const done = await app().request('/signup/confirm', formPost(`token=${token}`));
+  assert.is(done.status, 303);
+  assert.is(done.headers.get('location'), '/account');
+  const cookie = done.headers.getSetCookie().find((l) => l.startsWith('mq_session='))!.split(';')[0];
+  const acc = await authedRequest(app(), cookie, '/account');
+  assert.is(acc.status, 200);
+  const u = (await t.db.one<{ id: number; role: string; password_hash: string }>(sql`SELECT id, role, password_hash FROM users WHERE email = ${email}`))!;
+  assert.is(u.role, 'subscriber', 'a sign-up cannot choose its role');
+  assert.match(u.password_hash, /^\$argon2id\$/);
+  assert.ok(await t.db.one(sql`SELECT 1 FROM audit_log WHERE action = 'user.signup' AND actor_id = ${u.id}`));
+  assert.is((await app().request('/signup/confirm', formPost(`token=${token}`))).status, 400, 'one time only');
+  // an expired link does nothing
+  await app().request('/signup', signupForm('late-7@test.example'));
+  const late = /token=([\w-]{43})/.exec(mailTo('late-7@test.example')[0].text)![1];
+  clock += 25 * 3_600_000;
+  try {
+    assert.is((await app().request(`/signup/confirm?token=${late}`)).status, 400);
+    assert.is((await app().request('/signup/confirm', formPost(`token=${late}`))).status, 400);
+    assert.not.ok(await t.db.one(sql`SELECT 1 FROM users WHERE email = 'late-7@test.example'`));
+  } finally { clock -= 25 * 3_600_000; }
 });
 
 test.run();
