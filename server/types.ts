@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import type { Catalog } from './reports/catalog.ts';
 import type { Dashboard } from './dashboards/catalog.ts';
 import type { ResultCache } from './reports/engine.ts';
+import type { PublicOrigins } from './auth/origins.ts';
 
 /** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
@@ -21,6 +22,11 @@ export interface Deps {
   /** In-memory caches (session lookups, report results); one set per app unless given. */
   caches?: AppCaches;
   log?: (line: string) => void;
+  /**
+   * The origins browsers reach this server by (MARQUEE_PUBLIC_URL, else the listen address; settable after listen).
+   * Other Host headers are refused and the CSRF check compares Origin with these. Default: loopback names, any port.
+   */
+  publicOrigins?: PublicOrigins;
 }
 
 export interface AppCaches {
@@ -43,7 +49,10 @@ export type AppDeps = Required<Deps>;
 
 export type Env = {
   Variables: {
+    /** Ours, always generated (the X-Request-Id response header). */
     requestId: string;
+    /** A well-formed X-Request-Id the client sent, kept beside ours (logs, audit_log.client_request_id). */
+    clientRequestId?: string;
     deps: AppDeps;
     user?: SessionUser;
     sessionIdHash?: Buffer;
