@@ -9,6 +9,7 @@ import { useDatabase } from './helpers/db.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog } from '../server/reports/engine.ts';
 import type { MartRefreshResult } from '../server/reports/marts.ts';
 import { loadTitles } from '../etl/titles/load.ts';
+import { BUNDLED_TITLES } from './helpers/dataset.ts';
 import { parseArgs } from '../etl/simulator/params.ts';
 import { runSimulation } from '../etl/simulator/run.ts';
 import { Fixture } from './fixtures/metrics/builder.ts';
@@ -18,7 +19,7 @@ let catalog: Catalog;
 let incremental: string[];
 
 test.before(async () => {
-  await loadTitles(t.db, '/work/shared/data/netflix_titles.csv');
+  await loadTitles(t.db, BUNDLED_TITLES);
   catalog = loadCatalog();
   incremental = catalog.martOrder.filter((n) => catalog.marts.get(n)!.incremental);
   await ensureMarts(t.db, catalog);
