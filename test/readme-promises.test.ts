@@ -180,6 +180,34 @@ test('titles ETL: a second load waits for the first to commit, then finds every 
   }
 });
 
+test('titles ETL CLI: `npm run etl` beside a running load waits for it (no failure, no interleaving), then exits 0', async () => {
+  const loadsDb = createDb(t.url, { max: 4, onError: () => {} });
+  const held = await holdInTransaction(t.url, ['LOCK TABLE titles IN SHARE MODE']);
+  let release = held.release;
+  try {
+    const a = loadTitles(loadsDb, path.join(ETL_FIXTURES, 'updated.csv'));
+    await waitFor('load A to wait on the titles lock', async () => (await t.db.one<{ n: number }>(`SELECT count(*)::int AS n
+      FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'relation'`))!.n > 0);
+    const cli = spawn(process.execPath, ['--import', 'tsx', 'etl/load-titles.ts', '--quiet', path.join(ETL_FIXTURES, 'updated.csv')], {
+      cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: t.url } });
+    let out = '';
+    cli.stdout.on('data', (d) => (out += d));
+    cli.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => cli.once('exit', r));
+    await waitFor('the CLI load to wait on the load lock', async () => (await t.db.one<{ n: number }>(`SELECT count(*)::int AS n
+      FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'
+        AND application_name = 'marquee-etl'`))!.n > 0);
+    await held.release();
+    release = async () => {};
+    const sa = await a;
+    assert.is(await exited, 0, out);
+    assert.ok(out.includes(`0 inserted, 0 updated, ${sa.rows} unchanged`), `the CLI ran after A committed:\n${out}`);
+  } finally {
+    await release();
+    await loadsDb.close();
+  }
+});
+
 // "Memory stays flat (streams; a record is capped at 1 MB …)"; refused inputs: "exit 1, message `file:line: problem`,
 // nothing written"
 test('titles ETL: a record over 1 MB is refused with its line, nothing written; one under it loads', async () => {
