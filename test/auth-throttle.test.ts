@@ -115,8 +115,6 @@ test('parallel guesses are counted before their passwords are checked: a burst o
   assert.equal(statuses.filter((s) => s === 429).length, 7, statuses.join(','));
 });
 
-test.run();
-
 test('sign-ups: at most SIGNUPS_PER_IP_HOUR per address and hour (taken emails count), then 429 before any hashing', async () => {
   const signup = (email: string, ip: string) => app().request('/signup', { method: 'POST',
     headers: { Origin: TEST_ORIGIN, 'Content-Type': 'application/x-www-form-urlencoded' },
@@ -139,3 +137,5 @@ test('sign-ups: at most SIGNUPS_PER_IP_HOUR per address and hour (taken emails c
   const refused = (await t.db.one<{ after: unknown }>(sql`SELECT after FROM audit_log WHERE action = 'user.signup_refused'`))!;
   assert.equal(refused.after, { reason: 'email taken' }, 'the refusal is audited without the probed email');
 });
+
+test.run();
