@@ -14,6 +14,7 @@ import { useDatabase, createDatabase } from './helpers/db.ts';
 import { createUser, sessionCookie, authedRequest, loginAs, TEST_ORIGIN } from './helpers/auth.ts';
 import { waitFor, holdInTransaction, waitForLockWaiter } from './helpers/sync.ts';
 import { createApp } from '../server/app.ts';
+import { defaultConfig } from '../server/config.ts';
 import { createDb } from '../server/db/index.ts';
 import { migrate, readMigrations, SCHEMA_DIR } from '../server/db/migrate.ts';
 import { loadCatalog, ensureMarts, refreshMarts, runReport, streamCsv, type Catalog } from '../server/reports/engine.ts';
@@ -267,7 +268,7 @@ test('npm start refuses to start on a broken dashboard file, naming the file and
 test('secure cookies: HSTS on every answer and a __Host- Secure session cookie; neither without', async () => {
   const u = await createUser(t.db, { role: 'analyst' });
   for (const secure of [true, false]) {
-    const app = createApp({ db: t.db, secureCookies: secure, log: () => {} });
+    const app = createApp({ db: t.db, config: defaultConfig({ secureCookies: secure }), log: () => {} });
     for (const p of ['/healthz', '/login', '/no-such-page']) {
       const hsts = (await app.request(p)).headers.get('strict-transport-security');
       if (secure) assert.match(hsts ?? '', /max-age=\d{7,}/, p); else assert.is(hsts, null, p);

@@ -13,6 +13,8 @@ import { ROUTES, ROLES, allowed, findRule, type Role, type RouteRule } from '../
 import { isApi } from '../server/errors.ts';
 import { loadCatalog, ensureMarts, refreshMarts } from '../server/reports/engine.ts';
 import type { SessionUser } from '../server/types.ts';
+import { createHash, randomBytes } from 'node:crypto';
+import sql from 'sql-template-tag';
 
 const t = useDatabase(test);
 
@@ -52,6 +54,24 @@ const BODIES: Record<string, (who: Actor, login: { email: string; password: stri
   },
   'POST /admin/users': () => ({ email: `${fresh('created')}@matrix.example`, display_name: 'Created By Matrix', role: 'analyst' }),
   'POST /admin/users/:id': () => ({ display_name: fresh('Target'), role: 'subscriber', status: 'active' }),
+  'POST /signup/confirm': () => ({ token: signupTokens.pop()! }),
+};
+
+/** Confirmation links the /signup/confirm rows follow (each POST uses one up; the GET only looks). */
+const signupTokens: string[] = [];
+async function makeSignupTokens(n: number) {
+  for (let i = 0; i < n; i++) {
+    const token = randomBytes(32).toString('base64url');
+    await t.db.query(sql`INSERT INTO signup_requests (token_hash, email, display_name, password_hash, created_at, expires_at)
+      VALUES (${createHash('sha256').update(token).digest()}, ${`${fresh('confirm')}@matrix.example`}, 'Matrix Confirm',
+              'sha256$00', now(), now() + interval '1 day')`);
+    signupTokens.push(token);
+  }
+}
+
+/** Rows whose valid request needs a URL made at run time (a token), not a fixed `example`. */
+const URLS: Record<string, () => string> = {
+  'GET /signup/confirm': () => `/signup/confirm?token=${signupTokens[0]}`,
 };
 
 function requestInit(rule: RouteRule, url: string, cookie: string, body: Record<string, string> | undefined): RequestInit {
@@ -94,10 +114,11 @@ test('every route × anonymous and every role answers as the table says', async 
   // The user the /admin/users/:id rows act on, and an account anonymous signs in to.
   const target = await createUser(t.db, { role: 'subscriber' });
   const login = await createUser(t.db, { role: 'subscriber' });
+  await makeSignupTokens(ROLES.length + 2);
   const failures: string[] = [];
   let checked = 0;
   for (const rule of ROUTES) {
-    const url = exampleUrl(rule, { id: String(target.id) });
+    const url = URLS[`${rule.method} ${rule.path}`]?.() ?? exampleUrl(rule, { id: String(target.id) });
     const pathname = new URL(url, TEST_ORIGIN).pathname;
     const effective = findRule(rule.method, pathname) ?? rule; // an earlier row may cover the example (e.g. /x/new vs /x/:id)
     for (const who of ['anonymous', ...ROLES] as const) {
