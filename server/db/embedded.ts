@@ -70,7 +70,16 @@ export function pgHome(env = process.env): string {
 
 /** Whether the postgres user can `test -<flag> target`, run as spawn runs PostgreSQL (its uid and gid, no other group). */
 function canReach(owner: Owner, target: string, flag = '-x'): boolean {
-  return spawnSync('test', [flag, target], { uid: owner.uid, gid: owner.gid, cwd: '/', stdio: 'ignore' }).status === 0;
+  return spawnSync('/bin/sh', ['-c', `test ${flag} "$1"`, 'sh', target],
+    { uid: owner.uid, gid: owner.gid, cwd: '/', stdio: 'ignore' }).status === 0;
+}
+
+/** mkdir -p whose new levels get `mode` whatever the umask (077 would leave them closed to the postgres user). */
+function mkdirs(dir: string, mode: number) {
+  if (fs.existsSync(dir)) return;
+  mkdirs(path.dirname(dir), mode);
+  fs.mkdirSync(dir);
+  fs.chmodSync(dir, mode);
 }
 
 /** The first directory on target's path the postgres user cannot enter, with its mode and owner (for messages). */
@@ -90,7 +99,7 @@ function blocker(owner: Owner, target: string): string {
 /** Creates (0755) or checks the home for relocated binaries and clusters: root's own, writable by nobody else. */
 function ensureHome(home: string, owner: Owner): string | undefined {
   try {
-    fs.mkdirSync(home, { recursive: true, mode: 0o755 });
+    mkdirs(home, 0o755);
     const st = fs.lstatSync(home);
     if (!st.isDirectory()) return `${home} is not a directory`;
     if (st.uid !== 0 || (st.mode & 0o022)) return `${home} must be owned by root and writable by no one else (it holds what PostgreSQL runs)`;
@@ -140,6 +149,11 @@ function reachableBinaries(bin: Binaries, owner: Owner, home: string, log: (l: s
     return at(dest);
   }
   // Copied aside, then renamed into place: a copy is whole or absent, and two first starts at once both end well.
+  // A copy interrupted by a kill is removed here, once its process is gone.
+  for (const n of fs.readdirSync(home)) {
+    const m = /^pg-.*\.part-(\d+)-[0-9a-f]{6}$/.exec(n);
+    if (m && !alive(Number(m[1]))) fs.rmSync(path.join(home, n), { recursive: true, force: true });
+  }
   const t0 = Date.now();
   const part = `${dest}.part-${process.pid}-${randomBytes(3).toString('hex')}`;
   try {
@@ -182,8 +196,7 @@ function clusterDir(dataDir: string, owner: Owner, home: string, log: (l: string
       `directory ${dataDir} (${why}). Its cluster would be kept in ${home}, but ${problem}. ` +
       `Set MARQUEE_DATA_DIR to a directory the postgres user can reach (e.g. /var/lib/marquee/data).`);
   }
-  fs.mkdirSync(path.dirname(relocated), { recursive: true, mode: 0o755 });
-  fs.chmodSync(path.dirname(relocated), 0o711);
+  mkdirs(path.dirname(relocated), 0o755);
   if (!linked) { fs.rmSync(local, { recursive: true, force: true }); fs.symlinkSync(relocated, local); }
   log(`cluster in ${relocated} (linked from ${local}: the postgres user cannot reach ${dataDir}: ${why})`);
   return relocated;
