@@ -28,6 +28,8 @@ export interface Config {
   publicUrls: string[] | undefined;
   /** Where outgoing mail is written, one .eml file per message (server/mail/outbox.ts). */
   outboxDir: string;
+  /** As root: where PostgreSQL binaries and clusters the postgres user cannot reach in place are put. */
+  pgHome: string;
 }
 
 export class ConfigError extends Error {
@@ -101,6 +103,7 @@ export const VARIABLES = {
   MARQUEE_ETL_TRACE: v('etlTrace', false, flag),
   MARQUEE_PUBLIC_URL: v('publicUrls', undefined, (raw, name) => raw.split(/[\s,]+/).filter(Boolean).map((o) => parseOrigin(o, name))),
   MARQUEE_OUTBOX_DIR: v('outboxDir', '', nonEmpty),
+  MARQUEE_PG_HOME: v('pgHome', '/var/lib/marquee', (raw) => path.resolve(raw)),
 } satisfies Record<string, Variable<any>>;
 
 /**

