@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Env } from './types.ts';
 import { page, html } from './html.ts';
+import { isDbUnavailable } from './db/index.ts';
 
 export class HttpError extends Error {
   constructor(public status: ContentfulStatusCode, message: string, public fields?: Record<string, string>,
@@ -21,6 +22,9 @@ const TITLES: Record<number, string> = {
   409: 'Conflict', 413: 'Too large', 415: 'Unsupported media type', 429: 'Too many requests', 500: 'Something went wrong',
   503: 'Unavailable',
 };
+
+/** Seconds a client is asked to wait (Retry-After) when the database is unavailable. */
+export const RETRY_AFTER_S = 5;
 
 export function isApi(path: string) { return path === '/api' || path.startsWith('/api/'); }
 
@@ -45,6 +49,12 @@ export function onError(err: Error, c: Context<Env>) {
     return errorResponse(c, status, err.message || TITLES[status] || 'Error');
   }
   const log = c.get('deps')?.log ?? console.error;
+  if (isDbUnavailable(err)) {
+    // not a bug: the database is down, restarting, refusing connections or the pool is exhausted — try again shortly
+    log(`[error] request ${c.get('requestId')} ${c.req.method} ${c.req.path}: database unavailable: ${err.message}`);
+    return errorResponse(c, 503, 'The database is unavailable right now; try again in a few seconds.', undefined,
+      { 'Retry-After': String(RETRY_AFTER_S) });
+  }
   log(`[error] request ${c.get('requestId')} ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
   return errorResponse(c, 500, 'An unexpected error occurred. It has been logged; quote the request id when reporting it.');
 }
