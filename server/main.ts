@@ -7,7 +7,7 @@ import { migrate } from './db/migrate.ts';
 import { createApp } from './app.ts';
 import { ensureFirstAdmin, ensureDemoData } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
-import { scheduledJobs } from './jobs/registry.ts';
+import { scheduledJobs, jobTestHooks } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
 import { loadDashboards } from './dashboards/catalog.ts';
 import { useDashboards } from './dashboards/index.ts';
@@ -53,7 +53,7 @@ try {
   await ensureBuilt(log);
   const deps = { db, secureCookies: process.env.MARQUEE_SECURE_COOKIES === '1', log: (l: string) => console.error(l) };
   const app = createApp(deps);
-  const jobs = startJobs(db, scheduledJobs(deps), log);
+  const jobs = startJobs(db, scheduledJobs(deps), log, jobTestHooks().now);
 
   const { server, url } = await listen(app.fetch, port, host);
   // Marts never refreshed (a new database, a changed definition) or due are filled in the background; their

@@ -16,5 +16,28 @@ export function scheduledJobs(deps: Deps): Job[] {
     { name: 'login-throttle.sweep', schedule: '7 * * * *', run: (db, now) => sweepThrottle(db, now) },
     // report marts (issue 6): one job per distinct @refresh schedule, refreshing due marts in dependency order
     ...martRefreshJobs(getCatalog(), deps.log),
+    // the claim table of these jobs (server/jobs): a week of history is kept
+    { name: 'job-runs.sweep', schedule: '41 * * * *', run: (db) => db.query(`DELETE FROM job_runs WHERE scheduled_at < now() - interval '7 days'`) },
+    ...testJobs(),
   ];
+}
+
+/**
+ * TEST ONLY (test/faults.test.ts runs two server processes against one database): MARQUEE_TEST_TICK_JOB=1 adds a job
+ * "test.tick" firing every second that logs `[jobs] test.tick ran for <instant> attempt <n>`; MARQUEE_TEST_CLOCK_SKEW_MS
+ * shifts the scheduler's clock by that many ms (may be negative) to play an instance whose clock is off. Never set
+ * them in production.
+ */
+export function jobTestHooks(env: NodeJS.ProcessEnv = process.env): { tickJob: boolean; now: () => Date } {
+  const skew = Number(env.MARQUEE_TEST_CLOCK_SKEW_MS ?? 0) || 0;
+  return { tickJob: env.MARQUEE_TEST_TICK_JOB === '1', now: skew ? () => new Date(Date.now() + skew) : () => new Date() };
+}
+
+function testJobs(): Job[] {
+  if (!jobTestHooks().tickJob) return [];
+  return [{
+    name: 'test.tick',
+    schedule: '* * * * * *',
+    run: async (_db, _now, tick) => { console.log(`[jobs] test.tick ran for ${tick?.scheduledAt.toISOString()} attempt ${tick?.attempt}`); },
+  }];
 }
