@@ -30,6 +30,10 @@ export interface Config {
   outboxDir: string;
   /** As root: where PostgreSQL binaries and clusters the postgres user cannot reach in place are put. */
   pgHome: string;
+  /** TESTS ONLY: a `test.tick` job firing every second (test/faults.test.ts). */
+  testTickJob: boolean;
+  /** TESTS ONLY: the job scheduler's clock shifted by this many ms (plays an instance whose clock is off). */
+  testClockSkewMs: number;
 }
 
 export class ConfigError extends Error {
@@ -104,6 +108,8 @@ export const VARIABLES = {
   MARQUEE_PUBLIC_URL: v('publicUrls', undefined, (raw, name) => raw.split(/[\s,]+/).filter(Boolean).map((o) => parseOrigin(o, name))),
   MARQUEE_OUTBOX_DIR: v('outboxDir', '', nonEmpty),
   MARQUEE_PG_HOME: v('pgHome', '/var/lib/marquee', (raw) => path.resolve(raw)),
+  MARQUEE_TEST_TICK_JOB: v('testTickJob', false, flag),
+  MARQUEE_TEST_CLOCK_SKEW_MS: v('testClockSkewMs', 0, int(-86_400_000, 86_400_000)),
 } satisfies Record<string, Variable<any>>;
 
 /**

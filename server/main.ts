@@ -10,7 +10,7 @@ import { appDeps, createApp } from './app.ts';
 import { PublicOrigins, listenOrigins } from './auth/origins.ts';
 import { ensureFirstAdmin, ensureDemoData, adminPasswordProblem } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
-import { scheduledJobs } from './jobs/registry.ts';
+import { scheduledJobs, schedulerClock } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
 import { loadDashboards } from './dashboards/catalog.ts';
 import { loadCatalog, ensureMarts, checkReportSql, refreshDue, DEFAULT_REPORTS_DIR } from './reports/engine.ts';
@@ -54,7 +54,7 @@ try {
   await ensureBuilt(log);
   const deps = appDeps({ db, config, catalog, dashboards, log: (l: string) => console.error(l), publicOrigins: origins });
   const app = createApp(deps);
-  const jobs = startJobs(db, scheduledJobs(deps), log);
+  const jobs = startJobs(db, scheduledJobs(deps), log, schedulerClock(config));
 
   const { server, url } = await listen(app.fetch, config.port, config.host);
   if (!config.publicUrls) origins.set(listenOrigins(config.host, (server.address() as { port: number }).port));

@@ -12,7 +12,7 @@ import { createDb, type Db } from '../server/db/index.ts';
 import { HttpError } from '../server/errors.ts';
 import {
   loadCatalog, CatalogError, ensureMarts, refreshMarts, refreshDue, dueMarts, checkReportSql, runReport, streamCsv,
-  martStates, type Catalog,
+  martStates, type Catalog, type ResultCache,
 } from '../server/reports/engine.ts';
 import { martRefreshJobs } from '../server/reports/jobs.ts';
 import { nextFire, previousFire } from '../server/reports/cron-time.ts';
@@ -23,9 +23,11 @@ const t = useDatabase(test);
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures/reports');
 const NOW = new Date('2026-11-26T09:00:00Z');
 let catalog: Catalog;
+/** The result cache an app keeps (deps.caches.reports), shared by this file's runs. */
+const cache: ResultCache = new Map();
 
 const run = (id: string, q = '', role: any = 'analyst', extra: Record<string, unknown> = {}) =>
-  runReport(t.db, catalog, id, new URLSearchParams(q), { role, now: NOW, ...extra });
+  runReport(t.db, catalog, id, new URLSearchParams(q), { role, now: NOW, cache, ...extra });
 
 async function rejects(p: Promise<unknown>): Promise<HttpError> {
   try { await p; } catch (e) { if (e instanceof HttpError) return e; throw e; }
