@@ -85,6 +85,25 @@ test('the palettes stay distinguishable under colour-vision deficiencies (as far
   }
 });
 
+test('colours fixed in report specs (sql/reports/*.vl.json) have 3:1 in both themes', () => {
+  const dir = path.resolve(import.meta.dirname, '../sql/reports');
+  const low: string[] = [];
+  let seen = 0;
+  for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.vl.json') || x.endsWith('.sql'))) {
+    for (const [hex] of fs.readFileSync(path.join(dir, f), 'utf8').matchAll(/#[0-9a-f]{6}\b|#[0-9a-f]{3}\b/gi)) {
+      seen++;
+      for (const [name, theme] of [['dark', dark], ['light', light]] as const) {
+        for (const bg of ['--bg-raised', '--bg']) {
+          const r = contrast(hex, theme[bg]);
+          if (r < 3) low.push(`${f}: ${hex} on ${name} ${bg} is ${r.toFixed(2)}:1`);
+        }
+      }
+    }
+  }
+  assert.ok(seen > 0, 'no fixed colours found: is the pattern still right?');
+  assert.equal(low, []);
+});
+
 test('the OS-preference light block repeats the light theme\'s colours', () => {
   const auto = /@media \(prefers-color-scheme: light\)\s*\{\s*:root:not\(\[data-theme\]\)\s*\{([^}]*)\}/.exec(css)![1];
   for (const d of auto.matchAll(/(--[\w-]+)\s*:\s*([^;]+);/g)) assert.is(d[2].trim(), light[d[1]], d[1]);
