@@ -19,6 +19,7 @@ import { account } from './account/index.ts';
 import { adminUsers } from './admin/users.ts';
 import { adminAudit } from './admin/audit-page.ts';
 import { securityHeaders } from './security.ts';
+import { compressText } from './compress.ts';
 import { rejectNulInQuery, MAX_BODY_BYTES } from './input-guard.ts';
 import { bodyLimit } from 'hono/body-limit';
 import { staticFiles } from './static.ts';
@@ -63,6 +64,8 @@ export function createApp(deps: Deps) {
     await next();
     c.header('X-Request-Id', c.get('requestId'));
   });
+  // Text answers (pages, JSON, CSV) compressed by Accept-Encoding, after every other middleware set its headers.
+  app.use('*', compressText);
   // CSP and the other security headers on every response, error pages included.
   app.use('*', securityHeaders);
   // Only our own host names (MARQUEE_PUBLIC_URL / the listen address): DNS rebinding gets a 421 (server/auth/origins.ts).

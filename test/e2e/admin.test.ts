@@ -34,12 +34,12 @@ test('admin: sign in, create a user, change the role, disable, see it all in the
   assert.match(new URL(page.url()).pathname, /^\/login$/, 'anonymous: sent to sign in');
   await page.fill('#f-email', admin.email);
   await page.fill('#f-password', 'a wrong password');
-  await page.click('button[type=submit]');
+  await page.click('main button[type=submit]');
   assert.match(await page.textContent('.form-error') ?? '', /do not match/);
   assert.is(await page.inputValue('#f-email'), admin.email, 'the email is kept');
   await screenshot(page, 'admin-01-login-error');
   await page.fill('#f-password', admin.password);
-  await page.click('button[type=submit]');
+  await page.click('main button[type=submit]');
   await page.waitForURL(/\/admin\/users$/);
   assert.match(await page.textContent('h1') ?? '', /Users/);
   await screenshot(page, 'admin-00-users');
@@ -47,13 +47,13 @@ test('admin: sign in, create a user, change the role, disable, see it all in the
   await page.click('text=New user');
   await page.fill('#f-email', 'bad email');
   await page.fill('#f-display_name', 'Dana Data');
-  await page.click('button[type=submit]');
+  await page.click('main button[type=submit]');
   assert.match(await page.textContent('#f-email-error') ?? '', /Enter an email address/);
   assert.is(await page.inputValue('#f-display_name'), 'Dana Data');
   await screenshot(page, 'admin-02-create-validation');
   await page.fill('#f-email', 'dana@marquee.example');
   await page.selectOption('#f-role', 'analyst');
-  await page.click('button[type=submit]');
+  await page.click('main button[type=submit]');
   const temp = (await page.textContent('#temporary-password'))?.trim();
   assert.ok(temp && temp.length >= 16, 'temporary password shown');
   await screenshot(page, 'admin-03-created');
@@ -91,7 +91,7 @@ test('admin: sign in, create a user, change the role, disable, see it all in the
   await p2.goto(`${server.url}/login`);
   await p2.fill('#f-email', 'dana@marquee.example');
   await p2.fill('#f-password', temp!);
-  await p2.click('button[type=submit]');
+  await p2.click('main button[type=submit]');
   assert.match(await p2.textContent('.form-error') ?? '', /disabled/);
   await other.close();
 
@@ -119,13 +119,13 @@ test('a visitor signs up as a subscriber and manages the account, without JavaSc
   await p.fill('#f-email', 'sam@viewer.example');
   await p.fill('#f-password', 'sam likes films 2026');
   await p.fill('#f-confirm_password', 'sam likes films 2025');
-  await p.click('button[type=submit]');
+  await p.click('main button[type=submit]');
   assert.match(await p.textContent('#f-confirm_password-error') ?? '', /differ/);
   assert.is(await p.inputValue('#f-email'), 'sam@viewer.example');
   await screenshot(p, 'account-01-signup-error');
   await p.fill('#f-password', 'sam likes films 2026');
   await p.fill('#f-confirm_password', 'sam likes films 2026');
-  await p.click('button[type=submit]');
+  await p.click('main button[type=submit]');
   assert.match(await p.textContent('h1') ?? '', /Check your email/);
   // the confirmation link from the outbox (server/mail/outbox.ts), as the address's owner would open it
   await p.goto(`${server.url}${outbox.confirmPath('sam@viewer.example')}`);
