@@ -23,6 +23,8 @@ import { staticFiles } from './static.ts';
 import { theme } from './theme.ts';
 import { dashboardRoutes } from './dashboards/index.ts';
 import { reportRoutes } from './reports/routes.ts';
+import { billing } from './billing/routes.ts';
+import { createTestGateway } from './billing/gateway.ts';
 
 // The files' catalog, parsed once per directory and process for apps not given one (tests); main.ts passes its own.
 const parsedCatalogs = new Map<string, Catalog>();
@@ -42,6 +44,7 @@ export function appDeps(deps: Deps): AppDeps {
     // given a catalog of its own (a test's fixture reports), the dashboard files are not checked against it
     dashboards: deps.dashboards ?? loadDashboards(config.dashboardsDir, deps.catalog ? undefined : catalog),
     caches: deps.caches ?? { sessions: new Map(), reports: config.reportCache ? new Map() : null },
+    gateway: deps.gateway ?? createTestGateway(deps.db),
   };
 }
 
@@ -79,6 +82,7 @@ export function createApp(deps: Deps) {
   app.route('/', login);
   app.route('/', signup);
   app.route('/', account);
+  app.route('/', billing);
   app.route('/', adminUsers);
   app.route('/', adminAudit);
   app.route('/', theme);

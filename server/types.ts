@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import type { Catalog } from './reports/catalog.ts';
 import type { Dashboard } from './dashboards/catalog.ts';
 import type { ResultCache } from './reports/engine.ts';
+import type { PaymentGateway } from './billing/gateway.ts';
 
 /** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
@@ -21,6 +22,8 @@ export interface Deps {
   /** In-memory caches (session lookups, report results); one set per app unless given. */
   caches?: AppCaches;
   log?: (line: string) => void;
+  /** The payment gateway live billing charges through; defaults to the built-in test gateway (server/billing/gateway.ts). */
+  gateway?: PaymentGateway;
 }
 
 export interface AppCaches {

@@ -3,8 +3,9 @@ import type { AppDeps } from '../types.ts';
 import type { Job } from './index.ts';
 import { sweepThrottle } from '../auth/throttle.ts';
 import { martRefreshJobs } from '../reports/jobs.ts';
+import { reconcilePending } from '../billing/store.ts';
 
-export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config'>): Job[] {
+export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' | 'gateway'>): Job[] {
   return [
     {
       name: 'sessions.sweep',
@@ -14,6 +15,8 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config'>)
     // sign-in throttling (issue 5): attempts older than a day, expired known-device cookies
     { name: 'login-throttle.sweep', schedule: '7 * * * *', run: (db, now) => sweepThrottle(db, now) },
     // report marts (issue 6): one job per distinct @refresh schedule, refreshing due marts in dependency order
+    // live billing (issue 15): payments whose gateway call timed out, settled once the gateway tells their outcome
+    { name: 'billing.reconcile-pending', schedule: '* * * * *', run: (db, now) => reconcilePending(db, deps.gateway, now, { olderThanMs: 60_000 }) },
     ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
   ];
 }
