@@ -85,7 +85,7 @@ async function plansPage(c: Context<Env>, o: { status?: number; message?: string
     <caption class="muted">Plans compared. Prices include no taxes; cancel any time, effective at the end of the period you paid for.</caption>
     <thead><tr><th scope="col">Plan</th><th scope="col" class="num">Price</th><th scope="col">Video quality</th><th scope="col" class="num">Screens at once</th><th scope="col">Ads</th></tr></thead>
     <tbody>${plans.map((p) => html`<tr${live?.plan_id === p.id ? html` class="current"` : ''}><th scope="row">${p.name}${live?.plan_id === p.id && subscribed ? html` <span class="badge">your plan</span>` : ''}</th>
-      <td class="num">${money(p.priceCents, p.currency)} / ${per(p)}</td><td>${p.quality === 'UHD' ? 'Ultra HD (4K)' : p.quality === 'HD' ? 'Full HD (1080p)' : 'SD'}</td>
+      <td class="num nowrap">${money(p.priceCents, p.currency)} / ${per(p)}</td><td>${p.quality === 'UHD' ? 'Ultra HD (4K)' : p.quality === 'HD' ? 'Full HD (1080p)' : 'SD'}</td>
       <td class="num">${p.screens}</td><td>${p.hasAds ? 'With ads' : 'No ads'}</td></tr>`)}</tbody>
   </table></div>
   ${!user ? html`<p><a class="button" href="/login?next=%2Fplans">Sign in to subscribe</a> <a class="button secondary" href="/signup">Create an account</a></p>`
@@ -163,7 +163,8 @@ billing.post('/subscribe', async (c) => {
     if ((r.kind === 'settled' && r.result.status === 'succeeded') || r.kind === 'pending') await saveCard(db, user.id, attached.card, now);
     return chargeOutcome(r, 'subscribed');
   });
-  return respond(c, out, (status, message) => plansPage(c, { status, message, form }));
+  // after a decline the card fields start empty: the next attempt is another card
+  return respond(c, out, (status, message) => plansPage(c, { status, message, form: { plan: form.plan ?? '' } }));
 });
 
 // ── /account: the billing section ────────────────────────────────────────────────────────────────────────────────
@@ -355,7 +356,7 @@ billing.post('/account/card', async (c) => {
     await saveCard(deps.db, user.id, attached.card, now);
     return { status: 303, location: '/account?done=card' };
   });
-  return respond(c, out, (status, message) => cardPage(c, status, message ?? 'The card was not saved.', form, {}));
+  return respond(c, out, (status, message) => cardPage(c, status, message ?? 'The card was not saved.', {}, {}));
 });
 
 function cardPage(c: Context<Env>, status: number, message: string, form: Record<string, string>, errors: FieldErrors) {
@@ -377,7 +378,6 @@ billing.get('/account/receipts/:paymentId', async (c) => {
   if (!p) throw notFound('No such receipt');
   const plans = await loadPlans(db);
   const plan = plans.byId(p.plan_id);
-  const pm = await cardOnFile(db, user.id);
   c.header('Cache-Control', 'no-store');
   return c.html(page(c, { title: `Receipt ${p.id}`, body: html`<main class="narrow receipt">
   <p class="no-print"><a href="/account">← Your account</a> · <span class="muted">Print this page or save it as PDF from your browser's print dialog.</span></p>
@@ -387,10 +387,9 @@ billing.get('/account/receipts/:paymentId', async (c) => {
       <dt>Receipt number</dt><dd>MQ-${String(p.id).padStart(8, '0')}</dd>
       <dt>Date paid</dt><dd>${day(p.settled_at ?? p.created_at)}</dd>
       <dt>Billed to</dt><dd>${p.display_name} (${p.email})</dd>
-      ${pm ? html`<dt>Card on file</dt><dd>ending ${pm.last4}</dd>` : ''}
     </dl>
     <table class="data"><thead><tr><th scope="col">Description</th><th scope="col">Period</th><th scope="col" class="num">Amount</th></tr></thead>
-      <tbody><tr><td>${KIND[p.kind] ?? p.kind} — Marquee ${p.kind === 'proration' ? `upgrade to ${plan.name}` : plan.name}</td>
+      <tbody><tr><td>Marquee ${plan.name} — ${p.kind === 'proration' ? 'upgrade, prorated for the rest of the period' : p.kind === 'initial' ? 'first period' : 'renewal'}</td>
         <td class="nowrap">${day(p.period_start)} – ${day(p.period_end)}</td><td class="num">${money(p.amount_cents, p.currency)}</td></tr>
       ${p.status === 'refunded' ? html`<tr><td>Refund (${day(p.refunded_at)})</td><td></td><td class="num">−${money(p.refund_cents, p.currency)}</td></tr>` : ''}</tbody>
       <tfoot><tr><th scope="row" colspan="2">Total paid</th><td class="num"><strong>${money(p.amount_cents - (p.refund_cents ?? 0), p.currency)}</strong></td></tr></tfoot>
