@@ -304,6 +304,10 @@ test('a gateway timeout leaves the payment pending; it is reconciled once (answe
   // a second checkout while the first payment is pending charges nothing
   res = await subscribe(u, GOOD, 'standard');
   assert.is(res.status, 409);
+  // nor does choosing another plan expire the subscription that payment decides
+  res = await subscribe(u, GOOD, 'premium');
+  assert.is(res.status, 409);
+  assert.is((await subs(u.id)).length, 1);
   // the account page reconciles: the gateway's answer for the key settles it
   const page = await text(await get(u, '/account?done=pending'));
   assert.match(page, /id="sub-status">Active/);

@@ -147,6 +147,8 @@ billing.post('/subscribe', async (c) => {
       subId = await db.tx(async (q) => {
         if (live) {
           const sub = await loadSubscription(q, live.id, { forUpdate: true });
+          // a first payment still pending at the gateway decides this subscription: never expire it under that payment
+          if (await q.one(sql`SELECT 1 FROM payments WHERE subscription_id = ${live.id} AND status = 'pending'`)) return live.id;
           // another plan, or every attempt used: the unpaid subscription expires and a new one starts
           if (sub && sub.status === 'incomplete' && (sub.planId !== plan!.id || sub.dueAttempts >= MAX_ATTEMPTS)) {
             await applyLive(q, live.id, { type: 'expire', at: now.getTime() }, plans);

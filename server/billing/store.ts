@@ -227,7 +227,7 @@ export async function chargeLive(db: Db, gateway: PaymentGateway, subscriptionId
 
 /** Applies the gateway's answer to a pending payment (under the subscription's lock); a payment settled meanwhile is left alone. */
 async function settle(db: Db, paymentId: number, result: GatewayResult): Promise<Extract<ChargeResult, { kind: 'settled' }>> {
-  return db.tx(async (q) => {
+  const out: Extract<ChargeResult, { kind: 'settled' }> & { unapplied?: string } = await db.tx(async (q) => {
     const intent = await q.one<{ subscription_id: number; input: ChargeStep }>(sql`SELECT p.subscription_id, i.input
       FROM payments p JOIN payment_charge_intents i ON i.payment_id = p.id WHERE p.id = ${paymentId}`);
     if (!intent) throw new BillingError(`payment ${paymentId} has no charge intent`);
@@ -237,11 +237,27 @@ async function settle(db: Db, paymentId: number, result: GatewayResult): Promise
     if (!sub || row.status !== 'pending') {
       return { kind: 'settled' as const, transition: { sub: sub!, events: [], payments: [], duplicate: true }, payment: toPaymentRow(row), result };
     }
-    const tr = applyInput(sub, { ...intent.input, outcome: outcomeOf(result) } as BillingInput, plans.book);
+    let tr: Transition;
+    try {
+      tr = applyInput(sub, { ...intent.input, outcome: outcomeOf(result) } as BillingInput, plans.book);
+    } catch (err) {
+      if (!(err instanceof BillingError)) throw err;
+      // The state moved on while the gateway was deciding (nothing in the product does that: chargeLive refuses to start
+      // a second charge, and checkout never expires a subscription with a pending payment). Record what the gateway
+      // did — money may have moved — and leave the subscription alone, loudly, so an operator can refund it.
+      const outcome = outcomeOf(result);
+      await q.query(sql`UPDATE payments SET status = ${outcome.ok ? 'succeeded' : 'failed'}, failure_reason = ${outcome.ok ? null : outcome.reason},
+        settled_at = created_at WHERE id = ${paymentId}`);
+      const after = await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE id = ${paymentId}`);
+      return { kind: 'settled' as const, transition: { sub, events: [], payments: [], duplicate: true }, payment: toPaymentRow(after), result,
+        unapplied: `payment ${paymentId} settled as ${outcome.ok ? 'succeeded' : 'failed'} but not applied: ${err.message}` };
+    }
     await writeTransition(q, tr);
     const after = await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE id = ${paymentId}`);
     return { kind: 'settled' as const, transition: tr, payment: toPaymentRow(after), result };
   });
+  if (out.unapplied) throw new BillingError(out.unapplied);
+  return out;
 }
 
 /**
@@ -257,15 +273,17 @@ export async function reconcilePending(db: Db, gateway: PaymentGateway, now: Dat
     WHERE p.status = 'pending' AND p.created_at <= ${before} ${opts.userId !== undefined ? sql`AND p.user_id = ${opts.userId}` : sql``}
     ORDER BY p.created_at, p.id LIMIT ${opts.limit ?? 200}`);
   let settled = 0, pending = 0;
+  const problems: string[] = [];
   for (const r of rows) {
     const ask = async (): Promise<GatewayResult> => (await gateway.lookup(r.idempotency_key))
       ?? gateway.charge({ idempotencyKey: r.idempotency_key, token: r.gateway_token, amountCents: r.amount_cents, currency: r.currency,
         offSession: r.off_session });
     const result = await ask().catch((): GatewayResult => ({ status: 'timeout' }));
     if (result.status === 'timeout') { pending++; continue; }
-    await settle(db, r.id, result);
+    try { await settle(db, r.id, result); } catch (err: any) { problems.push(err.message); }
     settled++;
   }
+  if (problems.length) throw new BillingError(`reconciling pending payments: ${problems.join('; ')}`);
   return { settled, pending };
 }
 
