@@ -155,6 +155,26 @@ test('a repeated form key charges once: sequential resubmit and concurrent dupli
   assert.is((await payments(w.id)).length, 1);
 });
 
+test('concurrent upgrades charge one proration: the same key returns the first outcome, another key finds the plan changed', async () => {
+  clock = T0;
+  const u = await subscriber();
+  await subscribe(u, GOOD, 'standard_with_ads');
+  clock = T0 + 2 * DAY_MS;
+  const k = key();
+  const same = await Promise.all([1, 2, 3].map(() => post(u, '/account/upgrade', { plan: 'premium', idempotency_key: k })));
+  assert.equal(same.map((r) => r.status), [303, 303, 303]);
+  const other = await post(u, '/account/upgrade', { plan: 'premium', idempotency_key: key() });
+  assert.is(other.status, 409, 'premium is no upgrade of premium');
+  const prorations = (await payments(u.id)).filter((p) => p.kind === 'proration');
+  assert.is(prorations.length, 1);
+  assert.is((await gatewayCharges(prorations[0].idempotency_key)).length, 1);
+  // a resubmitted cancel form is one cancel request
+  const c = key();
+  assert.equal((await Promise.all([post(u, '/account/cancel', { idempotency_key: c }), post(u, '/account/cancel', { idempotency_key: c })])).map((r) => r.status), [303, 303]);
+  const [s] = await subs(u.id);
+  assert.equal((await events(s.id)).filter((e) => e === 'cancel_requested').length, 1);
+});
+
 test('upgrade: the confirm page shows the prorated amount, the same amount is charged, the plan changes at once', async () => {
   clock = T0;
   const u = await subscriber();
@@ -270,6 +290,7 @@ test('a card that fails off-session: renewal past_due; a new card retries at onc
   let page = await text(await get(u, '/account'));
   assert.match(page, /id="sub-status">Past due/);
   assert.match(page, /Update your card/);
+  assert.not.match(page, /Upgrade to/, 'no upgrade while a renewal is unpaid');
   clock += 2 * 3_600_000;
   const bad = await post(u, '/account/card', { card_number: DECLINE, exp: '10/29', cvc: '999', idempotency_key: key() });
   assert.is(bad.status, 402);

@@ -103,7 +103,7 @@ async function plansPage(c: Context<Env>, o: { status?: number; message?: string
         ${errors.plan ? html`<span class="field-error">${errors.plan}</span>` : ''}
       </fieldset>
       ${cardFields(form, errors)}
-      <p class="muted small">You are charged today and then every ${'month'} on the same day until you cancel.</p>
+      <p class="muted small">You are charged today, then on the same day of every billing period until you cancel.</p>
       <p><button type="submit">Subscribe and pay</button></p>
     </form>
   </section>`}
@@ -200,7 +200,8 @@ export async function billingSection(c: Context<Env>): Promise<Html> {
   const history = await db.query<any>(sql`SELECT id, kind, attempt, amount_cents, currency, status, failure_reason, created_at, refund_cents
     FROM payments WHERE user_id = ${user.id} ORDER BY created_at DESC, id DESC LIMIT 50`);
   const live = s && (s.status === 'active' || s.status === 'past_due');
-  const upgrades = live ? plans.list.filter((p) => p.active && p.interval === s.plan.interval && p.monthlyCents > s.plan.monthlyCents) : [];
+  // an upgrade charges now: only while the last payment went through (past_due first settles its renewal)
+  const upgrades = s?.status === 'active' ? plans.list.filter((p) => p.active && p.interval === s.plan.interval && p.monthlyCents > s.plan.monthlyCents) : [];
   const downgrades = live ? plans.list.filter((p) => p.active && p.interval === s.plan.interval && p.monthlyCents < s.plan.monthlyCents) : [];
   const nextAmount = s && (s.pending ?? s.plan).priceCents;
 
