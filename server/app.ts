@@ -26,6 +26,8 @@ import { staticFiles } from './static.ts';
 import { theme } from './theme.ts';
 import { dashboardRoutes } from './dashboards/index.ts';
 import { reportRoutes } from './reports/routes.ts';
+import { billing } from './billing/routes.ts';
+import { createTestGateway } from './billing/gateway.ts';
 
 // The files' catalog, parsed once per directory and process for apps not given one (tests); main.ts passes its own.
 const parsedCatalogs = new Map<string, Catalog>();
@@ -47,6 +49,7 @@ export function appDeps(deps: Deps): AppDeps {
     caches: deps.caches ?? { sessions: new Map(), reports: config.reportCache ? new Map() : null },
     // without a list (tests, benchmarks): the loopback names on any port
     publicOrigins: deps.publicOrigins ?? new PublicOrigins(config.publicUrls),
+    gateway: deps.gateway ?? createTestGateway(deps.db),
   };
 }
 
@@ -91,6 +94,7 @@ export function createApp(deps: Deps) {
   app.route('/', login);
   app.route('/', signup);
   app.route('/', account);
+  app.route('/', billing);
   app.route('/', adminUsers);
   app.route('/', adminAudit);
   app.route('/', theme);

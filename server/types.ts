@@ -5,6 +5,7 @@ import type { Catalog } from './reports/catalog.ts';
 import type { Dashboard } from './dashboards/catalog.ts';
 import type { ResultCache } from './reports/engine.ts';
 import type { PublicOrigins } from './auth/origins.ts';
+import type { PaymentGateway } from './billing/gateway.ts';
 
 /** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
@@ -27,6 +28,8 @@ export interface Deps {
    * Other Host headers are refused and the CSRF check compares Origin with these. Default: loopback names, any port.
    */
   publicOrigins?: PublicOrigins;
+  /** The payment gateway live billing charges through; defaults to the built-in test gateway (server/billing/gateway.ts). */
+  gateway?: PaymentGateway;
 }
 
 export interface AppCaches {

@@ -55,7 +55,17 @@ const BODIES: Record<string, (who: Actor, login: { email: string; password: stri
   'POST /admin/users': () => ({ email: `${fresh('created')}@matrix.example`, display_name: 'Created By Matrix', role: 'analyst' }),
   'POST /admin/users/:id': () => ({ display_name: fresh('Target'), role: 'subscriber', status: 'active' }),
   'POST /signup/confirm': () => ({ token: signupTokens.pop()! }),
+  // live billing, in table order: subscribe, upgrade, schedule a downgrade, cancel, resume, replace the card
+  'POST /subscribe': () => ({ plan: 'standard', ...CARD, idempotency_key: formKey() }),
+  'POST /account/upgrade': () => ({ plan: 'premium', idempotency_key: formKey() }),
+  'POST /account/downgrade': () => ({ plan: 'standard', idempotency_key: formKey() }),
+  'POST /account/cancel': () => ({ idempotency_key: formKey() }),
+  'POST /account/resume': () => ({ idempotency_key: formKey() }),
+  'POST /account/card': () => ({ ...CARD, idempotency_key: formKey() }),
 };
+/** A form's idempotency key, as the page would render it. */
+const formKey = () => randomBytes(16).toString('hex');
+const CARD = { card_number: '4242 4242 4242 4242', exp: '12/39', cvc: '123' };
 
 /** Confirmation links the /signup/confirm rows follow (each POST uses one up; the GET only looks). */
 const signupTokens: string[] = [];
@@ -69,9 +79,13 @@ async function makeSignupTokens(n: number) {
   }
 }
 
-/** Rows whose valid request needs a URL made at run time (a token), not a fixed `example`. */
-const URLS: Record<string, () => string> = {
+/** Rows whose valid request needs a URL made at run time (a token, the id of a row made by an earlier row). */
+const URLS: Record<string, (users: Map<Role, SessionUser>) => Promise<string> | string> = {
   'GET /signup/confirm': () => `/signup/confirm?token=${signupTokens[0]}`,
+  'GET /account/receipts/:paymentId': async (users) => {
+    const p = await t.db.one<{ id: number }>(sql`SELECT id FROM payments WHERE user_id = ${users.get('subscriber')!.id} ORDER BY id LIMIT 1`);
+    return `/account/receipts/${p?.id ?? 999999999}`;
+  },
 };
 
 function requestInit(rule: RouteRule, url: string, cookie: string, body: Record<string, string> | undefined): RequestInit {
@@ -118,7 +132,7 @@ test('every route × anonymous and every role answers as the table says', async 
   const failures: string[] = [];
   let checked = 0;
   for (const rule of ROUTES) {
-    const url = URLS[`${rule.method} ${rule.path}`]?.() ?? exampleUrl(rule, { id: String(target.id) });
+    const url = await URLS[`${rule.method} ${rule.path}`]?.(users) ?? exampleUrl(rule, { id: String(target.id) });
     const pathname = new URL(url, TEST_ORIGIN).pathname;
     const effective = findRule(rule.method, pathname) ?? rule; // an earlier row may cover the example (e.g. /x/new vs /x/:id)
     for (const who of ['anonymous', ...ROLES] as const) {

@@ -10,6 +10,7 @@ import { field, formBody, formError, notice, safeNext, type FieldErrors } from '
 import { writeAudit } from '../admin/audit.ts';
 import { beginAttempt, finishAttempt, deviceHashFrom } from '../auth/throttle.ts';
 import { clientIp } from '../auth/client-ip.ts';
+import { billingSection, BILLING_NOTICES } from '../billing/routes.ts';
 
 export const account = new Hono<Env>();
 
@@ -27,13 +28,15 @@ async function profilePage(c: Context<Env>, o: { name?: string; errors?: FieldEr
   const sessions = await db.query<{ created_at: Date; last_seen_at: Date; ip: string | null; user_agent: string | null; current: boolean }>(
     sql`SELECT created_at, last_seen_at, host(ip) AS ip, user_agent, id_hash = ${c.get('sessionIdHash') ?? null} AS current
         FROM sessions WHERE user_id = ${user.id} AND expires_at > ${c.get('deps').now()} ORDER BY last_seen_at DESC LIMIT 20`);
+  const subscription = user.role === 'subscriber' ? await billingSection(c) : '';
   const when = (d: Date | null) => d ? d.toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : 'never';
   c.header('Cache-Control', 'no-store');
   return c.html(page(c, {
     title: 'Your account',
     body: html`<main class="narrow">
   <h1>Your account</h1>
-  ${notice(NOTICES[c.req.query('done') ?? ''])}
+  ${notice(NOTICES[c.req.query('done') ?? ''] ?? BILLING_NOTICES[c.req.query('done') ?? ''])}
+  ${subscription}
   <section class="card">
     <dl class="facts">
       <dt>Email</dt><dd>${me.email}</dd>

@@ -51,6 +51,16 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/account/password', access: 'authenticated' },
   { method: 'POST', path: '/account/password', access: 'authenticated' },
   { method: 'POST', path: '/account/sign-out-everywhere', access: 'authenticated' },
+  // live billing (issue 15): plans for anyone, checkout and the subscription's own actions for subscribers
+  { method: 'GET', path: '/plans', access: 'public' },
+  { method: 'POST', path: '/subscribe', access: ['subscriber'] },
+  { method: 'GET', path: '/account/upgrade', access: ['subscriber'], example: '/account/upgrade?plan=premium' },
+  { method: 'POST', path: '/account/upgrade', access: ['subscriber'] },
+  { method: 'POST', path: '/account/downgrade', access: ['subscriber'] },
+  { method: 'POST', path: '/account/cancel', access: ['subscriber'] },
+  { method: 'POST', path: '/account/resume', access: ['subscriber'] },
+  { method: 'POST', path: '/account/card', access: ['subscriber'] },
+  { method: 'GET', path: '/account/receipts/:paymentId', access: ['subscriber'] },
   // user administration (issue 5)
   { method: 'GET', path: '/admin/users', access: ['admin'] },
   { method: 'GET', path: '/admin/users/new', access: ['admin'] },
