@@ -24,6 +24,10 @@ export interface Config {
   csvStreams: number;
   reportCache: boolean;
   etlTrace: boolean;
+  /** The origins browsers reach this server by; undefined: the listen address (server/auth/origins.ts). */
+  publicUrls: string[] | undefined;
+  /** Where outgoing mail is written, one .eml file per message (server/mail/outbox.ts). */
+  outboxDir: string;
 }
 
 export class ConfigError extends Error {
@@ -53,6 +57,17 @@ const postgresUrl: Parse<string> = (raw, name) => {
   } catch { /* below */ }
   return fail(name, 'a postgres:// or postgresql:// URL', raw.replace(/:[^:@/]*@/, ':***@'));
 };
+
+/** "scheme://host[:port]" from a configured value, or an Error saying what is wrong with it. */
+export function parseOrigin(value: string, name = 'MARQUEE_PUBLIC_URL'): string {
+  let u: URL;
+  try { u = new URL(value); } catch { throw new Error(`${name}: "${value}" is not a URL like https://marquee.example.com`); }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`${name}: "${value}" must start with http:// or https://`);
+  if (u.username || u.password || (u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) {
+    throw new Error(`${name}: "${value}" must be an origin only (scheme, host and optional port; no path, query or user)`);
+  }
+  return u.origin;
+}
 
 interface Variable<K extends keyof Config> {
   key: K;
@@ -84,6 +99,8 @@ export const VARIABLES = {
   MARQUEE_CSV_STREAMS: v('csvStreams', 4, int(1, 1000)),
   MARQUEE_REPORT_CACHE: v('reportCache', true, flag),
   MARQUEE_ETL_TRACE: v('etlTrace', false, flag),
+  MARQUEE_PUBLIC_URL: v('publicUrls', undefined, (raw, name) => raw.split(/[\s,]+/).filter(Boolean).map((o) => parseOrigin(o, name))),
+  MARQUEE_OUTBOX_DIR: v('outboxDir', '', nonEmpty),
 } satisfies Record<string, Variable<any>>;
 
 /**
@@ -102,6 +119,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length) throw new ConfigError(problems);
   const config = out as unknown as Config;
   config.dataDir = path.resolve(config.dataDir);
+  config.outboxDir = config.outboxDir ? path.resolve(config.outboxDir) : path.join(config.dataDir, 'outbox');
   return config;
 }
 

@@ -4,6 +4,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Env } from './types.ts';
 import { page, html } from './html.ts';
+import { requestLabel } from './request-id.ts';
 
 /** Hono's HTTPException with what our error shape adds: per-field messages and response headers (Retry-After …). */
 export class HttpError extends HTTPException {
@@ -19,7 +20,7 @@ export const forbidden = (message = 'You do not have access to this page') => ne
 
 const TITLES: Record<number, string> = {
   400: 'Bad request', 401: 'Sign in required', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed',
-  409: 'Conflict', 413: 'Too large', 415: 'Unsupported media type', 429: 'Too many requests', 500: 'Something went wrong',
+  409: 'Conflict', 413: 'Too large', 421: 'Unknown host name', 415: 'Unsupported media type', 429: 'Too many requests', 500: 'Something went wrong',
   503: 'Unavailable',
 };
 
@@ -46,6 +47,6 @@ export function onError(err: Error, c: Context<Env>) {
     return errorResponse(c, status, err.message || TITLES[status] || 'Error', extra?.fields, extra?.headers);
   }
   const log = c.get('deps')?.log ?? console.error;
-  log(`[error] request ${c.get('requestId')} ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
+  log(`[error] request ${requestLabel(c)} ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
   return errorResponse(c, 500, 'An unexpected error occurred. It has been logged; quote the request id when reporting it.');
 }

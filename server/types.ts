@@ -5,6 +5,7 @@ import type { Catalog } from './reports/catalog.ts';
 import type { Dashboard } from './dashboards/catalog.ts';
 import type { ResultCache } from './reports/engine.ts';
 import type { PaymentGateway } from './billing/gateway.ts';
+import type { PublicOrigins } from './auth/origins.ts';
 
 /** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
@@ -24,6 +25,11 @@ export interface Deps {
   log?: (line: string) => void;
   /** The payment gateway live billing charges through; defaults to the built-in test gateway (server/billing/gateway.ts). */
   gateway?: PaymentGateway;
+  /**
+   * The origins browsers reach this server by (MARQUEE_PUBLIC_URL, else the listen address; settable after listen).
+   * Other Host headers are refused and the CSRF check compares Origin with these. Default: loopback names, any port.
+   */
+  publicOrigins?: PublicOrigins;
 }
 
 export interface AppCaches {
@@ -46,7 +52,10 @@ export type AppDeps = Required<Deps>;
 
 export type Env = {
   Variables: {
+    /** Ours, always generated (the X-Request-Id response header). */
     requestId: string;
+    /** A well-formed X-Request-Id the client sent, kept beside ours (logs, audit_log.client_request_id). */
+    clientRequestId?: string;
     deps: AppDeps;
     user?: SessionUser;
     sessionIdHash?: Buffer;

@@ -1,29 +1,31 @@
 // In Chromium: an admin signs in, creates a user, changes the role, disables the user, and finds all of it in the
 // audit log — plain forms, no JavaScript needed, no console errors (so no CSP violations either).
 import { test } from 'uvu';
+import { defaultConfig } from '../../server/config.ts';
 import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import { useDatabase } from '../helpers/db.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { launchBrowser, watchErrors, screenshot } from '../helpers/browser.ts';
-import { createUser } from '../helpers/auth.ts';
+import { createUser, testOutbox } from '../helpers/auth.ts';
 
 const t = useDatabase(test);
 let server: Awaited<ReturnType<typeof startTestServer>>;
 let browser: Browser;
 let page: Page;
 let errors: string[];
+const outbox = testOutbox();
 
 // Chromium logs every 4xx document as a console error; the wrong password (401) and the invalid form (400) are intended.
 const unexpected = () => errors.filter((e) => !/^Failed to load resource: the server responded with a status of 40[01] /.test(e));
 
 test.before(async () => {
-  server = await startTestServer({ db: t.db });
+  server = await startTestServer({ db: t.db, config: defaultConfig({ outboxDir: outbox.dir }) });
   browser = await launchBrowser();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 800 } })).newPage();
   errors = watchErrors(page);
 });
-test.after(async () => { await browser?.close(); await server?.close(); });
+test.after(async () => { await browser?.close(); await server?.close(); outbox.remove(); });
 
 test('admin: sign in, create a user, change the role, disable, see it all in the audit log', async () => {
   const admin = await createUser(t.db, { role: 'admin', email: 'chief@marquee.example', name: 'Chief Admin' });
@@ -124,6 +126,10 @@ test('a visitor signs up as a subscriber and manages the account, without JavaSc
   await p.fill('#f-password', 'sam likes films 2026');
   await p.fill('#f-confirm_password', 'sam likes films 2026');
   await p.click('button[type=submit]');
+  assert.match(await p.textContent('h1') ?? '', /Check your email/);
+  // the confirmation link from the outbox (server/mail/outbox.ts), as the address's owner would open it
+  await p.goto(`${server.url}${outbox.confirmPath('sam@viewer.example')}`);
+  await p.click('main button[type=submit]');
   await p.goto(`${server.url}/account`);
   assert.match(await p.textContent('main') ?? '', /sam@viewer\.example/);
   assert.match(await p.textContent('main') ?? '', /subscriber/);
