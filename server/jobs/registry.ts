@@ -4,6 +4,7 @@ import type { Job } from './index.ts';
 import { sweepThrottle } from '../auth/throttle.ts';
 import { martRefreshJobs } from '../reports/jobs.ts';
 import { reconcilePending } from '../billing/store.ts';
+import { billingJobs, loadSimulationModel, outageAware, withSimulatedPayments } from '../billing/jobs.ts';
 
 export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' | 'gateway'>): Job[] {
   return [
@@ -16,7 +17,11 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     { name: 'login-throttle.sweep', schedule: '7 * * * *', run: (db, now) => sweepThrottle(db, now) },
     // report marts (issue 6): one job per distinct @refresh schedule, refreshing due marts in dependency order
     // live billing (issue 15): payments whose gateway call timed out, settled once the gateway tells their outcome
-    { name: 'billing.reconcile-pending', schedule: '* * * * *', run: (db, now) => reconcilePending(db, deps.gateway, now, { olderThanMs: 60_000 }) },
+    // (simulated customers' payments answered by their model; an error answer stays pending: the gateway's trouble)
+    { name: 'billing.reconcile-pending', schedule: '* * * * *', run: (db, now) => reconcilePending(db,
+      outageAware(withSimulatedPayments(db, deps.gateway, () => loadSimulationModel(db))), now, { olderThanMs: 60_000 }) },
+    // renewals (with cancels and downgrades at period end), dunning retries, expiry of incomplete subscriptions
+    ...billingJobs(deps.gateway, deps.log),
     ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
   ];
 }
