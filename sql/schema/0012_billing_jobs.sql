@@ -18,3 +18,6 @@ CREATE TABLE billing_job_backoff (
   last_error text NOT NULL,
   updated_at timestamptz NOT NULL
 );
+
+-- the "expired incomplete subscriptions" report (sql/reports/subscriptions_expired_incomplete.sql) reads these by date
+CREATE INDEX subscriptions_expired_idx ON subscriptions (ended_at) WHERE end_reason = 'expired';
