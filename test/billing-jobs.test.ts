@@ -254,19 +254,26 @@ test('gateway outage: the batch stops, subscriptions stay as they are, the job b
   assert.match(r1.outage ?? '', /unavailable/);
   const after = await t.db.query<any>(sql`SELECT id, status, current_period_end FROM subscriptions WHERE id = ANY(${ids}::bigint[]) ORDER BY id`);
   assert.equal(after, before, 'no subscription changed');
-  const pending = await t.db.query<any>(sql`SELECT * FROM payments WHERE subscription_id = ANY(${ids}::bigint[]) AND status = 'pending'`);
-  assert.is(pending.length, 1, 'the charge in flight stays pending');
+  // the batch's charges stay pending (the first got an error, the others were not sent): the reconciler's work
+  const pending = await t.db.query<any>(sql`SELECT * FROM payments WHERE subscription_id = ANY(${ids}::bigint[]) AND status = 'pending' ORDER BY id`);
+  assert.is(pending.length, 5);
   assert.is((await t.db.one<any>(sql`SELECT count(*) AS n FROM payments WHERE subscription_id = ANY(${ids}::bigint[]) AND status = 'failed'`))!.n, 0);
   const r2 = await run('renewal', now + 30_000);
   assert.ok(r2.backedOffUntil, 'backs off');
   assert.is(r2.processed, 0);
-  // the gateway is back: the reconciler settles the pending charge at its due instant; the next run does the rest
-  await reconcilePending(t.db, gw, new Date(now + 70_000), { olderThanMs: 60_000 });
-  const settled = (await t.db.one<any>(sql`SELECT * FROM payments WHERE id = ${pending[0].id}`))!;
-  assert.equal([settled.status, settled.created_at.getTime()], ['succeeded', pending[0].created_at.getTime()]);
-  const r3 = await run('renewal', now + 70_000);
+  // while the gateway is still down, the reconciler leaves them pending (an error is the gateway's trouble, not a decline)
+  const reconcile = scheduledJobs({ catalog: { martOrder: [], marts: new Map() } as any, log: () => {}, config: { martWorkMem: '64MB' } as any, gateway: gw })
+    .find((j) => j.name === 'billing.reconcile-pending')!;
+  gw.injectFaults('outage', 5);
+  await reconcile.run(t.db, new Date(now + 61_000));
+  assert.is((await t.db.one<any>(sql`SELECT count(*) AS n FROM payments WHERE subscription_id = ANY(${ids}::bigint[]) AND status = 'pending'`))!.n, 5);
+  // the gateway is back: the reconciler settles each at its due instant; the next run finds nothing left and stops backing off
+  await reconcile.run(t.db, new Date(now + 130_000));
+  const settled = await t.db.query<any>(sql`SELECT * FROM payments WHERE id = ANY(${pending.map((p) => p.id)}::bigint[]) ORDER BY id`);
+  assert.equal(settled.map((p) => [p.status, p.created_at.getTime()]), pending.map((p) => ['succeeded', p.created_at.getTime()]));
+  const r3 = await run('renewal', now + 130_000);
   assert.is(r3.backedOffUntil, undefined);
-  assert.is(r3.processed, 4);
+  assert.is(r3.outage, undefined);
   await exactlyOnce(ids, 'after an outage');
   assert.is((await t.db.one<any>(sql`SELECT count(*) AS n FROM billing_job_backoff`))!.n, 0);
 });

@@ -20,6 +20,7 @@ import type { Job } from '../jobs/index.ts';
 import { DAY_MS, RETRY_DAYS, type Subscription } from './machine.ts';
 import { applyLive, cardOnFile, chargeLive, loadSubscription, type ChargeResult, type ChargeStep } from './store.ts';
 import type { GatewayResult, PaymentGateway } from './gateway.ts';
+import { chargeBatch } from './batch.ts';
 import { DEFAULT_BUSINESS } from '../../etl/simulator/params.ts';
 
 export const HOUR_MS = 3_600_000;
@@ -49,7 +50,7 @@ export interface BillingJobOptions {
   gateway: PaymentGateway;
   /** Due steps read per query (default 200). */
   batchSize?: number;
-  /** Steps of one batch run at once (default 4); batches follow each other in due order. */
+  /** Gateway calls (and single steps) of one batch at once (default 8); batches follow each other in due order. */
   concurrency?: number;
   /** Stop starting new batches after this long (default 50 s: a run fits between two ticks). */
   budgetMs?: number;
@@ -216,7 +217,15 @@ function describe(kind: StepKind, r: ChargeResult): string {
   return r.kind;
 }
 
-/** Applies one due step; returns what happened (ChargeResult kinds, or 'outage'). */
+/** The step of a due renewal or retry, from the locked state: exactly the one the due query saw, else null (someone else moved it on). */
+export function stepBuilder(d: DueStep): (s: Subscription) => ChargeStep | null {
+  const at = d.dueAt.getTime();
+  return (s) => d.kind === 'renewal'
+    ? (s.status === 'active' && s.periodEnd === at ? { type: 'period_end', at } : null)
+    : (s.status === 'past_due' && s.dueAttempts === d.attempts && nextRetryAt(s) <= at ? { type: 'retry', at, attempt: s.dueAttempts + 1 } : null);
+}
+
+/** Applies one due step on its own (expiries, customers without a payment method); returns what happened. */
 export async function processStep(db: Db, gateway: PaymentGateway, d: DueStep, now: Date): Promise<ChargeResult> {
   const tdb = d.dueAt < monthStart(now) ? closedMonthAware(db, d.subscriptionId, monthStart(now)) : db;
   const at = d.dueAt.getTime();
@@ -229,10 +238,7 @@ export async function processStep(db: Db, gateway: PaymentGateway, d: DueStep, n
       return { kind: 'applied' as const, transition };
     });
   }
-  // the step, from the locked state: exactly the one the due query saw, else someone else moved the subscription on
-  const build = (s: Subscription): ChargeStep | null => d.kind === 'renewal'
-    ? (s.status === 'active' && s.periodEnd === at ? { type: 'period_end', at } : null)
-    : (s.status === 'past_due' && s.dueAttempts === d.attempts && nextRetryAt(s) <= at ? { type: 'retry', at, attempt: s.dueAttempts + 1 } : null);
+  const build = stepBuilder(d);
   const card = await cardOnFile(db, d.userId);
   const token = card?.token ?? (d.simulated ? simulatedToken(d.userId) : null);
   if (token) return chargeLive(tdb, gateway, d.subscriptionId, (s) => build(s), { token, offSession: true });
@@ -278,24 +284,43 @@ export async function runBillingSteps(db: Db, kind: StepKind, now: Date, opts: B
   const gateway = outageAware(withSimulatedPayments(db, opts.gateway, model), (w) => { trouble ??= w; });
   const started = performance.now();
   const skip: number[] = [];
-  const batchSize = opts.batchSize ?? 200, concurrency = Math.max(1, opts.concurrency ?? 4);
+  const batchSize = opts.batchSize ?? 200, concurrency = Math.max(1, opts.concurrency ?? 8);
   for (;;) {
     if (performance.now() - started > (opts.budgetMs ?? 50_000)) { result.more = true; break; }
     const batch = await dueSteps(db, kind, now, batchSize, skip);
     if (!batch.length) break;
+    const report = (d: DueStep, kind2: string, outcome: string) => {
+      if (kind2 !== 'settled' && kind2 !== 'applied') skip.push(d.subscriptionId);
+      else result.processed++;
+      count(outcome);
+      opts.onStep?.({ kind, subscriptionId: d.subscriptionId, dueAt: d.dueAt, outcome });
+    };
+    // charges with a payment method go as one batch (server/billing/batch.ts); the rest one by one
+    let single = batch;
+    if (kind !== 'expiry') {
+      const tokens = new Map((await db.query<{ user_id: number; gateway_token: string }>(sql`SELECT user_id, gateway_token FROM payment_methods
+        WHERE user_id = ANY(${batch.map((d) => d.userId)}::bigint[])`)).map((r) => [Number(r.user_id), r.gateway_token]));
+      const tokenOf = (d: DueStep) => tokens.get(d.userId) ?? (d.simulated ? simulatedToken(d.userId) : undefined);
+      const charged = batch.filter((d) => tokenOf(d));
+      single = batch.filter((d) => !tokenOf(d));
+      if (charged.length) {
+        const outcomes = await chargeBatch(db, gateway, charged.map((d) => ({ subscriptionId: d.subscriptionId, token: tokenOf(d)!, build: stepBuilder(d) })),
+          { concurrency, closedBefore: monthStart(now), onTrouble: () => trouble !== undefined });
+        for (const d of charged) {
+          const o = outcomes.get(d.subscriptionId) ?? { kind: 'nothing' as const };
+          report(d, o.kind, o.kind === 'settled' || o.kind === 'applied' ? describe(kind, o as ChargeResult) : o.kind);
+        }
+      }
+    }
     let next = 0;
     const worker = async () => {
-      while (next < batch.length && !trouble) {
-        const d = batch[next++];
+      while (next < single.length && !trouble) {
+        const d = single[next++];
         const r = await processStep(db, gateway, d, now);
-        const outcome = r.kind === 'pending' ? 'pending' : describe(kind, r);
-        if (r.kind === 'pending' || r.kind === 'in_flight' || r.kind === 'nothing' || r.kind === 'duplicate') skip.push(d.subscriptionId);
-        if (r.kind !== 'pending') { result.processed += r.kind === 'settled' || r.kind === 'applied' ? 1 : 0; }
-        count(outcome);
-        opts.onStep?.({ kind, subscriptionId: d.subscriptionId, dueAt: d.dueAt, outcome });
+        report(d, r.kind, r.kind === 'pending' ? 'pending' : describe(kind, r));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(concurrency, batch.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(concurrency, single.length) }, worker));
     if (trouble) break;
   }
   if (trouble) {
