@@ -16,6 +16,7 @@ import { applyLive, loadPlans, openLive, reconcilePending, saveCard, type Plans 
 import { DAY_MS, RETRY_DAYS, addMonthsAnchored } from '../server/billing/machine.ts';
 import { runBillingSteps, loadSimulationModel, simulatedAnswer, INCOMPLETE_EXPIRES_MS, type StepKind } from '../server/billing/jobs.ts';
 import { scheduledJobs } from '../server/jobs/registry.ts';
+import { removeSimulated } from '../etl/simulator/run.ts';
 
 const t = useDatabase(test);
 let gw: TestGateway;
@@ -299,6 +300,10 @@ test('simulated customers (no card) renew through their simulated payment method
   assert.is(rec!.active + rec!.canceled, 600);
   const recovery = 1 - rec!.canceled / r!.failed;
   assert.ok(recovery > 0.3 && recovery < 0.8, `recovery ${recovery} ≈ 0.55`);
+  // the simulator's --reset still removes simulated customers, now with the charge intents the jobs wrote for them
+  assert.ok((await t.db.one<any>(sql`SELECT count(*) AS n FROM payment_charge_intents i JOIN users u ON u.id = i.user_id WHERE u.simulated`))!.n >= 600);
+  const removed = await t.db.tx((q) => removeSimulated(q));
+  assert.ok(removed.users >= 600 && removed.payments >= 1200);
 });
 
 test.run();

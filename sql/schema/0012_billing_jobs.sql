@@ -21,3 +21,11 @@ CREATE TABLE billing_job_backoff (
 
 -- the "expired incomplete subscriptions" report (sql/reports/subscriptions_expired_incomplete.sql) reads these by date
 CREATE INDEX subscriptions_expired_idx ON subscriptions (ended_at) WHERE end_reason = 'expired';
+
+-- The jobs write charge intents for simulated customers too (their renewals carry on live), so the simulator's
+-- `--reset`, which deletes simulated users and their payments, must take the intents with them.
+ALTER TABLE payment_charge_intents
+  DROP CONSTRAINT payment_charge_intents_payment_id_fkey,
+  ADD CONSTRAINT payment_charge_intents_payment_id_fkey FOREIGN KEY (payment_id) REFERENCES payments (id) ON DELETE CASCADE,
+  DROP CONSTRAINT payment_charge_intents_user_id_fkey,
+  ADD CONSTRAINT payment_charge_intents_user_id_fkey FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE;
