@@ -3,7 +3,9 @@
 // state-machine input applied through the store (chargeLive / applyLive): the subscription row is locked, the step is
 // derived from the locked state, and its payment row carries the machine's deterministic idempotency key
 // (sub:<id>:period:<start>:attempt:<n>). So a step already applied — by another instance running the same tick, or
-// before a `kill -9` — is found done (duplicate / in_flight) and never applied or charged twice.
+// before a `kill -9` — is found done (duplicate / in_flight) and never applied or charged twice. Renewals and retries
+// of customers with a payment method are charged a batch at a time (server/billing/batch.ts: the same protocol in
+// set-based statements); expiries and customers without a payment method go one by one.
 //
 // Every step is stamped at its due instant (the period end, the retry's day, creation + 23 h), never at the clock of
 // the run, so a server stopped for three days catches up with the same rows it would have written on time, in due
