@@ -18,6 +18,7 @@ import { signup } from './auth/signup.ts';
 import { account } from './account/index.ts';
 import { adminUsers } from './admin/users.ts';
 import { adminAudit } from './admin/audit-page.ts';
+import { adminSubscribers } from './admin/subscribers.ts';
 import { securityHeaders } from './security.ts';
 import { compressText } from './compress.ts';
 import { rejectNulInQuery, MAX_BODY_BYTES } from './input-guard.ts';
@@ -97,6 +98,7 @@ export function createApp(deps: Deps) {
   app.route('/', billing);
   app.route('/', adminUsers);
   app.route('/', adminAudit);
+  app.route('/', adminSubscribers);
   app.route('/', theme);
   app.route('/', dashboardRoutes);
   app.route('/', reportRoutes);

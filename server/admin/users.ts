@@ -207,6 +207,7 @@ async function userPage(c: Context<Env>, o: { values?: Record<string, string>; e
   </div>
   <section class="card">
     <h2>Subscriptions</h2>
+    <p><a href="/admin/subscribers/${u.id}">Billing: timeline, payments, refunds, cancel</a></p>
     ${subs.length ? html`<div class="table-wrap"><table class="data"><thead><tr><th>Plan</th><th>Status</th><th>Started</th><th>Current period</th><th>Notes</th></tr></thead><tbody>
       ${subs.map((s) => html`<tr><td>${s.plan}</td><td>${badge(`sub-${s.status}`, s.status)}</td><td>${day(s.created_at)}</td>
         <td>${day(s.current_period_start)} → ${day(s.current_period_end)}</td>

@@ -72,6 +72,11 @@ export const ROUTES: RouteRule[] = [
   { method: 'POST', path: '/admin/users/:id/enable', access: ['admin'] },
   { method: 'POST', path: '/admin/users/:id/sign-out', access: ['admin'] },
   { method: 'GET', path: '/admin/audit', access: ['admin'] },
+  // billing staff side (issue 15): a customer's timeline, payments and refunds; managers read, admins act.
+  // User 1 exists in the role-matrix test (the first user it creates); an empty form answers 303 with its error.
+  { method: 'GET', path: '/admin/subscribers/:id', access: ['admin', 'manager'], example: '/admin/subscribers/1' },
+  { method: 'POST', path: '/admin/subscribers/:id/refund', access: ['admin'], example: '/admin/subscribers/1/refund' },
+  { method: 'POST', path: '/admin/subscribers/:id/cancel', access: ['admin'], example: '/admin/subscribers/1/cancel' },
 ];
 
 function compile(rule: RouteRule) {

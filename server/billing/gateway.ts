@@ -121,9 +121,10 @@ export const TEST_CARDS: Record<string, Behavior> = {
 
 /**
  * A fault the next gateway calls suffer (tests): `lost_answer` — the charge is made but the answer never arrives;
- * `unreachable` — the request never arrives. Both look like a timeout to the caller.
+ * `unreachable` — the request never arrives. Both look like a timeout to the caller. `outage` — the provider answers
+ * `error` (unavailable) without recording anything, as a provider in trouble does.
  */
-export type Fault = 'lost_answer' | 'unreachable';
+export type Fault = 'lost_answer' | 'unreachable' | 'outage';
 
 export interface TestGateway extends PaymentGateway {
   /** The next `count` charge/refund calls suffer `fault`. */
@@ -163,6 +164,7 @@ export function createTestGateway(db: Db): TestGateway {
   const withFault = async (send: () => Promise<GatewayResult>): Promise<GatewayResult> => {
     const fault = faults.shift();
     if (fault === 'unreachable') return { status: 'timeout' };
+    if (fault === 'outage') return { status: 'error', message: 'The payment provider is unavailable.' };
     const result = await send();
     return fault === 'lost_answer' ? { status: 'timeout' } : result;
   };

@@ -301,6 +301,8 @@ function cell(v: unknown) {
   if (v === null || v === undefined) return '';
   if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en-US') : v.toLocaleString('en-US', { maximumFractionDigits: 4 });
   if (v instanceof Date) return v.toISOString();
+  // operational lists (the billing reports) name the admin page of each subscription: a link on the page
+  if (typeof v === 'string' && /^\/admin\/subscribers\/\d+$/.test(v)) return html`<a href="${v}">${v}</a>`;
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 

@@ -1,0 +1,33 @@
+-- @title Past-due subscriptions
+-- @description Live list of past_due subscriptions: the failed renewal, the next dunning retry and the amount at risk.
+-- @definition Subscriptions in past_due now (a renewal failed; access continues while retries run on days 1, 3, 7 and 14
+-- @definition after the due date; the fifth failed attempt cancels: involuntary churn). Next retry = the period start plus
+-- @definition the day of the next attempt (a customer who adds a card is retried at once). Amount at risk = the renewal
+-- @definition amount still unpaid; MRR at risk = the plan's monthly price. From the live tables, not a mart.
+-- @roles admin manager analyst
+-- @param plan multi lookup=plans label="Plans"
+-- @chart bar x=next_retry:T y=amount_at_risk:Q color=plan_code:N title="Amount at risk by next retry"
+-- @rowcap 5000
+SELECT '/admin/subscribers/' || s.user_id                                          AS subscriber,
+       u.email,
+       p.code                                                                  AS plan_code,
+       s.current_period_start                                                  AS due_since,
+       a.attempts,
+       a.last_reason,
+       CASE WHEN a.attempts < 5
+            THEN greatest(s.current_period_start + make_interval(days => (ARRAY[1, 3, 7, 14])[a.attempts]), a.last_at) END AS next_retry,
+       round(p.price_cents / 100.0, 2)                                         AS amount_at_risk,
+       round(p.monthly_cents / 100.0, 2)                                       AS mrr_at_risk,
+       u.simulated
+FROM subscriptions s
+JOIN users u ON u.id = s.user_id
+JOIN plans p ON p.id = s.plan_id
+CROSS JOIN LATERAL (
+  SELECT coalesce(max(pa.attempt), 1) AS attempts, max(pa.created_at) AS last_at,
+         (array_agg(pa.failure_reason ORDER BY pa.attempt DESC))[1] AS last_reason
+  FROM payments pa
+  WHERE pa.subscription_id = s.id AND pa.kind = 'renewal' AND pa.period_start = s.current_period_start AND pa.status <> 'pending'
+) a
+WHERE s.status = 'past_due'
+  AND (:plan::text[] IS NULL OR p.code = ANY(:plan::text[]))
+ORDER BY next_retry NULLS LAST, s.id
