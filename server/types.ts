@@ -4,6 +4,8 @@ import type { Config } from './config.ts';
 import type { Catalog } from './reports/catalog.ts';
 import type { Dashboard } from './dashboards/catalog.ts';
 import type { ResultCache } from './reports/engine.ts';
+import type { BrowseCache } from './browse/catalog.ts';
+import type { VisitRecorder } from './visits.ts';
 
 /** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
@@ -21,6 +23,8 @@ export interface Deps {
   /** In-memory caches (session lookups, report results); one set per app unless given. */
   caches?: AppCaches;
   log?: (line: string) => void;
+  /** Page views are recorded into `visits` through this buffer (server/visits.ts) when given: main.ts does; tests opt in. */
+  visits?: VisitRecorder | null;
 }
 
 export interface AppCaches {
@@ -29,6 +33,8 @@ export interface AppCaches {
   /** Report results by report, definition and parameters, kept while the marts' generations are unchanged;
    *  null when config.reportCache is off. */
   reports: ResultCache | null;
+  /** /browse's shelves, filter choices and popularity ranking (server/browse/catalog.ts), created on first use. */
+  browse?: BrowseCache;
 }
 
 export interface SessionUser {

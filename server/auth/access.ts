@@ -60,6 +60,13 @@ export const ROUTES: RouteRule[] = [
   { method: 'POST', path: '/admin/users/:id/enable', access: ['admin'] },
   { method: 'POST', path: '/admin/users/:id/sign-out', access: ['admin'] },
   { method: 'GET', path: '/admin/audit', access: ['admin'] },
+  // catalog, play and visits (issue 15): the shop window is public; playing needs an account (and, checked by the
+  // handler, a subscription in active or past_due)
+  { method: 'GET', path: '/browse', access: 'public', example: '/browse?q=stranger+thigns&type=show' },
+  { method: 'GET', path: '/titles/:id', access: 'public', example: '/titles/1' },
+  { method: 'GET', path: '/titles/:id/poster.svg', access: 'public', example: '/titles/1/poster.svg' },
+  { method: 'GET', path: '/titles/:id/play', access: 'authenticated', example: '/titles/1/play' },
+  { method: 'POST', path: '/api/play/:titleId/progress', access: 'authenticated', example: '/api/play/1/progress' },
 ];
 
 function compile(rule: RouteRule) {
