@@ -59,7 +59,7 @@ test('DNT or Sec-GPC: no cookie read or set, a random visitor id per view, no us
   await clear();
   const u = await createUser(t.db, { role: 'subscriber' });
   const cookie = `${await sessionCookie(t.db, u.id)}; ${VISITOR_COOKIE}=11111111-2222-4333-8444-555555555555`;
-  for (const h of [{ DNT: '1' }, { 'Sec-GPC': '1' }, { DNT: '1' }]) {
+  for (const h of [{ DNT: '1' }, { 'Sec-GPC': '1' }, { DNT: '1' }] as Record<string, string>[]) {
     const res = await app.request('/account', { headers: { 'User-Agent': CHROME, Cookie: cookie, ...h } });
     assert.is(res.status, 200);
     assert.is(visitorCookie(res), undefined, 'no visitor cookie');
