@@ -28,8 +28,31 @@ export interface BrowseSnapshot {
   years: [number, number];
 }
 
-export interface BrowseCache { snapshot?: BrowseSnapshot; pending?: Promise<BrowseSnapshot> }
-export const createBrowseCache = (): BrowseCache => ({});
+export interface BrowseCache {
+  snapshot?: BrowseSnapshot;
+  pending?: Promise<BrowseSnapshot>;
+  /** Answers that are the same for everyone (result pages, title details, More like this, poster inputs), each kept
+   *  with the snapshot it was computed under and served only with that snapshot: as fresh as the shelves. */
+  answers: Map<string, { at: number; value: unknown }>;
+}
+export const createBrowseCache = (): BrowseCache => ({ answers: new Map() });
+/** Entries in BrowseCache.answers (least recently used go first). */
+export const ANSWERS_MAX = 1000;
+
+/** `compute()` unless the cache holds `key` under this snapshot; what it returns is kept (undefined too). */
+export async function memo<T>(cache: BrowseCache, snap: BrowseSnapshot, key: string, compute: () => Promise<T>): Promise<T> {
+  const hit = cache.answers.get(key);
+  if (hit && hit.at === snap.at) {
+    cache.answers.delete(key); // re-insert: most recently used last
+    cache.answers.set(key, hit);
+    return hit.value as T;
+  }
+  const value = await compute();
+  cache.answers.delete(key);
+  cache.answers.set(key, { at: snap.at, value });
+  if (cache.answers.size > ANSWERS_MAX) cache.answers.delete(cache.answers.keys().next().value!);
+  return value;
+}
 
 /** Snapshots are this old at most when served; an older one is served once more while a fresh one is computed. */
 export const SNAPSHOT_TTL_MS = 60_000;

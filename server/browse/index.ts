@@ -10,7 +10,7 @@ import { page, html, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
   browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching, durationSeconds,
-  PAGE_SIZE, type TitleCard, type BrowseSnapshot, type ContinueCard,
+  memo, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';
 import { posterSvg, posterEtag } from './poster.ts';
@@ -18,10 +18,14 @@ import { entitlement, resumePosition } from './play.ts';
 
 export const browseRoutes = new Hono<Env>();
 
+export function browseCache(c: Context<Env>): BrowseCache {
+  const caches = c.get('deps').caches;
+  return caches.browse ??= createBrowseCache();
+}
+
 export function snapshotFor(c: Context<Env>): Promise<BrowseSnapshot> {
   const deps = c.get('deps');
-  deps.caches.browse ??= createBrowseCache();
-  return browseSnapshot(deps.readDb, deps.caches.browse, deps.now());
+  return browseSnapshot(deps.readDb, browseCache(c), deps.now());
 }
 
 
@@ -104,7 +108,7 @@ browseRoutes.get('/browse', async (c) => {
     }));
   }
 
-  const result = await findTitles(deps.readDb, state.filters, snap.popularIds, state.page);
+  const result = await memo(browseCache(c), snap, `find:${state.canonical}`, () => findTitles(deps.readDb, state.filters, snap.popularIds, state.page));
   const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
   const described = [
     state.filters.type ? (state.filters.type === 'Movie' ? 'movies' : 'TV shows') : '',
@@ -138,10 +142,11 @@ function links(items: string[], param: string) {
 browseRoutes.get('/titles/:id', async (c) => {
   const deps = c.get('deps');
   const id = titleId(c);
-  const t = await titleDetail(deps.readDb, id);
-  if (!t) throw notFound(`No title ${id}`);
   const snap = await snapshotFor(c);
-  const similar = await moreLikeThis(deps.readDb, id, snap.popularIds);
+  const cache = browseCache(c);
+  const t = await memo(cache, snap, `title:${id}`, () => titleDetail(deps.readDb, id));
+  if (!t) throw notFound(`No title ${id}`);
+  const similar = await memo(cache, snap, `similar:${id}`, () => moreLikeThis(deps.readDb, id, snap.popularIds));
   const user = c.get('user');
   const access = user ? await entitlement(deps.readDb, user.id) : undefined;
   const resume = user && access?.allowed ? await resumePosition(deps.readDb, user.id, id) : 0;
@@ -188,10 +193,10 @@ browseRoutes.get('/titles/:id', async (c) => {
 
 browseRoutes.get('/titles/:id/poster.svg', async (c) => {
   const id = titleId(c);
-  const row = await c.get('deps').readDb.one<{ title: string; type: string; release_year: number | null; genres: string[] }>(sql`
+  const row = await memo(browseCache(c), await snapshotFor(c), `poster:${id}`, () => c.get('deps').readDb.one<{ title: string; type: string; release_year: number | null; genres: string[] }>(sql`
     SELECT t.title, t.type, t.release_year,
       ARRAY(SELECT g.name FROM title_genres tg JOIN genres g ON g.id = tg.genre_id WHERE tg.title_id = t.id ORDER BY g.name) AS genres
-    FROM titles t WHERE t.id = ${id}`);
+    FROM titles t WHERE t.id = ${id}`));
   if (!row) throw notFound(`No title ${id}`);
   const input = { id, title: row.title, type: row.type, releaseYear: row.release_year, genres: row.genres };
   const etag = posterEtag(input);
