@@ -10,6 +10,7 @@ import { createApp } from '../server/app.ts';
 import { loadTitles } from '../etl/titles/load.ts';
 import { BUNDLED_TITLES } from '../etl/titles/demo-step.ts';
 import { posterSvg } from '../server/browse/poster.ts';
+import { HtmlValidate } from 'html-validate';
 
 const t = useDatabase(test);
 let app: ReturnType<typeof createApp>;
@@ -186,6 +187,33 @@ test('/ sends a signed-in subscriber to /browse, staff to the dashboards', async
   assert.is((await app.request('/', { headers: { Cookie: await sessionCookie(t.db, analyst.id) } })).headers.get('location'), '/dashboards');
   // staff may browse too
   assert.is((await app.request('/browse', { headers: { Cookie: await sessionCookie(t.db, analyst.id) } })).status, 200);
+});
+
+test('html-validate (recommended) finds nothing in the catalog pages\' markup, signed out and in', async () => {
+  // the product's rules (issue 14: .htmlvalidate.json): recommended, minus trailing whitespace of template literals
+  const validator = new HtmlValidate({ extends: ['html-validate:recommended'], rules: {
+    'no-trailing-whitespace': 'off', 'form-dup-name': ['error', { shared: ['radio', 'checkbox', 'button', 'reset', 'submit'] }] } });
+  const viewer = await createUser(t.db, { role: 'subscriber' });
+  const bare = await createUser(t.db, { role: 'subscriber' });
+  await t.db.query(sql`INSERT INTO subscriptions (user_id, plan_id, status, current_period_start, current_period_end)
+    VALUES (${viewer.id}, 1, 'active', now(), now() + interval '1 month')`);
+  const id = await idOf('Stranger Things');
+  await t.db.query(sql`INSERT INTO watch_events (user_id, title_id, started_at, seconds_watched) VALUES (${viewer.id}, ${id}, now(), 300)`);
+  const signedIn = await sessionCookie(t.db, viewer.id);
+  const problems: string[] = [];
+  for (const [path, cookie, status] of [['/browse', '', 200], ['/browse', signedIn, 200], ['/browse?q=stranger+thigns', '', 200],
+    ['/browse?type=show&genre=Crime+TV+Shows&page=2', signedIn, 200], [`/titles/${id}`, '', 200], [`/titles/${id}`, signedIn, 200],
+    [`/titles/${id}`, await sessionCookie(t.db, bare.id), 200], [`/titles/${id}/play`, signedIn, 200],
+    [`/titles/${id}/play`, await sessionCookie(t.db, bare.id), 403], ['/browse?genre=Nope', '', 400]] as const) {
+    const { res, body } = await get(path, cookie);
+    assert.is(res.status, status, path);
+    // this feature's markup: the <main> of each page (the shared layout around it is the layout's own business)
+    const main = body.slice(body.indexOf('<main'), body.lastIndexOf('</main>') + 7);
+    const doc = `<!DOCTYPE html><html lang="en"><head><title>t</title></head><body>${main}</body></html>`;
+    const report = await validator.validateString(doc, `${path}${cookie ? ' (signed in)' : ''}`);
+    for (const r of report.results) for (const m of r.messages) problems.push(`${r.filePath}:${m.line}:${m.column} ${m.ruleId}: ${m.message}`);
+  }
+  assert.equal(problems, [], problems.join('\n'));
 });
 
 test.run();
