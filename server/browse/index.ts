@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import type { Context } from 'hono';
 import sql from 'sql-template-tag';
 import type { Env } from '../types.ts';
-import { page, html, type Html } from '../html.ts';
+import { page, html, raw, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
   browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching, durationSeconds,
@@ -94,31 +94,36 @@ browseRoutes.get('/browse', async (c) => {
   const user = c.get('user');
   const filtering = Object.keys(state.values).length > 0;
 
+  const cache = browseCache(c);
+  // The markup shared by everyone (the form, the shelves, a result page) is rendered once per snapshot and kept as a
+  // string; only the signed-in user's Continue watching is rendered per request.
+  const text = async (h: Html) => (await h).toString();
   if (!filtering) {
     const resume = user ? await continueWatching(deps.readDb, user.id) : [];
+    const form = await memo(cache, snap, 'html:form', () => text(searchForm(undefined, snap)));
+    const shelves = await memo(cache, snap, 'html:shelves', () => text(html`${snap.shelves.map((s) => shelf(s.id, s.name, s.titles, s.link))}
+        ${snap.shelves.every((s) => !s.titles.length) ? html`<p class="muted">The catalog is empty: load it with <code>npm run etl</code>.</p>` : ''}`));
     return c.html(page(c, {
       title: 'Browse',
       body: html`<main class="browse">
         <h1 class="visually-hidden">Browse the catalog</h1>
-        ${searchForm(undefined, snap)}
+        ${raw(form)}
         ${resume.length ? shelf('continue', 'Continue watching', resume, undefined, (t) => progressBar(t as ContinueCard)) : ''}
-        ${snap.shelves.map((s) => shelf(s.id, s.name, s.titles, s.link))}
-        ${snap.shelves.every((s) => !s.titles.length) ? html`<p class="muted">The catalog is empty: load it with <code>npm run etl</code>.</p>` : ''}
+        ${raw(shelves)}
       </main>`,
     }));
   }
 
-  const result = await memo(browseCache(c), snap, `find:${state.canonical}`, () => findTitles(deps.readDb, state.filters, snap.popularIds, state.page));
-  const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
-  const described = [
-    state.filters.type ? (state.filters.type === 'Movie' ? 'movies' : 'TV shows') : '',
-    state.values.genre, state.values.country && `from ${state.values.country}`, state.values.rating && `rated ${state.values.rating}`,
-    state.values.year && `released in ${state.values.year}`,
-  ].filter(Boolean).join(', ');
-  const heading = state.values.q ? html`Results for “${state.values.q}”` : html`Titles`;
-  return c.html(page(c, {
-    title: state.values.q ? `“${state.values.q}”` : 'Browse',
-    body: html`<main class="browse">
+  const main = await memo(cache, snap, `html:${state.canonical}`, async () => {
+    const result = await findTitles(deps.readDb, state.filters, snap.popularIds, state.page);
+    const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
+    const described = [
+      state.filters.type ? (state.filters.type === 'Movie' ? 'movies' : 'TV shows') : '',
+      state.values.genre, state.values.country && `from ${state.values.country}`, state.values.rating && `rated ${state.values.rating}`,
+      state.values.year && `released in ${state.values.year}`,
+    ].filter(Boolean).join(', ');
+    const heading = state.values.q ? html`Results for “${state.values.q}”` : html`Titles`;
+    return text(html`<main class="browse">
       ${searchForm(state, snap)}
       <div class="results-head">
         <h1>${heading}</h1>
@@ -131,8 +136,9 @@ browseRoutes.get('/browse', async (c) => {
         <span>Page ${state.page} of ${pages}</span>
         ${state.page < pages ? html`<a rel="next" href="/browse${queryString(state.values, { page: String(state.page + 1) })}">Next ›</a>` : ''}
       </nav>` : ''}
-    </main>`,
-  }));
+    </main>`);
+  });
+  return c.html(page(c, { title: state.values.q ? `“${state.values.q}”` : 'Browse', body: raw(main) }));
 });
 
 function links(items: string[], param: string) {
