@@ -117,7 +117,7 @@ try {
     const rows: [string, Measure | { p50: number; p99: number; rps: number }][] = [];
     const anon = { 'user-agent': UA, accept: 'text/html' };
     const signed = { ...anon, cookie };
-    for (const [label, p, h] of [
+    const targets = [
       ['GET /healthz (HTTP floor)', '/healthz', anon],
       ['/browse (anonymous: shelves)', '/browse', anon],
       ['/browse (signed in: + continue watching)', '/browse', signed],
@@ -127,7 +127,13 @@ try {
       ['/browse?q=<2,000 distinct typos> (random)', '', anon],
       [`/titles/${title} (More like this)`, `/titles/${title}`, signed],
       [`/titles/${title}/poster.svg`, `/titles/${title}/poster.svg`, anon],
-    ] as const) {
+      ['GET /healthz again (after the rest)', '/healthz', anon],
+    ] as const;
+    // warm-up: every URL for 2 s, unmeasured (JIT, the snapshot, the answer cache, pooled connections)
+    for (const [, p, h] of targets) {
+      await autocannon({ url: base + (p || '/browse'), connections: CONNECTIONS, duration: 2, headers: h, requests: p ? undefined : [{ setupRequest: (req: any) => ({ ...req, path: searches[Math.floor(Math.random() * searches.length)] }) }] });
+    }
+    for (const [label, p, h] of targets) {
       rows.push([label, await load(base + (p || '/browse'), h, p ? undefined : searches)]);
       const m = rows.at(-1)![1] as Measure;
       if (m.bad) log(`  ! ${label}: ${m.bad} non-2xx/errors`);
@@ -138,7 +144,8 @@ try {
     log(`${'what'.padEnd(44)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'req/s'.padStart(9)}`);
     for (const [label, m] of rows) log(`${label.padEnd(44)} ${fmt(m.p50).padStart(8)} ${fmt(m.p99).padStart(8)} ${fmt(m.rps, 0).padStart(9)}`);
     const worst = Math.max(...rows.filter(([l]) => l.startsWith('/browse')).map(([, m]) => m.p99));
-    log(`\nworst /browse p99: ${fmt(worst)} ms (target ≤ 50 ms) ${worst <= 50 ? 'ok' : 'MISSED'}`);
+    const floor = Math.min(...rows.filter(([l]) => l.startsWith('GET /healthz')).map(([, m]) => m.p99));
+    log(`\nworst /browse p99: ${fmt(worst)} ms (target ≤ 50 ms) ${worst <= 50 ? 'ok' : 'MISSED'}; /healthz p99 on this machine now: ${fmt(floor)} ms`);
   } finally {
     child.kill('SIGTERM');
     await exited;
