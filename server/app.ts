@@ -6,10 +6,12 @@ import { defaultConfig } from './config.ts';
 import { loadCatalog, DEFAULT_REPORTS_DIR, type Catalog } from './reports/catalog.ts';
 import { loadDashboards } from './dashboards/catalog.ts';
 import { onError, errorResponse, HttpError } from './errors.ts';
+import { CLIENT_REQUEST_ID } from './request-id.ts';
 import { health } from './health.ts';
 import { page, html } from './html.ts';
 import { authorize } from './auth/access.ts';
 import { csrfGuard } from './auth/csrf.ts';
+import { PublicOrigins, hostGuard } from './auth/origins.ts';
 import { sessionMiddleware } from './auth/session.ts';
 import { login } from './auth/login.ts';
 import { signup } from './auth/signup.ts';
@@ -17,6 +19,7 @@ import { account } from './account/index.ts';
 import { adminUsers } from './admin/users.ts';
 import { adminAudit } from './admin/audit-page.ts';
 import { securityHeaders } from './security.ts';
+import { compressText } from './compress.ts';
 import { rejectNulInQuery, MAX_BODY_BYTES } from './input-guard.ts';
 import { bodyLimit } from 'hono/body-limit';
 import { staticFiles } from './static.ts';
@@ -46,6 +49,8 @@ export function appDeps(deps: Deps): AppDeps {
     dashboards: deps.dashboards ?? loadDashboards(config.dashboardsDir, deps.catalog ? undefined : catalog),
     caches: deps.caches ?? { sessions: new Map(), reports: config.reportCache ? new Map() : null },
     visits: deps.visits ?? null,
+    // without a list (tests, benchmarks): the loopback names on any port
+    publicOrigins: deps.publicOrigins ?? new PublicOrigins(config.publicUrls),
   };
 }
 
@@ -53,17 +58,24 @@ export function createApp(deps: Deps) {
   const full = appDeps(deps);
   const app = new Hono<Env>();
 
+  // Our own id for every request, always generated: a client's X-Request-Id could repeat another request's id. A
+  // well-formed one (a proxy's or a caller's correlation id) is kept beside ours: in log lines and audit rows.
   app.use('*', async (c, next) => {
+    c.set('requestId', randomUUID());
     const incoming = c.req.header('x-request-id');
-    c.set('requestId', incoming && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID());
+    if (incoming && CLIENT_REQUEST_ID.test(incoming)) c.set('clientRequestId', incoming);
     c.set('deps', full);
     await next();
     c.header('X-Request-Id', c.get('requestId'));
   });
   // Page views go to the visits buffer once their answer is known (server/visits.ts: HTML 2xx GETs, no bots).
   app.use('*', recordVisits);
+  // Text answers (pages, JSON, CSV) compressed by Accept-Encoding, after every other middleware set its headers.
+  app.use('*', compressText);
   // CSP and the other security headers on every response, error pages included.
   app.use('*', securityHeaders);
+  // Only our own host names (MARQUEE_PUBLIC_URL / the listen address): DNS rebinding gets a 421 (server/auth/origins.ts).
+  app.use('*', hostGuard);
   // A NUL in the query string is a 400 before any route can hand it to PostgreSQL (server/input-guard.ts).
   app.use('*', rejectNulInQuery);
   // Forms and JSON bodies are read whole into memory: cap them before anything parses one (1 MiB is far above any form).

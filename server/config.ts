@@ -24,6 +24,16 @@ export interface Config {
   csvStreams: number;
   reportCache: boolean;
   etlTrace: boolean;
+  /** The origins browsers reach this server by; undefined: the listen address (server/auth/origins.ts). */
+  publicUrls: string[] | undefined;
+  /** Where outgoing mail is written, one .eml file per message (server/mail/outbox.ts). */
+  outboxDir: string;
+  /** As root: where PostgreSQL binaries and clusters the postgres user cannot reach in place are put. */
+  pgHome: string;
+  /** TESTS ONLY: a `test.tick` job firing every second (test/faults.test.ts). */
+  testTickJob: boolean;
+  /** TESTS ONLY: the job scheduler's clock shifted by this many ms (plays an instance whose clock is off). */
+  testClockSkewMs: number;
 }
 
 export class ConfigError extends Error {
@@ -53,6 +63,17 @@ const postgresUrl: Parse<string> = (raw, name) => {
   } catch { /* below */ }
   return fail(name, 'a postgres:// or postgresql:// URL', raw.replace(/:[^:@/]*@/, ':***@'));
 };
+
+/** "scheme://host[:port]" from a configured value, or an Error saying what is wrong with it. */
+export function parseOrigin(value: string, name = 'MARQUEE_PUBLIC_URL'): string {
+  let u: URL;
+  try { u = new URL(value); } catch { throw new Error(`${name}: "${value}" is not a URL like https://marquee.example.com`); }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`${name}: "${value}" must start with http:// or https://`);
+  if (u.username || u.password || (u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) {
+    throw new Error(`${name}: "${value}" must be an origin only (scheme, host and optional port; no path, query or user)`);
+  }
+  return u.origin;
+}
 
 interface Variable<K extends keyof Config> {
   key: K;
@@ -84,6 +105,11 @@ export const VARIABLES = {
   MARQUEE_CSV_STREAMS: v('csvStreams', 4, int(1, 1000)),
   MARQUEE_REPORT_CACHE: v('reportCache', true, flag),
   MARQUEE_ETL_TRACE: v('etlTrace', false, flag),
+  MARQUEE_PUBLIC_URL: v('publicUrls', undefined, (raw, name) => raw.split(/[\s,]+/).filter(Boolean).map((o) => parseOrigin(o, name))),
+  MARQUEE_OUTBOX_DIR: v('outboxDir', '', nonEmpty),
+  MARQUEE_PG_HOME: v('pgHome', '/var/lib/marquee', (raw) => path.resolve(raw)),
+  MARQUEE_TEST_TICK_JOB: v('testTickJob', false, flag),
+  MARQUEE_TEST_CLOCK_SKEW_MS: v('testClockSkewMs', 0, int(-86_400_000, 86_400_000)),
 } satisfies Record<string, Variable<any>>;
 
 /**
@@ -102,6 +128,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (problems.length) throw new ConfigError(problems);
   const config = out as unknown as Config;
   config.dataDir = path.resolve(config.dataDir);
+  config.outboxDir = config.outboxDir ? path.resolve(config.outboxDir) : path.join(config.dataDir, 'outbox');
   return config;
 }
 

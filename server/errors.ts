@@ -4,6 +4,8 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Env } from './types.ts';
 import { page, html } from './html.ts';
+import { requestLabel } from './request-id.ts';
+import { isDbUnavailable } from './db/index.ts';
 
 /** Hono's HTTPException with what our error shape adds: per-field messages and response headers (Retry-After …). */
 export class HttpError extends HTTPException {
@@ -19,9 +21,12 @@ export const forbidden = (message = 'You do not have access to this page') => ne
 
 const TITLES: Record<number, string> = {
   400: 'Bad request', 401: 'Sign in required', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed',
-  409: 'Conflict', 413: 'Too large', 415: 'Unsupported media type', 429: 'Too many requests', 500: 'Something went wrong',
+  409: 'Conflict', 413: 'Too large', 421: 'Unknown host name', 415: 'Unsupported media type', 429: 'Too many requests', 500: 'Something went wrong',
   503: 'Unavailable',
 };
+
+/** Seconds a client is asked to wait (Retry-After) when the database is unavailable. */
+export const RETRY_AFTER_S = 5;
 
 export function isApi(path: string) { return path === '/api' || path.startsWith('/api/'); }
 
@@ -46,6 +51,12 @@ export function onError(err: Error, c: Context<Env>) {
     return errorResponse(c, status, err.message || TITLES[status] || 'Error', extra?.fields, extra?.headers);
   }
   const log = c.get('deps')?.log ?? console.error;
-  log(`[error] request ${c.get('requestId')} ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
+  if (isDbUnavailable(err)) {
+    // not a bug: the database is down, restarting, refusing connections or the pool is exhausted — try again shortly
+    log(`[error] request ${requestLabel(c)} ${c.req.method} ${c.req.path}: database unavailable: ${err.message}`);
+    return errorResponse(c, 503, 'The database is unavailable right now; try again in a few seconds.', undefined,
+      { 'Retry-After': String(RETRY_AFTER_S) });
+  }
+  log(`[error] request ${requestLabel(c)} ${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
   return errorResponse(c, 500, 'An unexpected error occurred. It has been logged; quote the request id when reporting it.');
 }

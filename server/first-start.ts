@@ -2,13 +2,22 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from './db/index.ts';
 import type { Config } from './config.ts';
-import { hashPassword } from './auth/password.ts';
+import { hashPassword, passwordProblem } from './auth/password.ts';
 import { demoDataSteps } from './demo-data.ts';
 
 export interface FirstStartResult { adminEmail: string; generatedPassword?: string; created: boolean }
 
+/** Why MARQUEE_ADMIN_PASSWORD is refused, if it is (main.ts checks it before anything starts). */
+export function adminPasswordProblem(config: Pick<Config, 'adminEmail' | 'adminPassword'>): string | undefined {
+  const problem = config.adminPassword !== undefined ? passwordProblem(config.adminPassword, config.adminEmail) : undefined;
+  return problem && `MARQUEE_ADMIN_PASSWORD is refused: ${problem.replace(/^./, (ch) => ch.toLowerCase())} (or unset it: a random password is generated and printed once)`;
+}
+
 export async function ensureFirstAdmin(db: Db, config: Pick<Config, 'adminEmail' | 'adminPassword'>): Promise<FirstStartResult> {
   const email = config.adminEmail;
+  // Checked at every start, not only when the admin is created: a weak value is a configuration error either way.
+  const problem = adminPasswordProblem(config);
+  if (problem) throw new Error(problem);
   const existing = await db.one<{ email: string }>(`SELECT email FROM users WHERE role = 'admin' ORDER BY id LIMIT 1`);
   if (existing) return { adminEmail: existing.email, created: false };
   const generated = config.adminPassword ? undefined : randomBytes(12).toString('base64url');

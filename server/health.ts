@@ -1,7 +1,9 @@
 // /healthz: the process is alive. /readyz: the database answers within 1 s and its schema is current.
 import { Hono } from 'hono';
 import type { Env } from './types.ts';
+import { requestLabel } from './request-id.ts';
 import { appliedVersion, latestVersion } from './db/migrate.ts';
+import { RETRY_AFTER_S } from './errors.ts';
 
 const expected = latestVersion();
 
@@ -21,7 +23,8 @@ export const health = new Hono<Env>()
       return c.json({ status: 'ready', schema: version });
     } catch (e: any) {
       // The probe is public: the driver's message (host, port, user) goes to the operator's log, not to the client.
-      c.get('deps').log(`[readyz] request ${c.get('requestId')}: database unavailable: ${e?.message ?? e}`);
+      c.get('deps').log(`[readyz] request ${requestLabel(c)}: database unavailable: ${e?.message ?? e}`);
+      c.header('Retry-After', String(RETRY_AFTER_S));
       return c.json({ status: 'database unavailable', requestId: c.get('requestId') }, 503);
     }
   });

@@ -1,4 +1,5 @@
-// Server-rendered pages share one layout (dark, Netflix-like theme; light on request). Values are escaped by hono/html.
+// Server-rendered pages share one layout (dark, Netflix-like theme; light on request). Values are escaped by hono/html,
+// which drops booleans: write ARIA states as strings (aria-pressed="${String(x)}").
 import type { Context } from 'hono';
 import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
@@ -14,12 +15,14 @@ export interface PageOptions {
   body: Html | string;
   /** Page entry script (bundled from views/), e.g. 'report-page'. */
   script?: string;
+  /** An extra skip link, after "Skip to main content": e.g. the filter form of a dashboard or report page. */
+  skipTo?: { href: string; label: string };
 }
 
 export function page(c: Context<Env>, opts: PageOptions) {
   const user = c.get('user');
   const theme = themeOf(c);
-  return html`<!doctype html>
+  return html`<!DOCTYPE html>
 <html lang="en"${theme === 'auto' ? '' : html` data-theme="${theme}"`}>
 <head>
 <meta charset="utf-8">
@@ -30,22 +33,23 @@ export function page(c: Context<Env>, opts: PageOptions) {
 ${opts.script ? html`<script type="module" src="${assetUrl(opts.script + '.js')}"></script>` : ''}
 </head>
 <body>
+<div class="skip-links"><a href="#main">Skip to main content</a>${opts.skipTo ? html`<a href="${opts.skipTo.href}">${opts.skipTo.label}</a>` : ''}</div>
 <header class="topbar">
   <a class="brand" href="/">MARQUEE</a>
-  <nav>
+  <nav aria-label="Main">
     <a href="/browse">Browse</a>
     ${user && user.role !== 'subscriber' ? html`<a href="/reports">Reports</a><a href="/dashboards">Dashboards</a>` : ''}
     ${user?.role === 'admin' ? html`<a href="/admin/users">Users</a><a href="/admin/audit">Audit</a>` : ''}
     ${user ? html`<a href="/account">${user.displayName}</a>
-      <form method="post" action="/logout" class="inline"><button class="link">Sign out</button></form>`
+      <form method="post" action="/logout" class="inline"><button type="submit" class="link">Sign out</button></form>`
       : html`<a href="/login">Sign in</a>`}
     <form method="post" action="/theme" class="inline theme-toggle" aria-label="Colour theme">
       <input type="hidden" name="next" value="${c.req.path + (new URL(c.req.url).search)}">
-      ${THEMES.map((t) => html`<button name="theme" value="${t}" aria-pressed="${t === theme}">${t[0].toUpperCase() + t.slice(1)}</button>`)}
+      ${THEMES.map((t) => html`<button type="submit" name="theme" value="${t}" aria-pressed="${String(t === theme)}">${t[0].toUpperCase() + t.slice(1)}</button>`)}
     </form>
   </nav>
 </header>
-${opts.body}
+<div id="main">${opts.body}</div>
 </body>
 </html>`;
 }

@@ -7,9 +7,10 @@ import { openDatabase } from './db/connect.ts';
 import { createDb, redactUrl } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
 import { appDeps, createApp } from './app.ts';
-import { ensureFirstAdmin, ensureDemoData } from './first-start.ts';
+import { PublicOrigins, listenOrigins } from './auth/origins.ts';
+import { ensureFirstAdmin, ensureDemoData, adminPasswordProblem } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
-import { scheduledJobs } from './jobs/registry.ts';
+import { scheduledJobs, schedulerClock } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
 import { VisitRecorder } from './visits.ts';
 import { loadDashboards } from './dashboards/catalog.ts';
@@ -18,6 +19,10 @@ import { loadCatalog, ensureMarts, checkReportSql, refreshDue, DEFAULT_REPORTS_D
 const started = Date.now();
 // Every variable is read and checked here, once: a bad one stops the start with its name and value (exit 2).
 const config = configOrExit(process.env, 'marquee');
+const weakAdminPassword = adminPasswordProblem(config);
+if (weakAdminPassword) { console.error(`marquee: ${weakAdminPassword}`); process.exit(2); }
+// MARQUEE_PUBLIC_URL, else the listen address once the port is known.
+const origins = new PublicOrigins(config.publicUrls ?? []);
 
 const log = (l: string) => console.log(l);
 let stopDatabase = async () => {};
@@ -50,11 +55,14 @@ try {
   await ensureBuilt(log);
   // Page views are buffered in memory and written in batches; the shutdown steps flush them before the pool closes.
   const visits = new VisitRecorder(db, { log: (l: string) => console.error(l) });
-  const deps = appDeps({ db, config, catalog, dashboards, visits, log: (l: string) => console.error(l) });
+  const deps = appDeps({ db, config, catalog, dashboards, visits, log: (l: string) => console.error(l), publicOrigins: origins });
   const app = createApp(deps);
-  const jobs = startJobs(db, scheduledJobs(deps), log);
+  const jobs = startJobs(db, scheduledJobs(deps), log, schedulerClock(config));
 
   const { server, url } = await listen(app.fetch, config.port, config.host);
+  if (!config.publicUrls) origins.set(listenOrigins(config.host, (server.address() as { port: number }).port));
+  log(`outgoing mail (sign-up links): ${config.outboxDir}`);
+  log(`answering as ${origins.list.join(', ')}${config.publicUrls ? ' (MARQUEE_PUBLIC_URL)' : ' (the listen address; set MARQUEE_PUBLIC_URL for other names)'}`);
   // Marts never refreshed (a new database, a changed definition) or due are filled in the background; their
   // reports answer 503 "not ready" until then.
   const startupRefresh = refreshDue(db, catalog, new Date(), log, 'startup', config.martWorkMem)

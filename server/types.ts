@@ -6,6 +6,7 @@ import type { Dashboard } from './dashboards/catalog.ts';
 import type { ResultCache } from './reports/engine.ts';
 import type { BrowseCache } from './browse/catalog.ts';
 import type { VisitRecorder } from './visits.ts';
+import type { PublicOrigins } from './auth/origins.ts';
 
 /** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
@@ -25,6 +26,11 @@ export interface Deps {
   log?: (line: string) => void;
   /** Page views are recorded into `visits` through this buffer (server/visits.ts) when given: main.ts does; tests opt in. */
   visits?: VisitRecorder | null;
+  /**
+   * The origins browsers reach this server by (MARQUEE_PUBLIC_URL, else the listen address; settable after listen).
+   * Other Host headers are refused and the CSRF check compares Origin with these. Default: loopback names, any port.
+   */
+  publicOrigins?: PublicOrigins;
 }
 
 export interface AppCaches {
@@ -49,7 +55,10 @@ export type AppDeps = Required<Deps>;
 
 export type Env = {
   Variables: {
+    /** Ours, always generated (the X-Request-Id response header). */
     requestId: string;
+    /** A well-formed X-Request-Id the client sent, kept beside ours (logs, audit_log.client_request_id). */
+    clientRequestId?: string;
     deps: AppDeps;
     user?: SessionUser;
     sessionIdHash?: Buffer;

@@ -7,8 +7,9 @@ import * as assert from 'uvu/assert';
 import { useDatabase } from './helpers/db.ts';
 import { loadCatalog, runReport, type Catalog } from '../server/reports/engine.ts';
 import { loadTitles } from '../etl/titles/load.ts';
+import { realTitlesCsv } from './helpers/dataset.ts';
 
-const FILE = '/work/shared/data/netflix_titles.csv';
+const FILE = realTitlesCsv();
 const t = useDatabase(test);
 let catalog: Catalog;
 

@@ -1,5 +1,5 @@
 // The real dataset's known facts. The first-start demo step loads the bundled etl/data/netflix_titles.csv.gz (the
-// same bytes, checked by SHA-256); the real CSV from ../shared/data is then loaded over it once: all unchanged.
+// same bytes, checked by SHA-256); the same file as a plain CSV (decompressed from it) is then loaded over it once: all unchanged.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -7,13 +7,14 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { useDatabase } from './helpers/db.ts';
+import { realTitlesCsv } from './helpers/dataset.ts';
 import { loadTitles } from '../etl/titles/load.ts';
 import { titlesDemoStep, BUNDLED_TITLES } from '../etl/titles/demo-step.ts';
 import { demoDataSteps } from '../server/demo-data.ts';
 
 const t = useDatabase(test);
 const root = path.resolve(import.meta.dirname, '..');
-const REAL = [path.resolve(root, '../shared/data/netflix_titles.csv'), '/work/shared/data/netflix_titles.csv'].find((p) => fs.existsSync(p));
+const REAL = realTitlesCsv();
 const SHA256 = '2337d45a294b0711434a61a85c9504905b2fd1fbc0e2adc0d3cdc10f4b96cd16';
 
 test('the bundled gzip is the real file, byte for byte', () => {
@@ -57,11 +58,10 @@ test("the real file's known facts", async () => {
 });
 
 test('loading the real CSV over it changes nothing: 8,807 unchanged', async () => {
-  assert.ok(REAL, 'the real dataset is beside the repository (../shared/data)');
   const links = async () => t.db.one(`SELECT (SELECT count(*) FROM title_cast) AS c, (SELECT count(*) FROM title_genres) AS g,
     (SELECT count(*) FROM title_countries) AS k, (SELECT count(*) FROM title_directors) AS d, (SELECT max(updated_at) FROM titles) AS u`);
   const before = await links();
-  const s = await loadTitles(t.db, REAL!);
+  const s = await loadTitles(t.db, REAL);
   assert.equal([s.rows, s.inserted, s.updated, s.unchanged, s.removed], [8807, 0, 0, 8807, 0]);
   assert.equal(s.rejects, []);
   assert.is(s.defects.rating_holds_duration, 3);

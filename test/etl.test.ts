@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { useDatabase, createDatabase, serverUrl } from './helpers/db.ts';
+import { realTitlesCsv } from './helpers/dataset.ts';
 import { createDb, withConnection, type Db } from '../server/db/index.ts';
 import { loadTitles, type LoadSummary } from '../etl/titles/load.ts';
 import { TitlesInputError } from '../etl/titles/errors.ts';
@@ -17,7 +18,7 @@ import { TitlesInputError } from '../etl/titles/errors.ts';
 const t = useDatabase(test);
 const root = path.resolve(import.meta.dirname, '..');
 const fx = (name: string) => path.join(root, 'test/fixtures/etl', name);
-const REAL = [path.resolve(root, '../shared/data/netflix_titles.csv'), '/work/shared/data/netflix_titles.csv'].find((p) => fs.existsSync(p));
+const REAL = realTitlesCsv();
 
 /** Everything the ETL writes, in a comparable form. */
 async function snapshot() {
@@ -326,9 +327,8 @@ test('a stray quote in a parsed column is part of its value; list items lose edg
 });
 
 test('lists split on the worker thread (ring of shared slots, or a batch bigger than a slot) load what the inline split loads', async () => {
-  assert.ok(REAL, 'the real dataset is beside the repository');
   // 3 copies of the real file with fresh show_ids (~10 MB: more than the ring's slots hold at once), plus the defects
-  const [header, ...rows] = fs.readFileSync(REAL!, 'utf8').replace(/\n$/, '').split('\n');
+  const [header, ...rows] = fs.readFileSync(REAL, 'utf8').replace(/\n$/, '').split('\n');
   const defects = fs.readFileSync(fx('defects.csv'), 'utf8').replace(/\n$/, '').split('\n').slice(1).map((r) => r.replace(/^"?d/, 'z'));
   const body = [0, 1, 2].map((k) => rows.join('\n').replace(/^s(\d+),/gm, `w${k}-$1,`)).join('\n');
   const bytes = Buffer.from(`${header}\n${body}\n${defects.join('\n')}\n`);
@@ -395,8 +395,7 @@ test('too many rejected rows refuse the whole file', async () => {
 });
 
 test('a failure mid-stream, after rows reached COPY, leaves no new row visible', async () => {
-  assert.ok(REAL, 'the real dataset is beside the repository');
-  const real = fs.readFileSync(REAL!, 'utf8').split('\n');
+  const real = fs.readFileSync(REAL, 'utf8').split('\n');
   // ~1 MB of good rows with fresh show_ids (several COPY chunks), then a broken one
   const good = real.slice(1, 3001).join('\n').replace(/^s(\d+),/gm, 'mid$1,');
   const lines = good.split('\n').length;

@@ -10,6 +10,7 @@ import { startEmbedded } from '../server/db/embedded.ts';
 import { createDb, withConnection, withDatabase } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
 import { createApp } from '../server/app.ts';
+import { waitFor } from './helpers/sync.ts';
 
 /**
  * GET /readyz on a fresh connection. spawnSync blocks this process's event loop for seconds, longer than the server's
@@ -27,7 +28,7 @@ const tmp = () => { const d = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-life-'))
 const postgresFor = (dir: string) => execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
   .split('\n').filter((l) => l.includes(dir) && l.includes('postgres') && !l.includes(' ps '));
 
-test('/readyz goes 503 within 2 s when the database stops, and back to 200 when it returns', async () => {
+test('/readyz goes 503 at once when the database stops, and back to 200 when it returns', async () => {
   const dir = tmp();
   let pg = await startEmbedded({ dataDir: dir, fast: true, log: () => {} });
   const port = pg.port;
@@ -41,16 +42,14 @@ test('/readyz goes 503 within 2 s when the database stops, and back to 200 when 
     const t0 = Date.now();
     const down = await app.request('/readyz');
     assert.is(down.status, 503);
-    assert.ok(Date.now() - t0 < 2000, `answered in ${Date.now() - t0} ms`);
+    // README: ready means the database answers within 1 s; a refused connection must not hang the probe. The bound
+    // is generous (a loaded machine is slow, not wrong): it catches a probe that waits for a pool or TCP timeout.
+    assert.ok(Date.now() - t0 < 10_000, `answered in ${Date.now() - t0} ms`);
     assert.match((await down.json()).status, /unavailable/);
     assert.is((await app.request('/healthz')).status, 200, 'the process itself is still alive');
     pg = await startEmbedded({ dataDir: dir, fast: true, port, log: () => {} });
-    let status = 0;
-    for (let i = 0; i < 20 && status !== 200; i++) {
-      status = (await app.request('/readyz')).status;
-      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.is(status, 200, 'ready again without a restart');
+    // ready again without a restart: polled up to a generous deadline (the pool reconnects on its own)
+    await waitFor('/readyz to answer 200 again', async () => (await app.request('/readyz')).status === 200, { timeoutMs: 60_000, everyMs: 100 });
   } finally {
     await db.close().catch(() => {});
     await pg.stop();
@@ -94,17 +93,22 @@ test('embedded start/stop leaves no postgres process; a crashed run\'s postmaste
 test('SIGTERM during a slow request lets it finish, then the process exits 0', async () => {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/slow-server.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  const url = await new Promise<string>((resolve) => child.stdout.on('data', (d) => {
-    out += d; const m = /listening (\S+)/.exec(out); if (m) resolve(m[1]);
-  }));
-  const pending = fetch(url + 'slow?ms=1500').then(async (r) => ({ status: r.status, body: await r.text() }));
-  await new Promise((r) => setTimeout(r, 300));
+  const seen = (re: RegExp) => new Promise<RegExpExecArray>((resolve) => {
+    const check = () => { const m = re.exec(out); if (m) { child.stdout.off('data', check); resolve(m); } };
+    child.stdout.on('data', check);
+    check();
+  });
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const url = (await seen(/listening (\S+)/))[1];
+  const pending = fetch(url + 'slow').then(async (r) => ({ status: r.status, body: await r.text() }));
+  await seen(/slow: started/); // the request is in flight (it finishes only after the signal)
   child.kill('SIGTERM');
   const res = await pending;
   const code = await new Promise((r) => child.once('exit', r));
   assert.equal(res, { status: 200, body: 'finished' });
   assert.is(code, 0);
-  assert.match(out, /SIGTERM: shutting down[\s\S]*step: closed pool[\s\S]*stopped/);
+  assert.match(out, /slow: started[\s\S]*SIGTERM: shutting down[\s\S]*slow: finishing[\s\S]*step: closed pool[\s\S]*stopped/);
   await fetch(url + 'slow').then(() => assert.unreachable('still accepting'), () => {});
 });
 

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { useDatabase } from './helpers/db.ts';
 import { loadCatalog, ensureMarts, refreshMarts, runReport, type Catalog } from '../server/reports/engine.ts';
 import { loadTitles } from '../etl/titles/load.ts';
+import { BUNDLED_TITLES } from './helpers/dataset.ts';
 import { parseArgs } from '../etl/simulator/params.ts';
 import { runSimulation } from '../etl/simulator/run.ts';
 
@@ -15,7 +16,7 @@ const END = '2026-10-15';
 let months: string[] = [];
 
 test.before(async () => {
-  await loadTitles(t.db, '/work/shared/data/netflix_titles.csv');
+  await loadTitles(t.db, BUNDLED_TITLES);
   const p = parseArgs(['--scale', 'small', '--seed', '11', '--end', END, '--quiet']);
   await runSimulation(t.db, p);
   catalog = loadCatalog();

@@ -161,7 +161,8 @@ test('CSV: streamed with the row cap and truncation announced in headers', async
   const res = await get('analyst', '/api/reports/fx_capped.csv?n=50');
   assert.is(res.status, 200);
   assert.match(res.headers.get('content-type')!, /^text\/csv/);
-  assert.match(res.headers.get('content-disposition')!, /filename="fx_capped\.csv"/);
+  // named like the tile's PNG/SVG exports (views/export-name.ts): report and filters
+  assert.match(res.headers.get('content-disposition')!, /filename="fx_capped_n-50\.csv"/);
   assert.is(res.headers.get('x-row-cap'), '3');
   assert.is(res.headers.get('x-truncated'), 'true');
   assert.is(await res.text(), 'i\r\n1\r\n2\r\n3\r\n');

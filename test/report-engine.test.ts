@@ -6,12 +6,13 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { holdInTransaction, waitForLockWaiter, waitFor } from './helpers/sync.ts';
 import { useDatabase } from './helpers/db.ts';
 import { createDb, type Db } from '../server/db/index.ts';
 import { HttpError } from '../server/errors.ts';
 import {
   loadCatalog, CatalogError, ensureMarts, refreshMarts, refreshDue, dueMarts, checkReportSql, runReport, streamCsv,
-  martStates, type Catalog,
+  martStates, type Catalog, type ResultCache,
 } from '../server/reports/engine.ts';
 import { martRefreshJobs } from '../server/reports/jobs.ts';
 import { nextFire, previousFire } from '../server/reports/cron-time.ts';
@@ -22,9 +23,11 @@ const t = useDatabase(test);
 const FIXTURES = path.resolve(import.meta.dirname, 'fixtures/reports');
 const NOW = new Date('2026-11-26T09:00:00Z');
 let catalog: Catalog;
+/** The result cache an app keeps (deps.caches.reports), shared by this file's runs. */
+const cache: ResultCache = new Map();
 
 const run = (id: string, q = '', role: any = 'analyst', extra: Record<string, unknown> = {}) =>
-  runReport(t.db, catalog, id, new URLSearchParams(q), { role, now: NOW, ...extra });
+  runReport(t.db, catalog, id, new URLSearchParams(q), { role, now: NOW, cache, ...extra });
 
 async function rejects(p: Promise<unknown>): Promise<HttpError> {
   try { await p; } catch (e) { if (e instanceof HttpError) return e; throw e; }
@@ -237,15 +240,22 @@ test('a failed refresh keeps the last good data, marks the report stale, skips d
 
 test('two instances refresh at once: the mart is refreshed once, the other run is skipped', async () => {
   const other = createDb(t.url, { max: 4 });
+  // The first refresh is held mid-run (inside the advisory lock, before its commit) by a row lock on its report_marts
+  // row; the second starts only once the first provably waits there.
+  const held = await holdInTransaction(t.url, [`SELECT 1 FROM report_marts WHERE name = 'mart_fx_daily' FOR NO KEY UPDATE`]);
+  let releasedHeld = false;
   try {
     const before = (await t.db.one(`SELECT count(*) AS n FROM mart_refreshes WHERE mart = 'mart_fx_daily'`))!.n;
-    await setControl(0.6, false);
-    const [x, y] = await Promise.all([refreshMarts(t.db, catalog), refreshMarts(other, catalog)]);
-    assert.equal([x.ran, y.ran].sort(), [false, true]);
+    const x = refreshMarts(t.db, catalog);
+    await waitForLockWaiter(t.db, 'UPDATE report_marts');
+    const y = await refreshMarts(other, catalog);
+    assert.equal(y, { ran: false, results: [] }, 'the overlapping run is skipped');
+    await held.release();
+    releasedHeld = true;
+    assert.is((await x).ran, true);
     const after = (await t.db.one(`SELECT count(*) AS n FROM mart_refreshes WHERE mart = 'mart_fx_daily'`))!.n;
     assert.is(after, before + 1);
     // scheduled runs: a second instance firing for the same tick finds nothing due
-    await setControl(0, false);
     // the last refreshes happened before the latest scheduled fire time: both marts are due
     await t.db.query(`UPDATE mart_refreshes SET started_at = started_at - interval '10 minutes', finished_at = finished_at - interval '10 minutes'`);
     const tick = new Date();
@@ -256,28 +266,28 @@ test('two instances refresh at once: the mart is refreshed once, the other run i
     const second = await refreshDue(other, catalog, tick);
     assert.equal(second, { ran: true, results: [] });
   } finally {
-    await setControl(0, false);
+    if (!releasedHeld) await held.release();
     await other.close();
   }
 });
 
 test('a reader is not blocked while a mart refreshes (one DELETE + INSERT transaction)', async () => {
-  await setControl(1.5, false);
+  await t.db.query(`INSERT INTO fx_source (kind, day, amount) VALUES ('c', '2026-06-01', 77)`);
+  const before = await run('fx_by_kind', 'kinds=c', 'analyst', { cache: false });
+  // Hold the refresh after its DELETE and INSERT into the mart, before its commit (it waits on the report_marts row).
+  const held = await holdInTransaction(t.url, [`SELECT 1 FROM report_marts WHERE name = 'mart_fx_daily' FOR NO KEY UPDATE`]);
   const refreshing = refreshMarts(t.db, catalog, { only: ['mart_fx_daily'] });
   try {
-    for (let i = 0; i < 100; i++) {
-      const s = await t.db.one(`SELECT count(*) AS n FROM pg_stat_activity WHERE query LIKE 'CREATE TEMPORARY TABLE mart_build%' AND state = 'active'`);
-      if (s!.n > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitForLockWaiter(t.db, 'UPDATE report_marts');
     const r = await run('fx_by_kind', 'kinds=c', 'analyst', { cache: false });
-    assert.ok(r.rowCount >= 1);
+    assert.equal(r.rows, before.rows, 'the reader sees the last committed rows, not the refresh\'s uncommitted ones');
     const still = await t.db.one(`SELECT count(*) AS n FROM mart_refreshes WHERE mart = 'mart_fx_daily' AND finished_at IS NULL`);
     assert.is(still!.n, 1, 'the read finished while the refresh was still running');
   } finally {
+    await held.release();
     assert.ok((await refreshing).results[0].ok);
-    await setControl(0, false);
   }
+  assert.is((await run('fx_by_kind', 'kinds=c', 'analyst', { cache: false })).rowCount, before.rowCount + 1, 'its rows after commit');
 });
 
 test('CSV streams through a cursor; the cap is announced before the body', async () => {
@@ -290,8 +300,7 @@ test('CSV streams through a cursor; the cap is announced before the body', async
   assert.is(await new Response(all.body).text(), 'day,kind,amount,n\r\n2026-01-05,b,7,1\r\n2026-11-02,b,4,1\r\n');
   const none = await streamCsv(t.db, catalog, 'fx_by_kind', new URLSearchParams('kinds=b&from=2026-12-01'), { role: 'admin', now: NOW });
   assert.is(await new Response(none.body).text(), 'day,kind,amount,n\r\n', 'an empty result still has its header line');
-  for (let i = 0; i < 50 && t.db.pool.totalCount - t.db.pool.idleCount > 0; i++) await new Promise((r) => setTimeout(r, 10));
-  assert.is(t.db.pool.totalCount - t.db.pool.idleCount, 0, 'every connection went back to the pool');
+  await waitFor('every connection to go back to the pool', () => t.db.pool.totalCount - t.db.pool.idleCount === 0);
 });
 
 test('ensureMarts re-creates a mart whose file changed, and the marts that read it', async () => {

@@ -1,6 +1,11 @@
 // npm test runner: one PostgreSQL for the whole run (embedded, or TEST_DATABASE_URL / DATABASE_URL), a migrated
 // template database built once, then every test file in its own process (each clones the template), a few at a time.
 // A file that hangs (a leaked handle) is killed at its timeout and counted as failed. Ends with "N passed, N failed".
+// Counts come from test/helpers/uvu-tracked.ts (loaded in place of 'uvu' for every test file), not from uvu's totals:
+// every declared test either passed or failed; one that never ran (declared after .run(), cut short) failed; a file
+// using .only is refused (its tests count as failed); skipped tests are listed by name.
+// MARQUEE_TEST_DIRS (comma-separated, default "test,test/e2e") says where test files are found (the runner's own
+// test points it at test/fixtures/runner).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +15,7 @@ import { startEmbedded } from '../server/db/embedded.ts';
 import { createDb, withConnection, withDatabase, ident } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
 import { ensureBuilt } from '../views/build.ts';
+import type { FileReport } from './helpers/uvu-tracked.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -17,7 +23,7 @@ const concurrency = Number(process.env.TEST_CONCURRENCY ?? 3);
 const timeoutMs = Number(process.env.TEST_FILE_TIMEOUT_MS ?? 300_000);
 
 function discover(): string[] {
-  const dirs = ['test', 'test/e2e'];
+  const dirs = (process.env.MARQUEE_TEST_DIRS ?? 'test,test/e2e').split(',').filter(Boolean);
   const all = dirs.flatMap((d) => fs.existsSync(path.join(root, d))
     ? fs.readdirSync(path.join(root, d)).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(d, f)) : []);
   if (!args.length) return all.sort();
@@ -60,14 +66,17 @@ try {
   await migrate(tdb);
   await tdb.close();
 
-  type Result = { file: string; passed: number; failed: number; skipped: number; ms: number; output: string; note?: string };
+  type Result = { file: string; passed: number; failed: number; skipped: number; ms: number; output: string; note?: string;
+    skippedNames: string[]; failedNames: string[] };
+  const reportDir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-test-reports-'));
   const results: Result[] = [];
   const queue = [...files];
   const runOne = (file: string) => new Promise<Result>((resolve) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    const reportFile = path.join(reportDir, file.replace(/[^a-zA-Z0-9]+/g, '_') + '.json');
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/helpers/uvu-track.mjs', file], {
       cwd: root,
-      env: { ...process.env, MARQUEE_TEST_SERVER_URL: serverUrl, MARQUEE_TEST_TEMPLATE: template, MARQUEE_TEST_RUN_ID: runId, FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { ...process.env, MARQUEE_TEST_REPORT: reportFile, MARQUEE_TEST_SERVER_URL: serverUrl, MARQUEE_TEST_TEMPLATE: template, MARQUEE_TEST_RUN_ID: runId, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -78,12 +87,24 @@ try {
     child.on('exit', (code) => {
       clearTimeout(timer);
       const clean = output.replace(/\x1b\[[0-9;]*m/g, '');
-      const num = (label: string) => Number(new RegExp(`${label}:\\s+(\\d+)`).exec(clean)?.[1] ?? 0);
-      const total = num('Total'), passed = num('Passed'), skipped = num('Skipped');
-      let failed = total - passed - skipped;
+      let report: FileReport | undefined;
+      try { report = JSON.parse(fs.readFileSync(reportFile, 'utf8')); } catch { /* killed, or crashed before exit */ }
+      const label = (t: { suite: string; name: string }) => (t.suite ? `${t.suite} > ` : '') + t.name;
+      const tests = report?.tests ?? [];
+      const onlyUsed = tests.some((t) => t.only);
+      const passedTests = onlyUsed ? [] : tests.filter((t) => t.state === 'passed');
+      const failedTests = tests.filter((t) => !passedTests.includes(t));
+      const failedNames = failedTests.map((t) => label(t) + (
+        onlyUsed ? (t.only ? '  [.only is refused: it hides the other tests]' : '  [not run: .only elsewhere in the file]')
+        : t.state === 'failed' ? '' : t.state === 'declared' ? '  [declared after .run(): never runs]' : '  [never ran]'));
+      const skippedNames = (report?.skipped ?? []).map(label);
+      let passed = passedTests.length, failed = failedTests.length;
+      if (onlyUsed) note = 'test.only is refused';
+      else if (tests.some((t) => t.state === 'declared')) note = 'tests declared after .run()';
+      if (!report) { failed = Math.max(failed, 1); note ??= `no test report (exit code ${code})`; }
       if (code !== 0 && failed === 0) { failed = 1; note ??= `exited with code ${code}`; }
-      if (total === 0 && code === 0) { failed = 1; note = 'ran no test'; }
-      resolve({ file, passed, failed, skipped, ms: Date.now() - t0, output: clean, note });
+      if (report && tests.length === 0 && code === 0) { failed = 1; note = 'ran no test'; }
+      resolve({ file, passed, failed, skipped: skippedNames.length, ms: Date.now() - t0, output: clean, note, skippedNames, failedNames });
     });
   });
   await Promise.all(Array.from({ length: Math.min(concurrency, files.length) }, async () => {
@@ -93,6 +114,8 @@ try {
       const mark = r.failed ? 'FAIL' : 'ok  ';
       console.log(`${mark} ${r.file}  ${r.passed} passed, ${r.failed} failed${r.skipped ? `, ${r.skipped} skipped` : ''}  ` +
         `(${(r.ms / 1000).toFixed(1)} s)${r.note ? `  [${r.note}]` : ''}`);
+      for (const n of r.skippedNames) console.log(`     skipped: ${n}`);
+      for (const n of r.failedNames) console.log(`     failed: ${n}`);
       if (r.failed || process.env.TEST_VERBOSE) console.log(r.output.split('\n').map((l) => '    ' + l).join('\n'));
     }
   }));
@@ -102,6 +125,7 @@ try {
   console.log(`\n${results.length} files in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
   exitCode = failed ? 1 : 0;
+  fs.rmSync(reportDir, { recursive: true, force: true });
 } catch (e: any) {
   console.error(`test run failed to start: ${e.message}`);
   console.log('0 passed, 1 failed');

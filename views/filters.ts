@@ -47,7 +47,9 @@ export function parseState(query: URLSearchParams, filters: Filter[], now = new 
       const from = query.get('from') || undefined;
       const to = query.get('to') || undefined;
       for (const [k, v] of [['from', from], ['to', to]] as const) {
-        if (v !== undefined && !MONTH.test(v)) throw new FilterError(k, `${k} must be a month like 2026-01, got "${v}"`);
+        // years 1900-2999 as report parameters accept (server/reports/params.ts): a tile must not be sent a month it refuses
+        const year = v === undefined ? 0 : Number(MONTH.exec(v)?.[1] ?? 0);
+        if (v !== undefined && (year < 1900 || year > 2999)) throw new FilterError(k, `${k} must be a month like 2026-01 (years 1900 to 2999), got "${v}"`);
       }
       if (from && to && from > to) throw new FilterError('from', `from (${from}) is after to (${to})`);
       const period = query.get('period') || undefined;

@@ -9,6 +9,7 @@ import { loadVega, } from './vega.ts';
 import type { Result } from './vega-render.ts';
 import { vegaConfig, onThemeChange } from './theme.ts';
 import { type ReportResponse, rowsOf, kpiOf, describe, formatTime } from './report-data.ts';
+import { exportFileBase } from './export-name.ts';
 import './mq-kpi.ts';
 import './mq-data-table.ts';
 
@@ -162,11 +163,15 @@ export class MqChart extends LitElement {
       if (!composite && !stepHeight) spec.height = this.height;
       spec.autosize ??= { type: stepHeight ? 'fit-x' : 'fit', contains: 'padding' };
       delete spec.title; // the figcaption carries the title
+      // Vega names its container from the spec's description ("Vega visualization" when none): make that the title.
+      spec.description = data.title;
       const result = await render(el, spec, vegaConfig());
       if (this.renderedFor !== data || !this.isConnected) { result.finalize(); return; }
       this.embedded = result;
       // The container is the accessible image (role=img, label, description, focusable); the marks inside would
-      // only repeat it, point by point, to a screen reader.
+      // only repeat it, point by point, to a screen reader. Vega's view has just made the container a
+      // "graphics-document" labelled by the description: give it back its role and the report's title.
+      this.labelImage(el, data.title);
       const drawn = el.querySelector('svg, canvas');
       drawn?.setAttribute('aria-hidden', 'true');
       this.drawnFor = data;
@@ -177,13 +182,18 @@ export class MqChart extends LitElement {
     }
   }
 
+  private labelImage(el: HTMLElement, title: string) {
+    el.setAttribute('role', 'img');
+    el.setAttribute('aria-label', title);
+    el.removeAttribute('aria-roledescription');
+  }
+
   private csvUrl(): string {
     return `/api/reports/${encodeURIComponent(this.report)}.csv${this.params ? `?${this.params}` : ''}`;
   }
 
   private fileBase(): string {
-    const p = this.params.replace(/[^a-z0-9=_-]+/gi, '_').replace(/=/g, '-').slice(0, 80);
-    return `${this.report}${p ? '_' + p : ''}`;
+    return exportFileBase(this.report, this.params);
   }
 
   private async exportImage(type: 'png' | 'svg') {

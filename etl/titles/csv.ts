@@ -198,6 +198,9 @@ export class TitlesCsvStream extends Transform {
     while (pos < buf.length) {
       const next = this.scanRecord(buf, pos, final);
       if (next < 0) break;
+      // a record that arrived whole in one chunk (or completed within the chunk that took it past the cap) is held
+      // to the same 1 MB cap as one still being carried across chunks (_transform)
+      if (next - pos > MAX_RECORD_BYTES) throw new InputProblem('a record longer than 1 MB starts here: is a quote left unclosed?', this.line);
       this.record(buf, pos, next);
       this.line += 1 + this.recLines;
       pos = next;

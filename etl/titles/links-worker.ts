@@ -101,12 +101,53 @@ function work({ file, ring }: { file: string; ring: Ring }) {
 
 if (parentPort && workerData?.titlesLinks) work(workerData.titlesLinks);
 
+// The spool's folder is named marquee-etl-links-<pid>-<start>-XXXXXX (start: the process's start time in clock ticks
+// since boot, Linux; 0 elsewhere), so that a folder left by a run killed with SIGKILL (7.3 MB for the real file) is
+// known as stale by the next run: its process is gone, or the pid now names a process started at another time.
+const SPOOL_PREFIX = 'marquee-etl-links-';
+const SPOOL_NAME = /^marquee-etl-links-(\d+)-(\d+)-[A-Za-z0-9]{6}$/;
+
+/** A process's start time (field 22 of /proc/<pid>/stat), 0 when unknown; undefined when it does not exist. */
+function startTime(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]) || 0;
+  } catch (e: any) {
+    if (e.code !== 'ENOENT' || !fs.existsSync('/proc/self/stat')) {
+      try { process.kill(pid, 0); return 0; } catch (k: any) { return k.code === 'EPERM' ? 0 : undefined; }
+    }
+    return undefined;
+  }
+}
+
+/** Removes the spool folders in dir whose process is gone; returns their names. Never one of a live process. */
+export function removeStaleSpools(dir = os.tmpdir()): string[] {
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return []; }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = SPOOL_NAME.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]), start = Number(m[2]);
+    if (pid === process.pid) continue;
+    const now = startTime(pid);
+    if (now !== undefined && (now === 0 || start === 0 || now === start)) continue; // alive (or cannot tell)
+    try { fs.rmSync(path.join(dir, name), { recursive: true, force: true }); removed.push(name); } catch { /* not ours to remove */ }
+  }
+  return removed;
+}
+
+function spoolDir(): string {
+  removeStaleSpools();
+  return fs.mkdtempSync(path.join(os.tmpdir(), `${SPOOL_PREFIX}${process.pid}-${startTime(process.pid) ?? 0}-`));
+}
+
 /**
  * The main thread's side: a ListSink for the CSV stage, then the spool and what the splitting found. `inline`: split
  * on this thread (small inputs).
  */
 export class LinkWorker implements ListSink {
-  private readonly dir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-etl-links-'));
+  private readonly dir = spoolDir();
   private readonly file = path.join(this.dir, 'links.bin');
   private readonly worker: Worker | null = null;
   private readonly inline: Splitter | null = null;

@@ -14,16 +14,23 @@ export interface AuditFilters { actor?: string; action?: string; target?: string
 export interface AuditRow {
   id: number; at: Date; actor_id: number | null; actor_email: string | null; action: string; target_type: string | null;
   target_id: string | null; target_email: string | null; before: Record<string, unknown> | null;
-  after: Record<string, unknown> | null; ip: string | null; request_id: string | null;
+  after: Record<string, unknown> | null; ip: string | null; request_id: string | null; client_request_id: string | null;
 }
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-const validDate = (s: string) => DATE.test(s) && !Number.isNaN(Date.parse(`${s}T00:00:00Z`)) && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s);
+const DATE = /^(\d{4})-\d{2}-\d{2}$/;
+// Years 1900-2999, as report parameters (server/reports/params.ts): JavaScript takes year 0 ("0000-01-01") as a date but
+// PostgreSQL has no year 0 and answered 500 "date/time field value out of range".
+const validDate = (s: string) => {
+  const m = DATE.exec(s);
+  return !!m && +m[1] >= 1900 && +m[1] <= 2999 && !Number.isNaN(Date.parse(`${s}T00:00:00Z`))
+    && new Date(`${s}T00:00:00Z`).toISOString().startsWith(s);
+};
+const DATE_HINT = 'Use a date like 2026-01-31 (years 1900 to 2999)';
 
 export function auditProblems(f: AuditFilters): FieldErrors {
   const errors: FieldErrors = {};
-  if (f.from && !validDate(f.from)) errors.from = 'Use a date like 2026-01-31';
-  if (f.to && !validDate(f.to)) errors.to = 'Use a date like 2026-01-31';
+  if (f.from && !validDate(f.from)) errors.from = DATE_HINT;
+  if (f.to && !validDate(f.to)) errors.to = DATE_HINT;
   if (!errors.from && !errors.to && f.from && f.to && f.from > f.to) errors.to = 'The end date is before the start date';
   if (f.action && !/^[a-z][a-z0-9_.]*$/.test(f.action)) errors.action = 'Unknown action';
   return errors;
@@ -46,7 +53,8 @@ export async function loadAudit(db: Db, f: AuditFilters, pageNo: number, size: n
   const where = join(conds, ' AND ');
   const [{ n }] = await db.query<{ n: number }>(sql`SELECT count(*) AS n FROM audit_log a WHERE ${where}`);
   const rows = await db.query<AuditRow>(sql`SELECT a.id, a.at, a.actor_id, actor.email AS actor_email, a.action, a.target_type,
-      a.target_id, target.email AS target_email, a.before, a.after, host(a.ip) AS ip, a.request_id
+      a.target_id, target.email AS target_email, a.before, a.after, host(a.ip) AS ip, a.request_id,
+      a.client_request_id
     FROM audit_log a
     LEFT JOIN users actor ON actor.id = a.actor_id
     -- CASE, not AND: PostgreSQL may cast before it checks the pattern, and first start writes the admin's email here.
@@ -77,7 +85,7 @@ export function auditTable(rows: AuditRow[]): Html {
     <td>${r.target_type === 'user' && r.target_email ? html`<a href="/admin/users/${r.target_id}">${r.target_email}</a>` : `${r.target_type ?? ''} ${r.target_id ?? ''}`}</td>
     <td>${changes(r.before, r.after)}</td>
     <td>${r.ip ?? '—'}</td>
-    <td class="muted small">${r.request_id ?? ''}</td></tr>`)}
+    <td class="muted small">${r.request_id ?? ''}${r.client_request_id ? html`<br>client: ${r.client_request_id}` : ''}</td></tr>`)}
   </tbody></table></div>`;
 }
 

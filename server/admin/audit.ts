@@ -7,10 +7,13 @@ import type { Env } from '../types.ts';
 import { clientIp } from '../auth/client-ip.ts';
 
 /** Who acts, from where, when: taken from a request (auditContext(c)) or built by the CLI. */
-export interface AuditContext { actorId: number | null; ip: string | null; requestId: string | null; now: Date }
+export interface AuditContext { actorId: number | null; ip: string | null; requestId: string | null; now: Date;
+  /** A well-formed X-Request-Id the client sent, stored beside our requestId (never instead of it). */
+  clientRequestId?: string | null }
 
 export function auditContext(c: Context<Env>): AuditContext {
-  return { actorId: c.get('user')?.id ?? null, ip: clientIp(c), requestId: c.get('requestId'), now: c.get('deps').now() };
+  return { actorId: c.get('user')?.id ?? null, ip: clientIp(c), requestId: c.get('requestId'),
+    clientRequestId: c.get('clientRequestId') ?? null, now: c.get('deps').now() };
 }
 
 export interface AuditEntry {
@@ -27,8 +30,8 @@ export async function writeAudit(q: Queryable, ctx: Context<Env> | AuditContext,
   const a = 'req' in ctx ? auditContext(ctx) : ctx;
   const actor = e.actorId !== undefined ? e.actorId : a.actorId;
   const json = (v: unknown) => v === undefined ? null : JSON.stringify(v);
-  await q.query(sql`INSERT INTO audit_log (at, actor_id, action, target_type, target_id, before, after, ip, request_id)
+  await q.query(sql`INSERT INTO audit_log (at, actor_id, action, target_type, target_id, before, after, ip, request_id, client_request_id)
     VALUES (${a.now}, ${actor}, ${e.action}, ${e.targetType ?? null},
             ${e.targetId === undefined ? null : String(e.targetId)}, ${json(e.before)}::jsonb, ${json(e.after)}::jsonb,
-            ${a.ip}::inet, ${a.requestId})`);
+            ${a.ip}::inet, ${a.requestId}, ${a.clientRequestId ?? null})`);
 }

@@ -44,6 +44,8 @@ export const ROUTES: RouteRule[] = [
   { method: 'POST', path: '/logout', access: 'public' },
   { method: 'GET', path: '/signup', access: 'public' },
   { method: 'POST', path: '/signup', access: 'public' },
+  { method: 'GET', path: '/signup/confirm', access: 'public' },
+  { method: 'POST', path: '/signup/confirm', access: 'public' },
   { method: 'GET', path: '/account', access: 'authenticated' },
   { method: 'POST', path: '/account', access: 'authenticated' },
   { method: 'GET', path: '/account/password', access: 'authenticated' },

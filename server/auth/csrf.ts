@@ -7,15 +7,19 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { csrf } from 'hono/csrf';
 import type { Env } from '../types.ts';
 import { HttpError, isApi } from '../errors.ts';
+import { requestHost } from './origins.ts';
 
 const SAFE = /^(GET|HEAD|OPTIONS)$/;
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/;
 
-/** Our origin as the browser sees it: the request's, or its https:// twin when served behind TLS (secureCookies). */
+/**
+ * Whether Origin is one of our public origins (deps.publicOrigins: MARQUEE_PUBLIC_URL or the listen address; the Host
+ * was checked against them by hostGuard), or the request host's https:// twin when served behind TLS (secureCookies).
+ * Never "whatever the Host header says": DNS rebinding controls that (issue 14, finding 5).
+ */
 export function isOwnOrigin(origin: string, c: Context<Env>): boolean {
-  const self = new URL(c.req.url);
-  if (origin === self.origin) return true;
-  return !!c.get('deps').config.secureCookies && origin === `https://${self.host}`;
+  const deps = c.get('deps');
+  return deps.publicOrigins.isOwnOrigin(origin, requestHost(c), deps.config.secureCookies);
 }
 
 const formCheck = csrf({ origin: (origin, c) => isOwnOrigin(origin, c as Context<Env>) });

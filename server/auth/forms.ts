@@ -58,27 +58,30 @@ export function notice(message?: string): Html | string {
 }
 
 /**
- * The form body as strings (files and repeated keys: the first string value). Non-form bodies give {}.
- * A body that cannot be parsed, or a field holding a NUL character (PostgreSQL text cannot store one), is a 400.
+ * The form body as strings (file parts are skipped). Non-form bodies give {}.
+ * Every form field in the product is single-valued, so a key sent twice is a 400 naming it: otherwise which copy
+ * counts would be the parser's choice (it was the last one, and `role=subscriber&role=admin` checked as one value and
+ * stored another). A body that cannot be parsed, or a field holding a NUL character (PostgreSQL text cannot store
+ * one), is a 400 too.
  */
 export async function formBody(c: Context<any>): Promise<Record<string, string>> {
   const type = c.req.header('content-type') ?? '';
   if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return {};
   let body: Awaited<ReturnType<typeof c.req.parseBody>>;
   try {
-    body = await c.req.parseBody();
+    body = await c.req.parseBody({ all: true });
   } catch {
     throw badRequest('The form could not be read: send it as application/x-www-form-urlencoded or well-formed multipart/form-data');
   }
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(body)) {
-    const first = Array.isArray(v) ? v[0] : v;
-    if (typeof first !== 'string') continue;
-    if (k.includes('\u0000') || first.includes('\u0000')) {
-      const name = k.replace(/\u0000/g, '') || '(unnamed field)';
+    const name = k.replace(/\u0000/g, '') || '(unnamed field)';
+    if (Array.isArray(v)) throw badRequest(`The field ${name} was sent more than once`, { [name]: 'send this field once' });
+    if (typeof v !== 'string') continue;
+    if (k.includes('\u0000') || v.includes('\u0000')) {
       throw badRequest(`The field ${name} contains a NUL character`, { [name]: 'must not contain a NUL character' });
     }
-    out[k] = first;
+    out[k] = v;
   }
   return out;
 }

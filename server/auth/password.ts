@@ -1,6 +1,7 @@
 // argon2id at (at least) the OWASP minimum: m = 19 MiB, t = 2, p = 1.
 import { hash, verify } from '@node-rs/argon2';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 
 const ARGON2ID = 2; // Algorithm.Argon2id (a const enum, not importable under isolatedModules)
 export const ARGON2_OPTIONS = { algorithm: ARGON2ID, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
@@ -50,10 +51,29 @@ export async function checkPassword(stored: string | null | undefined, password:
   return expected.length === 32 && timingSafeEqual(expected, actual);
 }
 
-/** Password rules for new passwords (signup, change, admin create): length, not the email, not trivially weak. */
+let common: Set<string> | undefined;
+/**
+ * The 10,000 most common passwords (SecLists, shipped as common-passwords.txt; lines starting with "# " are comments),
+ * lower-cased, read once. OWASP ASVS 2.1.7: a password set by a user is checked against breached/common ones.
+ */
+export function commonPasswords(): Set<string> {
+  if (!common) {
+    const text = readFileSync(new URL('./common-passwords.txt', import.meta.url), 'utf8');
+    common = new Set(text.split(/\r?\n/).filter((l) => l && !l.startsWith('# ')).map((l) => l.toLowerCase()));
+  }
+  return common;
+}
+
+export const isCommonPassword = (password: string) => commonPasswords().has(password.toLowerCase());
+
+/**
+ * Password rules for every password a person chooses (sign-up, change, admin create/reset with a password, the users
+ * CLI, MARQUEE_ADMIN_PASSWORD): length, not a common password, not the email, not trivially weak.
+ */
 export function passwordProblem(password: string, email?: string): string | undefined {
   if (password.length < 10) return 'Use at least 10 characters';
   if (password.length > 200) return 'Use at most 200 characters';
+  if (isCommonPassword(password)) return 'This is one of the 10,000 most common passwords: choose another';
   if (email && password.toLowerCase().includes(email.toLowerCase().split('@')[0]) && email.split('@')[0].length >= 4) {
     return 'Do not use your email address in the password';
   }

@@ -99,6 +99,7 @@ dashboardRoutes.get('/dashboards/:id', async (c) => {
   return c.html(page(c, {
     title: d.title,
     script: 'dashboard-page',
+    skipTo: { href: '#filters', label: 'Skip to filters' },
     // The tiles' data and the chart library start downloading with the page, not after the scripts ran.
     body: html`<link rel="modulepreload" href="${assetUrl('vega-render.js')}">
     ${tiles.map((t) => {
@@ -134,15 +135,15 @@ function filterBar(d: Dashboard, filters: Filter[], state: FilterState, now: Dat
     return `${action}${q ? `?${q}` : ''}`;
   };
   return html`<mq-filter-bar slot="filters" filters="${JSON.stringify(filters)}">
-    <form method="get" action="${action}" class="filter-form" aria-label="Dashboard filters">
+    <form method="get" action="${action}" class="filter-form" id="filters" aria-label="Dashboard filters">
       ${period && resolved ? html`
       <div class="filter-group periods" role="group" aria-label="${period.label}">
         ${Object.entries(PERIODS).map(([p, label]) => html`<a class="chip" data-period="${p}" href="${hrefFor(p)}"
           ${p === active ? html`aria-current="true"` : ''}>${label}</a>`)}
       </div>
       <div class="filter-group months">
-        <label>From <input type="month" name="from" value="${resolved.from}" pattern="\\d{4}-\\d{2}"></label>
-        <label>To <input type="month" name="to" value="${resolved.to}" pattern="\\d{4}-\\d{2}"></label>
+        <label>From <input type="month" name="from" value="${resolved.from}"></label>
+        <label>To <input type="month" name="to" value="${resolved.to}"></label>
         <input type="hidden" name="period" value="${state.period ?? period.default}">
       </div>` : ''}
       ${filters.map((f) => f.type === 'period' || !f.options.length ? '' : f.type === 'multi' && f.options.length > 20

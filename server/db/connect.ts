@@ -13,13 +13,13 @@ export interface DatabaseTarget {
 export const APP_DATABASE = 'marquee';
 
 /** shareRunning: a command-line tool may use the embedded PostgreSQL of a running server on the same data directory. */
-export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir'>, log = (l: string) => console.log(l),
+export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir' | 'pgHome'>, log = (l: string) => console.log(l),
   opts: { shareRunning?: boolean } = {}): Promise<DatabaseTarget> {
   if (config.databaseUrl) {
     return { url: config.databaseUrl, embedded: false, stop: async () => {} };
   }
   const dataDir = path.resolve(config.dataDir);
-  const pg = await startEmbedded({ dataDir, log: (l) => log(`[postgres] ${l}`), shareRunning: opts.shareRunning });
+  const pg = await startEmbedded({ dataDir, log: (l) => log(`[postgres] ${l}`), shareRunning: opts.shareRunning, pgHome: config.pgHome });
   try {
     await withConnection(pg.url, async (c) => {
       const exists = await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [APP_DATABASE]);

@@ -197,8 +197,19 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
     application_name: opts.applicationName ?? 'marquee',
     options: `-c statement_timeout=${statementTimeout} -c idle_in_transaction_session_timeout=${idleInTx} -c TimeZone=UTC`,
   });
-  // An idle client losing its connection (database restart) must not crash the process.
-  pool.on('error', (err) => (opts.onError ?? ((e) => console.error(`[db] idle client error: ${e.message}`)))(err));
+  const report = opts.onError ?? ((e: Error) => console.error(`[db] ${e.message}`));
+  // A client losing its connection (restart, failover, pg_terminate_backend) must never crash the process. The pool's
+  // 'error' event covers idle clients only; a checked-out client emits 'error' on itself — between queries too (a
+  // held advisory lock, an open cursor) — and an unhandled 'error' event kills Node. So every client gets its own
+  // listener when it is created; the query in flight (or the next one) still rejects, and the client is released as
+  // broken (pg-pool destroys a client that is no longer queryable).
+  const checkedOut = new WeakSet<pg.PoolClient>();
+  pool.on('connect', (client) => {
+    client.on('error', (err) => { if (checkedOut.has(client)) report(new Error(`connection lost while in use: ${err.message}`)); });
+  });
+  pool.on('acquire', (client) => checkedOut.add(client));
+  pool.on('release', (_err, client) => checkedOut.delete(client));
+  pool.on('error', (err) => report(new Error(`idle connection lost: ${err.message}`)));
   const base = wrap(pool);
   const changes = createChangeFeed(url, (e) => (opts.onError ?? ((x) => console.error(`[db] change feed: ${x.message}`)))(e));
   return {
@@ -240,6 +251,23 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
     },
     async close() { await changes.close(); await pool.end(); },
   };
+}
+
+/**
+ * True when `err` means "the database cannot be reached right now", not "this request is wrong": connection refused or
+ * reset, the pool found no connection in time, the server is shutting down or restarting (57P01-57P03), a connection
+ * exception (08xxx), too many connections (53300). Such a request answers 503 with Retry-After (server/errors.ts).
+ */
+export function isDbUnavailable(err: unknown): boolean {
+  for (let e: any = err, depth = 0; e && depth < 5; e = e.cause, depth++) {
+    const code = typeof e.code === 'string' ? e.code : '';
+    if (/^(57P0[123]|08...|53300)$/.test(code)) return true;
+    if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code)) return true;
+    if (e instanceof AggregateError && e.errors.some((x) => isDbUnavailable(x))) return true;
+    const msg = typeof e.message === 'string' ? e.message : '';
+    if (/timeout exceeded when trying to connect|Connection terminated|connection error and is not queryable|Client was closed and is not queryable|the database system is (starting up|shutting down|in recovery mode)/i.test(msg)) return true;
+  }
+  return false;
 }
 
 /** One-off connection for maintenance statements that cannot run in a pool transaction (CREATE DATABASE …). */

@@ -2,7 +2,7 @@
 // which marts are due. Fields come from node-cron's own parser; matching follows node-cron (all fields must match).
 import cron from 'node-cron';
 
-interface Fields { minute: Set<number>; hour: Set<number>; dom: Set<number>; month: Set<number>; dow: Set<number> }
+interface Fields { second: Set<number>; minute: Set<number>; hour: Set<number>; dom: Set<number>; month: Set<number>; dow: Set<number> }
 const cache = new Map<string, Fields>();
 
 function fields(pattern: string): Fields {
@@ -12,7 +12,7 @@ function fields(pattern: string): Fields {
     const nums = (a: (number | string)[]) => new Set(a.map(Number).filter((n) => Number.isFinite(n)));
     const dow = nums(p.dayOfWeek);
     if (dow.has(7)) dow.add(0);
-    f = { minute: nums(p.minute), hour: nums(p.hour), dom: nums(p.dayOfMonth), month: nums(p.month), dow };
+    f = { second: nums(p.second), minute: nums(p.minute), hour: nums(p.hour), dom: nums(p.dayOfMonth), month: nums(p.month), dow };
     cache.set(pattern, f);
   }
   return f;
@@ -49,4 +49,11 @@ export function previousFire(pattern: string, at: Date): Date | null {
     t -= MIN;
   }
   return null;
+}
+
+/** Whether the schedule fires at the whole second holding `at` (UTC; 5-field patterns fire at second 0). The job
+ *  scheduler (server/jobs) asks this once a second of its own clock, so an instance names each run by this instant. */
+export function firesAt(pattern: string, at: Date): boolean {
+  const f = fields(pattern);
+  return f.second.has(at.getUTCSeconds()) && f.minute.has(at.getUTCMinutes()) && f.hour.has(at.getUTCHours()) && dayMatches(f, at);
 }

@@ -2,7 +2,7 @@
 // plus CSV streaming through a cursor and the in-process result cache keyed by mart generations.
 import { createHash } from 'node:crypto';
 import sql from 'sql-template-tag';
-import { readThrough, type ChangeCache, type Db } from '../db/index.ts';
+import { readThrough, isDbUnavailable, type ChangeCache, type Db } from '../db/index.ts';
 import { HttpError } from '../errors.ts';
 import { loadCatalog, type Catalog, type ReportDef } from './catalog.ts';
 import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './params.ts';
@@ -207,7 +207,7 @@ async function fetchRows(db: Db, report: ReportDef, params: ParsedParams): Promi
         await client.query('COMMIT');
         return rows;
       } catch (e) {
-        await client.query('ROLLBACK');
+        await client.query('ROLLBACK').catch(() => {}); // a lost connection: keep the first error, it says why
         throw e;
       }
     });
@@ -223,6 +223,7 @@ function reportFailure(report: ReportDef, e: any): Error {
   if (e?.code === '55000' && /not been populated/.test(e.message)) {
     return new HttpError(503, `The report ${report.id} is not ready: its data has not been refreshed yet.`, undefined, { 'Retry-After': '30' });
   }
+  if (isDbUnavailable(e)) return e; // the database is down or restarting: onError answers 503 + Retry-After
   // anything else is a bug in the report file or the database: logged with the request id by onError
   return new Error(`report ${report.id} (${report.file}) failed: ${e?.message ?? e}`);
 }

@@ -13,6 +13,7 @@ import {
   withDependents, type Role, type ReportResult,
 } from './engine.ts';
 import { nextFire } from './cron-time.ts';
+import { exportFileBase } from '../../views/export-name.ts';
 
 /** The catalog of this app (deps.catalog). */
 export function catalogOf(c: Context<Env>): Catalog {
@@ -155,7 +156,7 @@ reportRoutes.get('/api/reports/:id', async (c) => {
     c.header('Vary', 'Cookie');
     if (!s.body) return c.body(null, 304);
     c.header('Content-Type', 'text/csv; charset=utf-8');
-    c.header('Content-Disposition', `attachment; filename="${id}.csv"`);
+    c.header('Content-Disposition', `attachment; filename="${exportFileBase(id, s.params.query)}.csv"`);
     // Hono answers HEAD with the GET handler's headers and drops the body without cancelling it: close the cursor here.
     if (c.req.method === 'HEAD') {
       await s.body.cancel();
@@ -275,7 +276,7 @@ function field(p: ParamDecl, value: string | string[] | null, explicit: boolean,
   let control;
   switch (p.type) {
     case 'date': control = html`<input id="${id}" type="date" name="${p.name}" value="${v}" ${p.min && !/[dmy]$/.test(p.min) ? html`min="${p.min}"` : ''}>`; break;
-    case 'month': control = html`<input id="${id}" type="month" name="${p.name}" value="${v}" placeholder="YYYY-MM" pattern="\\d{4}-\\d{2}">`; break;
+    case 'month': control = html`<input id="${id}" type="month" name="${p.name}" value="${v}">`; break;
     case 'int': control = html`<input id="${id}" type="number" step="1" name="${p.name}" value="${v}" ${p.min ? html`min="${p.min}"` : ''} ${p.max ? html`max="${p.max}"` : ''}>`; break;
     case 'boolean':
     case 'enum': {
@@ -336,7 +337,7 @@ async function reportPage(c: Context<Env>, report: ReportDef, opts: {
     <h1>${report.title}</h1>
     ${report.description ? html`<p class="lead">${report.description}</p>` : ''}
     ${freshness}
-    <form method="get" action="/reports/${report.id}" class="params">
+    <form method="get" action="/reports/${report.id}" class="params" id="filters" aria-label="Report parameters">
       ${report.params.map((p) => field(p, opts.values[p.name] ?? null, opts.explicit.has(p.name), options.get(p.name), opts.errors?.[p.name]))}
       ${opts.errors ? Object.entries(opts.errors).filter(([k]) => !report.params.some((p) => p.name === k))
         .map(([k, v]) => html`<p class="error-message" role="alert"><b>${k}</b>: ${v}</p>`) : ''}
@@ -349,7 +350,7 @@ async function reportPage(c: Context<Env>, report: ReportDef, opts: {
     ${report.definition ? html`<section class="definition"><h2>Definition</h2><p>${report.definition}</p></section>` : ''}
     ${admin}
   </main>`;
-  return c.html(page(c, { title: report.title, body, script: 'report-page' }), opts.status);
+  return c.html(page(c, { title: report.title, body, script: 'report-page', skipTo: { href: '#filters', label: 'Skip to parameters' } }), opts.status);
 }
 
 reportRoutes.get('/reports/:id', async (c) => {

@@ -14,10 +14,10 @@ import { pipeline } from 'node:stream/promises';
 import { loadTitles, LINK_TABLES, LINK_KEYS, type LoadSummary } from '../../etl/titles/load.ts';
 import { dropForBulkLoad, verifyForeignKeys } from '../../server/db/bulk.ts';
 import type { Db } from '../../server/db/index.ts';
+import { realTitlesCsv } from '../helpers/dataset.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
-const REAL = [path.resolve(root, '../shared/data/netflix_titles.csv'), '/work/shared/data/netflix_titles.csv'].find((p) => fs.existsSync(p));
-if (!REAL) { console.error('etl bench: ../shared/data/netflix_titles.csv not found'); process.exit(1); }
+const REAL = realTitlesCsv();
 const SCALE = Number(process.env.ETL_BENCH_SCALE ?? 100);
 const PSQL = process.env.PSQL ?? '/usr/bin/psql';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-etl-bench-'));

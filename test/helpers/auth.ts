@@ -1,6 +1,9 @@
 // Accounts for tests: create users of any role, sign in through the real POST /login, and send authenticated
 // requests that pass the CSRF guard (same Origin on state-changing methods).
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import sql from 'sql-template-tag';
 import type { Db } from '../../server/db/index.ts';
 import type { Role } from '../../server/auth/access.ts';
@@ -73,4 +76,24 @@ export function authedRequest(app: Requester, cookie: string, path: string,
     body = body.toString();
   }
   return Promise.resolve(app.request(path, { ...init, method, headers, body }, env));
+}
+
+/**
+ * A temporary outbox for createApp({ outboxDir }) in tests that sign up: sign-up mails a confirmation link
+ * (server/mail/outbox.ts). `confirmPath(email)` is the path of the newest link sent to that address.
+ */
+export function testOutbox() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-outbox-'));
+  const mailTo = (email: string) => fs.readdirSync(dir).filter((f) => f.endsWith('.eml')).sort()
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).filter((text) => text.includes(`To: <${email}>`));
+  return {
+    dir,
+    mailTo,
+    confirmPath(email: string): string {
+      const m = /\/signup\/confirm\?token=([\w-]{43})/.exec(mailTo(email).at(-1) ?? '');
+      if (!m) throw new Error(`no confirmation link was mailed to ${email}`);
+      return m[0];
+    },
+    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
 }

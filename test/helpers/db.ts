@@ -36,8 +36,9 @@ export function useDatabase(suite: { before: (fn: () => Promise<void>) => void; 
   suite.before(async () => { current = await createDatabase(opts); });
   suite.after(async () => {
     await current?.drop();
-    // A leaked handle (socket, timer) must not hang the run: exit shortly after the suite if nothing else does.
-    setTimeout(() => process.exit(process.exitCode ?? 0), 3000).unref();
+    // A leaked handle (socket, timer) must not hang the run: exit after the suite if nothing else does (20 s: a file's
+    // own after-hooks, e.g. dropping a second database, may still be running on a loaded machine).
+    setTimeout(() => process.exit(process.exitCode ?? 0), 20_000).unref();
   });
   return {
     get db(): Db { if (!current) throw new Error('database not ready (used outside a test?)'); return current.db; },
