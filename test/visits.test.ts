@@ -132,7 +132,7 @@ test('main.ts flushes buffered visits on SIGTERM: every page view served is in t
   await clear();
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
     cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, DATABASE_URL: t.url, PORT: '0', MARQUEE_DEMO: '0', MARQUEE_ADMIN_PASSWORD: 'a long admin password 1' },
+    env: { ...process.env, DATABASE_URL: t.url, PORT: '0', MARQUEE_DEMO: '0', MARQUEE_ADMIN_PASSWORD: 'correct horse battery staple 42' },
   });
   let out = '';
   const url = await new Promise<string>((resolve, reject) => {
