@@ -29,6 +29,9 @@ import { dashboardRoutes } from './dashboards/index.ts';
 import { reportRoutes } from './reports/routes.ts';
 import { billing } from './billing/routes.ts';
 import { createTestGateway } from './billing/gateway.ts';
+import { browseRoutes } from './browse/index.ts';
+import { playRoutes } from './browse/play.ts';
+import { recordVisits } from './visits.ts';
 
 // The files' catalog, parsed once per directory and process for apps not given one (tests); main.ts passes its own.
 const parsedCatalogs = new Map<string, Catalog>();
@@ -48,6 +51,7 @@ export function appDeps(deps: Deps): AppDeps {
     // given a catalog of its own (a test's fixture reports), the dashboard files are not checked against it
     dashboards: deps.dashboards ?? loadDashboards(config.dashboardsDir, deps.catalog ? undefined : catalog),
     caches: deps.caches ?? { sessions: new Map(), reports: config.reportCache ? new Map() : null },
+    visits: deps.visits ?? null,
     // without a list (tests, benchmarks): the loopback names on any port
     publicOrigins: deps.publicOrigins ?? new PublicOrigins(config.publicUrls),
     gateway: deps.gateway ?? createTestGateway(deps.db),
@@ -68,6 +72,8 @@ export function createApp(deps: Deps) {
     await next();
     c.header('X-Request-Id', c.get('requestId'));
   });
+  // Page views go to the visits buffer once their answer is known (server/visits.ts: HTML 2xx GETs, no bots).
+  app.use('*', recordVisits);
   // Text answers (pages, JSON, CSV) compressed by Accept-Encoding, after every other middleware set its headers.
   app.use('*', compressText);
   // CSP and the other security headers on every response, error pages included.
@@ -102,16 +108,19 @@ export function createApp(deps: Deps) {
   app.route('/', theme);
   app.route('/', dashboardRoutes);
   app.route('/', reportRoutes);
+  app.route('/', browseRoutes);
+  app.route('/', playRoutes);
 
   app.get('/', (c) => {
-    // Signed-in people land where their work is: staff on the dashboards, subscribers on their account.
+    // Signed-in people land where their work is: staff on the dashboards, subscribers on the catalog.
     const user = c.get('user');
-    if (user) return c.redirect(user.role === 'subscriber' ? '/account' : '/dashboards', 303);
+    if (user) return c.redirect(user.role === 'subscriber' ? '/browse' : '/dashboards', 303);
     return c.html(page(c, {
     title: 'Home',
     body: html`<main class="narrow"><h1>Marquee</h1>
       <p>Subscription analytics and operations for the streaming service.</p>
-      <p><a class="button" href="/login">Sign in</a> <a class="button secondary" href="/signup">Create an account</a></p></main>`,
+      <p><a class="button" href="/browse">Browse the catalog</a> <a class="button secondary" href="/login">Sign in</a>
+      <a class="button secondary" href="/signup">Create an account</a></p></main>`,
     }));
   });
 

@@ -37,6 +37,7 @@ ${opts.script ? html`<script type="module" src="${assetUrl(opts.script + '.js')}
 <header class="topbar">
   <a class="brand" href="/">MARQUEE</a>
   <nav aria-label="Main">
+    <a href="/browse">Browse</a>
     ${user && user.role !== 'subscriber' ? html`<a href="/reports">Reports</a><a href="/dashboards">Dashboards</a>` : ''}
     ${user?.role === 'admin' ? html`<a href="/admin/users">Users</a><a href="/admin/audit">Audit</a>` : ''}
     ${user ? html`<a href="/account">${user.displayName}</a>

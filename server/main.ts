@@ -12,6 +12,7 @@ import { ensureFirstAdmin, ensureDemoData, adminPasswordProblem } from './first-
 import { startJobs } from './jobs/index.ts';
 import { scheduledJobs, schedulerClock } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
+import { VisitRecorder } from './visits.ts';
 import { loadDashboards } from './dashboards/catalog.ts';
 import { loadCatalog, ensureMarts, checkReportSql, refreshDue, DEFAULT_REPORTS_DIR } from './reports/engine.ts';
 
@@ -52,7 +53,9 @@ try {
 
   // Pages link the hashed browser bundles: (re)build them when missing or older than views/ (fast when current).
   await ensureBuilt(log);
-  const deps = appDeps({ db, config, catalog, dashboards, log: (l: string) => console.error(l), publicOrigins: origins });
+  // Page views are buffered in memory and written in batches; the shutdown steps flush them before the pool closes.
+  const visits = new VisitRecorder(db, { log: (l: string) => console.error(l) });
+  const deps = appDeps({ db, config, catalog, dashboards, visits, log: (l: string) => console.error(l), publicOrigins: origins });
   const app = createApp(deps);
   const jobs = startJobs(db, scheduledJobs(deps), log, schedulerClock(config));
 
@@ -67,7 +70,7 @@ try {
     .catch((e) => log(`reports: startup refresh failed: ${e.message}`));
   process.off('SIGTERM', stopWhileStarting);
   process.off('SIGINT', stopWhileStarting);
-  shutdownOnSignals(server, [() => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);
+  shutdownOnSignals(server, [() => visits.close(), () => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);
   log(`\nMarquee is ready at ${url}  (started in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   if (admin.generatedPassword) {
     log(`Sign in as ${admin.adminEmail} with password ${admin.generatedPassword}  (shown once; change it under /account)`);

@@ -4,6 +4,8 @@ import type { Config } from './config.ts';
 import type { Catalog } from './reports/catalog.ts';
 import type { Dashboard } from './dashboards/catalog.ts';
 import type { ResultCache } from './reports/engine.ts';
+import type { BrowseCache } from './browse/catalog.ts';
+import type { VisitRecorder } from './visits.ts';
 import type { PublicOrigins } from './auth/origins.ts';
 import type { PaymentGateway } from './billing/gateway.ts';
 
@@ -23,6 +25,8 @@ export interface Deps {
   /** In-memory caches (session lookups, report results); one set per app unless given. */
   caches?: AppCaches;
   log?: (line: string) => void;
+  /** Page views are recorded into `visits` through this buffer (server/visits.ts) when given: main.ts does; tests opt in. */
+  visits?: VisitRecorder | null;
   /**
    * The origins browsers reach this server by (MARQUEE_PUBLIC_URL, else the listen address; settable after listen).
    * Other Host headers are refused and the CSRF check compares Origin with these. Default: loopback names, any port.
@@ -38,6 +42,8 @@ export interface AppCaches {
   /** Report results by report, definition and parameters, kept while the marts' generations are unchanged;
    *  null when config.reportCache is off. */
   reports: ResultCache | null;
+  /** /browse's shelves, filter choices and popularity ranking (server/browse/catalog.ts), created on first use. */
+  browse?: BrowseCache;
 }
 
 export interface SessionUser {

@@ -37,7 +37,7 @@ const fresh = (what: string) => `${what}-${process.pid}-${++seq}`;
  * anonymous may sign in to. Adding a POST row whose empty request is not a success = adding its body here.
  */
 type Actor = { email: string; password: string } | undefined;
-const BODIES: Record<string, (who: Actor, login: { email: string; password: string }) => Record<string, string>> = {
+const BODIES: Record<string, (who: Actor, login: { email: string; password: string }) => Record<string, string | number>> = {
   'POST /theme': () => ({ theme: 'light' }),
   'POST /login': (who, login) => ({ email: (who ?? login).email, password: (who ?? login).password }),
   'POST /signup': () => {
@@ -62,6 +62,7 @@ const BODIES: Record<string, (who: Actor, login: { email: string; password: stri
   'POST /account/cancel': () => ({ idempotency_key: formKey() }),
   'POST /account/resume': () => ({ idempotency_key: formKey() }),
   'POST /account/card': () => ({ ...CARD, idempotency_key: formKey() }),
+  'POST /api/play/:titleId/progress': () => ({ position: 60 }),
 };
 /** A form's idempotency key, as the page would render it. */
 const formKey = () => randomBytes(16).toString('hex');
@@ -86,16 +87,22 @@ const URLS: Record<string, (users: Map<Role, SessionUser>) => Promise<string> | 
     const p = await t.db.one<{ id: number }>(sql`SELECT id FROM payments WHERE user_id = ${users.get('subscriber')!.id} ORDER BY id LIMIT 1`);
     return `/account/receipts/${p?.id ?? 999999999}`;
   },
+  // the catalog rows act on a real title (made below)
+  'GET /titles/:id': () => `/titles/${titleId}`,
+  'GET /titles/:id/poster.svg': () => `/titles/${titleId}/poster.svg`,
+  'GET /titles/:id/play': () => `/titles/${titleId}/play`,
+  'POST /api/play/:titleId/progress': () => `/api/play/${titleId}/progress`,
 };
+let titleId = 0;
 
-function requestInit(rule: RouteRule, url: string, cookie: string, body: Record<string, string> | undefined): RequestInit {
+function requestInit(rule: RouteRule, url: string, cookie: string, body: Record<string, string | number> | undefined): RequestInit {
   const headers: Record<string, string> = { Accept: 'text/html,application/json' };
   if (cookie) headers.Cookie = cookie;
   if (rule.method === 'GET') return { method: 'GET', headers };
   headers.Origin = TEST_ORIGIN;
   if (isApi(new URL(url, TEST_ORIGIN).pathname)) return { method: rule.method, headers: { ...headers, 'Content-Type': 'application/json' }, body: JSON.stringify(body ?? {}) };
   return { method: rule.method, headers: { ...headers, 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(body ?? {}).toString() };
+    body: new URLSearchParams(Object.entries(body ?? {}).map(([k, v]) => [k, String(v)])).toString() };
 }
 
 test('the route table is well formed: methods, paths, access, no duplicate rows', () => {
@@ -129,6 +136,16 @@ test('every route × anonymous and every role answers as the table says', async 
   const target = await createUser(t.db, { role: 'subscriber' });
   const login = await createUser(t.db, { role: 'subscriber' });
   await makeSignupTokens(ROLES.length + 2);
+  // A title for the catalog rows, and a subscription in active for every signed-in staff user: playing is for entitled
+  // viewers whatever the role (the refusal of others is tested in play.test.ts). The subscriber subscribes through
+  // POST /subscribe, a row that comes before the catalog's in the table.
+  titleId = (await t.db.one<{ id: number }>(sql`INSERT INTO titles (show_id, type, title, release_year, rating, duration_minutes)
+    VALUES ('matrix1', 'Movie', 'Matrix Test Film', 2020, 'PG', 100) RETURNING id`))!.id;
+  for (const u of users.values()) {
+    if (u.role === 'subscriber') continue;
+    await t.db.query(sql`INSERT INTO subscriptions (user_id, plan_id, status, current_period_start, current_period_end)
+      VALUES (${u.id}, (SELECT id FROM plans ORDER BY id LIMIT 1), 'active', now(), now() + interval '1 month')`);
+  }
   const failures: string[] = [];
   let checked = 0;
   for (const rule of ROUTES) {

@@ -284,6 +284,8 @@ test('the bulk foreign-key check finds a dangling reference inside or outside th
 test('an interrupted run leaves nothing behind', async () => {
   const db = second.db;
   const before = await fingerprint(db);
+  const indexes = `SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'watch_events'`;
+  const indexesBefore = (await db.one<{ n: number }>(indexes))!.n;
   let calls = 0;
   try {
     await runSimulation(db, params({ seed: 8, users: 600, batchSize: 100, reset: true }), {
@@ -295,8 +297,9 @@ test('an interrupted run leaves nothing behind', async () => {
     assert.is(e.message, 'interrupted');
   }
   assert.equal(await fingerprint(db), before);
-  const idx = await db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'watch_events'`);
-  assert.is(idx!.n, 4);
+  // the dropped indexes came back (as many as before the run: other features add theirs, e.g. migration 0010's)
+  assert.is((await db.one<{ n: number }>(indexes))!.n, indexesBefore);
+  assert.ok(indexesBefore >= 4);
 });
 
 test('the binary COPY encoder writes what the same values mean as text', async () => {

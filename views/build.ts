@@ -15,7 +15,7 @@ const OUT = path.join(PUBLIC, 'build');
 const MANIFEST = path.join(OUT, 'manifest.json');
 
 /** Page entry points: views/<name>.ts -> manifest key "<name>.js". */
-export const ENTRIES = ['dashboard-page', 'report-page'];
+export const ENTRIES = ['dashboard-page', 'report-page', 'player'];
 /** Hashed files no manifest refers to are kept this long, so a server still running the previous manifest works. */
 const KEEP_STALE_MS = 60 * 60 * 1000;
 

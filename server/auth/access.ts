@@ -77,6 +77,13 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/admin/subscribers/:id', access: ['admin', 'manager'], example: '/admin/subscribers/1' },
   { method: 'POST', path: '/admin/subscribers/:id/refund', access: ['admin'], example: '/admin/subscribers/1/refund' },
   { method: 'POST', path: '/admin/subscribers/:id/cancel', access: ['admin'], example: '/admin/subscribers/1/cancel' },
+  // catalog, play and visits (issue 15): the shop window is public; playing needs an account (and, checked by the
+  // handler, a subscription in active or past_due)
+  { method: 'GET', path: '/browse', access: 'public', example: '/browse?q=stranger+thigns&type=show' },
+  { method: 'GET', path: '/titles/:id', access: 'public', example: '/titles/1' },
+  { method: 'GET', path: '/titles/:id/poster.svg', access: 'public', example: '/titles/1/poster.svg' },
+  { method: 'GET', path: '/titles/:id/play', access: 'authenticated', example: '/titles/1/play' },
+  { method: 'POST', path: '/api/play/:titleId/progress', access: 'authenticated', example: '/api/play/1/progress' },
 ];
 
 function compile(rule: RouteRule) {

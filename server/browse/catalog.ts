@@ -1,0 +1,272 @@
+// The catalog as subscribers see it: the shelves of /browse, search, filters, a title's page, "More like this" and
+// "Continue watching". Everything a page shares with every other visitor (the shelves, the filter choices, the
+// popularity ranking) is computed once a minute per process and kept in memory (BrowseCache): /browse without a
+// query costs no SQL for an anonymous visitor and one small indexed query (continue watching) for a signed-in one.
+import sql, { join, empty, raw } from 'sql-template-tag';
+import type { Db, Queryable } from '../db/index.ts';
+
+export interface TitleCard {
+  id: number;
+  title: string;
+  type: 'Movie' | 'TV Show';
+  release_year: number | null;
+  rating: string | null;
+  duration_minutes: number | null;
+  seasons: number | null;
+}
+
+export interface Shelf { id: string; name: string; titles: TitleCard[]; link?: string }
+
+export interface BrowseSnapshot {
+  at: number;
+  /** Title ids by plays in the last 30 days, most played first (at most POPULAR_DEPTH). */
+  popularIds: number[];
+  shelves: Shelf[];
+  genres: Map<string, number>;
+  countries: Map<string, number>;
+  ratings: string[];
+  years: [number, number];
+}
+
+export interface BrowseCache {
+  snapshot?: BrowseSnapshot;
+  pending?: Promise<BrowseSnapshot>;
+  /** Answers that are the same for everyone (result pages, title details, More like this, poster inputs), each kept
+   *  with the snapshot it was computed under and served only with that snapshot: as fresh as the shelves. */
+  answers: Map<string, { at: number; value: unknown }>;
+}
+export const createBrowseCache = (): BrowseCache => ({ answers: new Map() });
+/** Entries in BrowseCache.answers (least recently used go first). */
+export const ANSWERS_MAX = 1000;
+
+/** `compute()` unless the cache holds `key` under this snapshot; what it returns is kept (undefined too). */
+export async function memo<T>(cache: BrowseCache, snap: BrowseSnapshot, key: string, compute: () => Promise<T>): Promise<T> {
+  const hit = cache.answers.get(key);
+  if (hit && hit.at === snap.at) {
+    cache.answers.delete(key); // re-insert: most recently used last
+    cache.answers.set(key, hit);
+    return hit.value as T;
+  }
+  const value = await compute();
+  cache.answers.delete(key);
+  cache.answers.set(key, { at: snap.at, value });
+  if (cache.answers.size > ANSWERS_MAX) cache.answers.delete(cache.answers.keys().next().value!);
+  return value;
+}
+
+/** Snapshots are this old at most when served; an older one is served once more while a fresh one is computed. */
+export const SNAPSHOT_TTL_MS = 60_000;
+export const POPULAR_DAYS = 30;
+const POPULAR_DEPTH = 1000;
+const SHELF_SIZE = 18;
+const GENRE_SHELVES = 8;
+export const PAGE_SIZE = 24;
+
+const CARD_COLUMNS = sql`t.id, t.title, t.type, t.release_year, t.rating, t.duration_minutes, t.seasons`;
+
+/** The shared snapshot: fresh within the TTL, else the stale one while one refresh runs, else wait for the first. */
+export async function browseSnapshot(db: Db, cache: BrowseCache, now: Date): Promise<BrowseSnapshot> {
+  const s = cache.snapshot;
+  const stale = !s || now.getTime() - s.at > SNAPSHOT_TTL_MS || now.getTime() < s.at;
+  if (stale && !cache.pending) {
+    cache.pending = computeSnapshot(db, now)
+      .then((fresh) => { cache.snapshot = fresh; return fresh; })
+      .finally(() => { cache.pending = undefined; });
+    // a background refresh that fails keeps the previous snapshot; the next request tries again
+    if (s) cache.pending.catch(() => {});
+  }
+  return s ?? cache.pending!;
+}
+
+async function computeSnapshot(db: Db, now: Date): Promise<BrowseSnapshot> {
+  return db.tx(async (q) => {
+    const since = new Date(now.getTime() - POPULAR_DAYS * 86_400_000);
+    const popular = await q.query<{ title_id: number }>(sql`
+      SELECT title_id FROM watch_events WHERE started_at >= ${since} AND started_at <= ${now}
+      GROUP BY title_id ORDER BY count(*) DESC, title_id LIMIT ${POPULAR_DEPTH}`);
+    const popularIds = popular.map((r) => r.title_id);
+    const shelves: Shelf[] = [];
+    const byId = popularIds.length ? await cardsById(q, popularIds.slice(0, SHELF_SIZE)) : new Map<number, TitleCard>();
+    shelves.push({ id: 'popular', name: 'Popular now', titles: popularIds.slice(0, SHELF_SIZE).map((id) => byId.get(id)!).filter(Boolean) });
+    shelves.push({ id: 'new', name: 'New on Marquee', titles: await q.query<TitleCard>(sql`
+      SELECT ${CARD_COLUMNS} FROM titles t WHERE t.date_added IS NOT NULL ORDER BY t.date_added DESC, t.id DESC LIMIT ${SHELF_SIZE}`) });
+    // The biggest genres, each with its most played titles first (then the newest).
+    const genreRows = await q.query<TitleCard & { genre: string }>(sql`
+      WITH top AS (
+        SELECT g.id, g.name, count(*) AS n FROM genres g JOIN title_genres tg ON tg.genre_id = g.id
+        GROUP BY g.id ORDER BY n DESC, g.name LIMIT ${GENRE_SHELVES}),
+      pop AS (SELECT id, rank FROM unnest(${popularIds}::bigint[]) WITH ORDINALITY AS p(id, rank)),
+      ranked AS (
+        SELECT top.name AS genre, top.n, tg.title_id,
+               row_number() OVER (PARTITION BY top.id ORDER BY pop.rank NULLS LAST, t.date_added DESC NULLS LAST, t.id DESC) AS r
+        FROM top JOIN title_genres tg ON tg.genre_id = top.id JOIN titles t ON t.id = tg.title_id
+        LEFT JOIN pop ON pop.id = tg.title_id)
+      SELECT ranked.genre, ${CARD_COLUMNS} FROM ranked JOIN titles t ON t.id = ranked.title_id
+      WHERE ranked.r <= ${SHELF_SIZE} ORDER BY ranked.n DESC, ranked.genre, ranked.r`);
+    for (const row of genreRows) {
+      const { genre, ...card } = row;
+      let shelf = shelves.find((x) => x.id === `genre:${genre}`);
+      if (!shelf) shelves.push(shelf = { id: `genre:${genre}`, name: genre, titles: [], link: `/browse?${new URLSearchParams({ genre }).toString()}` });
+      shelf.titles.push(card);
+    }
+    const genres = new Map((await q.query<{ name: string; id: number }>(`SELECT name, id FROM genres ORDER BY name`)).map((r) => [r.name, r.id]));
+    const countries = new Map((await q.query<{ name: string; id: number }>(
+      `SELECT c.name, c.id FROM countries c WHERE EXISTS (SELECT 1 FROM title_countries tc WHERE tc.country_id = c.id) ORDER BY c.name`))
+      .map((r) => [r.name, r.id]));
+    const ratings = (await q.query<{ rating: string }>(`SELECT DISTINCT rating FROM titles WHERE rating IS NOT NULL ORDER BY rating`)).map((r) => r.rating);
+    const y = await q.one<{ lo: number | null; hi: number | null }>(`SELECT min(release_year) AS lo, max(release_year) AS hi FROM titles`);
+    return { at: now.getTime(), popularIds, shelves, genres, countries, ratings, years: [y?.lo ?? 1900, y?.hi ?? 2100] };
+  }, { readOnly: true });
+}
+
+async function cardsById(q: Queryable, ids: number[]): Promise<Map<number, TitleCard>> {
+  const rows = await q.query<TitleCard>(sql`SELECT ${CARD_COLUMNS} FROM titles t WHERE t.id = ANY(${ids}::bigint[])`);
+  return new Map(rows.map((r) => [r.id, r]));
+}
+
+export interface BrowseFilters {
+  q?: string;
+  type?: 'Movie' | 'TV Show';
+  genreId?: number;
+  countryId?: number;
+  rating?: string;
+  year?: number;
+}
+
+export interface ResultPage { titles: (TitleCard & { score?: number })[]; total: number }
+
+/**
+ * One page of titles matching the filters; with a query, ranked by relevance: an exact title first, then the best
+ * trigram match of the title or of a cast member's or director's name (typos tolerated), then popularity. Without
+ * one: most played in the last 30 days first, then the newest added.
+ */
+export async function findTitles(db: Db, f: BrowseFilters, popularIds: number[], page: number): Promise<ResultPage> {
+  const offset = (page - 1) * PAGE_SIZE;
+  const where = [
+    f.type ? sql`t.type = ${f.type}` : empty,
+    f.genreId ? sql`EXISTS (SELECT 1 FROM title_genres tg WHERE tg.title_id = t.id AND tg.genre_id = ${f.genreId})` : empty,
+    f.countryId ? sql`EXISTS (SELECT 1 FROM title_countries tc WHERE tc.title_id = t.id AND tc.country_id = ${f.countryId})` : empty,
+    f.rating ? sql`t.rating = ${f.rating}` : empty,
+    f.year ? sql`t.release_year = ${f.year}` : empty,
+  ].filter((x) => x !== empty);
+  const filter = where.length ? sql`AND ${join(where, ' AND ')}` : empty;
+  const pop = sql`pop AS (SELECT id, rank FROM unnest(${popularIds}::bigint[]) WITH ORDINALITY AS p(id, rank))`;
+  let rows: (TitleCard & { score?: number; total: number })[];
+  if (f.q) {
+    const folded = f.q.trim();
+    // Under three characters there are no whole trigrams to match: a prefix of the title or of a word in it.
+    const short = [...folded].length < 3;
+    const titleHits = short
+      ? sql`SELECT t.id, 0.5::real AS score FROM titles t, q
+            WHERE browse_fold(t.title) LIKE q.pattern || '%' OR browse_fold(t.title) LIKE '% ' || q.pattern || '%'`
+      : sql`SELECT t.id, greatest(similarity(browse_fold(t.title), q.q), word_similarity(q.q, browse_fold(t.title))) AS score
+            FROM titles t, q WHERE browse_fold(t.title) % q.q OR q.q <% browse_fold(t.title)`;
+    const peopleHits = short ? sql`SELECT NULL::bigint AS id, 0::real AS score WHERE false`
+      : sql`SELECT p.id, greatest(similarity(browse_fold(p.name), q.q), word_similarity(q.q, browse_fold(p.name))) AS score
+            FROM people p, q WHERE browse_fold(p.name) % q.q OR q.q <% browse_fold(p.name)
+            ORDER BY score DESC, p.id LIMIT 40`;
+    rows = await db.query(sql`
+      WITH q AS (SELECT browse_fold(${folded}) AS q,
+                        replace(replace(replace(browse_fold(${folded}), '\\', '\\\\'), '%', '\\%'), '_', '\\_') AS pattern),
+      ${pop},
+      title_hits AS (${titleHits}),
+      people_hits AS (${peopleHits}),
+      hits AS (
+        SELECT id, max(score) AS score FROM (
+          SELECT id, score FROM title_hits
+          UNION ALL SELECT tc.title_id, ph.score * 0.9 FROM people_hits ph JOIN title_cast tc ON tc.person_id = ph.id
+          UNION ALL SELECT td.title_id, ph.score * 0.92 FROM people_hits ph JOIN title_directors td ON td.person_id = ph.id
+        ) x GROUP BY id)
+      SELECT ${CARD_COLUMNS}, round((h.score + CASE WHEN browse_fold(t.title) = q.q THEN 1 ELSE 0 END)::numeric, 4) AS score,
+             count(*) OVER () AS total
+      FROM hits h JOIN titles t ON t.id = h.id CROSS JOIN q LEFT JOIN pop ON pop.id = t.id
+      WHERE true ${filter}
+      ORDER BY 8 DESC, pop.rank NULLS LAST, t.date_added DESC NULLS LAST, t.id
+      LIMIT ${PAGE_SIZE} OFFSET ${offset}`);
+  } else {
+    rows = await db.query(sql`
+      WITH ${pop}
+      SELECT ${CARD_COLUMNS}, count(*) OVER () AS total
+      FROM titles t LEFT JOIN pop ON pop.id = t.id
+      WHERE true ${filter}
+      ORDER BY pop.rank NULLS LAST, t.date_added DESC NULLS LAST, t.id DESC
+      LIMIT ${PAGE_SIZE} OFFSET ${offset}`);
+  }
+  let total = rows[0]?.total ?? 0;
+  if (!rows.length && page > 1) {
+    // past the last page: say how many there are instead of pretending there are none
+    total = (await findTitles(db, f, popularIds, 1)).total;
+  }
+  return { titles: rows.map(({ total: _t, ...card }) => card), total };
+}
+
+export interface TitleDetail extends TitleCard {
+  show_id: string;
+  date_added: string | null;
+  description: string | null;
+  genres: string[];
+  countries: string[];
+  cast: string[];
+  directors: string[];
+}
+
+export async function titleDetail(db: Queryable, id: number): Promise<TitleDetail | undefined> {
+  return db.one<TitleDetail>(sql`
+    SELECT ${CARD_COLUMNS}, t.show_id, t.date_added, t.description,
+      ARRAY(SELECT g.name FROM title_genres tg JOIN genres g ON g.id = tg.genre_id WHERE tg.title_id = t.id ORDER BY g.name) AS genres,
+      ARRAY(SELECT c.name FROM title_countries tc JOIN countries c ON c.id = tc.country_id WHERE tc.title_id = t.id ORDER BY c.name) AS countries,
+      ARRAY(SELECT p.name FROM title_cast x JOIN people p ON p.id = x.person_id WHERE x.title_id = t.id ORDER BY x.ord) AS cast,
+      ARRAY(SELECT p.name FROM title_directors x JOIN people p ON p.id = x.person_id WHERE x.title_id = t.id ORDER BY x.ord) AS directors
+    FROM titles t WHERE t.id = ${id}`);
+}
+
+/**
+ * "More like this": titles sharing the most with this one, scored in one set-based pass — a shared director 4, a
+ * shared cast member 2, a shared genre 3 divided by log2 of the genre's size (a niche genre says more than
+ * "International Movies"), a shared country 1, the same rating 1, the same type 0.5; ties go to the most played.
+ */
+export async function moreLikeThis(db: Queryable, id: number, popularIds: number[], limit = 12): Promise<TitleCard[]> {
+  return db.query<TitleCard>(sql`
+    WITH me AS (SELECT id, rating, type FROM titles WHERE id = ${id}),
+    genre_size AS (SELECT genre_id, count(*) AS n FROM title_genres WHERE genre_id IN (SELECT genre_id FROM title_genres WHERE title_id = ${id}) GROUP BY genre_id),
+    shared AS (
+      SELECT o.title_id, 3.0 / log(2, greatest(gs.n, 2)) AS w FROM title_genres mine
+        JOIN genre_size gs ON gs.genre_id = mine.genre_id JOIN title_genres o ON o.genre_id = mine.genre_id
+        WHERE mine.title_id = ${id}
+      UNION ALL SELECT o.title_id, 2.0 FROM title_cast mine JOIN title_cast o ON o.person_id = mine.person_id WHERE mine.title_id = ${id}
+      UNION ALL SELECT o.title_id, 4.0 FROM title_directors mine JOIN title_directors o ON o.person_id = mine.person_id WHERE mine.title_id = ${id}
+      UNION ALL SELECT o.title_id, 1.0 FROM title_countries mine JOIN title_countries o ON o.country_id = mine.country_id WHERE mine.title_id = ${id}),
+    scored AS (SELECT title_id, sum(w) AS w FROM shared WHERE title_id <> ${id} GROUP BY title_id),
+    pop AS (SELECT id, rank FROM unnest(${popularIds}::bigint[]) WITH ORDINALITY AS p(id, rank))
+    SELECT ${CARD_COLUMNS}
+    FROM scored s JOIN titles t ON t.id = s.title_id CROSS JOIN me LEFT JOIN pop ON pop.id = t.id
+    ORDER BY s.w + CASE WHEN t.rating = me.rating THEN 1 ELSE 0 END + CASE WHEN t.type = me.type THEN 0.5 ELSE 0 END DESC,
+             pop.rank NULLS LAST, t.id
+    LIMIT ${limit}`);
+}
+
+export interface ContinueCard extends TitleCard { seconds_watched: number; duration_seconds: number }
+
+/** The user's titles whose latest viewing started but did not complete, most recent first. */
+export async function continueWatching(db: Queryable, userId: number, limit = SHELF_SIZE): Promise<ContinueCard[]> {
+  return db.query<ContinueCard>(sql`
+    SELECT ${CARD_COLUMNS}, w.seconds_watched, ${durationSql('t')} AS duration_seconds
+    FROM (SELECT DISTINCT ON (title_id) title_id, started_at, seconds_watched, completed
+          FROM watch_events WHERE user_id = ${userId} ORDER BY title_id, started_at DESC, id DESC) w
+    JOIN titles t ON t.id = w.title_id
+    WHERE NOT w.completed AND w.seconds_watched > 0
+    ORDER BY w.started_at DESC, t.id
+    LIMIT ${limit}`);
+}
+
+/** Minutes a show's episode is taken to last: the dataset gives seasons, not episodes or their length. */
+export const EPISODE_MINUTES = 45;
+/** A movie without a duration in the data is taken to last this long. */
+export const DEFAULT_MOVIE_MINUTES = 90;
+
+/** What one viewing of a title lasts, in seconds: a movie's running time, or one ~45-minute episode of a show. */
+export function durationSeconds(t: { type: string; duration_minutes: number | null }): number {
+  return (t.type === 'TV Show' ? EPISODE_MINUTES : t.duration_minutes ?? DEFAULT_MOVIE_MINUTES) * 60;
+}
+export const durationSql = (alias: string) =>
+  sql`(CASE WHEN ${raw(alias)}.type = 'TV Show' THEN ${EPISODE_MINUTES} ELSE coalesce(${raw(alias)}.duration_minutes, ${DEFAULT_MOVIE_MINUTES}) END * 60)`;
