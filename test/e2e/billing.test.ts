@@ -1,5 +1,6 @@
-// In Chromium: a subscriber signs in, compares plans, is declined (4000 0000 0000 0002), pays with a good card, sees
-// the subscription active with its next billing date, upgrades (the prorated amount shown before confirming and then
+// In Chromium: a visitor signs up (confirming from the outbox), compares plans, is declined (4000 0000 0000 0002), pays
+// with a good card, sees the subscription active with its next billing date, plays a title (one watch_events row),
+// upgrades (the prorated amount shown before confirming and then
 // charged), cancels at period end and resumes, opens a receipt (print media too). Plain forms, no console or CSP
 // errors, axe finds no WCAG A/AA violation on the billing pages in the dark and the light theme. Screenshots in
 // test/artifacts/billing-*.png.
@@ -12,7 +13,8 @@ import type { Browser, Page } from 'playwright-core';
 import { useDatabase } from '../helpers/db.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { launchBrowser, watchErrors, screenshot } from '../helpers/browser.ts';
-import { createUser } from '../helpers/auth.ts';
+import { testOutbox } from '../helpers/auth.ts';
+import { defaultConfig } from '../../server/config.ts';
 import { createTestGateway } from '../../server/billing/gateway.ts';
 import { loadPlans } from '../../server/billing/store.ts';
 import { prorationCents } from '../../server/billing/machine.ts';
@@ -25,6 +27,7 @@ let server: Awaited<ReturnType<typeof startTestServer>>;
 let browser: Browser;
 let page: Page;
 let errors: string[];
+const outbox = testOutbox();
 
 // Chromium logs every 4xx document as a console error; the declined card (402) is intended.
 const unexpected = () => errors.filter((e) => !/^Failed to load resource: the server responded with a status of 402 /.test(e));
@@ -48,20 +51,28 @@ async function bothThemes(label: string) {
 const text = async (sel: string) => (await page.innerText(sel)).replace(/\s+/g, ' ').trim();
 
 test.before(async () => {
-  server = await startTestServer({ db: t.db, now: () => new Date(clock), gateway: createTestGateway(t.db) });
+  server = await startTestServer({ db: t.db, now: () => new Date(clock), gateway: createTestGateway(t.db), config: defaultConfig({ outboxDir: outbox.dir }) });
   browser = await launchBrowser();
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
   errors = watchErrors(page);
 });
-test.after(async () => { await browser?.close(); await server?.close(); });
+test.after(async () => { await browser?.close(); await server?.close(); outbox.remove(); });
 
-test('subscriber: plans, declined card, good card, active with next billing date, upgrade, cancel, resume, receipt', async () => {
-  const u = await createUser(t.db, { role: 'subscriber', name: 'Sam Viewer' });
-  await page.goto(`${server.url}/login?next=%2Fplans`);
-  await page.fill('#f-email', u.email);
-  await page.fill('#f-password', u.password);
+test('sign up, plans, declined card, good card, active with next billing date, play, upgrade, cancel, resume, receipt', async () => {
+  const title = (await t.db.one<{ id: number }>(sql`INSERT INTO titles (show_id, type, title, release_year, rating, duration_minutes)
+    VALUES ('e2e1', 'Movie', 'The Billing Test Film', 2021, 'PG', 90) RETURNING id`))!.id;
+  // sign up, and confirm from the outbox as the address's owner would
+  await page.goto(`${server.url}/signup?next=%2Fplans`);
+  await page.fill('#f-display_name', 'Sam Viewer');
+  await page.fill('#f-email', 'sam@billing.example');
+  await page.fill('#f-password', 'sam likes films 2026');
+  await page.fill('#f-confirm_password', 'sam likes films 2026');
+  await page.click('main button[type=submit]');
+  assert.match(await text('h1'), /Check your email/);
+  await page.goto(`${server.url}${outbox.confirmPath('sam@billing.example')}`);
   await page.click('main button[type=submit]');
   await page.waitForURL(/\/plans$/);
+  const u = (await t.db.one<{ id: number }>(sql`SELECT id FROM users WHERE email = 'sam@billing.example'`))!;
   assert.match(await text('h1'), /Choose your plan/);
   assert.match(await text('table.plans-table'), /Premium \$24\.99 \/ month Ultra HD \(4K\) 4 No ads/);
   await screenshot(page, 'billing-01-plans');
@@ -96,6 +107,22 @@ test('subscriber: plans, declined card, good card, active with next billing date
   assert.match(await text('table.payments'), /First payment \$17\.99 failed card declined/);
   await screenshot(page, 'billing-03-active');
   await bothThemes('03-account');
+
+  // entitled now: play a title for a moment and pause; the viewing is one watch_events row
+  await page.goto(`${server.url}/titles/${title}`);
+  await Promise.all([page.waitForURL(/\/play$/), page.click('a.play')]);
+  await page.waitForFunction(() => !document.querySelector<HTMLButtonElement>('.player button.toggle')!.disabled);
+  await page.selectOption('.speed select', '60');
+  await page.click('.player button.toggle');
+  await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.player')!.dataset.session) > 0);
+  // a minute of the film has played (a second at 60x), then pause: the pause reports the position
+  await page.waitForFunction(() => Number(document.querySelector<HTMLInputElement>('.player input[type=range]')!.value) >= 60);
+  await page.click('.player button.toggle');
+  await page.waitForFunction(() => Number(document.querySelector<HTMLElement>('.player')!.dataset.saved) > 0);
+  const views = await t.db.query<any>(sql`SELECT title_id, completed FROM watch_events WHERE user_id = ${u.id}`);
+  assert.equal(views.map((v) => v.title_id), [title]);
+  await screenshot(page, 'billing-03b-played');
+  await page.goto(`${server.url}/account`);
 
   // upgrade: the confirm step shows what is charged today
   clock += 20 * 60_000;
