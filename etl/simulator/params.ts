@@ -73,13 +73,13 @@ export const SCALES: Record<Scale, { users: number; months: number }> = {
 
 export const DEFAULT_BUSINESS: BusinessParams = {
   planMix: { standard_with_ads: 0.55, standard: 0.30, premium: 0.15 },
-  voluntaryChurn: { standard_with_ads: 0.03, standard: 0.018, premium: 0.012 },
+  voluntaryChurn: { standard_with_ads: 0.02, standard: 0.012, premium: 0.008 },
   newSubscriberChurnMultiplier: 2,
   newSubscriberMonths: 3,
   serialChurnerShare: 0.2,
   serialChurnerMultiplier: 3,
-  renewalFailureRate: 0.125,
-  retryRecoveryRate: 0.55,
+  renewalFailureRate: 0.065,
+  retryRecoveryRate: 0.75,
   initialFailureRate: 0.06,
   initialRetrySuccess: 0.5,
   returnWithin3Months: 0.23,

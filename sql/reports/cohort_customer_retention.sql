@@ -7,7 +7,7 @@
 -- @marts mart_cohort_monthly
 -- @param from month default=-11m label="First cohort"
 -- @param to month default=0m label="Last month"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 WITH c AS (
   SELECT cohort_month, month, months_since, sum(customers_end) AS customers
   FROM mart_cohort_monthly

@@ -5,7 +5,7 @@
 -- @marts mart_mrr_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 -- @chart kpi value=mrr_at_risk delta=change_ratio format=currency
 WITH m AS (
   SELECT month,

@@ -5,7 +5,7 @@
 -- @marts mart_cash_monthly
 -- @param month month default=-1m label="Month (default: the last complete month)"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 -- @chart kpi value=net_cash_revenue delta=change_ratio format=currency
 WITH m AS (
   SELECT month, sum(collected_cents - refunded_cents) AS net_cents

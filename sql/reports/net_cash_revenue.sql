@@ -7,7 +7,7 @@
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 SELECT c.month, c.plan_code,
        round(sum(c.collected_cents) / 100.0, 2) AS collected,
        round(sum(c.refunded_cents) / 100.0, 2)  AS refunded,

@@ -5,7 +5,7 @@
 -- @marts mart_mrr_monthly
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 WITH m AS (
   SELECT month, plan_code, sum(customers_end) AS subscribers, sum(end_cents) AS end_cents
   FROM mart_mrr_monthly
