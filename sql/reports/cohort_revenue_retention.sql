@@ -25,7 +25,7 @@ grid AS (
   FROM sizes s
   CROSS JOIN LATERAL generate_series(s.cohort_month, least(:to::date, date_trunc('month', now())::date), interval '1 month') AS g
 )
-SELECT grid.cohort_month, grid.months_since, grid.month,
+SELECT grid.cohort_month, grid.months_since, grid.month, grid.month = date_trunc('month', now())::date AS partial,
        round(grid.starting_cents / 100.0, 2) AS starting_mrr,
        round(coalesce(c.end_cents, 0) / 100.0, 2) AS mrr,
        round(coalesce(c.end_cents, 0) / nullif(grid.starting_cents, 0), 4) AS revenue_retention

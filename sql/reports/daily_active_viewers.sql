@@ -7,7 +7,7 @@
 -- @param country multi lookup=customer_countries label="Customer countries"
 -- @chart line x=day:T y=viewers:Q title="Daily active viewers"
 -- @rowcap 5000
-SELECT day,
+SELECT day, day = (now() AT TIME ZONE 'UTC')::date AS partial,
        sum(viewers)::int AS viewers,
        sum(plays)::int AS plays,
        round(sum(seconds_watched) / 3600.0, 1) AS hours_watched

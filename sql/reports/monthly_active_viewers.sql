@@ -5,7 +5,7 @@
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param country multi lookup=customer_countries label="Customer countries"
-SELECT month,
+SELECT month, month = date_trunc('month', now())::date AS partial,
        sum(viewers)::int AS viewers,
        sum(plays)::int AS plays,
        round(sum(seconds_watched) / 3600.0, 1) AS hours_watched,

@@ -19,7 +19,7 @@ m AS (
     AND (:country::text[] IS NULL OR country = ANY(:country::text[]))
   GROUP BY month
 )
-SELECT months.month,
+SELECT months.month, months.month = date_trunc('month', now())::date AS partial,
        coalesce(m.past_due, 0)::int                          AS past_due_customers,
        round(coalesce(m.at_risk_cents, 0) / 100.0, 2)         AS mrr_at_risk,
        round(coalesce(m.end_cents, 0) / 100.0, 2)             AS mrr,

@@ -22,7 +22,7 @@ grid AS (
   FROM sizes s
   CROSS JOIN LATERAL generate_series(s.cohort_month, least(:to::date, date_trunc('month', now())::date), interval '1 month') AS g
 )
-SELECT grid.cohort_month, grid.month,
+SELECT grid.cohort_month, grid.month, grid.month = date_trunc('month', now())::date AS partial,
        ((extract(year FROM grid.month) - extract(year FROM grid.cohort_month)) * 12
          + extract(month FROM grid.month) - extract(month FROM grid.cohort_month))::int AS months_since,
        round(grid.starting_cents / 100.0, 2) AS starting_mrr,

@@ -23,7 +23,7 @@ m AS (
     AND (:country::text[] IS NULL OR country = ANY(:country::text[]))
   GROUP BY month
 )
-SELECT months.month,
+SELECT months.month, months.month = date_trunc('month', now())::date AS partial,
        coalesce(m.first_attempts, 0)::int AS first_attempts,
        coalesce(m.failures, 0)::int       AS first_attempt_failures,
        coalesce(m.recovered, 0)::int      AS recovered,

@@ -14,7 +14,7 @@ WITH m AS (
     AND end_cents > 0
   GROUP BY month, plan_code
 )
-SELECT m.month, m.plan_code, p.name AS plan_name,
+SELECT m.month, m.month = date_trunc('month', now())::date AS partial, m.plan_code, p.name AS plan_name,
        m.subscribers::int AS subscribers,
        round(m.end_cents / 100.0, 2) AS mrr,
        round(m.subscribers::numeric / sum(m.subscribers) OVER (PARTITION BY m.month), 4) AS subscriber_share,

@@ -7,7 +7,7 @@
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi lookup=customer_countries label="Customer countries"
-SELECT month, plan_code,
+SELECT month, month = date_trunc('month', now())::date AS partial, plan_code,
        sum(signups)::int AS signups,
        sum(first_payments)::int AS first_payments
 FROM mart_signups_monthly

@@ -11,7 +11,7 @@
 -- another plan) is a movement with the customer's MRR and plan before (from_plan) and after (to_plan) it:
 --   opening       MRR the customer held at the instant the history starts (history_start below): one per customer
 --   new           0 → > 0, the customer's first paid instant       reactivation  0 → > 0, paid at some earlier time
---   churn         > 0 → 0 (counted when the paid period ends; churn_reason = the canceled event's reason)
+--   churn         > 0 → 0 (counted when the paid period ends; churn_reason = the `canceled` event's data.reason)
 --   expansion     > 0 → more (or a plan switch at the same price)  contraction   > 0 → less
 -- The history starts at the window start of the first simulation run (simulation_runs), else at the first billing
 -- event: MRR that exists then is `opening`, never `new`; events before it are not movements. Live billing adds events
@@ -22,27 +22,36 @@
 -- the history starts (a cohort without a month 0).
 -- Small: one row per kind of movement, not per customer (the per-event rows exist only inside the refresh).
 WITH bounds AS (
+  -- without a simulated history the first event opens it, and nothing exists before it: no opening balance
   SELECT coalesce((SELECT min(window_start) FROM simulation_runs),
-                  (SELECT min(at) FROM subscription_events)) AS history_start
+                  (SELECT min(at) - interval '1 microsecond' FROM subscription_events)) AS history_start
 ),
 ev AS (
-  SELECT e.user_id, e.at, e.id, e.plan_id, e.mrr_cents, e.data,
+  SELECT e.user_id, e.at, e.id, e.plan_id, e.type, e.data,
          e.mrr_cents - coalesce(lag(e.mrr_cents) OVER (PARTITION BY e.subscription_id ORDER BY e.at, e.id), 0) AS delta
   FROM subscription_events e
   WHERE e.at <= now()
 ),
 cust AS (
-  SELECT user_id, at, id, plan_id, data, sum(delta) OVER w AS after_cents
+  SELECT user_id, at, id, plan_id, sum(delta) OVER (PARTITION BY user_id ORDER BY at, id) AS after_cents,
+         -- why a churn happened: the reason the `canceled` event carries (voluntary / involuntary)
+         max(data ->> 'reason') FILTER (WHERE type = 'canceled') OVER (PARTITION BY user_id, at) AS reason
   FROM ev
-  WINDOW w AS (PARTITION BY user_id ORDER BY at, id)
+),
+-- the customer's state after each instant: events of one instant net out (a subscription ending and the next one
+-- starting at the same instant is a plan change, not a churn and a reactivation)
+inst AS (
+  SELECT DISTINCT ON (user_id, at) user_id, at, id, reason, after_cents,
+         CASE WHEN after_cents > 0 THEN plan_id END AS after_plan_id
+  FROM cust
+  ORDER BY user_id, at, id DESC
 ),
 steps AS (
-  SELECT user_id, at, id, data, after_cents,
-         CASE WHEN after_cents > 0 THEN plan_id END AS after_plan_id,
+  SELECT user_id, at, id, reason, after_cents, after_plan_id,
          coalesce(lag(after_cents) OVER w, 0) AS before_cents,
-         lag(CASE WHEN after_cents > 0 THEN plan_id END) OVER w AS before_plan_id
-  FROM cust
-  WINDOW w AS (PARTITION BY user_id ORDER BY at, id)
+         lag(after_plan_id) OVER w AS before_plan_id
+  FROM inst
+  WINDOW w AS (PARTITION BY user_id ORDER BY at)
 ),
 changes AS (
   SELECT s.* FROM steps s
@@ -72,7 +81,7 @@ movements AS (
               ELSE 'contraction' END,
          c.before_cents, c.after_cents, c.before_plan_id, c.after_plan_id,
          CASE WHEN c.before_cents > 0 AND c.after_cents = 0
-              THEN coalesce(c.data ->> 'reason', 'unknown') ELSE 'none' END
+              THEN coalesce(c.reason, 'unknown') ELSE 'none' END
   FROM changes c
   JOIN first_paid fp ON fp.user_id = c.user_id
   CROSS JOIN bounds b
