@@ -42,7 +42,9 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
   const checks: Check[] = [];
   const add = (c: Omit<Check, 'ok'>) => checks.push({ ...c, ok: c.measured !== null && Math.abs(c.measured - c.target) <= c.tolerance });
 
-  // ── churn by plan, per the contract: customer MRR at each month boundary from the events' [at, next at) intervals
+  // ── churn by plan, counted as the reports count it (issue 16): customers paying at a month's start (MRR at the
+  // boundary from the events' [at, next at) intervals) whose subscription ended in the month — also those who came
+  // back before the month was out: every churn is a churn, as in the model, which draws a churn per period
   const churn = await q.query<{ plan: PlanCode; active: number; vol: number; invol: number }>(`
     WITH ev AS (
       SELECT e.user_id, e.at, e.mrr_cents, e.plan_id,
@@ -64,11 +66,10 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
       ORDER BY user_id, m, ended_at DESC
     )
     SELECT p.code AS plan, count(*)::int AS active,
-           count(*) FILTER (WHERE nx.user_id IS NULL AND en.end_reason = 'voluntary')::int AS vol,
-           count(*) FILTER (WHERE nx.user_id IS NULL AND en.end_reason = 'involuntary')::int AS invol
+           count(*) FILTER (WHERE en.end_reason = 'voluntary')::int AS vol,
+           count(*) FILTER (WHERE en.end_reason = 'involuntary')::int AS invol
     FROM cb s
     JOIN plans p ON p.id = s.plan_id
-    LEFT JOIN cb nx ON nx.user_id = s.user_id AND nx.t = s.t + interval '1 month'
     LEFT JOIN ends en ON en.user_id = s.user_id AND en.m = s.t
     WHERE s.t < $2
     GROUP BY p.code`, [first, last]);
