@@ -89,11 +89,13 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
       tolerance: tol(target, totActive, target * 0.15), note: 'voluntary + involuntary, all plans' });
     // DESIGN.md "Simulator realism": streaming churns about 4–5 % a month (industry ≈ 5 %, Netflix ≈ 2 %), of which
     // 20–40 % is involuntary (Recurly). Checked against those ranges, not the model: a profile far from them is flagged.
+    // The tolerance is the range's half-width plus three standard errors of the sample (small presets are noisy).
+    const se = (p: number, n: number) => 3 * Math.sqrt(p * (1 - p) / Math.max(n, 1));
     add({ metric: 'total churn / month, DESIGN range 4–5 %', measured: (totVol + totInvol) / totActive, target: 0.045, unit: '%',
-      sample: totActive, tolerance: Math.max(0.005, tol(0.045, totActive, 0)), note: 'streaming industry ≈ 5 %, Netflix ≈ 2 %' });
+      sample: totActive, tolerance: 0.005 + se(0.045, totActive), note: 'streaming industry ≈ 5 %, Netflix ≈ 2 %' });
     const churned = totVol + totInvol;
     add({ metric: 'involuntary share of churn, DESIGN range 20–40 %', measured: churned ? totInvol / churned : null, target: 0.3, unit: '%',
-      sample: churned, tolerance: Math.max(0.1, tol(0.3, churned, 0)), note: "Recurly's range" });
+      sample: churned, tolerance: 0.1 + se(0.3, churned), note: "Recurly's range" });
   }
   for (const code of PLAN_CODES) {
     const r = churn.find((x) => x.plan === code) ?? { active: 0, vol: 0, invol: 0 };
