@@ -1,9 +1,9 @@
 // Issue 16 on the simulator's `--scale small` history (2,000 customers, 12 months ending today): every MRR metric
 // report equals a reference computed here, independently, event by event from subscription_events in TypeScript
-// (not the product's SQL): unfiltered, under a plan filter and under a country filter. Also: churn and return in
-// the same month count both ways, every month reconciles under every filter (and a broken month fails loudly), no KPI
-// compares against the warm-up, and the month in progress is marked partial in the rows, the chart spec, the page's
-// data table and the CSV.
+// (not the product's SQL): unfiltered, under a plan filter and under a country filter; cash and payment rates from
+// payments. Also: churn and return in the same month count both ways, every month reconciles under every filter (and
+// a broken month fails loudly), no KPI compares against the warm-up, and the month in progress is marked partial in
+// the rows, the chart spec, the page's data table and the CSV.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useDatabase } from './helpers/db.ts';
@@ -346,6 +346,38 @@ test('the validation summary checks the DESIGN realism ranges (total churn 4–5
   assert.ok(names.includes('total churn / month, DESIGN range 4–5 %'), names.join('; '));
   assert.ok(names.includes('involuntary share of churn, DESIGN range 20–40 %'), names.join('; '));
   assert.ok(names.includes('failed renewals recovered by retries'), names.join('; '));
+});
+
+test('net cash revenue and payment failure / recovery equal a reference from payments, unfiltered and by country', async () => {
+  const pays = await t.db.query<{ kind: string; attempt: number; amount: number; status: string; settled: string | null; refunded: string | null;
+    refund: number | null; due: string; country: string | null }>(`
+    SELECT p.kind, p.attempt, p.amount_cents AS amount, p.status, to_char(p.settled_at AT TIME ZONE 'UTC', 'YYYY-MM') AS settled,
+           to_char(p.refunded_at AT TIME ZONE 'UTC', 'YYYY-MM') AS refunded, p.refund_cents AS refund,
+           to_char(p.period_start AT TIME ZONE 'UTC', 'YYYY-MM') AS due, u.country
+    FROM payments p JOIN users u ON u.id = p.user_id`);
+  const top = filters[3][1].countries![0];
+  const from = months[1].slice(0, 7), to = months.at(-1)!.slice(0, 7);
+  for (const country of [undefined, top]) {
+    const mine = pays.filter((p) => !country || p.country === country);
+    const params = { from, to, ...(country ? { country } : {}) };
+    const cash = await rows('net_cash_revenue', params);
+    const pfr = await rows('payment_failure_recovery', params);
+    for (const m of months.slice(1)) {
+      const ym = m.slice(0, 7);
+      const collected = mine.filter((p) => (p.status === 'succeeded' || p.status === 'refunded') && p.settled === ym).reduce((s, p) => s + p.amount, 0);
+      const refunded = mine.filter((p) => p.status === 'refunded' && p.refunded === ym).reduce((s, p) => s + (p.refund ?? 0), 0);
+      const got = cash.filter((r) => r.month === m);
+      assert.is(got.reduce((s, r) => s + cents(r.collected), 0), collected, `${country ?? 'all'} ${ym} collected`);
+      assert.is(got.reduce((s, r) => s + cents(r.refunded), 0), refunded, `${country ?? 'all'} ${ym} refunded`);
+      const renewals = mine.filter((p) => p.kind === 'renewal' && p.due === ym);
+      const first = renewals.filter((p) => p.attempt === 1 && p.status !== 'pending').length;
+      const failed = renewals.filter((p) => p.attempt === 1 && p.status === 'failed').length;
+      const recovered = renewals.filter((p) => p.attempt > 1 && (p.status === 'succeeded' || p.status === 'refunded')).length;
+      const r = pfr.find((x) => x.month === m)!;
+      assert.equal([r.first_attempts, r.first_attempt_failures, r.recovered], [first, failed, recovered], `${country ?? 'all'} ${ym} payments`);
+      assert.is(r.partial, m === months.at(-1));
+    }
+  }
 });
 
 test('every report answers on simulated data with its defaults', async () => {
