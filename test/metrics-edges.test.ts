@@ -2,10 +2,10 @@
 //   G standard activated exactly at 2024-06-01T00:00Z, canceled at period end exactly 2024-07-01T00:00Z
 //     -> MRR at an instant includes events AT that instant: G counts at Jun 1 (new in May), not at Jul 1 (churn in June)
 //   I annual plan (249.90 / year) from Jun 10 -> MRR 2082.50 cents (÷ 12), cash 249.90 in June
-//   J ads from May 20, upgraded to standard May 25 -> one 'new' of 1799 in May (no expansion: start was 0)
+//   J ads from May 20, upgraded to standard May 25 -> movements are events: new 799 (May 20) + expansion 1000 (May 25)
 //   K standard Jun 5, canceled -> ends Jul 5 (new in June, churn in July)
 //   M standard May 10, canceled -> ends Jun 10; a premium subscription starts at the same instant -> movements are per
-//     customer: June is an expansion of 700 for M, not a churn plus a reactivation
+//     customer and events of one instant net out: June is an expansion of 700 for M, not a churn plus a reactivation
 // MRR: Jun 1 = G 1799 + J 1799 + M 1799 = 5397; Jul 1 = I 2082.50 + J 1799 + K 1799 + M 2499 = 8179.50;
 //      Aug 1 = I + J + M = 6380.50
 import { test } from 'uvu';
@@ -55,11 +55,11 @@ test('events at a month boundary count at that instant; annual plans count a twe
   assert.equal(annual.map((r) => [r.month, r.subscribers, r.mrr]), [['2024-06-01', 1, 20.83], ['2024-07-01', 1, 20.83]]);
 });
 
-test('movements are per customer: same-instant switch is an expansion, an upgrade in the signup month is just new', async () => {
+test('movements are per customer: same-instant switch is an expansion, an upgrade in the signup month is new + expansion', async () => {
   const rows = await run('mrr_movements', period);
-  const keys = ['start_mrr', 'new_mrr', 'expansion_mrr', 'reactivation_mrr', 'contraction_mrr', 'churned_mrr', 'end_mrr', 'reconciliation_gap'];
+  const keys = ['start_mrr', 'new', 'expansion', 'reactivation', 'contraction', 'churn', 'end_mrr', 'reconciliation_gap'];
   assert.equal(rows.map((r) => keys.map((k) => r[k])), [
-    [0, 53.97, 0, 0, 0, 0, 53.97, 0],
+    [0, 43.97, 10, 0, 0, 0, 53.97, 0],        // new M 17.99 + J 7.99 + G 17.99 (at Jun 1 00:00: May's end); J +10
     [53.97, 38.82, 7, 0, 0, 17.99, 81.8, 0],   // new I 20.825 + K 17.99 = 38.815 -> 38.82; M +7; G churns
     [81.8, 0, 0, 0, 0, 17.99, 63.81, 0],      // K churns
   ]);

@@ -81,16 +81,20 @@ test('MRR movements: new vs reactivation, expansion, contraction, churn, reconci
     [5097, 0, 0, 1799, 0, 2499, 4397],    // Apr: D returns = reactivation (not new), A churns
     [4397, 0, 0, 0, 0, 0, 4397],          // May: F recovered from past_due: no movement
   ];
-  const keys = ['start_mrr', 'new_mrr', 'expansion_mrr', 'reactivation_mrr', 'contraction_mrr', 'churned_mrr', 'end_mrr'];
+  const keys = ['start_mrr', 'new', 'expansion', 'reactivation', 'contraction', 'churn', 'end_mrr'];
   assert.equal(rows.map((r) => keys.map((k) => r[k])), expect.map((e) => e.map(dollars)));
   for (const [i, r] of rows.entries()) {
     assert.is(r.reconciliation_gap, 0, `gap in ${r.month}`);
+    assert.is(r.opening, 0, 'no simulated history: nothing exists before the first event');
     if (i > 0) assert.is(r.start_mrr, rows[i - 1].end_mrr, `start of ${r.month} = end of the month before`);
   }
-  // under a plan filter each row still reconciles: premium in March = A's expansion (A's plan at month end)
+  // under a plan filter a plan change across the filter's edge is a transfer: in March A moves standard → premium
+  // (24.99 in) and C premium → standard (24.99 out); premium starts March with C and ends it with A
   const premium = await run('mrr_movements', { ...period, plan: 'premium' });
   const mar = premium.find((r) => r.month === '2025-03-01')!;
-  assert.equal([mar.start_mrr, mar.expansion_mrr, mar.end_mrr, mar.reconciliation_gap], [17.99, 7, 24.99, 0]);
+  assert.equal([mar.start_mrr, mar.expansion, mar.contraction, mar.transfer_in, mar.transfer_out, mar.end_mrr, mar.reconciliation_gap],
+    [24.99, 0, 0, 24.99, 24.99, 24.99, 0]);
+  for (const [i, r] of premium.entries()) if (i > 0) assert.is(r.start_mrr, premium[i - 1].end_mrr, `premium: start of ${r.month}`);
 });
 
 test('active subscribers and past_due customers', async () => {
@@ -248,10 +252,13 @@ test('watch hours by genre and most-watched titles', async () => {
 test('KPI tiles: MRR, ARR, active subscribers with the change against the previous month', async () => {
   const mrr = (await run('kpi_mrr', { month: '2025-04' }))[0];
   assert.equal([mrr.month, mrr.mrr, mrr.previous, mrr.change, mrr.change_ratio], ['2025-04-01', 43.97, 50.97, -7, rate(-700 / 5097)]);
+  // the history starts on Jan 10: January is not a full month, so February (the first full one) has no change
   const arr = (await run('kpi_arr', { month: '2025-02' }))[0];
-  assert.equal([arr.arr, arr.previous, arr.change], [dollars(5097 * 12), dollars(4397 * 12), dollars(700 * 12)]);
+  assert.equal([arr.arr, arr.previous, arr.change], [dollars(5097 * 12), null, null]);
+  const arrMar = (await run('kpi_arr', { month: '2025-03' }))[0];
+  assert.equal([arrMar.arr, arrMar.previous, arrMar.change], [dollars(5097 * 12), dollars(5097 * 12), 0]);
   const subs = (await run('kpi_active_subscribers', { month: '2025-01' }))[0];
-  assert.equal([subs.active_subscribers, subs.previous, subs.change, subs.change_ratio], [3, 0, 3, null]);
+  assert.equal([subs.active_subscribers, subs.previous, subs.change, subs.change_ratio], [3, null, null, null]);
   const std = (await run('kpi_mrr', { month: '2025-04', plan: 'standard' }))[0];
   assert.equal([std.mrr, std.previous], [35.98, 17.99]);
 });

@@ -199,6 +199,10 @@ test('row cap: rows beyond @rowcap are cut and flagged; @timeout cancels a slow 
 });
 
 test('result cache: a hit until the generation changes; the ETag follows the generation', async () => {
+  // the cache is opt-in (deps.caches.reports in the app): give these runs one
+  const cache: ResultCache = new Map();
+  const run = (id: string, q = '', role: any = 'analyst', extra: Record<string, unknown> = {}) =>
+    runReport(t.db, catalog, id, new URLSearchParams(q), { role, now: NOW, cache, ...extra });
   const a = await run('fx_by_kind', 'kinds=a');
   const b = await run('fx_by_kind', 'kinds=a');
   assert.is(b.cached, true);

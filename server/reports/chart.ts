@@ -98,9 +98,30 @@ export function chartFromSidecar(text: string): VlSpec {
   return { $schema: SCHEMA, ...s };
 }
 
-/** The spec with rows inlined. */
+/** The spec with rows inlined; a month still in progress (a row with partial: true) gets its own mark. */
 export function withData(spec: VlSpec, rows: unknown[]): VlSpec {
-  return { ...spec, data: { values: rows } };
+  return { ...markPartial(spec, rows), data: { values: rows } };
+}
+
+// Issue 16: rows of a month still in progress carry `partial: true`. On a chart whose x axis is `month` that month
+// gets a dashed rule and a "so far" label (same x encoding, so the same scale), whatever drew the rest of the chart.
+function markPartial(spec: VlSpec, rows: unknown[]): VlSpec {
+  if (!rows.some((r) => (r as any)?.partial === true)) return spec;
+  const x = spec.encoding?.x ?? spec.layer?.find((l: VlSpec) => l.encoding?.x)?.encoding?.x;
+  if (!x || x.field !== 'month' || spec.facet || spec.concat || spec.hconcat || spec.vconcat || spec.repeat) return spec;
+  const { $schema, title, width, height, config, ...inner } = spec;
+  const at = { field: x.field, type: x.type, ...(x.timeUnit ? { timeUnit: x.timeUnit } : {}) };
+  return {
+    $schema, ...(title !== undefined ? { title } : {}), ...(width !== undefined ? { width } : {}),
+    ...(height !== undefined ? { height } : {}), ...(config ? { config } : {}),
+    layer: [inner, {
+      transform: [{ filter: 'datum.partial === true' }],
+      layer: [
+        { mark: { type: 'rule', strokeDash: [4, 4], strokeWidth: 1.5 }, encoding: { x: at } },
+        { mark: { type: 'text', text: 'so far', baseline: 'top', dy: 2, fontStyle: 'italic' }, encoding: { x: at, y: { value: 0 } } },
+      ],
+    }],
+  };
 }
 
 /** Compiles with vega-lite; warnings count as errors (they mean a channel or field was dropped). Returns the Vega spec. */

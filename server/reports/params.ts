@@ -4,7 +4,8 @@
 
 export type ParamType = 'date' | 'month' | 'int' | 'enum' | 'multi' | 'boolean';
 export const PARAM_TYPES: ParamType[] = ['date', 'month', 'int', 'enum', 'multi', 'boolean'];
-export const LOOKUPS = ['plans', 'genres', 'countries', 'title_types'] as const;
+// customer_countries: the countries customers are in (users.country), from the data, not a hard-coded list
+export const LOOKUPS = ['plans', 'genres', 'countries', 'customer_countries', 'title_types'] as const;
 export type Lookup = (typeof LOOKUPS)[number];
 
 export interface ParamDecl {

@@ -7,7 +7,7 @@
 -- @marts mart_cohort_monthly
 -- @param from month default=-11m label="First cohort"
 -- @param to month default=0m label="Last month"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 WITH c AS (
   SELECT cohort_month, month, months_since, sum(customers_end) AS customers
   FROM mart_cohort_monthly
@@ -25,7 +25,7 @@ grid AS (
   FROM sizes s
   CROSS JOIN LATERAL generate_series(s.cohort_month, least(:to::date, date_trunc('month', now())::date), interval '1 month') AS g
 )
-SELECT grid.cohort_month, grid.months_since, grid.month,
+SELECT grid.cohort_month, grid.months_since, grid.month, grid.month = date_trunc('month', now())::date AS partial,
        grid.cohort_size::int AS cohort_size,
        coalesce(c.customers, 0)::int AS retained_customers,
        round(coalesce(c.customers, 0)::numeric / nullif(grid.cohort_size, 0), 4) AS retention

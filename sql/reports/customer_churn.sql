@@ -1,40 +1,31 @@
 -- @title Customer churn rate
 -- @description Monthly customer churn, gross and net of reactivations, split voluntary / involuntary.
--- @definition Churn rate = customers whose MRR went from > 0 at the month start to 0 at the month end ÷ customers
--- @definition with MRR > 0 at the month start. Churn counts when the paid period ends. Voluntary: canceled at period
--- @definition end on request; involuntary: payment retries ran out. Net churn rate = (churned − reactivated) ÷
--- @definition customers at month start, where reactivated customers are returning former customers.
--- @marts mart_mrr_monthly
+-- @definition Churn rate = churn events in the month (a customer's last subscription ending, counted when the paid
+-- @definition period ends) ÷ customers at the month start (in the history's first month: at the history start).
+-- @definition A customer who churns and returns within the month counts as churned and as reactivated. Voluntary:
+-- @definition canceled at period end on request; involuntary: payment retries ran out. Net churn rate = (churned −
+-- @definition reactivated) ÷ customers at the start. The month in progress shows its counts but no rates unless
+-- @definition include_partial is set.
+-- @definition Under a plan filter a movement counts under the plan held before it (churn, the old plan of a change)
+-- @definition and after it (opening, new, reactivation, the new plan of a change); a plan change across the filter's
+-- @definition edge is a transfer in / out, so each month starts where the month before ended. Country: the account's.
+-- @definition The month in progress is partial ("so far", partial = true) and the history's first month counts
+-- @definition from the history start (opening); definitions: sql/schema/0013_metrics.sql, mrr_metrics_monthly().
+-- @marts mart_mrr_movements mart_mrr_monthly
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
-WITH months AS (
-  SELECT g::date AS month
-  FROM generate_series(:from::date, least(:to::date, date_trunc('month', now())::date), interval '1 month') AS g
-),
-m AS (
-  SELECT month,
-         sum(customers_start) AS customers_start,
-         coalesce(sum(customers) FILTER (WHERE movement = 'churn'), 0) AS churned,
-         coalesce(sum(customers) FILTER (WHERE movement = 'churn' AND churn_reason = 'voluntary'), 0) AS voluntary,
-         coalesce(sum(customers) FILTER (WHERE movement = 'churn' AND churn_reason = 'involuntary'), 0) AS involuntary,
-         coalesce(sum(customers) FILTER (WHERE movement = 'reactivation'), 0) AS reactivated
-  FROM mart_mrr_monthly
-  WHERE month BETWEEN :from::date AND :to::date
-    AND (:plan::text[] IS NULL OR plan_code = ANY(:plan::text[]))
-    AND (:country::text[] IS NULL OR country = ANY(:country::text[]))
-  GROUP BY month
-)
-SELECT months.month,
-       coalesce(m.customers_start, 0)::int AS customers_at_start,
-       coalesce(m.churned, 0)::int         AS churned,
-       coalesce(m.voluntary, 0)::int       AS voluntary_churned,
-       coalesce(m.involuntary, 0)::int     AS involuntary_churned,
-       coalesce(m.reactivated, 0)::int     AS reactivated,
-       round(m.churned::numeric / nullif(m.customers_start, 0), 4)                   AS churn_rate,
-       round(m.voluntary::numeric / nullif(m.customers_start, 0), 4)                 AS voluntary_churn_rate,
-       round(m.involuntary::numeric / nullif(m.customers_start, 0), 4)               AS involuntary_churn_rate,
-       round((m.churned - m.reactivated)::numeric / nullif(m.customers_start, 0), 4) AS net_churn_rate
-FROM months LEFT JOIN m USING (month)
-ORDER BY months.month
+-- @param country multi lookup=customer_countries label="Customer countries"
+-- @param include_partial boolean default=false label="Include the month in progress in ratios"
+SELECT m.month, m.partial, m.period_note,
+       (m.customers_start + m.opening_customers)::int AS customers_at_start,
+       m.churned_customers::int    AS churned,
+       m.voluntary_churned::int    AS voluntary_churned,
+       m.involuntary_churned::int  AS involuntary_churned,
+       m.reactivated_customers::int AS reactivated,
+       m.customer_churn_rate       AS churn_rate,
+       m.voluntary_churn_rate,
+       m.involuntary_churn_rate,
+       m.net_customer_churn_rate   AS net_churn_rate
+FROM mrr_metrics_monthly(:from::date, :to::date, :plan::text[], :country::text[], :include_partial::boolean) m
+ORDER BY m.month

@@ -4,10 +4,10 @@
 -- @marts mart_viewers_daily
 -- @param from month default=-2m label="From month"
 -- @param to month default=0m label="To month"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 -- @chart line x=day:T y=viewers:Q title="Daily active viewers"
 -- @rowcap 5000
-SELECT day,
+SELECT day, day = (now() AT TIME ZONE 'UTC')::date AS partial,
        sum(viewers)::int AS viewers,
        sum(plays)::int AS plays,
        round(sum(seconds_watched) / 3600.0, 1) AS hours_watched

@@ -1,37 +1,23 @@
 -- @title ARPA
 -- @description Average MRR per active customer at the end of the month.
 -- @definition ARPA = MRR ÷ active customers, both at month end (now, for the current month).
--- @definition The change is relative to the month before (change_ratio = change ÷ previous).
--- @marts mart_mrr_monthly
+-- @definition The change is relative to the month before (change_ratio = change ÷ previous); none in the
+-- @definition history's first full month or before (the month before it holds the warm-up: customers already
+-- @definition subscribed when the history starts). One definition: mrr_metrics_monthly() (sql/schema/0013_metrics.sql).
+-- @marts mart_mrr_movements mart_mrr_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 -- @chart kpi value=arpa delta=change_ratio format=currency
 WITH m AS (
-  SELECT month,
-         sum(start_cents) AS start_cents,
-         sum(end_cents) AS end_cents,
-         sum(customers_start) AS customers_start,
-         sum(customers_end) AS customers_end,
-         coalesce(sum(customers) FILTER (WHERE movement = 'churn'), 0) AS churned,
-         coalesce(sum(start_cents - end_cents) FILTER (WHERE movement = 'churn'), 0) AS churn_cents,
-         coalesce(sum(start_cents - end_cents) FILTER (WHERE movement = 'contraction'), 0) AS contraction_cents,
-         coalesce(sum(end_cents - start_cents) FILTER (WHERE movement = 'expansion'), 0) AS expansion_cents
-  FROM mart_mrr_monthly
-  WHERE month IN (:month, (:month - interval '1 month')::date)
-    AND (:plan::text[] IS NULL OR plan_code = ANY(:plan::text[]))
-    AND (:country::text[] IS NULL OR country = ANY(:country::text[]))
-  GROUP BY month
-),
-v AS (
-  SELECT p.month, round(m.end_cents / nullif(m.customers_end, 0) / 100.0, 2) AS value
-  FROM (VALUES (:month), ((:month - interval '1 month')::date)) AS p(month)
-  LEFT JOIN m USING (month)
+  SELECT x.*, round(x.arpa_cents / 100.0, 2) AS v
+  FROM mrr_metrics_monthly((:month - interval '1 month')::date, :month, :plan::text[], :country::text[]) x
 )
-SELECT cur.month,
-       cur.value AS arpa,
-       prev.value AS previous,
-       cur.value - prev.value AS change,
-       round((cur.value - prev.value) / nullif(prev.value, 0), 4) AS change_ratio
-FROM v cur JOIN v prev ON prev.month = (cur.month - interval '1 month')::date
+SELECT cur.month, cur.partial, cur.period_note,
+       cur.v AS arpa,
+       prev.v AS previous,
+       cur.v - prev.v AS change,
+       round((cur.v - prev.v) / nullif(prev.v, 0), 4) AS change_ratio
+FROM m cur
+LEFT JOIN m prev ON prev.month = (cur.month - interval '1 month')::date AND prev.month >= prev.first_full_month
 WHERE cur.month = :month

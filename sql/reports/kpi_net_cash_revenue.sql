@@ -1,29 +1,26 @@
 -- @title Net cash revenue
 -- @description Money collected minus refunds paid out in the month. Defaults to the last complete month.
 -- @definition Cash, not MRR: charges that succeeded in the month (including ones refunded later) minus refunds paid
--- @definition out in the month. The change is relative to the month before (change_ratio = change ÷ previous).
--- @marts mart_cash_monthly
+-- @definition out in the month; a charge counts under the plan it billed (mart_cash_monthly).
+-- @definition The change is relative to the month before (change_ratio = change ÷ previous); none in the history's
+-- @definition first full month or before (the month before it holds the warm-up), per mrr_metrics_monthly().
+-- @marts mart_cash_monthly mart_mrr_movements mart_mrr_monthly
 -- @param month month default=-1m label="Month (default: the last complete month)"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 -- @chart kpi value=net_cash_revenue delta=change_ratio format=currency
 WITH m AS (
-  SELECT month, sum(collected_cents - refunded_cents) AS net_cents
-  FROM mart_cash_monthly
-  WHERE month IN (:month, (:month - interval '1 month')::date)
-    AND (:plan::text[] IS NULL OR plan_code = ANY(:plan::text[]))
-    AND (:country::text[] IS NULL OR country = ANY(:country::text[]))
-  GROUP BY month
-),
-v AS (
-  SELECT p.month, round(coalesce(m.net_cents, 0) / 100.0, 2) AS value
-  FROM (VALUES (:month), ((:month - interval '1 month')::date)) AS p(month)
-  LEFT JOIN m USING (month)
+  SELECT x.month, x.partial, x.period_note, x.first_full_month,
+         (SELECT round(coalesce(sum(c.collected_cents - c.refunded_cents), 0) / 100.0, 2) FROM mart_cash_monthly c
+          WHERE c.month = x.month AND (:plan::text[] IS NULL OR c.plan_code = ANY(:plan::text[]))
+            AND (:country::text[] IS NULL OR c.country = ANY(:country::text[]))) AS v
+  FROM mrr_metrics_monthly((:month - interval '1 month')::date, :month, NULL, NULL) x
 )
-SELECT cur.month,
-       cur.value AS net_cash_revenue,
-       prev.value AS previous,
-       cur.value - prev.value AS change,
-       round((cur.value - prev.value) / nullif(prev.value, 0), 4) AS change_ratio
-FROM v cur JOIN v prev ON prev.month = (cur.month - interval '1 month')::date
+SELECT cur.month, cur.partial, cur.period_note,
+       cur.v AS net_cash_revenue,
+       prev.v AS previous,
+       cur.v - prev.v AS change,
+       round((cur.v - prev.v) / nullif(prev.v, 0), 4) AS change_ratio
+FROM m cur
+LEFT JOIN m prev ON prev.month = (cur.month - interval '1 month')::date AND prev.month >= prev.first_full_month
 WHERE cur.month = :month

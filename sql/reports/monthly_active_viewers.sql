@@ -4,8 +4,8 @@
 -- @marts mart_viewers_monthly
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
-SELECT month,
+-- @param country multi lookup=customer_countries label="Customer countries"
+SELECT month, month = date_trunc('month', now())::date AS partial,
        sum(viewers)::int AS viewers,
        sum(plays)::int AS plays,
        round(sum(seconds_watched) / 3600.0, 1) AS hours_watched,

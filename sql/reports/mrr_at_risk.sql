@@ -6,7 +6,7 @@
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 WITH months AS (
   SELECT g::date AS month
   FROM generate_series(:from::date, least(:to::date, date_trunc('month', now())::date), interval '1 month') AS g
@@ -19,7 +19,7 @@ m AS (
     AND (:country::text[] IS NULL OR country = ANY(:country::text[]))
   GROUP BY month
 )
-SELECT months.month,
+SELECT months.month, months.month = date_trunc('month', now())::date AS partial,
        coalesce(m.past_due, 0)::int                          AS past_due_customers,
        round(coalesce(m.at_risk_cents, 0) / 100.0, 2)         AS mrr_at_risk,
        round(coalesce(m.end_cents, 0) / 100.0, 2)             AS mrr,

@@ -6,7 +6,7 @@
 -- @marts mart_cohort_monthly
 -- @param from month default=-11m label="First cohort"
 -- @param to month default=0m label="Last month"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 WITH c AS (
   SELECT cohort_month, month, months_since, sum(end_cents) AS end_cents
   FROM mart_cohort_monthly
@@ -22,7 +22,7 @@ grid AS (
   FROM sizes s
   CROSS JOIN LATERAL generate_series(s.cohort_month, least(:to::date, date_trunc('month', now())::date), interval '1 month') AS g
 )
-SELECT grid.cohort_month, grid.month,
+SELECT grid.cohort_month, grid.month, grid.month = date_trunc('month', now())::date AS partial,
        ((extract(year FROM grid.month) - extract(year FROM grid.cohort_month)) * 12
          + extract(month FROM grid.month) - extract(month FROM grid.cohort_month))::int AS months_since,
        round(grid.starting_cents / 100.0, 2) AS starting_mrr,

@@ -9,7 +9,7 @@
 -- @param to month default=0m label="To month"
 -- @param kind multi values="renewal,initial,proration" default=renewal label="Charge kinds"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 WITH months AS (
   SELECT g::date AS month
   FROM generate_series(:from::date, least(:to::date, date_trunc('month', now())::date), interval '1 month') AS g
@@ -23,7 +23,7 @@ m AS (
     AND (:country::text[] IS NULL OR country = ANY(:country::text[]))
   GROUP BY month
 )
-SELECT months.month,
+SELECT months.month, months.month = date_trunc('month', now())::date AS partial,
        coalesce(m.first_attempts, 0)::int AS first_attempts,
        coalesce(m.failures, 0)::int       AS first_attempt_failures,
        coalesce(m.recovered, 0)::int      AS recovered,

@@ -5,7 +5,7 @@
 -- @marts mart_mrr_monthly
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
+-- @param country multi lookup=customer_countries label="Customer countries"
 WITH m AS (
   SELECT month, plan_code, sum(customers_end) AS subscribers, sum(end_cents) AS end_cents
   FROM mart_mrr_monthly
@@ -14,7 +14,7 @@ WITH m AS (
     AND end_cents > 0
   GROUP BY month, plan_code
 )
-SELECT m.month, m.plan_code, p.name AS plan_name,
+SELECT m.month, m.month = date_trunc('month', now())::date AS partial, m.plan_code, p.name AS plan_name,
        m.subscribers::int AS subscribers,
        round(m.end_cents / 100.0, 2) AS mrr,
        round(m.subscribers::numeric / sum(m.subscribers) OVER (PARTITION BY m.month), 4) AS subscriber_share,

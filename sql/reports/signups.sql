@@ -6,8 +6,8 @@
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
--- @param country multi values="US,CA,GB,DE,FR,ES,IT,NL,SE,BR,MX,AR,IN,JP,KR,AU" label="Customer countries"
-SELECT month, plan_code,
+-- @param country multi lookup=customer_countries label="Customer countries"
+SELECT month, month = date_trunc('month', now())::date AS partial, plan_code,
        sum(signups)::int AS signups,
        sum(first_payments)::int AS first_payments
 FROM mart_signups_monthly
