@@ -2,6 +2,7 @@
 // Drives a running Marquee over real HTTP as people would (etl/traffic/driver.ts) and prints what it did.
 // Exit codes: 0 done, 2 bad flags, 1 the site never answered.
 import fs from 'node:fs';
+import path from 'node:path';
 import { configOrExit } from '../server/config.ts';
 import { startTraffic, formatSummary } from './traffic/driver.ts';
 
@@ -13,7 +14,8 @@ export const USAGE = `usage: npm run traffic -- [flags]
   --max-requests M    stop after this many requests (default 100000)
   --seed S            integer; the people's choices are deterministic by seed (default 42)
   --outbox DIR        where the server writes mail: sign-ups are confirmed from there (default: MARQUEE_OUTBOX_DIR
-                      or <MARQUEE_DATA_DIR>/outbox when the base URL is local and that directory exists)
+                      or <MARQUEE_DATA_DIR>/outbox when the base URL is local and that directory or its
+                      parent exists)
   --no-confirm        never confirm sign-ups (they stop at "check your email")
   --decline-share X   share of checkouts tried first with the declined test card, 0-1 (default 0.2)
   --help`;
@@ -92,7 +94,9 @@ if (isMain) {
   else if (flags.outbox) {
     if (!fs.existsSync(flags.outbox)) { console.error(`traffic: --outbox ${flags.outbox} does not exist`); process.exit(2); }
     outboxDir = flags.outbox;
-  } else if (local && fs.existsSync(config.outboxDir)) outboxDir = config.outboxDir;
+  } else if (local && (fs.existsSync(config.outboxDir) || fs.existsSync(path.dirname(config.outboxDir)))) {
+    outboxDir = config.outboxDir; // a fresh server makes the directory at its first message
+  }
   console.error(`traffic: ${base}, ${flags.users} people, ${flags.rate} visits/s for ${flags.durationMs / 1000} s (at most ${flags.maxRequests} requests), seed ${flags.seed}; ` +
     (outboxDir ? `sign-ups confirmed from the outbox ${outboxDir}` : 'no outbox readable (give --outbox DIR): sign-ups stop at "check your email" and those people browse on'));
   const t = startTraffic({ base, users: flags.users, rate: flags.rate, durationMs: flags.durationMs, maxRequests: flags.maxRequests,

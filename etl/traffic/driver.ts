@@ -25,6 +25,8 @@ export interface TrafficOptions {
   outboxDir?: string;
   /** Share of checkouts made first with the declined test card (default 0.2). */
   declineShare?: number;
+  /** Share of a visitor's visits that sign up (default 0.3; the server allows MARQUEE_SIGNUPS_PER_IP_HOUR an hour per address). */
+  signupShare?: number;
   /** Per-request timeout (ms, default 15 s). */
   requestTimeoutMs?: number;
   /** Prefix of the e-mail addresses of the people it signs up (default traffic-<seed>-<time>). */
@@ -261,7 +263,7 @@ export class Traffic {
   private async visit(p: Person) {
     const r = p.rng();
     switch (p.state) {
-      case 'visitor': return r < 0.3 ? this.signUp(p) : this.browse(p);
+      case 'visitor': return r < (this.o.signupShare ?? 0.3) ? this.signUp(p) : this.browse(p);
       case 'pending': return r < 0.5 ? this.confirm(p) : this.browse(p);
       case 'member': return r < 0.85 ? this.subscribe(p) : this.browse(p);
       case 'subscriber':
