@@ -411,16 +411,18 @@ export class Traffic {
     this.s.plays++;
     let session: unknown;
     let position = 0;
+    let duration = Infinity; // known from the first answer: a position past it is a 400
     const reports = 1 + Math.floor(r() * 4);
     for (let i = 0; i < reports; i++) {
-      position += 30 + Math.floor(r() * 600);
+      position = Math.min(position + 30 + Math.floor(r() * (i === 0 ? 120 : 600)), duration);
       const res = await b.request('POST /api/play/:id/progress', 'POST', `/api/play/${id}/progress`,
         session === undefined ? { position } : { position, session }, true);
       if (this.missing(res)) return;
       if (res.status !== 200 || !res.json) return;
       this.s.progressReports++;
       session = res.json.session;
-      if (res.json.completed) return;
+      if (Number.isFinite(res.json.duration)) duration = res.json.duration;
+      if (res.json.completed || position >= duration) return;
     }
   }
 
