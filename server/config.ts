@@ -12,6 +12,8 @@ export interface Config {
   adminEmail: string;
   adminPassword: string | undefined;
   demo: boolean;
+  /** A light live-traffic driver inside the server (etl/traffic/driver.ts): the demo's business moves. */
+  demoTraffic: boolean;
   poolSize: number;
   secureCookies: boolean;
   sessionIdleMs: number;
@@ -93,6 +95,7 @@ export const VARIABLES = {
   MARQUEE_ADMIN_EMAIL: v('adminEmail', 'admin@localhost', nonEmpty),
   MARQUEE_ADMIN_PASSWORD: v('adminPassword', undefined, text),
   MARQUEE_DEMO: v('demo', true, flag),
+  MARQUEE_DEMO_TRAFFIC: v('demoTraffic', false, flag),
   MARQUEE_POOL_SIZE: v('poolSize', 20, int(1, 1000)),
   MARQUEE_SECURE_COOKIES: v('secureCookies', false, flag),
   MARQUEE_SESSION_IDLE_MINUTES: v('sessionIdleMs', 30 * 60_000, (raw, name) => positive(raw, name) * 60_000),

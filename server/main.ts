@@ -14,6 +14,7 @@ import { scheduledJobs, schedulerClock } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
 import { VisitRecorder } from './visits.ts';
 import { loadDashboards } from './dashboards/catalog.ts';
+import { startTraffic, formatSummary } from '../etl/traffic/driver.ts';
 import { loadCatalog, ensureMarts, checkReportSql, refreshDue, DEFAULT_REPORTS_DIR } from './reports/engine.ts';
 
 const started = Date.now();
@@ -68,9 +69,18 @@ try {
   const startupRefresh = refreshDue(db, catalog, new Date(), log, 'startup', config.martWorkMem)
     .then((r) => { if (r.ran && r.results.length) log(`reports: startup refresh of ${r.results.length} marts done (${r.results.filter((x) => !x.ok).length} failed)`); })
     .catch((e) => log(`reports: startup refresh failed: ${e.message}`));
+  // MARQUEE_DEMO_TRAFFIC=1: a few simulated people a minute use the site over real HTTP (README, "Live traffic"),
+  // addressed by the first public origin (the listen address by default); stopped first on shutdown.
+  const traffic = config.demoTraffic ? startTraffic({
+    base: origins.list[0] ?? url, users: 200, rate: 4 / 60, durationMs: Infinity, maxRequests: Infinity,
+    seed: Date.now() % 2_147_483_647, outboxDir: config.outboxDir, requestTimeoutMs: 30_000, signupShare: 0.08,
+    log: (l) => console.error(l),
+  }) : undefined;
+  if (traffic) log(`demo traffic: about 4 visits a minute by simulated people against ${origins.list[0] ?? url} (MARQUEE_DEMO_TRAFFIC=1)`);
+  const stopTraffic = async () => { if (traffic) log(formatSummary(await traffic.stop()).replace(/^traffic:/, 'demo traffic:')); };
   process.off('SIGTERM', stopWhileStarting);
   process.off('SIGINT', stopWhileStarting);
-  shutdownOnSignals(server, [() => visits.close(), () => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);
+  shutdownOnSignals(server, [stopTraffic, () => visits.close(), () => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);
   log(`\nMarquee is ready at ${url}  (started in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   if (admin.generatedPassword) {
     log(`Sign in as ${admin.adminEmail} with password ${admin.generatedPassword}  (shown once; change it under /account)`);

@@ -1,0 +1,476 @@
+// The live-traffic driver (issue 15): simulated people using the product over real HTTP, as browsers would — a cookie
+// jar each, this site's Origin on every POST, the forms' own hidden fields (idempotency keys) read from the HTML,
+// redirects followed by hand. Visitors browse and search (misspelt searches too), some sign up (following the
+// confirmation link from the outbox when one is readable) and subscribe (a share with a declined card first),
+// subscribers watch, upgrade, cancel and resume. Bounded by a duration and a request count; every answer is counted,
+// 4xx and 5xx included, and nothing the server answers stops the run. Choices are deterministic by seed (the
+// interleaving of requests depends on the server's timing). Used by etl/traffic.ts (CLI), server/main.ts
+// (MARQUEE_DEMO_TRAFFIC=1) and test/bench.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+export interface TrafficOptions {
+  /** The site, e.g. http://127.0.0.1:3000 (also sent as Origin on POSTs). */
+  base: string;
+  /** Simulated people in the pool. */
+  users: number;
+  /** Visits started per second (a visit is a few requests by one person). */
+  rate: number;
+  /** Stop starting visits after this long (ms); Infinity for the demo. */
+  durationMs: number;
+  /** Stop after this many requests. */
+  maxRequests: number;
+  seed: number;
+  /** Where the server writes its mail (.eml): sign-ups are confirmed from there; undefined: they stop at "check your email". */
+  outboxDir?: string;
+  /** Share of checkouts made first with the declined test card (default 0.2). */
+  declineShare?: number;
+  /** Share of a visitor's visits that sign up (default 0.3; the server allows MARQUEE_SIGNUPS_PER_IP_HOUR an hour per address). */
+  signupShare?: number;
+  /** Per-request timeout (ms, default 15 s). */
+  requestTimeoutMs?: number;
+  /** Prefix of the e-mail addresses of the people it signs up (default traffic-<seed>-<time>). */
+  emailTag?: string;
+  log?: (line: string) => void;
+}
+
+export interface TrafficSummary {
+  elapsedMs: number;
+  visits: number;
+  requests: number;
+  /** "GET /browse" → status → count (status 0: no answer: connection refused, timeout). */
+  byKind: Record<string, Record<string, number>>;
+  signups: number; confirmed: number; unconfirmed: number;
+  subscriptions: number; declines: number;
+  plays: number; progressReports: number;
+  upgrades: number; cancels: number; resumes: number;
+  /** Actions skipped because their route answered 404 (e.g. the catalog not in this build). */
+  skipped404: number;
+  clientErrors: number; serverErrors: number; networkErrors: number;
+  stoppedBy: 'duration' | 'requests' | 'stop';
+}
+
+// ── deterministic randomness ─────────────────────────────────────────────────────────────────────────────────────
+function mulberry32(a: number) {
+  return () => {
+    a |= 0; a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+type Rng = () => number;
+const pick = <T>(r: Rng, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+
+const SEARCHES = ['stranger', 'love', 'crime', 'christmas', 'documentary', 'star', 'king', 'murder', 'family', 'anime',
+  'comedy', 'war', 'space', 'ocean', 'dragon', 'school', 'paris', 'india', 'football', 'music'];
+const TYPES = ['movie', 'show'];
+function misspell(r: Rng, w: string): string {
+  if (w.length < 4) return w + w.at(-1);
+  const i = 1 + Math.floor(r() * (w.length - 2));
+  const k = r();
+  if (k < 0.33) return w.slice(0, i) + w.slice(i + 1);                         // dropped letter
+  if (k < 0.66) return w.slice(0, i) + w[i + 1] + w[i] + w.slice(i + 2);       // swapped letters
+  return w.slice(0, i) + w[i] + w.slice(i);                                    // doubled letter
+}
+
+// ── a browser, roughly ───────────────────────────────────────────────────────────────────────────────────────────
+interface Res { status: number; location: string | null; text: string; json?: any }
+
+/** Hidden and preset fields of the first form posting to `action` in `html`. */
+export function formFields(html: string, action: string): Record<string, string> | undefined {
+  const re = /<form\b([^>]*)>([\s\S]*?)<\/form>/g;
+  for (let m; (m = re.exec(html));) {
+    const a = /action="([^"]*)"/.exec(m[1]!)?.[1]?.replace(/&amp;/g, '&');
+    if (a !== action && a?.split('?')[0] !== action) continue;
+    const out: Record<string, string> = {};
+    for (const input of m[2]!.matchAll(/<input\b([^>]*)>/g)) {
+      const attrs = input[1]!;
+      const name = /name="([^"]*)"/.exec(attrs)?.[1];
+      if (!name) continue;
+      const type = /type="([^"]*)"/.exec(attrs)?.[1] ?? 'text';
+      if ((type === 'radio' || type === 'checkbox') && !/\bchecked\b/.test(attrs)) continue;
+      out[name] = (/value="([^"]*)"/.exec(attrs)?.[1] ?? '').replace(/&amp;/g, '&').replace(/&quot;/g, '"');
+    }
+    return out;
+  }
+  return undefined;
+}
+
+class Browser {
+  private jar = new Map<string, string>();
+  constructor(private t: Traffic) {}
+  get signedIn() { return [...this.jar.keys()].some((k) => k.endsWith('mq_session')); }
+
+  private store(res: Response) {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = c.split(';');
+      const eq = pair!.indexOf('=');
+      const name = pair!.slice(0, eq).trim(), value = pair!.slice(eq + 1).trim();
+      if (!value || attrs.some((a) => /^\s*max-age=0\s*$/i.test(a))) this.jar.delete(name);
+      else this.jar.set(name, value);
+    }
+  }
+
+  /** One request (no redirect followed); `kind` names it in the summary. Never throws: status 0 = no answer. */
+  async request(kind: string, method: 'GET' | 'POST', pathAndQuery: string, body?: Record<string, string> | object, json = false): Promise<Res> {
+    const t = this.t;
+    if (!t.takeRequest()) return { status: -1, location: null, text: '' };
+    const headers: Record<string, string> = { 'User-Agent': 'marquee-traffic/1', Accept: json ? 'application/json' : 'text/html' };
+    if (this.jar.size) headers.Cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+    let payload: string | undefined;
+    if (method === 'POST') {
+      headers.Origin = t.origin;
+      if (json) { headers['Content-Type'] = 'application/json'; payload = JSON.stringify(body ?? {}); }
+      else { headers['Content-Type'] = 'application/x-www-form-urlencoded'; payload = new URLSearchParams(body as Record<string, string>).toString(); }
+    }
+    let status = 0;
+    try {
+      const res = await fetch(t.base + pathAndQuery, { method, headers, body: payload, redirect: 'manual', signal: AbortSignal.timeout(t.requestTimeoutMs) });
+      status = res.status;
+      this.store(res);
+      const text = await res.text();
+      let parsed: any;
+      if (json && (res.headers.get('content-type') ?? '').includes('json')) { try { parsed = JSON.parse(text); } catch { /* counted by status */ } }
+      return { status, location: res.headers.get('location'), text, json: parsed };
+    } catch {
+      return { status: 0, location: null, text: '' };
+    } finally {
+      t.count(kind, status);
+    }
+  }
+
+  /** A request, then its redirects (GET), as a browser follows them. */
+  async go(kind: string, method: 'GET' | 'POST', p: string, body?: Record<string, string>): Promise<Res> {
+    let r = await this.request(kind, method, p, body);
+    for (let hops = 0; hops < 3 && r.status >= 300 && r.status < 400 && r.location; hops++) {
+      const u = new URL(r.location, this.t.base + '/');
+      if (u.origin !== this.t.origin) break;
+      r = await this.request(`GET ${routeKind(u.pathname)}`, 'GET', u.pathname + u.search);
+    }
+    return r;
+  }
+}
+
+/** "/titles/123/play" → "/titles/:id/play" for the summary. */
+function routeKind(p: string): string {
+  return p.replace(/\/\d+(?=\/|$)/g, '/:id');
+}
+
+// ── people ───────────────────────────────────────────────────────────────────────────────────────────────────────
+type State = 'visitor' | 'pending' | 'member' | 'subscriber';
+interface Person {
+  index: number; rng: Rng; browser: Browser; state: State; busy: boolean;
+  email: string; password: string; plan?: string; cancelling?: boolean;
+}
+
+const PLANS = ['standard_with_ads', 'standard', 'premium'];
+const GOOD_CARD = '4242 4242 4242 4242', DECLINED_CARD = '4000 0000 0000 0002';
+
+export class Traffic {
+  readonly base: string;
+  readonly origin: string;
+  readonly requestTimeoutMs: number;
+  private people: Person[] = [];
+  private rng: Rng;
+  private started = Date.now();
+  private stopped = false;
+  private stopReason: TrafficSummary['stoppedBy'] = 'duration';
+  private inFlight = new Set<Promise<void>>();
+  private outboxSeen = new Map<string, string>(); // email → confirmation path
+  private outboxRead = new Set<string>();
+  private titleIds: number[] = [];
+  private browseMissing = false;
+  private s: TrafficSummary;
+  private timer?: NodeJS.Timeout;
+  readonly done: Promise<TrafficSummary>;
+
+  constructor(private o: TrafficOptions) {
+    const u = new URL(o.base);
+    this.origin = u.origin;
+    this.base = u.origin + u.pathname.replace(/\/$/, '');
+    this.requestTimeoutMs = o.requestTimeoutMs ?? 15_000;
+    this.rng = mulberry32(o.seed);
+    const tag = o.emailTag ?? `traffic-${o.seed}-${Date.now().toString(36)}`;
+    for (let i = 0; i < o.users; i++) {
+      const rng = mulberry32((o.seed * 7919 + i * 104729) >>> 0);
+      this.people.push({ index: i, rng, browser: new Browser(this), state: 'visitor', busy: false,
+        email: `${tag}-${i}@example.com`, password: `Quiet-River-${Math.floor(rng() * 1e9).toString(36)}-${i}` });
+    }
+    this.s = { elapsedMs: 0, visits: 0, requests: 0, byKind: {}, signups: 0, confirmed: 0, unconfirmed: 0, subscriptions: 0,
+      declines: 0, plays: 0, progressReports: 0, upgrades: 0, cancels: 0, resumes: 0, skipped404: 0, clientErrors: 0,
+      serverErrors: 0, networkErrors: 0, stoppedBy: 'duration' };
+    this.done = new Promise((resolve) => { this.finish = resolve; });
+    this.schedule();
+  }
+  private finish!: (s: TrafficSummary) => void;
+
+  summary(): TrafficSummary { return { ...this.s, byKind: structuredClone(this.s.byKind), elapsedMs: Date.now() - this.started }; }
+
+  /** Stops starting visits, lets the ones under way end (their requests are bounded by the timeout), then resolves. */
+  stop(reason: TrafficSummary['stoppedBy'] = 'stop'): Promise<TrafficSummary> {
+    if (!this.stopped) {
+      this.stopped = true;
+      this.stopReason = reason;
+      clearTimeout(this.timer);
+      void Promise.allSettled([...this.inFlight]).then(() => {
+        this.s.stoppedBy = this.stopReason;
+        this.finish(this.summary());
+      });
+    }
+    return this.done;
+  }
+
+  /** Reserves one request of the budget; false once it is spent or the run stopped. */
+  takeRequest(): boolean {
+    if (this.s.requests >= this.o.maxRequests) { if (!this.stopped) void this.stop('requests'); return false; }
+    this.s.requests++;
+    return true;
+  }
+
+  count(kind: string, status: number) {
+    const k = (this.s.byKind[kind] ??= {});
+    k[String(status)] = (k[String(status)] ?? 0) + 1;
+    if (status === 0) this.s.networkErrors++;
+    else if (status >= 500) this.s.serverErrors++;
+    else if (status >= 400) this.s.clientErrors++;
+  }
+
+  private schedule() {
+    const interval = 1000 / this.o.rate;
+    const tick = () => {
+      if (this.stopped) return;
+      if (Date.now() - this.started >= this.o.durationMs) { void this.stop('duration'); return; }
+      this.startVisit();
+      this.timer = setTimeout(tick, interval);
+    };
+    this.timer = setTimeout(tick, 0);
+  }
+
+  private startVisit() {
+    const free = this.people.filter((p) => !p.busy);
+    if (!free.length) return;
+    const p = pick(this.rng, free);
+    p.busy = true;
+    this.s.visits++;
+    const run = this.visit(p)
+      .catch((e) => this.o.log?.(`traffic: visit of person ${p.index} failed: ${e?.message ?? e}`))
+      .finally(() => { p.busy = false; this.inFlight.delete(run); });
+    this.inFlight.add(run);
+  }
+
+  // ── visits ──────────────────────────────────────────────────────────────────────────────────────────────────
+  private async visit(p: Person) {
+    const r = p.rng();
+    switch (p.state) {
+      case 'visitor': return r < (this.o.signupShare ?? 0.3) ? this.signUp(p) : this.browse(p);
+      case 'pending': return r < 0.5 ? this.confirm(p) : this.browse(p);
+      case 'member': return r < 0.85 ? this.subscribe(p) : this.browse(p);
+      case 'subscriber':
+        if (p.cancelling && r < 0.5) return this.resume(p);
+        if (r < 0.6) return this.play(p);
+        if (r < 0.72) return this.browse(p);
+        if (r < 0.84 && p.plan !== 'premium') return this.upgrade(p);
+        if (r < 0.94 && !p.cancelling) return this.cancel(p);
+        return this.browse(p);
+    }
+  }
+
+  /** 404 on a catalog route: this build has no catalog; later visits skip it. */
+  private missing(res: Res): boolean {
+    if (res.status !== 404) return false;
+    this.browseMissing = true;
+    this.s.skipped404++;
+    return true;
+  }
+
+  private learnTitles(html: string) {
+    for (const m of html.matchAll(/href="\/titles\/(\d+)"/g)) {
+      const id = Number(m[1]);
+      if (!this.titleIds.includes(id) && this.titleIds.length < 5000) this.titleIds.push(id);
+    }
+  }
+
+  private async browse(p: Person) {
+    const b = p.browser, r = p.rng;
+    if (this.browseMissing) { this.s.skipped404++; await b.go('GET /plans', 'GET', '/plans'); return; }
+    const home = await b.go('GET /browse', 'GET', '/browse');
+    if (this.missing(home)) return;
+    this.learnTitles(home.text);
+    const steps = 1 + Math.floor(r() * 3);
+    for (let i = 0; i < steps; i++) {
+      const k = r();
+      let res: Res;
+      if (k < 0.45) {
+        const word = pick(r, SEARCHES);
+        const q = r() < 0.3 ? misspell(r, word) : word;
+        res = await b.go('GET /browse?q=', 'GET', `/browse?q=${encodeURIComponent(q)}${r() < 0.3 ? `&type=${pick(r, TYPES)}` : ''}`);
+      } else if (k < 0.65) {
+        res = await b.go('GET /browse?page=', 'GET', `/browse?page=${1 + Math.floor(r() * 5)}${r() < 0.5 ? `&type=${pick(r, TYPES)}` : ''}`);
+      } else if (this.titleIds.length) {
+        res = await b.go('GET /titles/:id', 'GET', `/titles/${pick(r, this.titleIds)}`);
+      } else continue;
+      if (this.missing(res)) return;
+      this.learnTitles(res.text);
+    }
+    if (r() < 0.3) await b.go('GET /plans', 'GET', '/plans');
+  }
+
+  private async signUp(p: Person) {
+    const b = p.browser;
+    await b.go('GET /signup', 'GET', '/signup');
+    const res = await b.go('POST /signup', 'POST', '/signup', {
+      display_name: `Traffic person ${p.index}`, email: p.email, password: p.password, confirm_password: p.password,
+    });
+    if (res.status !== 200) return; // 429 (the per-address limit), 400: counted; the person stays a visitor
+    this.s.signups++;
+    p.state = 'pending';
+    if (!this.o.outboxDir) { this.s.unconfirmed++; return this.browse(p); }
+    await this.confirm(p);
+  }
+
+  private async confirm(p: Person) {
+    if (!this.o.outboxDir) return this.browse(p);
+    const link = await this.confirmationLink(p.email);
+    if (!link) { if (p.state === 'pending' && !this.unconfirmedCounted.has(p.index)) { this.unconfirmedCounted.add(p.index); this.s.unconfirmed++; } return this.browse(p); }
+    const b = p.browser;
+    const page = await b.go('GET /signup/confirm', 'GET', link);
+    const fields = formFields(page.text, '/signup/confirm');
+    if (!fields) return;
+    const res = await b.go('POST /signup/confirm', 'POST', '/signup/confirm', fields);
+    if (b.signedIn && res.status === 200) {
+      this.s.confirmed++;
+      if (this.unconfirmedCounted.delete(p.index)) this.s.unconfirmed--;
+      p.state = 'member';
+      if (p.rng() < 0.7) await this.subscribe(p);
+    }
+  }
+  private unconfirmedCounted = new Set<number>();
+
+  /** The newest confirmation link mailed to `email` (the outbox is scanned incrementally; waits up to 2 s). */
+  private async confirmationLink(email: string): Promise<string | undefined> {
+    const dir = this.o.outboxDir!;
+    for (let i = 0; i < 10; i++) {
+      const found = this.outboxSeen.get(email);
+      if (found) return found;
+      let names: string[] = [];
+      try { names = (await fs.readdir(dir)).filter((f) => f.endsWith('.eml') && !this.outboxRead.has(f)).sort(); } catch { return undefined; }
+      for (const f of names) {
+        this.outboxRead.add(f);
+        const text = await fs.readFile(path.join(dir, f), 'utf8').catch(() => '');
+        const to = /^To: <([^>]+)>/m.exec(text)?.[1];
+        const link = /\/signup\/confirm\?token=[\w-]{43}/.exec(text)?.[0];
+        if (to && link) this.outboxSeen.set(to, link);
+      }
+      if (this.outboxSeen.has(email)) return this.outboxSeen.get(email);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return undefined;
+  }
+
+  private async subscribe(p: Person) {
+    const b = p.browser, r = p.rng;
+    const plan = r() < 0.5 ? 'standard' : r() < 0.6 ? 'standard_with_ads' : 'premium';
+    let page = await b.go('GET /plans', 'GET', `/plans?plan=${plan}`);
+    let fields = formFields(page.text, '/subscribe');
+    if (!fields) { if (/already subscribe/.test(page.text)) { p.state = 'subscriber'; p.plan ??= plan; } return; }
+    const card = { card_number: GOOD_CARD, exp: '12/34', cvc: String(100 + Math.floor(r() * 900)) };
+    if (r() < (this.o.declineShare ?? 0.2)) {
+      const declined = await b.go('POST /subscribe', 'POST', '/subscribe', { ...fields, plan, ...card, card_number: DECLINED_CARD });
+      if (declined.status === 402) this.s.declines++;
+      // the 402 page carries the next attempt's form (a fresh key); else ask /plans again
+      fields = formFields(declined.text, '/subscribe') ?? formFields((page = await b.go('GET /plans', 'GET', `/plans?plan=${plan}`)).text, '/subscribe');
+      if (!fields) return;
+    }
+    const res = await b.request('POST /subscribe', 'POST', '/subscribe', { ...fields, plan, ...card });
+    if (res.status === 303 && res.location?.startsWith('/account')) {
+      this.s.subscriptions++;
+      p.state = 'subscriber'; p.plan = plan; p.cancelling = false;
+      await b.go('GET /account', 'GET', res.location);
+    }
+  }
+
+  private async play(p: Person) {
+    const b = p.browser, r = p.rng;
+    if (this.browseMissing) { this.s.skipped404++; await b.go('GET /account', 'GET', '/account'); return; }
+    if (!this.titleIds.length || r() < 0.3) {
+      const home = await b.go('GET /browse', 'GET', '/browse');
+      if (this.missing(home)) return;
+      this.learnTitles(home.text);
+    }
+    if (!this.titleIds.length) return;
+    const id = pick(r, this.titleIds);
+    const title = await b.go('GET /titles/:id', 'GET', `/titles/${id}`);
+    if (this.missing(title)) return;
+    const player = await b.go('GET /titles/:id/play', 'GET', `/titles/${id}/play`);
+    if (this.missing(player)) return;
+    if (player.status !== 200) {
+      if (player.status === 403 || (player.status === 303 && /login/.test(player.location ?? ''))) p.state = b.signedIn ? 'member' : 'visitor';
+      return;
+    }
+    this.s.plays++;
+    let session: unknown;
+    let position = 0;
+    let duration = Infinity; // known from the first answer: a position past it is a 400
+    const reports = 1 + Math.floor(r() * 4);
+    for (let i = 0; i < reports; i++) {
+      position = Math.min(position + 30 + Math.floor(r() * (i === 0 ? 120 : 600)), duration);
+      const res = await b.request('POST /api/play/:id/progress', 'POST', `/api/play/${id}/progress`,
+        session === undefined ? { position } : { position, session }, true);
+      if (this.missing(res)) return;
+      if (res.status !== 200 || !res.json) return;
+      this.s.progressReports++;
+      session = res.json.session;
+      if (Number.isFinite(res.json.duration)) duration = res.json.duration;
+      if (res.json.completed || position >= duration) return;
+    }
+  }
+
+  private async upgrade(p: Person) {
+    const b = p.browser;
+    const to = p.plan === 'standard' ? 'premium' : pick(p.rng, ['standard', 'premium']);
+    const page = await b.go('GET /account/upgrade', 'GET', `/account/upgrade?plan=${to}`);
+    const fields = formFields(page.text, '/account/upgrade');
+    if (!fields) return;
+    const res = await b.request('POST /account/upgrade', 'POST', '/account/upgrade', { plan: to, ...fields });
+    if (res.status === 303) { this.s.upgrades++; p.plan = to; if (res.location) await b.go('GET /account', 'GET', res.location); }
+  }
+
+  private async cancel(p: Person) {
+    const b = p.browser;
+    const page = await b.go('GET /account', 'GET', '/account');
+    const fields = formFields(page.text, '/account/cancel');
+    if (!fields) { if (formFields(page.text, '/account/resume')) p.cancelling = true; return; }
+    const res = await b.request('POST /account/cancel', 'POST', '/account/cancel', fields);
+    if (res.status === 303) { this.s.cancels++; p.cancelling = true; if (res.location) await b.go('GET /account', 'GET', res.location); }
+  }
+
+  private async resume(p: Person) {
+    const b = p.browser;
+    const page = await b.go('GET /account', 'GET', '/account');
+    const fields = formFields(page.text, '/account/resume');
+    if (!fields) { p.cancelling = false; return; }
+    const res = await b.request('POST /account/resume', 'POST', '/account/resume', fields);
+    if (res.status === 303) { this.s.resumes++; p.cancelling = false; if (res.location) await b.go('GET /account', 'GET', res.location); }
+  }
+}
+
+/** Starts a run; `await t.done` for its summary, `t.stop()` to end it early. */
+export function startTraffic(o: TrafficOptions): Traffic {
+  return new Traffic(o);
+}
+
+export function formatSummary(s: TrafficSummary): string {
+  const lines = [
+    `traffic: ${s.requests} requests in ${(s.elapsedMs / 1000).toFixed(1)} s (${(s.requests / Math.max(s.elapsedMs / 1000, 0.001)).toFixed(1)}/s), ${s.visits} visits; stopped by ${s.stoppedBy}`,
+    `  signups ${s.signups} (confirmed ${s.confirmed}, left at "check your email" ${s.unconfirmed}), subscriptions ${s.subscriptions}, declines ${s.declines}`,
+    `  plays ${s.plays} (progress reports ${s.progressReports}), upgrades ${s.upgrades}, cancels ${s.cancels}, resumes ${s.resumes}`,
+    `  answers 4xx ${s.clientErrors}, 5xx ${s.serverErrors}, no answer ${s.networkErrors}; actions skipped on a 404 route ${s.skipped404}`,
+    '  requests by kind and status:',
+  ];
+  for (const kind of Object.keys(s.byKind).sort()) {
+    const st = s.byKind[kind]!;
+    lines.push(`    ${kind.padEnd(30)} ${Object.keys(st).sort().map((c) => `${c === '0' ? 'no answer' : c}×${st[c]}`).join('  ')}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,95 @@
+// npm run bench -- checkout [--checkouts=2000] [--concurrency=50] [--warmup=100]
+// Checkout end to end over real HTTP against a real server (its own process, default pool) on a fresh database: a
+// signed-in subscriber opens GET /plans?plan=standard, reads the form's idempotency key, POSTs /subscribe with a good
+// test card and gets 303 /account — at 50 concurrent users. Beside it, in the same run and at the same concurrency,
+// the baselines GET /healthz (no database) and GET /plans alone. Target: checkout p99 <= 100 ms.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { benchDatabase, fmt } from './lib.ts';
+import { createSession, sessionCookieName } from '../../server/auth/session.ts';
+import { formFields } from '../../etl/traffic/driver.ts';
+
+const flag = (name: string, def: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def);
+const checkouts = flag('checkouts', 2000), concurrency = flag('concurrency', 50), warmup = flag('warmup', 100);
+const root = path.resolve(import.meta.dirname, '../..');
+
+const bench = await benchDatabase('checkout');
+const { db } = bench;
+const total = checkouts + warmup;
+console.log(`setup: ${total} subscribers with a session each (SQL, no HTTP)`);
+const ids = (await db.query<{ id: number }>(`INSERT INTO users (email, display_name, role, created_at)
+  SELECT 'checkout' || g || '@bench.example', 'Bench ' || g, 'subscriber', now() FROM generate_series(1, ${total}) g RETURNING id`)).map((r) => r.id);
+const cookies: string[] = [];
+for (let i = 0; i < ids.length; i += 50) {
+  const batch = await Promise.all(ids.slice(i, i + 50).map(async (id) => `${sessionCookieName(false)}=${(await createSession(db, id, new Date())).token}`));
+  cookies.push(...batch);
+}
+
+const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/bench-checkout-server.ts'], {
+  cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, BENCH_DB_URL: bench.url, NODE_ENV: 'production' },
+});
+const base = await new Promise<string>((resolve, reject) => {
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; const m = /listening (\S+)/.exec(out); if (m) resolve(m[1]!.replace(/\/$/, '')); });
+  child.once('exit', (code) => reject(new Error(`bench server exited ${code}`)));
+});
+const origin = new URL(base).origin;
+
+const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!; };
+
+/** `n` operations by `concurrency` workers; each op's time in ms; failures counted. */
+async function run(n: number, op: (i: number) => Promise<boolean>) {
+  const times: number[] = [];
+  let next = 0, failed = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    for (let i; (i = next++) < n;) {
+      const s = performance.now();
+      const ok = await op(i).catch(() => false);
+      times.push(performance.now() - s);
+      if (!ok) failed++;
+    }
+  }));
+  const secs = (performance.now() - t0) / 1000;
+  return { n, failed, perSec: n / secs, p50: pct(times, 50), p99: pct(times, 99), max: Math.max(...times) };
+}
+
+let used = 0;
+async function checkout(): Promise<boolean> {
+  const cookie = cookies[used++]!;
+  const page = await fetch(`${base}/plans?plan=standard`, { headers: { Cookie: cookie } });
+  const fields = formFields(await page.text(), '/subscribe');
+  if (!fields) return false;
+  const res = await fetch(`${base}/subscribe`, {
+    method: 'POST', redirect: 'manual',
+    headers: { Cookie: cookie, Origin: origin, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ ...fields, plan: 'standard', card_number: '4242 4242 4242 4242', exp: '12/34', cvc: '123' }).toString(),
+  });
+  await res.arrayBuffer();
+  return res.status === 303 && (res.headers.get('location') ?? '').startsWith('/account');
+}
+const get = (p: string, cookie?: string) => async () => {
+  const r = await fetch(base + p, { headers: cookie ? { Cookie: cookie } : {} });
+  await r.arrayBuffer();
+  return r.status === 200;
+};
+
+try {
+  await run(Math.min(warmup, total), () => checkout());
+  const healthz = await run(checkouts, get('/healthz'));
+  const plans = await run(checkouts, (i) => get('/plans?plan=standard', cookies[cookies.length - 1 - (i % 50)])());
+  const co = await run(checkouts, () => checkout());
+  const rows = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM payments WHERE status = 'succeeded'`))[0]!.n;
+  const line = (name: string, r: Awaited<ReturnType<typeof run>>) =>
+    `${name.padEnd(42)} ${fmt(r.perSec, 0).padStart(7)}/s   p50 ${fmt(r.p50).padStart(6)} ms   p99 ${fmt(r.p99).padStart(6)} ms   max ${fmt(r.max).padStart(6)} ms   failed ${r.failed}`;
+  console.log(`\n${concurrency} concurrent users, ${checkouts} operations each (after ${warmup} warm-up checkouts); server in its own process, pool ${20}`);
+  console.log(line('baseline GET /healthz', healthz));
+  console.log(line('baseline GET /plans (signed in)', plans));
+  console.log(line('checkout GET /plans + POST /subscribe → 303', co));
+  console.log(`succeeded payments in the database: ${rows} (expected ${used})`);
+  console.log(`target checkout p99 <= 100 ms: ${co.p99 <= 100 ? 'met' : 'NOT met'} (${fmt(co.p99)} ms)`);
+  if (co.failed || rows !== used) process.exitCode = 1;
+} finally {
+  await new Promise<void>((r) => { child.removeAllListeners('exit'); child.once('exit', () => r()); child.kill('SIGTERM'); });
+  await bench.close();
+}
