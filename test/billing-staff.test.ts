@@ -133,7 +133,7 @@ test('expiry-tracking reports: renewing or ending in the next days, past due wit
   assert.match(page, new RegExp(`<a href="/admin/subscribers/${failing.id}">`));
 });
 
-test('a live signup, charge, renewal and refund show up in the reports after the next incremental refresh', async () => {
+test('a live signup, charge, refund and play show up in the reports after the next incremental refresh', async () => {
   clock = Date.now();
   const catalog: Catalog = loadCatalog();
   await ensureMarts(t.db, catalog);
@@ -147,12 +147,20 @@ test('a live signup, charge, renewal and refund show up in the reports after the
   };
   const signups = async () => (await runReport(t.db, catalog, 'signups', new URLSearchParams(`from=${month}&to=${month}`), { role: 'analyst', now: now() }))
     .rows.reduce((a, x) => a + x.first_payments, 0);
+  const plays = async () => (await runReport(t.db, catalog, 'most_watched_titles', new URLSearchParams(`from=${month}&to=${month}`), { role: 'analyst', now: now() }))
+    .rows.filter((x) => x.show_id === 'live-play-1').map((x) => [x.plays, x.hours_watched]);
+  const film = (await t.db.one<{ id: number }>(sql`INSERT INTO titles (show_id, type, title, release_year, rating, duration_minutes)
+    VALUES ('live-play-1', 'Movie', 'A Film Played Live', 2021, 'PG', 120) RETURNING id`))!.id;
   const before = await cash(), signupsBefore = await signups();
   // a live signup paying by card through the checkout form
   const sub = await createUser(t.db, { role: 'subscriber' });
   const sc = await sessionCookie(t.db, sub.id, { now: now() });
   const res = await authedRequest(app, sc, '/subscribe', { method: 'POST', body: { plan: 'standard', card_number: '4242 4242 4242 4242', exp: '12/39', cvc: '123', idempotency_key: key() } });
   assert.is(res.status, 303);
+  // a live play: an hour of the film, reported by the player's progress API
+  const play = await authedRequest(app, sc, `/api/play/${film}/progress`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ position: 3600 }) });
+  assert.is(play.status, 200, await play.clone().text());
   // a live refund of part of it, from the admin page
   const p = (await t.db.one<any>(sql`SELECT id FROM payments WHERE user_id = ${sub.id}`))!;
   const admin = await createUser(t.db, { role: 'admin' });
@@ -162,6 +170,7 @@ test('a live signup, charge, renewal and refund show up in the reports after the
   assert.is(r2.headers.get('location'), `/admin/subscribers/${sub.id}?done=refunded`);
   // nothing shows before the refresh (the reports read the marts) …
   assert.equal(await cash(), before);
+  assert.equal(await plays(), []);
   const again = await refreshMarts(t.db, catalog);
   const cashMart = again.results.find((r) => r.mart === 'mart_cash_monthly')!;
   assert.is(cashMart.mode, 'incremental', 'an incremental refresh');
@@ -171,6 +180,7 @@ test('a live signup, charge, renewal and refund show up in the reports after the
   assert.is(Math.round((after.refunded - before.refunded) * 100), 200);
   assert.equal([after.charges - before.charges, after.refunds - before.refunds], [1, 1]);
   assert.is(await signups(), signupsBefore + 1, 'the signup\'s first payment');
+  assert.equal(await plays(), [[1, 1]], 'the play: one play, an hour watched');
 });
 
 test.run();
