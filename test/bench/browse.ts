@@ -8,18 +8,15 @@
 // The dataset is generated once into a kept embedded PostgreSQL (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-browse)
 // or DATABASE_URL's server, database mqbench_browse_<scale>; later runs reuse it.
 import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import sql from 'sql-template-tag';
-import { startEmbedded } from '../../server/db/embedded.ts';
 import { createDb, withConnection, withDatabase, ident } from '../../server/db/index.ts';
 import { migrate } from '../../server/db/migrate.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { createSession } from '../../server/auth/session.ts';
 import { browseSnapshot, createBrowseCache, findTitles } from '../../server/browse/catalog.ts';
-import { fmt } from './lib.ts';
+import { fmt, keptBenchServer } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -29,17 +26,7 @@ const CONNECTIONS = 50;
 const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36';
 const log = (l: string) => console.log(l);
 
-let serverUrl = process.env.DATABASE_URL;
-let stopPg = async () => {};
-if (!serverUrl) {
-  const dir = process.env.MARQUEE_BENCH_DIR ?? path.join(os.tmpdir(), 'marquee-bench-browse');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-  fs.chmodSync(dir, 0o711);
-  const pg = await startEmbedded({ dataDir: dir, log: () => {}, maxConnections: 200 });
-  serverUrl = pg.url;
-  stopPg = () => pg.stop();
-  log(`embedded PostgreSQL under ${dir} (kept for later runs)`);
-}
+const { serverUrl, stop: stopPg } = await keptBenchServer('marquee-bench-browse', log);
 const dbName = `mqbench_browse_${scale}`;
 await withConnection(serverUrl, async (c) => {
   if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]))) await c.query(`CREATE DATABASE ${ident(dbName)}`);

@@ -37,6 +37,18 @@ export async function benchDatabase(name: string): Promise<BenchDb> {
   };
 }
 
+/** DATABASE_URL's server, or an embedded PostgreSQL under MARQUEE_BENCH_DIR (default $TMPDIR/<dirName>) kept
+ *  between runs, so a big dataset is built once. `stop` stops only what this call started. */
+export async function keptBenchServer(dirName: string, log: (l: string) => void): Promise<{ serverUrl: string; stop(): Promise<void> }> {
+  if (process.env.DATABASE_URL) return { serverUrl: process.env.DATABASE_URL, stop: async () => {} };
+  const dir = process.env.MARQUEE_BENCH_DIR ?? path.join(os.tmpdir(), dirName);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+  fs.chmodSync(dir, 0o711);
+  const pg = await startEmbedded({ dataDir: dir, log: () => {}, maxConnections: 200 });
+  log(`embedded PostgreSQL under ${dir} (kept for later runs)`);
+  return { serverUrl: pg.url, stop: () => pg.stop() };
+}
+
 export async function time<T>(fn: () => Promise<T>): Promise<{ ms: number; result: T }> {
   const t0 = performance.now();
   const result = await fn();

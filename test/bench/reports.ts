@@ -11,7 +11,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import autocannon from 'autocannon';
-import { startEmbedded } from '../../server/db/embedded.ts';
 import { createDb, withConnection, withDatabase, ident, type Db } from '../../server/db/index.ts';
 import { migrate } from '../../server/db/migrate.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
@@ -19,7 +18,7 @@ import { createSession, sessionCookieName } from '../../server/auth/session.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog, type ReportDef } from '../../server/reports/engine.ts';
 import { parseParams } from '../../server/reports/params.ts';
 import { liveSql } from '../fixtures/bench-report-server.ts';
-import { fmt } from './lib.ts';
+import { fmt, keptBenchServer } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -38,17 +37,7 @@ const CONNECTIONS = 50;
 const log = (l: string) => console.log(l);
 
 // ── the database ──────────────────────────────────────────────────────────────────────────────────────────────────
-let serverUrl = process.env.DATABASE_URL;
-let stopPg = async () => {};
-if (!serverUrl) {
-  const dir = process.env.MARQUEE_BENCH_DIR ?? path.join(os.tmpdir(), 'marquee-bench-reports');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
-  fs.chmodSync(dir, 0o711);
-  const pg = await startEmbedded({ dataDir: dir, log: () => {}, maxConnections: 200 });
-  serverUrl = pg.url;
-  stopPg = () => pg.stop();
-  log(`embedded PostgreSQL under ${dir} (kept for later runs)`);
-}
+const { serverUrl, stop: stopPg } = await keptBenchServer('marquee-bench-reports', log);
 const dbName = users ? `mqbench_reports_u${Number(users)}` : `mqbench_reports_${scale}`;
 await withConnection(serverUrl, async (c) => {
   if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]))) await c.query(`CREATE DATABASE ${ident(dbName)}`);
