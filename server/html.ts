@@ -17,6 +17,8 @@ export interface PageOptions {
   script?: string;
   /** An extra skip link, after "Skip to main content": e.g. the filter form of a dashboard or report page. */
   skipTo?: { href: string; label: string };
+  /** No top bar (navigation, account, theme buttons): a page shown outside the product, e.g. an embed. */
+  bare?: boolean;
 }
 
 export function page(c: Context<Env>, opts: PageOptions) {
@@ -34,7 +36,7 @@ ${opts.script ? html`<script type="module" src="${assetUrl(opts.script + '.js')}
 </head>
 <body>
 <div class="skip-links"><a href="#main">Skip to main content</a>${opts.skipTo ? html`<a href="${opts.skipTo.href}">${opts.skipTo.label}</a>` : ''}</div>
-<header class="topbar">
+${opts.bare ? '' : html`<header class="topbar">
   <a class="brand" href="/">MARQUEE</a>
   <nav aria-label="Main">
     <a href="/browse">Browse</a>
@@ -48,7 +50,7 @@ ${opts.script ? html`<script type="module" src="${assetUrl(opts.script + '.js')}
       ${THEMES.map((t) => html`<button type="submit" name="theme" value="${t}" aria-pressed="${String(t === theme)}">${t[0].toUpperCase() + t.slice(1)}</button>`)}
     </form>
   </nav>
-</header>
+</header>`}
 <div id="main">${opts.body}</div>
 </body>
 </html>`;
