@@ -5,7 +5,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
 import sql from 'sql-template-tag';
+import { readFileSync } from 'node:fs';
 import { SignJWT, decodeJwt } from 'jose';
+import { HtmlValidate } from 'html-validate';
 import { useDatabase } from './helpers/db.ts';
 import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
@@ -175,7 +177,7 @@ test('a dashboard link renders its tiles alone; tile data follows the locked sta
   const res = await open(link.path);
   assert.is(res.status, 200);
   const body = await res.text();
-  const d = JSON.parse((await import('node:fs')).readFileSync('views/dashboards/executive_overview.json', 'utf8'));
+  const d = JSON.parse(readFileSync('views/dashboards/executive_overview.json', 'utf8'));
   const tiles = [...body.matchAll(/<mq-chart class="tile[^"]*" report="([a-z0-9_]+)"/g)].map((m) => m[1]);
   assert.equal(tiles, d.tiles.map((x: any) => x.report));
   assert.match(body, /src="\/embed\/dashboards\/executive_overview\/data\/0\?t=/);
@@ -213,6 +215,28 @@ test('bad input names the field and writes nothing; a role that may not see the 
   const link = await makeLink('manager2', { resource: 'report:mrr_trend' });
   await t.db.query(sql`UPDATE users SET status = 'disabled' WHERE id = ${ids.manager2}`);
   assert.is((await open(link.path)).status, 403);
+});
+
+test('html-validate finds nothing on the embed pages, the links page with a new link, and its error answer', async () => {
+  const config = JSON.parse(readFileSync('.htmlvalidate.json', 'utf8'));
+  delete config.$schema;
+  const validator = new HtmlValidate(config);
+  const link = await makeLink('admin', { resource: 'dashboard:executive_overview', free: 'period,plan,from' });
+  const pages: [string, Response][] = [
+    ['report embed', await open(report.path)],
+    ['dashboard embed', await open(link.path)],
+    ['links page', await authedRequest(app, cookies.admin, `/embeds?created=${link.id}`)],
+    ['links page, 400', await authedRequest(app, cookies.admin, '/embeds', { method: 'POST', body: { resource: 'report:mrr_trend', days: '9' } })],
+    ['new API token', await authedRequest(app, cookies.admin, '/account/tokens', { method: 'POST', body: { name: 'validator', days: '30' } })],
+    ['API token, 400', await authedRequest(app, cookies.admin, '/account/tokens', { method: 'POST', body: { name: '', days: '0' } })],
+  ];
+  const problems: string[] = [];
+  for (const [label, res] of pages) {
+    assert.ok(res.status < 500, `${label}: ${res.status}`);
+    const report = await validator.validateString(await res.text(), label);
+    for (const r of report.results) for (const m of r.messages) problems.push(`${label}:${m.line}:${m.column} ${m.ruleId}: ${m.message}`);
+  }
+  assert.equal(problems, []);
 });
 
 test.run();
