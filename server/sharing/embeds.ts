@@ -262,7 +262,7 @@ embedRoutes.get('/embed/dashboards/:id', async (c) => {
       }
     } else if (free.has(f.name)) {
       const chosen = v.state.choices[f.name] ?? [];
-      controls.push(html`<div class="field"><label for="p-${f.name}">${f.label}</label><select id="p-${f.name}" name="${f.name}" ${f.type === 'multi' ? 'multiple' : ''}>
+      controls.push(html`<div class="field"><label for="p-${f.name}">${f.label}</label><select id="p-${f.name}" name="${f.name}" ${f.type === 'multi' ? html`multiple size="${Math.min(6, Math.max(2, f.options.length))}"` : ''}>
         ${f.options.map(([o, label]) => html`<option value="${o}" ${chosen.includes(o) ? 'selected' : ''}>${label}</option>`)}</select></div>`);
     }
   }
