@@ -8,7 +8,9 @@ import sql from 'sql-template-tag';
 import { readFileSync } from 'node:fs';
 import { SignJWT, decodeJwt } from 'jose';
 import { HtmlValidate } from 'html-validate';
-import { useDatabase } from './helpers/db.ts';
+import { useDatabase, createDatabase } from './helpers/db.ts';
+import { createDb } from '../server/db/index.ts';
+import { embedKeys } from '../server/sharing/embeds.ts';
 import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
 import { defaultConfig } from '../server/config.ts';
@@ -215,6 +217,21 @@ test('bad input names the field and writes nothing; a role that may not see the 
   const link = await makeLink('manager2', { resource: 'report:mrr_trend' });
   await t.db.query(sql`UPDATE users SET status = 'disabled' WHERE id = ${ids.manager2}`);
   assert.is((await open(link.path)).status, 403);
+});
+
+test('without MARQUEE_EMBED_KEYS, instances starting together make and share one key', async () => {
+  const fresh = await createDatabase({ label: 'embed_keys' });
+  const dbs = [fresh.db, createDb(fresh.url, { max: 2 }), createDb(fresh.url, { max: 2 })];
+  try {
+    const keys = await Promise.all(dbs.map((db) => embedKeys({ db, config: defaultConfig() })));
+    for (const k of keys) assert.equal(k, keys[0]);
+    assert.is(keys[0].length, 1);
+    assert.is(keys[0][0].secret.length, 32);
+    assert.is((await fresh.db.one<{ n: number }>(sql`SELECT count(*)::int AS n FROM embed_keys`))!.n, 1);
+  } finally {
+    await Promise.all(dbs.slice(1).map((db) => db.close()));
+    await fresh.drop();
+  }
 });
 
 test('html-validate finds nothing on the embed pages, the links page with a new link, and its error answer', async () => {

@@ -27,6 +27,7 @@ import { PERIODS, FilterError, parseState, toQuery, tileQuery, type Filter } fro
 
 export const MAX_EMBED_DAYS = 7;
 const ALG = 'HS256';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type Kind = 'report' | 'dashboard';
 /** What a token says: the resource, its locked parameters (name -> values) and the names a viewer may change. */
@@ -42,9 +43,9 @@ export function embedKeys(deps: Pick<AppDeps, 'db' | 'config'>): Promise<EmbedKe
   let p = storedKeys.get(deps.db);
   if (!p) {
     p = (async () => {
-      // Every instance inserts the same single row or finds it: the first insert wins, the rest read the winner's.
-      await deps.db.query(sql`INSERT INTO embed_keys (kid, secret)
-        SELECT ${'db-' + randomBytes(6).toString('hex')}, ${randomBytes(32)} WHERE NOT EXISTS (SELECT 1 FROM embed_keys)`);
+      // One fixed key id: instances starting together conflict on it, the first insert wins (the others wait for its
+      // commit and insert nothing), and all of them then read the same secret.
+      await deps.db.query(sql`INSERT INTO embed_keys (kid, secret) VALUES ('generated-1', ${randomBytes(32)}) ON CONFLICT (kid) DO NOTHING`);
       const rows = await deps.db.query<{ kid: string; secret: Buffer }>(sql`SELECT kid, secret FROM embed_keys ORDER BY created_at, kid`);
       return rows.map((r) => ({ kid: r.kid, secret: new Uint8Array(r.secret) }));
     })();
@@ -80,7 +81,7 @@ export async function verifyEmbed(deps: Pick<AppDeps, 'db' | 'config'>, token: s
   }
   const p = payload as JWTPayload & Partial<EmbedClaims>;
   const lockOk = p.lock && typeof p.lock === 'object' && Object.values(p.lock).every((v) => Array.isArray(v) && v.every((x) => typeof x === 'string'));
-  if (typeof p.res !== 'string' || !lockOk || !Array.isArray(p.free) || typeof p.jti !== 'string') {
+  if (typeof p.res !== 'string' || !lockOk || !Array.isArray(p.free) || typeof p.jti !== 'string' || !UUID.test(p.jti)) {
     throw new HttpError(403, 'This embed link is not valid (its claims are malformed)');
   }
   return { res: p.res, lock: p.lock!, free: p.free.map(String), origin: typeof p.origin === 'string' ? p.origin : null, jti: p.jti };
@@ -461,7 +462,7 @@ embedRoutes.post('/embeds/revoke', async (c) => {
   const user = c.get('user')!;
   const form = await formBody(c);
   const id = form.id ?? '';
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)) throw new HttpError(400, 'Say which link to revoke', { id: 'must be a link id from the list' });
+  if (!UUID.test(id)) throw new HttpError(400, 'Say which link to revoke', { id: 'must be a link id from the list' });
   const deps = c.get('deps');
   const done = await deps.db.tx(async (q) => {
     const row = await q.one<{ created_by: number; revoked_at: Date | null }>(sql`SELECT created_by, revoked_at FROM embed_links WHERE id = ${id}::uuid FOR UPDATE`);
