@@ -41,6 +41,7 @@ ${opts.bare ? '' : html`<header class="topbar">
   <nav aria-label="Main">
     <a href="/browse">Browse</a>
     ${user && user.role !== 'subscriber' ? html`<a href="/reports">Reports</a><a href="/dashboards">Dashboards</a>` : ''}
+    ${user?.role === 'admin' || user?.role === 'manager' ? html`<a href="/embeds">Embeds</a>` : ''}
     ${user?.role === 'admin' ? html`<a href="/admin/users">Users</a><a href="/admin/audit">Audit</a>` : ''}
     ${user ? html`<a href="/account">${user.displayName}</a>
       <form method="post" action="/logout" class="inline"><button type="submit" class="link">Sign out</button></form>`

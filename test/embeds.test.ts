@@ -76,6 +76,11 @@ test('a manager makes a report link; anyone opens it without a session, framed o
   assert.is(await views(report.id), 1);
   const list = await (await authedRequest(app, cookies.admin, '/embeds')).text();
   assert.match(list, /intranet\.example\.com\/wiki\/kpis/);
+  // the form can be pre-filled from the page being shared
+  const prefilled = await (await authedRequest(app, cookies.manager, '/embeds?resource=dashboard:executive_overview&locked=period%3D6m')).text();
+  assert.match(prefilled, /<option value="dashboard:executive_overview" selected>/);
+  assert.match(prefilled, /name="locked" type="text" value="period=6m"/);
+  assert.match(prefilled, /<a href="\/embeds">Embeds<\/a>/);
   // without an allowed origin only Marquee itself may frame it
   const plain = await makeLink('manager', { resource: 'report:mrr_trend' });
   assert.match((await open(plain.path)).headers.get('content-security-policy')!, /frame-ancestors 'self'/);

@@ -443,7 +443,9 @@ async function linksPage(c: Context<Env>, o: { errors?: FieldErrors; form?: NewE
   }), (o.status ?? 200) as 200);
 }
 
-embedRoutes.get('/embeds', (c) => linksPage(c, { created: c.req.query('created') }));
+// ?resource=dashboard:executive_overview&locked=period%3D6m pre-fills the form (a link from a page being viewed).
+embedRoutes.get('/embeds', (c) => linksPage(c, { created: c.req.query('created'),
+  form: { resource: c.req.query('resource') ?? '', locked: c.req.query('locked') ?? '', free: c.req.query('free') ?? '' } }));
 
 embedRoutes.post('/embeds', async (c) => {
   const user = c.get('user')!;
