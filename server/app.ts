@@ -32,6 +32,7 @@ import { createTestGateway } from './billing/gateway.ts';
 import { browseRoutes } from './browse/index.ts';
 import { playRoutes } from './browse/play.ts';
 import { recordVisits } from './visits.ts';
+import { sharing } from './sharing/routes.ts';
 
 // The files' catalog, parsed once per directory and process for apps not given one (tests); main.ts passes its own.
 const parsedCatalogs = new Map<string, Catalog>();
@@ -110,6 +111,7 @@ export function createApp(deps: Deps) {
   app.route('/', reportRoutes);
   app.route('/', browseRoutes);
   app.route('/', playRoutes);
+  app.route('/', sharing);
 
   app.get('/', (c) => {
     // Signed-in people land where their work is: staff on the dashboards, subscribers on the catalog.

@@ -30,6 +30,8 @@ export interface Config {
   publicUrls: string[] | undefined;
   /** Where outgoing mail is written, one .eml file per message (server/mail/outbox.ts). */
   outboxDir: string;
+  /** An smtp:// or smtps:// URL digests are sent through (nodemailer); undefined: they are written to the outbox. */
+  smtpUrl: string | undefined;
   /** As root: where PostgreSQL binaries and clusters the postgres user cannot reach in place are put. */
   pgHome: string;
   /** TESTS ONLY: a `test.tick` job firing every second (test/faults.test.ts). */
@@ -110,6 +112,10 @@ export const VARIABLES = {
   MARQUEE_ETL_TRACE: v('etlTrace', false, flag),
   MARQUEE_PUBLIC_URL: v('publicUrls', undefined, (raw, name) => raw.split(/[\s,]+/).filter(Boolean).map((o) => parseOrigin(o, name))),
   MARQUEE_OUTBOX_DIR: v('outboxDir', '', nonEmpty),
+  MARQUEE_SMTP_URL: v('smtpUrl', undefined, (raw, name) => {
+    try { if (/^smtps?:$/.test(new URL(raw).protocol)) return raw; } catch { /* below */ }
+    return fail(name, 'an smtp:// or smtps:// URL', raw.replace(/:[^:@/]*@/, ':***@'));
+  }),
   MARQUEE_PG_HOME: v('pgHome', '/var/lib/marquee', (raw) => path.resolve(raw)),
   MARQUEE_TEST_TICK_JOB: v('testTickJob', false, flag),
   MARQUEE_TEST_CLOCK_SKEW_MS: v('testClockSkewMs', 0, int(-86_400_000, 86_400_000)),

@@ -63,6 +63,7 @@ const BODIES: Record<string, (who: Actor, login: { email: string; password: stri
   'POST /account/resume': () => ({ idempotency_key: formKey() }),
   'POST /account/card': () => ({ ...CARD, idempotency_key: formKey() }),
   'POST /api/play/:titleId/progress': () => ({ position: 60 }),
+  'POST /digests': () => ({ path: '/reports/mrr_trend?from=2026-01', frequency: 'weekly' }),
 };
 /** A form's idempotency key, as the page would render it. */
 const formKey = () => randomBytes(16).toString('hex');

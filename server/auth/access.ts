@@ -84,6 +84,12 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/titles/:id/poster.svg', access: 'public', example: '/titles/1/poster.svg' },
   { method: 'GET', path: '/titles/:id/play', access: 'authenticated', example: '/titles/1/play' },
   { method: 'POST', path: '/api/play/:titleId/progress', access: 'authenticated', example: '/api/play/1/progress' },
+  // sharing (README, "Sharing: snapshots and digests"): a snapshot is checked again against the page it shows
+  // (the dashboard's roles, the report's @roles); digests are for managers and admins
+  { method: 'GET', path: '/snapshot', access: STAFF, example: '/snapshot?path=%2Freports%2Fmrr_trend' },
+  { method: 'GET', path: '/digests', access: ['admin', 'manager'] },
+  { method: 'POST', path: '/digests', access: ['admin', 'manager'] },
+  { method: 'POST', path: '/digests/:id/delete', access: ['admin', 'manager'], example: '/digests/1/delete' },
 ];
 
 function compile(rule: RouteRule) {
