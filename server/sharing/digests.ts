@@ -153,9 +153,11 @@ export function digestJob(deps: Pick<AppDeps, 'catalog' | 'log' | 'config'> & { 
   return {
     name: 'digests.send',
     schedule: '* * * * *',
-    run: (db, now) => {
+    // the period is the tick's: the instant the schedule fired, whichever instance runs it and however late
+    run: (db, now, tick) => {
+      const at = tick?.scheduledAt ?? now;
       dashboards ??= loadDashboards(deps.config.dashboardsDir, deps.catalog);
-      return runDigests(db, { catalog: deps.catalog, dashboards, readDb: db, caches: { reports: null }, now: () => now, config: deps.config }, now, deps.log);
+      return runDigests(db, { catalog: deps.catalog, dashboards, readDb: db, caches: { reports: null }, now: () => at, config: deps.config }, at, deps.log);
     },
   };
 }
