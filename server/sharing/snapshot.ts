@@ -96,7 +96,7 @@ function cell(v: unknown): string {
 function table(r: ReportResult): Html {
   const cols = r.rows.length ? Object.keys(r.rows[0]) : [];
   if (!cols.length) return html`<p class="muted">No rows for these parameters.</p>`;
-  return html`<table><caption>${r.title}: ${r.rowCount.toLocaleString('en-US')} rows${r.truncated ? ` (capped at ${r.rowCap.toLocaleString('en-US')})` : ''}</caption>
+  return html`<table><caption>${r.title}: ${r.rowCount.toLocaleString('en-US')} row${r.rowCount === 1 ? '' : 's'}${r.truncated ? ` (capped at ${r.rowCap.toLocaleString('en-US')})` : ''}</caption>
     <thead><tr>${cols.map((k) => html`<th scope="col">${k}</th>`)}</tr></thead>
     <tbody>${r.rows.slice(0, TABLE_ROWS).map((row) => html`<tr>${cols.map((k) => html`<td>${cell(row[k])}</td>`)}</tr>`)}</tbody></table>
     ${r.rows.length > TABLE_ROWS ? html`<p class="muted">The first ${TABLE_ROWS} rows; the CSV export has them all.</p>` : ''}`;
@@ -104,11 +104,15 @@ function table(r: ReportResult): Html {
 
 const when = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
 
-async function figure(r: ReportResult, width: number): Promise<Html> {
-  return html`<section class="tile"><h2>${r.title}</h2>
+async function figure(r: ReportResult, width: number, span = 1): Promise<Html> {
+  return html`<section class="tile span-${span}"><h2>${r.title}</h2>
     <figure>${raw(await chartSvg(r.spec, width))}</figure>
-    <p class="asof">Data as of <time datetime="${r.asOf}">${when(r.asOf)}</time>${r.stale ? ' · stale: the last refresh failed' : ''}</p>
-    ${table(r)}</section>`;
+    <p class="asof">Data as of <time datetime="${r.asOf}">${when(r.asOf)}</time>${r.stale ? ' · stale: the last refresh failed' : ''}</p></section>`;
+}
+
+/** The charts in the page's grid (columns and tile sizes), then every tile's data table. */
+function layout(columns: number, figures: Html[], results: ReportResult[]): Html[] {
+  return [html`<div class="tiles cols-${columns}">${figures}</div>`, html`<section class="data"><h2>Data</h2>${results.map(table)}</section>`];
 }
 
 let stylesheet: string | undefined;
@@ -153,7 +157,7 @@ export async function renderSnapshot(deps: SnapshotDeps, role: Role, target: str
     const r = await run(t.id, t.query);
     const filters = Object.entries(r.params).map(([k, v]): [string, string] => [k, v === null ? '(none)' : Array.isArray(v) ? (v.length ? v.join(', ') : '(all)') : v]);
     const path = `/reports/${t.id}${r.query ? `?${r.query}` : ''}`;
-    const doc = documentOf(r.title, filters, now, r.asOf, [await figure(r, 860)]);
+    const doc = documentOf(r.title, filters, now, r.asOf, layout(1, [await figure(r, 860)], [r]));
     return { title: r.title, path, filename: `${exportFileBase(t.id, r.query)}.html`, html: (await doc).toString(), asOf: r.asOf };
   }
 
@@ -171,7 +175,8 @@ export async function renderSnapshot(deps: SnapshotDeps, role: Role, target: str
   const results: ReportResult[] = [];
   for (const tile of tiles) results.push(await run(tile.id, new URLSearchParams(tileQuery(tile.accepts, tile.fixedParams, state, filters, now))));
   const figures: Html[] = [];
-  for (const [i, r] of results.entries()) figures.push(await figure(r, Math.round(860 * tiles[i].size / d.columns)));
+  // a tile's width: its share of the 880 px page, less the grid's gaps
+  for (const [i, r] of results.entries()) figures.push(await figure(r, Math.round(880 * Math.min(tiles[i].size, d.columns) / d.columns) - 24, Math.min(tiles[i].size, d.columns)));
   const stamped: [string, string][] = filters.map((f: Filter) => {
     if (f.type === 'period') {
       const p = resolvePeriod(state, f, now);
@@ -181,6 +186,6 @@ export async function renderSnapshot(deps: SnapshotDeps, role: Role, target: str
     return [f.label ?? f.name, chosen?.length ? chosen.map((v) => f.options.find(([o]) => o === v)?.[1] ?? v).join(', ') : f.type === 'enum' && f.default ? f.default : '(all)'];
   });
   const query = toQuery(state, filters);
-  const doc = documentOf(d.title, stamped, now, oldest(results, now), figures);
+  const doc = documentOf(d.title, stamped, now, oldest(results, now), layout(d.columns, figures, results));
   return { title: d.title, path: `${t.pathname}${query ? `?${query}` : ''}`, filename: `${exportFileBase(t.id, query)}.html`, html: (await doc).toString(), asOf: oldest(results, now) };
 }
