@@ -187,7 +187,7 @@ test('the form: managers subscribe and unsubscribe; bad input is a 400 naming th
     method: 'POST', redirect: 'manual', headers: { Origin: TEST_ORIGIN, 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(body).toString(),
   });
   const form = await (await authedRequest(app, cookie, `/digests?path=${encodeURIComponent('/reports/mrr_trend?from=2026-02')}`)).text();
-  assert.match(form, /name="path" value="\/reports\/mrr_trend\?from=2026-02"/);
+  assert.match(form, /name="path" type="text" value="\/reports\/mrr_trend\?from=2026-02"/);
 
   const ok = await post('/digests', { path: '/reports/mrr_trend?from=2026-02', frequency: 'monthly' });
   assert.is(ok.status, 303);

@@ -5,7 +5,7 @@ import { Hono, type Context } from 'hono';
 import type { Env } from '../types.ts';
 import { page, html, type Html } from '../html.ts';
 import { HttpError } from '../errors.ts';
-import { formBody, formError, notice, selectField } from '../auth/forms.ts';
+import { field, formBody, formError, notice, selectField } from '../auth/forms.ts';
 import { renderSnapshot } from './snapshot.ts';
 import { FREQUENCIES, listSubscriptions, subscribe, unsubscribe } from './digests.ts';
 
@@ -50,10 +50,8 @@ async function digestsPage(c: Context<Env>, o: { path?: string; frequency?: stri
     <h2>Subscribe</h2>
     ${formError(o.message)}
     <form method="post" action="/digests" novalidate>
-      <div class="field${o.errors?.path ? ' has-error' : ''}"><label for="f-path">Dashboard or report (its address, with filters)</label>
-        <input id="f-path" name="path" value="${o.path ?? c.req.query('path') ?? ''}" required maxlength="4000" placeholder="/dashboards/executive_overview?period=6m"
-          ${o.errors?.path ? html`aria-invalid="true" aria-describedby="f-path-error"` : ''}>
-        ${o.errors?.path ? html`<span class="field-error" id="f-path-error">${o.errors.path}</span>` : ''}</div>
+      ${field({ name: 'path', label: 'Dashboard or report (its address, with filters)', value: o.path ?? c.req.query('path') ?? '', error: o.errors?.path,
+        required: true, maxlength: 4000, hint: 'e.g. /dashboards/executive_overview?period=6m — the "Email it" link of a page fills it in' })}
       ${selectField({ name: 'frequency', label: 'How often', options: FREQUENCIES, value: o.frequency ?? 'weekly', error: o.errors?.frequency })}
       <p><button type="submit">Subscribe</button></p>
     </form>
