@@ -1,6 +1,7 @@
 // Static snapshots (server/sharing/snapshot.ts) over a small simulated business: a dashboard's file holds every
-// tile's chart as server-drawn SVG, its data tables, the filters and the as-of, and no script; every dashboard and
-// report page answers its snapshot exactly as it answers the page, role by role; bad paths are 400s naming the path;
+// chart tile as server-drawn SVG (KPI tiles as their value, as on the page), its data tables, the filters and the
+// as-of, and no script; every dashboard and report page answers its snapshot exactly as it answers the page, role by
+// role; bad paths are 400s naming the path;
 // the share links on the pages; `npm run snapshot` writes the same file.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -17,6 +18,7 @@ import { ROLES } from '../server/auth/access.ts';
 import { runSimulation } from '../etl/simulator/run.ts';
 import { parseArgs } from '../etl/simulator/params.ts';
 import { insertSimulatorTitles } from './fixtures/simulate-titles.ts';
+import { kpiOf } from '../views/report-data.ts';
 
 const t = useDatabase(test);
 const NOW = new Date('2026-11-26T09:00:00Z');
@@ -27,6 +29,7 @@ const cookies: Record<string, string> = { anonymous: '' };
 const get = (who: string, url: string) => authedRequest(app, cookies[who], url, { redirect: 'manual' });
 const snapshotUrl = (p: string) => `/snapshot?path=${encodeURIComponent(p)}`;
 const count = (s: string, re: RegExp) => s.match(re)?.length ?? 0;
+const isKpi = (report: string) => !!kpiOf(catalog.reports.get(report)!.spec);
 
 test.before(async () => {
   await insertSimulatorTitles(t.db);
@@ -51,7 +54,10 @@ test('a dashboard snapshot: every tile as SVG, its tables, filters and as-of sta
   assert.match(res.headers.get('content-disposition')!, /^attachment; filename="executive_overview_from-2026-01_to-2026-10_plan-premium\.html"$/);
   const html = await res.text();
   const d = dashboards.get('executive_overview')!;
-  assert.is(count(html, /<figure><svg /g), d.tiles.length, 'one server-drawn SVG per tile');
+  const kpis = d.tiles.filter((tile) => isKpi(tile.report)).length;
+  assert.ok(kpis > 0 && kpis < d.tiles.length, 'the dashboard has KPI and chart tiles');
+  assert.is(count(html, /<figure><svg /g), d.tiles.length - kpis, 'a server-drawn SVG per chart tile');
+  assert.is(count(html, /<figure class="kpi"><div class="value">/g), kpis, 'a value per KPI tile, as on the page');
   assert.is(count(html, /<section class="tile span-\d">/g), d.tiles.length);
   assert.is(count(html, /<table>/g) + count(html, /No rows for these parameters/g), d.tiles.length, 'a data table per tile');
   for (const tile of d.tiles) assert.ok(html.includes(`<h2>${catalog.reports.get(tile.report)!.title}</h2>`), tile.report);
@@ -83,7 +89,7 @@ test('every dashboard and report: the snapshot answers as the page does, for ano
       if (snap === 200) {
         rendered++;
         assert.not.match(body, /<script/i, p);
-        if (p.startsWith('/reports/')) assert.is(count(body, /<figure><svg /g), 1, p);
+        if (p.startsWith('/reports/')) assert.is(count(body, isKpi(p.slice(9)) ? /<figure class="kpi">/g : /<figure><svg /g), 1, p);
       }
     }
   }
@@ -128,7 +134,7 @@ test('npm run snapshot writes the file; a bad path exits 2 with the reason', () 
   const ok = run('/dashboards/executive_overview?from=2026-01', '--out', out);
   assert.is(ok.status, 0, ok.stderr);
   const html = fs.readFileSync(out, 'utf8');
-  assert.is(count(html, /<figure><svg /g), dashboards.get('executive_overview')!.tiles.length);
+  assert.is(count(html, /<figure><svg /g) + count(html, /<figure class="kpi">/g), dashboards.get('executive_overview')!.tiles.length);
   assert.not.match(html, /<script/i);
   assert.match(ok.stderr, /\/dashboards\/executive_overview\?from=2026-01 → .*overview\.html/);
   const bad = run('/admin/users', '--out', out);

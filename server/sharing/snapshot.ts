@@ -1,6 +1,6 @@
 // Static snapshots: a dashboard or report URL path (its query is its state) rendered to one self-contained HTML file —
-// every chart drawn to SVG here with vega, the data tables, the filters and the as-of stamped, an inline stylesheet
-// with print rules, no script. The same role checks as the page it snapshots (the route table, the dashboard's roles,
+// every chart drawn to SVG here with vega (a KPI tile is text, as on the page), the data tables, the filters and the
+// as-of stamped, an inline stylesheet with print rules, no script. The same role checks as the page it snapshots (the route table, the dashboard's roles,
 // the report's @roles through the engine). Used by GET /snapshot, `npm run snapshot` and the digests (README,
 // "Sharing: snapshots and digests").
 import fs from 'node:fs';
@@ -14,6 +14,7 @@ import { runReport, type ReportResult, type ResultCache } from '../reports/engin
 import { resolveDashboard } from '../dashboards/index.ts';
 import { parseState, toQuery, tileQuery, resolvePeriod, FilterError, PERIODS, type Filter } from '../../views/filters.ts';
 import { exportFileBase } from '../../views/export-name.ts';
+import { kpiOf, kpiPeriod, formatValue, formatChange, type Kpi } from '../../views/report-data.ts';
 
 export interface Snapshot {
   title: string;
@@ -104,9 +105,23 @@ function table(r: ReportResult): Html {
 
 const when = (iso: string) => `${iso.slice(0, 16).replace('T', ' ')} UTC`;
 
-async function figure(r: ReportResult, width: number, span = 1): Promise<Html> {
+/** A `@chart kpi` tile as the page shows it (views/mq-kpi.ts: the value, the month, the change with its arrow). */
+function kpiFigure(kpi: Kpi, row: Record<string, unknown>, better: 'up' | 'down', now: Date): Html {
+  const raw = kpi.delta ? row[kpi.delta] : undefined;
+  const delta = raw === null || raw === undefined || raw === '' ? undefined : Number(raw);
+  const direction = delta === undefined || !Number.isFinite(delta) || delta === 0 ? '' : delta > 0 ? 'up' : 'down';
+  const period = kpiPeriod(row.month, now);
+  return html`<figure class="kpi"><div class="value">${formatValue(row[kpi.value], kpi.format)}</div>
+    ${period ? html`<div class="period">${period}</div>` : ''}
+    ${kpi.delta ? html`<div class="delta">${delta === undefined || !Number.isFinite(delta) ? 'no previous month to compare'
+      : html`<span class="${!direction ? '' : direction === better ? 'good' : 'bad'}">${direction === 'up' ? '▲ ' : direction === 'down' ? '▼ ' : ''}${formatChange(delta)}</span>
+        vs previous month${typeof row.previous === 'number' ? ` (${formatValue(row.previous, kpi.format)})` : ''}`}</div>` : ''}</figure>`;
+}
+
+async function figure(r: ReportResult, width: number, now: Date, span = 1, better: 'up' | 'down' = 'up'): Promise<Html> {
+  const kpi = kpiOf(r.spec);
   return html`<section class="tile span-${span}"><h2>${r.title}</h2>
-    <figure>${raw(await chartSvg(r.spec, width))}</figure>
+    ${kpi ? kpiFigure(kpi, r.rows[0] ?? {}, better, now) : html`<figure>${raw(await chartSvg(r.spec, width))}</figure>`}
     <p class="asof">Data as of <time datetime="${r.asOf}">${when(r.asOf)}</time>${r.stale ? ' · stale: the last refresh failed' : ''}</p></section>`;
 }
 
@@ -157,7 +172,7 @@ export async function renderSnapshot(deps: SnapshotDeps, role: Role, target: str
     const r = await run(t.id, t.query);
     const filters = Object.entries(r.params).map(([k, v]): [string, string] => [k, v === null ? '(none)' : Array.isArray(v) ? (v.length ? v.join(', ') : '(all)') : v]);
     const path = `/reports/${t.id}${r.query ? `?${r.query}` : ''}`;
-    const doc = documentOf(r.title, filters, now, r.asOf, layout(1, [await figure(r, 860)], [r]));
+    const doc = documentOf(r.title, filters, now, r.asOf, layout(1, [await figure(r, 860, now)], [r]));
     return { title: r.title, path, filename: `${exportFileBase(t.id, r.query)}.html`, html: (await doc).toString(), asOf: r.asOf };
   }
 
@@ -176,7 +191,7 @@ export async function renderSnapshot(deps: SnapshotDeps, role: Role, target: str
   for (const tile of tiles) results.push(await run(tile.id, new URLSearchParams(tileQuery(tile.accepts, tile.fixedParams, state, filters, now))));
   const figures: Html[] = [];
   // a tile's width: its share of the 880 px page, less the grid's gaps
-  for (const [i, r] of results.entries()) figures.push(await figure(r, Math.round(880 * Math.min(tiles[i].size, d.columns) / d.columns) - 24, Math.min(tiles[i].size, d.columns)));
+  for (const [i, r] of results.entries()) figures.push(await figure(r, Math.round(880 * Math.min(tiles[i].size, d.columns) / d.columns) - 24, now, Math.min(tiles[i].size, d.columns), tiles[i].better as 'up' | 'down' | undefined));
   const stamped: [string, string][] = filters.map((f: Filter) => {
     if (f.type === 'period') {
       const p = resolvePeriod(state, f, now);
