@@ -1,5 +1,5 @@
-// Scheduled digests (server/sharing/digests.ts) against a real SMTP server started here (smtp-server): two scheduler
-// instances on their own pools deliver a period's digest once; two senders racing on one delivery row send it once;
+// Scheduled digests (server/sharing/digests.ts) against a real SMTP server started here (smtp-server): two server
+// processes (server/main.ts) on one database deliver a period's digest once; two senders racing on one delivery row send it once;
 // a refused send is retried after its backoff and then delivered; a subscriber who lost access fails at once; without
 // SMTP the message lands in the outbox; the form subscribes and unsubscribes, refusing bad input by name.
 import { test } from 'uvu';
@@ -10,7 +10,8 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import sql from 'sql-template-tag';
 import { SMTPServer } from 'smtp-server';
-import { useDatabase } from './helpers/db.ts';
+import { useDatabase, createDatabase } from './helpers/db.ts';
+import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 import { createUser, sessionCookie, authedRequest, TEST_ORIGIN, type TestUser } from './helpers/auth.ts';
 import { waitFor } from './helpers/sync.ts';
 import { createApp } from '../server/app.ts';
@@ -18,8 +19,7 @@ import { createDb, type Db } from '../server/db/index.ts';
 import { defaultConfig, type Config } from '../server/config.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog } from '../server/reports/engine.ts';
 import { loadDashboards } from '../server/dashboards/catalog.ts';
-import { startJobs } from '../server/jobs/index.ts';
-import { digestJob, runDigests, periodOf, backoffMs, type DigestDeps } from '../server/sharing/digests.ts';
+import { runDigests, periodOf, backoffMs, type DigestDeps } from '../server/sharing/digests.ts';
 
 const t = useDatabase(test);
 let catalog: Catalog;
@@ -82,30 +82,33 @@ test('periods: ISO weeks (their year is their Thursday\'s) and calendar months, 
   assert.equal([1, 2, 3, 4, 5, 6, 12].map(backoffMs), [60_000, 120_000, 240_000, 480_000, 960_000, 1_920_000, 21_600_000]);
 });
 
-test('two instances running the digests job: the period\'s digest reaches the SMTP server once, snapshot attached', async () => {
-  const sub = await subscribeRow(manager, '/reports/mrr_trend?from=2026-01', 'weekly');
-  // Both instances' clocks stand 1.5 s before a whole minute (the job's schedule), a few ms apart: both fire that tick.
-  const real = Date.now();
-  const skew = (Math.ceil(real / 60_000) * 60_000 - 1_500) - real;
-  const instances = ['a', 'b'].map((name, i) => {
-    const db = createDb(t.url, { max: 4, onError: () => {} });
-    extra.push(db);
-    const clock = () => new Date(Date.now() + skew + i * 7);
-    const job = digestJob({ catalog, log: () => {}, config: defaultConfig({ smtpUrl }), dashboards: loadDashboards(undefined, catalog) });
-    return startJobs(db, [job], () => {}, clock, { instance: `digest-${name}` });
-  });
+test('two server processes running: the period\'s digest reaches the SMTP server once, snapshot attached', async () => {
+  const td = await createDatabase({ label: 'digests_two' });
+  const sub = await td.db.one<{ id: number; email: string }>(sql`WITH u AS (INSERT INTO users (email, display_name, role) VALUES
+      ('two-instances@test.example', 'Two Instances', 'manager') RETURNING id, email)
+    INSERT INTO digest_subscriptions (user_id, path, title, frequency) SELECT id, '/reports/mrr_trend?from=2026-01', 'Test', 'weekly' FROM u
+    RETURNING id::int, (SELECT email FROM u)`);
+  // Both schedulers' clocks (MARQUEE_TEST_CLOCK_SKEW_MS, 30 ms apart) reach a whole minute — the job's schedule —
+  // about 40 s from now, time enough for both to start; a slower start only moves the delivery to the next minute.
+  const target = Date.now() + 40_000;
+  const skew = Math.ceil(target / 60_000) * 60_000 - target;
+  const env = { DATABASE_URL: td.url, MARQUEE_SMTP_URL: smtpUrl };
+  let a: ServerProcess | undefined, b: ServerProcess | undefined;
   try {
-    const row = await waitFor('the digest sent', () => t.db.one<{ status: string; period: string; transport: string; attempts: number }>(
-      sql`SELECT status, period, transport, attempts FROM digest_deliveries WHERE subscription_id = ${sub} AND status = 'sent'`));
-    await waitFor('both schedulers past the tick', () => t.db.one(sql`SELECT 1 FROM job_runs WHERE job = 'digests.send' AND finished_at IS NOT NULL`));
-    const runs = await t.db.query<{ claimed_by: string; scheduled_at: Date }>(sql`SELECT claimed_by, scheduled_at FROM job_runs WHERE job = 'digests.send'`);
+    [a, b] = await Promise.all([startServerProcess({ ...env, MARQUEE_TEST_CLOCK_SKEW_MS: String(skew) }),
+      startServerProcess({ ...env, MARQUEE_TEST_CLOCK_SKEW_MS: String(skew + 30) })]);
+    const row = await waitFor('the digest sent', () => td.db.one<{ status: string; period: string; transport: string; attempts: number }>(
+      sql`SELECT status, period, transport, attempts FROM digest_deliveries WHERE subscription_id = ${sub!.id} AND status = 'sent'`), { timeoutMs: 150_000 });
+    const runs = await td.db.query<{ claimed_by: string; scheduled_at: Date }>(sql`SELECT claimed_by, scheduled_at FROM job_runs WHERE job = 'digests.send' ORDER BY scheduled_at`);
+    assert.ok(runs.length >= 1);
     assert.equal({ ...row }, { status: 'sent', period: periodOf('weekly', runs[0].scheduled_at), transport: 'smtp', attempts: 1 });
-    assert.is(runs.length, 1, 'one claim of the tick');
-    assert.ok(['digest-a', 'digest-b'].includes(runs[0].claimed_by));
+    const sentBy = [a, b].map((s) => (s.out().match(/\[digests\] \S+ \(weekly \S+\) sent to/g) ?? []).length);
+    assert.equal(sentBy.sort(), [0, 1], `one instance sent it: ${JSON.stringify(sentBy)}`);
   } finally {
-    for (const s of instances) await s.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+    await td.drop();
   }
-  const mails = mailsTo(manager.email);
+  const mails = mailsTo(sub!.email);
   assert.is(mails.length, 1, 'delivered once');
   assert.match(mails[0].raw, /Subject: MRR and ARR trend: weekly digest \d{4}-W\d{2}/);
   const html = attachment(mails[0].raw);
