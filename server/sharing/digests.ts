@@ -79,7 +79,8 @@ export async function deliverMail(config: Pick<Config, 'smtpUrl' | 'outboxDir'>,
     attachments: [{ filename: m.snapshot.filename, content: m.snapshot.html, contentType: 'text/html; charset=utf-8' }],
   };
   if (config.smtpUrl) {
-    const transport = nodemailer.createTransport(config.smtpUrl);
+    // bounded waits: a stalled relay fails this attempt (retried later) instead of holding the job for minutes
+    const transport = nodemailer.createTransport({ url: config.smtpUrl, connectionTimeout: 15_000, greetingTimeout: 15_000, socketTimeout: 60_000 });
     try {
       const info = await transport.sendMail(message);
       if (info.rejected?.length) throw new Error(`the SMTP server refused ${info.rejected.join(', ')}`);
