@@ -19,6 +19,7 @@ import { runSimulation } from '../etl/simulator/run.ts';
 import { parseArgs } from '../etl/simulator/params.ts';
 import { insertSimulatorTitles } from './fixtures/simulate-titles.ts';
 import { kpiOf } from '../views/report-data.ts';
+import { HtmlValidate } from 'html-validate';
 
 const t = useDatabase(test);
 const NOW = new Date('2026-11-26T09:00:00Z');
@@ -71,6 +72,11 @@ test('a dashboard snapshot: every tile as SVG, its tables, filters and as-of sta
   assert.match(html, /<dt>Snapshot taken<\/dt><dd><time datetime="2026-11-26T09:00:00.000Z">/);
   // the data is real: the MRR tile's table shows the premium plan's months, with numbers
   assert.match(html, /<td>2026-0\d/);
+  // valid HTML by the rules the pages are held to (.htmlvalidate.json)
+  const config = JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '..', '.htmlvalidate.json'), 'utf8'));
+  delete config.$schema;
+  const report = await new HtmlValidate(config).validateString(html, 'snapshot');
+  assert.equal(report.results.flatMap((r) => r.messages.map((m) => `${m.line}:${m.column} ${m.ruleId}: ${m.message}`)), []);
 });
 
 test('every dashboard and report: the snapshot answers as the page does, for anonymous and every role', async () => {
