@@ -199,6 +199,9 @@ test('the form: managers subscribe and unsubscribe; bad input is a 400 naming th
   assert.is(again.status, 303);
   const subs = await t.db.query<{ id: number; path: string; title: string }>(sql`SELECT id::int, path, title FROM digest_subscriptions WHERE user_id = ${m.id} AND cancelled_at IS NULL`);
   assert.equal(subs.map((s) => [s.path, s.title]), [['/reports/mrr_trend?from=2026-02', 'MRR and ARR trend']], 'subscribing twice keeps one');
+  const audited = await t.db.query(sql`SELECT action, target_id, after FROM audit_log WHERE actor_id = ${m.id} ORDER BY id`);
+  assert.equal(audited.map((a) => [a.action, a.target_id, a.after]), [['digest.subscribe', String(subs[0].id), { path: '/reports/mrr_trend?from=2026-02', frequency: 'monthly' }],
+    ['digest.subscribe', String(subs[0].id), { path: '/reports/mrr_trend?from=2026-02', frequency: 'monthly' }]]);
   const list = await (await authedRequest(app, cookie, '/digests')).text();
   assert.match(list, /MRR and ARR trend/);
 
@@ -221,6 +224,7 @@ test('the form: managers subscribe and unsubscribe; bad input is a 400 naming th
   assert.is(del.headers.get('location'), '/digests?done=unsubscribed');
   const gone = await post(`/digests/${subs[0].id}/delete`, {});
   assert.is(gone.headers.get('location'), '/digests?done=gone');
+  assert.is((await t.db.query(sql`SELECT 1 FROM audit_log WHERE actor_id = ${m.id} AND action = 'digest.unsubscribe'`)).length, 1, 'one audited unsubscribe');
   // an ended subscription opens no more deliveries
   const now = new Date(Date.now() + 4 * 3_600_000);
   await runDigests(t.db, deps({}, now), now);

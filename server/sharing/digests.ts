@@ -16,6 +16,7 @@ import type { Config } from '../config.ts';
 import type { Role } from '../auth/access.ts';
 import { HttpError } from '../errors.ts';
 import { FROM, writeMessage } from '../mail/outbox.ts';
+import { writeAudit, type AuditContext } from '../admin/audit.ts';
 import { parseTarget, renderSnapshot, type SnapshotDeps, type Snapshot } from './snapshot.ts';
 
 export const FREQUENCIES = ['weekly', 'monthly'] as const;
@@ -48,26 +49,32 @@ export async function listSubscriptions(db: Queryable, userId: number): Promise<
 
 /**
  * Subscribes a user to a path: the path must render for their role now (same checks as the snapshot, so a 400, 403
- * or 404 names the problem); subscribing twice to the same path and frequency keeps the one subscription.
+ * or 404 names the problem); subscribing twice to the same path and frequency keeps the one subscription. Audited.
  */
-export async function subscribe(db: Db, deps: SnapshotDeps, user: { id: number; role: Role }, input: { path?: string; frequency?: string }) {
+export async function subscribe(db: Db, deps: SnapshotDeps, user: { id: number; role: Role }, input: { path?: string; frequency?: string }, audit: AuditContext) {
   const fields: Record<string, string> = {};
   if (!input.path) fields.path = 'choose a dashboard or report';
   if (!FREQUENCIES.includes(input.frequency as Frequency)) fields.frequency = `must be ${FREQUENCIES.join(' or ')}`;
   if (Object.keys(fields).length) throw new HttpError(400, Object.entries(fields).map(([k, v]) => `${k}: ${v}`).join('; '), fields);
   parseTarget(input.path!);
   const snap = await renderSnapshot(deps, user.role, input.path!);
-  const row = await db.one<{ id: number }>(sql`INSERT INTO digest_subscriptions (user_id, path, title, frequency)
-    VALUES (${user.id}, ${snap.path}, ${snap.title}, ${input.frequency})
-    ON CONFLICT (user_id, path, frequency) WHERE cancelled_at IS NULL DO UPDATE SET title = EXCLUDED.title RETURNING id::int`);
-  return { id: row!.id, path: snap.path, title: snap.title };
+  return db.tx(async (q) => {
+    const row = await q.one<{ id: number }>(sql`INSERT INTO digest_subscriptions (user_id, path, title, frequency)
+      VALUES (${user.id}, ${snap.path}, ${snap.title}, ${input.frequency})
+      ON CONFLICT (user_id, path, frequency) WHERE cancelled_at IS NULL DO UPDATE SET title = EXCLUDED.title RETURNING id::int`);
+    await writeAudit(q, audit, { action: 'digest.subscribe', targetType: 'digest_subscription', targetId: row!.id, after: { path: snap.path, frequency: input.frequency } });
+    return { id: row!.id, path: snap.path, title: snap.title };
+  });
 }
 
-/** Ends one of the user's subscriptions; false when it is not theirs or already ended. */
-export async function unsubscribe(db: Queryable, userId: number, id: number, now: Date): Promise<boolean> {
-  const r = await db.query(sql`UPDATE digest_subscriptions SET cancelled_at = ${now}
-    WHERE id = ${id} AND user_id = ${userId} AND cancelled_at IS NULL RETURNING id`);
-  return r.length === 1;
+/** Ends one of the user's subscriptions (audited); false when it is not theirs or already ended. */
+export async function unsubscribe(db: Db, userId: number, id: number, audit: AuditContext): Promise<boolean> {
+  return db.tx(async (q) => {
+    const r = await q.one<{ path: string; frequency: string }>(sql`UPDATE digest_subscriptions SET cancelled_at = ${audit.now}
+      WHERE id = ${id} AND user_id = ${userId} AND cancelled_at IS NULL RETURNING path, frequency`);
+    if (r) await writeAudit(q, audit, { action: 'digest.unsubscribe', targetType: 'digest_subscription', targetId: id, before: { path: r.path, frequency: r.frequency } });
+    return !!r;
+  });
 }
 
 export interface Outgoing { to: string; subject: string; text: string; snapshot: Snapshot }

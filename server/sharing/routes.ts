@@ -8,6 +8,7 @@ import { HttpError } from '../errors.ts';
 import { field, formBody, formError, notice, selectField } from '../auth/forms.ts';
 import { renderSnapshot } from './snapshot.ts';
 import { FREQUENCIES, listSubscriptions, subscribe, unsubscribe } from './digests.ts';
+import { auditContext } from '../admin/audit.ts';
 
 /** Who may subscribe to digests (the route table says the same: server/auth/access.ts). */
 const DIGEST_ROLES = ['admin', 'manager'];
@@ -75,7 +76,7 @@ sharing.post('/digests', async (c) => {
   const form = await formBody(c);
   const deps = c.get('deps');
   try {
-    await subscribe(deps.db, deps, user, { path: form.path?.trim(), frequency: form.frequency });
+    await subscribe(deps.db, deps, user, { path: form.path?.trim(), frequency: form.frequency }, auditContext(c));
   } catch (e) {
     if (e instanceof HttpError && [400, 403, 404].includes(e.status)) {
       return digestsPage(c, { path: form.path, frequency: form.frequency, errors: e.fields?.frequency ? e.fields : { path: e.message }, message: e.message, status: e.status as 400 });
@@ -89,6 +90,6 @@ sharing.post('/digests/:id/delete', async (c) => {
   const id = Number(c.req.param('id'));
   const deps = c.get('deps');
   // Unsubscribing is idempotent: one already ended (or another user's, not told apart) says so and changes nothing.
-  const ended = Number.isSafeInteger(id) && id > 0 && await unsubscribe(deps.db, c.get('user')!.id, id, deps.now());
+  const ended = Number.isSafeInteger(id) && id > 0 && await unsubscribe(deps.db, c.get('user')!.id, id, auditContext(c));
   return c.redirect(`/digests?done=${ended ? 'unsubscribed' : 'gone'}`, 303);
 });
