@@ -35,6 +35,7 @@ import { recordVisits } from './visits.ts';
 import { bearerAuth, apiTokenRoutes } from './auth/api-tokens.ts';
 import { embedRoutes } from './sharing/embeds.ts';
 import { openApiRoutes } from './sharing/openapi.ts';
+import { sharing } from './sharing/routes.ts';
 
 // The files' catalog, parsed once per directory and process for apps not given one (tests); main.ts passes its own.
 const parsedCatalogs = new Map<string, Catalog>();
@@ -118,6 +119,7 @@ export function createApp(deps: Deps) {
   app.route('/', apiTokenRoutes);
   app.route('/', embedRoutes);
   app.route('/', openApiRoutes);
+  app.route('/', sharing);
 
   app.get('/', (c) => {
     // Signed-in people land where their work is: staff on the dashboards, subscribers on the catalog.

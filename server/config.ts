@@ -30,6 +30,8 @@ export interface Config {
   publicUrls: string[] | undefined;
   /** Where outgoing mail is written, one .eml file per message (server/mail/outbox.ts). */
   outboxDir: string;
+  /** An smtp:// or smtps:// URL digests are sent through (nodemailer); undefined: they are written to the outbox. */
+  smtpUrl: string | undefined;
   /** As root: where PostgreSQL binaries and clusters the postgres user cannot reach in place are put. */
   pgHome: string;
   /** Embed signing keys (kid, secret), the first one signs; empty: one generated and kept in the database. */
@@ -131,6 +133,10 @@ export const VARIABLES = {
   MARQUEE_ETL_TRACE: v('etlTrace', false, flag),
   MARQUEE_PUBLIC_URL: v('publicUrls', undefined, (raw, name) => raw.split(/[\s,]+/).filter(Boolean).map((o) => parseOrigin(o, name))),
   MARQUEE_OUTBOX_DIR: v('outboxDir', '', nonEmpty),
+  MARQUEE_SMTP_URL: v('smtpUrl', undefined, (raw, name) => {
+    try { if (/^smtps?:$/.test(new URL(raw).protocol)) return raw; } catch { /* below */ }
+    return fail(name, 'an smtp:// or smtps:// URL', raw.replace(/:[^:@/]*@/, ':***@'));
+  }),
   MARQUEE_PG_HOME: v('pgHome', '/var/lib/marquee', (raw) => path.resolve(raw)),
   MARQUEE_EMBED_KEYS: v('embedKeys', [], parseEmbedKeys),
   MARQUEE_API_TOKEN_RATE: v('apiTokenRate', 120, int(1, 1_000_000)),

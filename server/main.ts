@@ -62,7 +62,7 @@ try {
 
   const { server, url } = await listen(app.fetch, config.port, config.host);
   if (!config.publicUrls) origins.set(listenOrigins(config.host, (server.address() as { port: number }).port));
-  log(`outgoing mail (sign-up links): ${config.outboxDir}`);
+  log(`outgoing mail (sign-up links): ${config.outboxDir}; digests: ${config.smtpUrl ? `SMTP ${redactUrl(config.smtpUrl)}` : 'the same outbox'}`);
   log(`answering as ${origins.list.join(', ')}${config.publicUrls ? ' (MARQUEE_PUBLIC_URL)' : ' (the listen address; set MARQUEE_PUBLIC_URL for other names)'}`);
   // Marts never refreshed (a new database, a changed definition) or due are filled in the background; their
   // reports answer 503 "not ready" until then.

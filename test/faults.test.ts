@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createDatabase, type TestDatabase } from './helpers/db.ts';
+import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
 import { createUser, sessionCookie } from './helpers/auth.ts';
 import { createDb, type Db } from '../server/db/index.ts';
 import { startEmbedded, freePort } from '../server/db/embedded.ts';
@@ -16,7 +16,6 @@ import { migrate } from '../server/db/migrate.ts';
 import { createApp } from '../server/app.ts';
 import { startJobs } from '../server/jobs/index.ts';
 
-const root = path.resolve(import.meta.dirname, '..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, deadlineMs = 30_000, everyMs = 100): Promise<T> {
@@ -44,28 +43,8 @@ function fixtureDirs() {
   return { dir, reports: path.join(dir, 'reports'), dashboards: path.join(dir, 'dashboards') };
 }
 
-interface Server { child: ChildProcess; url: string; out(): string; alive(): boolean; stop(): Promise<number | null> }
-
-function startServer(env: Record<string, string>): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
-      cwd: root, stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PORT: '0', MARQUEE_DEMO: '0', MARQUEE_ADMIN_PASSWORD: 'fault-suite-operator-pw', ...env },
-    });
-    let out = '', exited = false, code: number | null = null;
-    const onExit = new Promise<number | null>((r) => child.once('exit', (c) => { exited = true; code = c; r(c); }));
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /ready at (\S+)/.exec(out);
-      if (m) resolve({
-        child, url: m[1].replace(/\/$/, ''), out: () => out, alive: () => !exited,
-        async stop() { if (!exited) child.kill('SIGTERM'); return onExit; },
-      });
-    });
-    child.stderr!.on('data', (d) => (out += d));
-    void onExit.then(() => reject(new Error(`server exited ${code} before it was ready:\n${out}`)));
-  });
-}
+type Server = ServerProcess;
+const startServer = startServerProcess;
 
 /** GET on a fresh connection (no keep-alive reuse across an outage). */
 function get(url: string, cookie?: string): Promise<{ status: number; retryAfter: string | null; body: string }> {

@@ -69,6 +69,7 @@ const BODIES: Record<string, (who: Actor, login: { email: string; password: stri
   'POST /embeds/revoke': (who): Record<string, string> => (who && ownLinks.has(who.email) ? { id: ownLinks.get(who.email)! } : {}),
   'POST /account/tokens': () => ({ name: fresh('matrix token'), days: '30' }),
   'POST /account/tokens/revoke': (who): Record<string, number> => (who && ownTokens.has(who.email) ? { id: ownTokens.get(who.email)! } : {}),
+  'POST /digests': () => ({ path: '/reports/mrr_trend?from=2026-01', frequency: 'weekly' }),
 };
 /** Per acting user's email: an embed link they made and an API token of theirs, for the revoke rows. */
 const ownLinks = new Map<string, string>();

@@ -2,7 +2,7 @@
 // before (the report's delta field, a fraction; its `previous` column when present).
 import { LitElement, html, css, nothing } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
-import { type Kpi, type Row, formatValue, formatChange } from './report-data.ts';
+import { type Kpi, type Row, formatValue, formatChange, kpiPeriod } from './report-data.ts';
 
 @customElement('mq-kpi')
 export class MqKpi extends LitElement {
@@ -41,15 +41,6 @@ export class MqKpi extends LitElement {
         : html`<span class=${!direction ? '' : (direction === this.better ? 'good' : 'bad')}>${direction === 'up' ? '▲ ' : direction === 'down' ? '▼ ' : ''}${formatChange(delta)}</span>
           vs previous month${typeof row.previous === 'number' ? ` (${formatValue(row.previous, this.kpi.format)})` : ''}`}</div>` : nothing}`;
   }
-}
-
-/** "October 2026", or "November 2026 so far" for the current month, whose flows (cash, churn) are still partial. */
-export function kpiPeriod(month: unknown, now = new Date()): string {
-  if (typeof month !== 'string' || !/^\d{4}-\d{2}/.test(month)) return '';
-  const [y, m] = month.slice(0, 7).split('-').map(Number);
-  const name = new Date(Date.UTC(y, m - 1, 1)).toLocaleString('en-US', { month: 'long', year: 'numeric', timeZone: 'UTC' });
-  const current = y === now.getUTCFullYear() && m === now.getUTCMonth() + 1;
-  return current ? `${name} so far (day ${now.getUTCDate()})` : name;
 }
 
 declare global {

@@ -63,6 +63,15 @@ export function formatValue(v: unknown, format: Kpi['format']): string {
   return Math.abs(n) >= 100_000 ? new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 2 }).format(n) : numberFmt.format(n);
 }
 
+/** "October 2026", or "November 2026 so far" for the current month, whose flows (cash, churn) are still partial. */
+export function kpiPeriod(month: unknown, now = new Date()): string {
+  if (typeof month !== 'string' || !/^\d{4}-\d{2}/.test(month)) return '';
+  const [y, m] = month.slice(0, 7).split('-').map(Number);
+  const name = new Date(Date.UTC(y, m - 1, 1)).toLocaleString('en-US', { month: 'long', year: 'numeric', timeZone: 'UTC' });
+  const current = y === now.getUTCFullYear() && m === now.getUTCMonth() + 1;
+  return current ? `${name} so far (day ${now.getUTCDate()})` : name;
+}
+
 /** A relative change (fraction) as a signed percentage: "+3.1 %". */
 export function formatChange(d: number): string {
   const sign = d > 0 ? '+' : d < 0 ? '−' : '±';

@@ -96,6 +96,12 @@ export const ROUTES: RouteRule[] = [
   { method: 'POST', path: '/account/tokens', access: 'authenticated' },
   { method: 'POST', path: '/account/tokens/revoke', access: 'authenticated' },
   { method: 'GET', path: '/api/openapi.json', access: 'authenticated' },
+  // sharing (README, "Sharing: snapshots and digests"): a snapshot is checked again against the page it shows
+  // (the dashboard's roles, the report's @roles); digests are for managers and admins
+  { method: 'GET', path: '/snapshot', access: STAFF, example: '/snapshot?path=%2Freports%2Fmrr_trend' },
+  { method: 'GET', path: '/digests', access: ['admin', 'manager'] },
+  { method: 'POST', path: '/digests', access: ['admin', 'manager'] },
+  { method: 'POST', path: '/digests/:id/delete', access: ['admin', 'manager'], example: '/digests/1/delete' },
 ];
 
 function compile(rule: RouteRule) {

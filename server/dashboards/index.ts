@@ -4,7 +4,8 @@
 // without JavaScript; with it, views/mq-filter-bar.ts updates the URL in place and refetches only affected tiles.
 import { Hono } from 'hono';
 import type { Context } from 'hono';
-import type { Env } from '../types.ts';
+import type { AppDeps, Env } from '../types.ts';
+import type { Role } from '../auth/access.ts';
 import type { Db } from '../db/index.ts';
 import { page, html, type Html } from '../html.ts';
 import { HttpError, notFound } from '../errors.ts';
@@ -12,6 +13,7 @@ import { assetUrl } from '../assets.ts';
 import { lookupOptions, type Catalog, type ReportDef } from '../reports/engine.ts';
 import type { ParamDecl } from '../reports/params.ts';
 import type { Dashboard, FilterDecl } from './catalog.ts';
+import { shareLinks } from '../sharing/routes.ts';
 import {
   type Filter, type FilterState, PERIODS, FilterError, parseState, toQuery, tileQuery, resolvePeriod,
 } from '../../views/filters.ts';
@@ -35,9 +37,9 @@ async function optionsOf(db: Db, f: FilterDecl, params: ParamDecl[]): Promise<[s
 
 interface ResolvedTile { report: ReportDef | undefined; id: string; size: number; fixed: string; accepts: string[]; height?: number; better?: string; fixedParams: Record<string, string | string[]> }
 
-/** The dashboard's tiles the role may run and its filters with their choices (the page's, and an embed's for its creator). */
-export async function resolve(c: Context<Env>, d: Dashboard, role = c.get('user')!.role) {
-  const catalog = reports(c);
+/** A dashboard's tiles the role may run and its filters with their choices (the page and its snapshot, server/sharing). */
+export async function resolveDashboard(deps: Pick<AppDeps, 'catalog' | 'readDb'>, role: Role, d: Dashboard) {
+  const catalog = deps.catalog;
   const tiles: ResolvedTile[] = d.tiles
     .map((t) => ({ t, r: catalog.reports.get(t.report) }))
     // A tile whose report this role may not run is left out rather than shown as an error.
@@ -48,7 +50,7 @@ export async function resolve(c: Context<Env>, d: Dashboard, role = c.get('user'
       return { report: r, id: t.report, size: t.size, height: t.height, better: t.better, fixed: fixed.toString(), fixedParams: t.params, accepts: r?.params.map((p) => p.name) ?? [] };
     });
   const allParams = tiles.flatMap((t) => t.report?.params ?? []);
-  const db = c.get('deps').readDb;
+  const db = deps.readDb;
   const filters: Filter[] = [];
   for (const f of d.filters) {
     if (f.type === 'period') filters.push({ name: 'period', type: 'period', label: f.label, default: f.default as keyof typeof PERIODS });
@@ -84,7 +86,7 @@ dashboardRoutes.get('/dashboards/:id', async (c) => {
   const user = c.get('user')!;
   if (!d) throw notFound(`No dashboard "${c.req.param('id')}"`);
   if (!d.roles.includes(user.role)) throw new HttpError(403, `Your role (${user.role}) does not have access to the ${d.title} dashboard`);
-  const { tiles, filters } = await resolve(c, d);
+  const { tiles, filters } = await resolveDashboard(c.get('deps'), user.role, d);
   const url = new URL(c.req.url);
   let state: FilterState;
   try {
@@ -107,7 +109,7 @@ dashboardRoutes.get('/dashboards/:id', async (c) => {
       return html`<link rel="preload" as="fetch" crossorigin="anonymous" href="/api/reports/${t.id}${q ? `?${q}` : ''}">`;
     })}
     <main class="dashboard">
-      <div class="dashboard-head"><h1>${d.title}</h1>${d.description ? html`<p class="muted">${d.description}</p>` : ''}</div>
+      <div class="dashboard-head"><h1>${d.title}</h1>${d.description ? html`<p class="muted">${d.description}</p>` : ''}${shareLinks(c, `/dashboards/${d.id}${canonical ? `?${canonical}` : ''}`)}</div>
       <mq-dashboard columns="${d.columns}" filters="${JSON.stringify(filters)}">
         ${filterBar(d, filters, state, now)}
         ${tiles.map((t) => html`<mq-chart class="tile size-${t.size}" report="${t.id}"

@@ -6,9 +6,10 @@ import type { Job } from './index.ts';
 import { sweepThrottle } from '../auth/throttle.ts';
 import { martRefreshJobs } from '../reports/jobs.ts';
 import { reconcilePending } from '../billing/store.ts';
+import { digestJob } from '../sharing/digests.ts';
 import { billingJobs, loadSimulationModel, monthStart, outageAware, withSimulatedPayments } from '../billing/jobs.ts';
 
-export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' | 'gateway'>): Job[] {
+export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' | 'gateway'> & Partial<Pick<AppDeps, 'dashboards'>>): Job[] {
   return [
     {
       name: 'sessions.sweep',
@@ -36,6 +37,8 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
     // the claim table of these jobs (server/jobs): a week of history is kept
     { name: 'job-runs.sweep', schedule: '41 * * * *', run: (db) => db.query(`DELETE FROM job_runs WHERE scheduled_at < now() - interval '7 days'`) },
+    // scheduled digests: this period's snapshot of each subscription, mailed once (server/sharing/digests.ts)
+    digestJob(deps),
     ...testJobs(deps.config),
   ];
 }

@@ -14,6 +14,7 @@ import {
 } from './engine.ts';
 import { nextFire } from './cron-time.ts';
 import { exportFileBase } from '../../views/export-name.ts';
+import { shareLinks } from '../sharing/routes.ts';
 
 /** The catalog of this app (deps.catalog). */
 export function catalogOf(c: Context<Env>): Catalog {
@@ -348,7 +349,7 @@ async function reportPage(c: Context<Env>, report: ReportDef, opts: {
     ${r ? html`<mq-chart report="${report.id}" params="${r.query}"></mq-chart>
       ${dataTable(r)}
       <p class="exports">Download: <a href="/api/reports/${report.id}.csv${q}" download>CSV</a> · <a href="/api/reports/${report.id}.json${q}">JSON</a>
-        · <a href="/api/reports/${report.id}${q}">API (Vega-Lite spec)</a></p>` : ''}
+        · <a href="/api/reports/${report.id}${q}">API (Vega-Lite spec)</a></p>${shareLinks(c, `/reports/${report.id}${q}`)}` : ''}
     ${report.definition ? html`<section class="definition"><h2>Definition</h2><p>${report.definition}</p></section>` : ''}
     ${admin}
   </main>`;

@@ -22,7 +22,7 @@ import { writeAudit, auditContext } from '../admin/audit.ts';
 import type { Role } from '../auth/access.ts';
 import { runReport, parseReportParams, lookupOptions, type ReportResult } from '../reports/engine.ts';
 import type { ParamDecl } from '../reports/params.ts';
-import { resolve as resolveDashboard } from '../dashboards/index.ts';
+import { resolveDashboard } from '../dashboards/index.ts';
 import { PERIODS, FilterError, parseState, toQuery, tileQuery, type Filter } from '../../views/filters.ts';
 
 export const MAX_EMBED_DAYS = 7;
@@ -236,7 +236,7 @@ async function dashboardView(c: Context<Env>, id: string) {
   const d = deps.dashboards.get(id);
   if (!d) throw notFound(`No dashboard "${id}"`);
   if (!d.roles.includes(o.link.role)) throw new HttpError(403, `Whoever shared this link may no longer see the ${d.title} dashboard`);
-  const { tiles, filters } = await resolveDashboard(c, d, o.link.role);
+  const { tiles, filters } = await resolveDashboard(c.get('deps'), o.link.role, d);
   const now = deps.now();
   let state;
   try {
@@ -332,7 +332,7 @@ async function checkEmbed(deps: AppDeps, c: Context<Env> | null, role: Role, inp
   if (!errors.resource) {
     if (dashboard) {
       if (!c) throw new Error('a dashboard link needs the request context');
-      const { filters } = await resolveDashboard(c, dashboard, role);
+      const { filters } = await resolveDashboard(c.get('deps'), role, dashboard);
       names = acceptedNames('dashboard', undefined, filters);
       try { parseState(lockedQuery, filters, now); } catch (e) { if (e instanceof FilterError) errors.locked = `${e.field}: ${e.message}`; else throw e; }
     }

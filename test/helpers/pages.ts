@@ -34,6 +34,7 @@ export function sitePages(catalog: Catalog, ids: { userId: number }): SitePage[]
     { path: '/dashboards', as: 'admin' },
     ...[...loadDashboards().keys()].sort().map((id) => ({ path: `/dashboards/${id}`, as: 'admin' as const })),
     { path: '/reports', as: 'admin' },
+    { path: '/digests?path=%2Freports%2Fmrr_trend', as: 'admin' },
     ...reports.map((id) => ({ path: `/reports/${id}`, as: 'admin' as const })),
   ];
 }
