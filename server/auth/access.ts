@@ -3,10 +3,9 @@
 import type { MiddlewareHandler } from 'hono';
 import type { Env, SessionUser } from '../types.ts';
 import { HttpError } from '../errors.ts';
+import { STAFF, type Role } from './roles.ts';
 
-export type Role = SessionUser['role'];
-export const ROLES: Role[] = ['admin', 'analyst', 'manager', 'subscriber'];
-export const STAFF: Role[] = ['admin', 'analyst', 'manager'];
+export { ROLES, STAFF, type Role } from './roles.ts';
 
 /** public: anyone; authenticated: any signed-in user; otherwise the roles listed. */
 export type Access = 'public' | 'authenticated' | readonly Role[];
