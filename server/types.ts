@@ -3,7 +3,7 @@ import type { Db, ChangeCache } from './db/index.ts';
 import type { Config } from './config.ts';
 import type { Catalog } from './reports/catalog.ts';
 import type { Dashboard } from './dashboards/catalog.ts';
-import type { ResultCache } from './reports/engine.ts';
+import type { ResultCache } from './reports/result.ts';
 import type { BrowseCache } from './browse/catalog.ts';
 import type { VisitRecorder } from './visits.ts';
 import type { PublicOrigins } from './auth/origins.ts';

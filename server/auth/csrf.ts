@@ -7,7 +7,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { csrf } from 'hono/csrf';
 import type { Env } from '../types.ts';
 import { HttpError, isApi } from '../errors.ts';
-import { requestHost } from './origins.ts';
+import { requestHost } from './host.ts';
 
 const SAFE = /^(GET|HEAD|OPTIONS)$/;
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/;

@@ -12,7 +12,7 @@ import { writeAudit } from '../admin/audit.ts';
 import { clientIp } from './client-ip.ts';
 import type { Queryable } from '../db/index.ts';
 import { createHash, randomBytes } from 'node:crypto';
-import { requestHost } from './origins.ts';
+import { requestHost } from './host.ts';
 import { sendMail } from '../mail/outbox.ts';
 
 export const signup = new Hono<Env>();

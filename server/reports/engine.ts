@@ -9,6 +9,7 @@ import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './pa
 import { withData, type VlSpec } from './chart.ts';
 import { martGenerations, type MartGeneration } from './marts.ts';
 import { nextFire } from './cron-time.ts';
+import type { ReportResult, ResultCache } from './result.ts';
 import type { Role } from '../auth/roles.ts';
 
 export { loadCatalog, CatalogError, withDependents, DEFAULT_REPORTS_DIR } from './catalog.ts';
@@ -16,32 +17,9 @@ export type { Catalog, ReportDef, MartDef } from './catalog.ts';
 export { ensureMarts, refreshMarts, refreshDue, dueMarts, checkReportSql, martStates, refreshHistory } from './marts.ts';
 
 export type { Role } from '../auth/roles.ts';
+export type { ReportResult, ResultCache } from './result.ts';
 
 // ── running a report ────────────────────────────────────────────────────────────────────────────────────────────
-export interface ReportResult {
-  id: string;
-  title: string;
-  /** every parameter with its effective value (defaults resolved) */
-  params: Record<string, string | string[] | null>;
-  /** canonical query string (defaults omitted, keys sorted, multi-values repeated) */
-  query: string;
-  /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; now for live SQL */
-  asOf: string;
-  /** ISO time of the next scheduled refresh of its marts; null for live SQL */
-  nextRefresh: string | null;
-  /** a refresh of one of its marts failed: the data shown is the last good one */
-  stale: boolean;
-  rowCount: number;
-  /** more rows than the report's row cap existed; rows holds the first rowCap */
-  truncated: boolean;
-  rowCap: number;
-  rows: Record<string, any>[];
-  spec: VlSpec;
-  /** strong validator of this answer: (report, resolved params, generations of its marts) */
-  etag: string;
-  cached: boolean;
-}
-
 export interface RunOptions {
   role: Role;
   now: Date;
@@ -150,10 +128,6 @@ function freshness(report: ReportDef, catalog: Catalog, states: Map<string, Mart
 }
 
 // ── result cache: invalidated by generation (a mart refresh), never by time ───────────────────────────────────────
-interface CacheEntry { gen: string; result: Omit<ReportResult, 'cached' | 'nextRefresh'> }
-/** Results of mart-backed reports by report, definition and parameters; an entry serves while its marts' generations
- *  are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
-export type ResultCache = Map<string, CacheEntry>;
 const CACHE_ENTRIES = 500;
 
 /** Runs a report: role, parameters, then its SQL in a READ ONLY transaction with its timeout and row cap. */
