@@ -164,7 +164,6 @@ interface Person {
   email: string; password: string; plan?: string; cancelling?: boolean;
 }
 
-const PLANS = ['standard_with_ads', 'standard', 'premium'];
 const GOOD_CARD = '4242 4242 4242 4242', DECLINED_CARD = '4000 0000 0000 0002';
 
 export class Traffic {

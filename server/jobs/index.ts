@@ -30,8 +30,6 @@ export interface Job {
   run(db: Db, now: Date, tick?: Tick): Promise<unknown>;
 }
 
-export type JobOutcome = { ran: true; result: unknown } | { ran: false; reason: 'locked' };
-
 /** Stable advisory-lock key for a job name (64-bit from SHA-256). */
 export function lockKey(name: string): bigint {
   return createHash('sha256').update(`marquee:job:${name}`).digest().readBigInt64BE(0);

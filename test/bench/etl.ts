@@ -16,7 +16,6 @@ import { dropForBulkLoad, verifyForeignKeys } from '../../server/db/bulk.ts';
 import type { Db } from '../../server/db/index.ts';
 import { realTitlesCsv } from '../helpers/dataset.ts';
 
-const root = path.resolve(import.meta.dirname, '../..');
 const REAL = realTitlesCsv();
 const SCALE = Number(process.env.ETL_BENCH_SCALE ?? 100);
 const PSQL = process.env.PSQL ?? '/usr/bin/psql';
