@@ -1,4 +1,4 @@
-// Fault suite (issue 14): real server processes (server/main.ts) while PostgreSQL ends their connections, stops for
+// Fault suite (README "Endpoints", the database unavailable): real server processes (server/main.ts) while PostgreSQL ends their connections, stops for
 // 10 s, or two instances with skewed clocks share the job schedule. Every wait is a poll with a generous deadline;
 // the figures (outage status counts, recovery seconds, runs per tick) are printed for the record.
 import { test } from 'uvu';

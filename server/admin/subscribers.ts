@@ -1,4 +1,4 @@
-// /admin/subscribers/:userId — the staff view of one customer's billing (issue 15): the subscription timeline from
+// /admin/subscribers/:userId — the staff view of one customer's billing (README "Billing jobs and the staff side"): the subscription timeline from
 // subscription_events (every subscription of the customer, reactivations included), the payments with a refund form
 // (full or partial, through the gateway: refundLive, audited), and a cancel on the customer's behalf (at period end,
 // like the customer's own cancel; audited). Admins act; managers read (no forms are shown to them, and the POST

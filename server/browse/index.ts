@@ -1,4 +1,4 @@
-// The subscriber-facing catalog (issue 15): /browse (shelves, search, filters, pages), /titles/:id (every field and
+// The subscriber-facing catalog (README "Catalog, play and visits"): /browse (shelves, search, filters, pages), /titles/:id (every field and
 // "More like this") and each title's drawn poster. Anonymous visitors may browse and search — it is the shop window —
 // and see every title's page; playing needs a signed-in account with a subscription in active or past_due
 // (server/browse/play.ts).
