@@ -70,8 +70,8 @@ function signupPage(c: Context<Env>, o: { values?: Record<string, string>; error
   const v = o.values ?? {};
   return card(c, 'Create your account', html`
   <h1>Create your account</h1>
-  <p class="muted">A subscriber account: your profile, sessions and password. Plans and payments are not yet on the web.
-    We send a link to your email address to confirm it.</p>
+  <p class="muted">A subscriber account: your profile, sessions and password; a plan is chosen at /plans once you are
+    signed in. We send a link to your email address to confirm it.</p>
   ${formError(o.message)}
   <form method="post" action="/signup" novalidate>
     ${next ? html`<input type="hidden" name="next" value="${next}">` : ''}
