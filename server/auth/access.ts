@@ -25,7 +25,8 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/readyz', access: 'public' },
   { method: 'GET', path: '/static/*', access: 'public', example: '/static/app.css' },
   // Features add their routes below, grouped by feature.
-  // reports (README "Report engine"): staff may open reports (each report's @roles is checked again by the engine); refresh is admin-only
+  // reports (README "Report engine"): staff may open reports (each report's @roles is checked again by the engine);
+  // refresh is admin-only
   { method: 'GET', path: '/reports', access: STAFF },
   { method: 'GET', path: '/reports/:id', access: STAFF, example: '/reports/mrr_trend' },
   { method: 'POST', path: '/reports/refresh', access: ['admin'] },
@@ -50,7 +51,8 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/account/password', access: 'authenticated' },
   { method: 'POST', path: '/account/password', access: 'authenticated' },
   { method: 'POST', path: '/account/sign-out-everywhere', access: 'authenticated' },
-  // live billing (README "Live billing"): plans for anyone, checkout and the subscription's own actions for subscribers
+  // live billing (README "Live billing"): plans for anyone, checkout and the subscription's own actions for
+  // subscribers
   { method: 'GET', path: '/plans', access: 'public' },
   { method: 'POST', path: '/subscribe', access: ['subscriber'] },
   { method: 'GET', path: '/account/upgrade', access: ['subscriber'], example: '/account/upgrade?plan=premium' },
@@ -71,13 +73,14 @@ export const ROUTES: RouteRule[] = [
   { method: 'POST', path: '/admin/users/:id/enable', access: ['admin'] },
   { method: 'POST', path: '/admin/users/:id/sign-out', access: ['admin'] },
   { method: 'GET', path: '/admin/audit', access: ['admin'] },
-  // billing staff side (README "Billing jobs and the staff side"): a customer's timeline, payments and refunds; managers read, admins act.
+  // billing staff side (README "Billing jobs and the staff side"): a customer's timeline, payments and refunds;
+  // managers read, admins act.
   // User 1 exists in the role-matrix test (the first user it creates); an empty form answers 303 with its error.
   { method: 'GET', path: '/admin/subscribers/:id', access: ['admin', 'manager'], example: '/admin/subscribers/1' },
   { method: 'POST', path: '/admin/subscribers/:id/refund', access: ['admin'], example: '/admin/subscribers/1/refund' },
   { method: 'POST', path: '/admin/subscribers/:id/cancel', access: ['admin'], example: '/admin/subscribers/1/cancel' },
-  // catalog, play and visits (README "Catalog, play and visits"): the shop window is public; playing needs an account (and, checked by the
-  // handler, a subscription in active or past_due)
+  // catalog, play and visits (README "Catalog, play and visits"): the shop window is public; playing needs an account
+  // (and, checked by the handler, a subscription in active or past_due)
   { method: 'GET', path: '/browse', access: 'public', example: '/browse?q=stranger+thigns&type=show' },
   { method: 'GET', path: '/titles/:id', access: 'public', example: '/titles/1' },
   { method: 'GET', path: '/titles/:id/poster.svg', access: 'public', example: '/titles/1/poster.svg' },
