@@ -19,6 +19,9 @@ export interface RouteRule {
   example?: string;
 }
 
+/** A form page: GET shows it, POST to the same path submits it (two rows of the table, one access). */
+const form = (path: string, access: Access): RouteRule[] => [{ method: 'GET', path, access }, { method: 'POST', path, access }];
+
 export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/', access: 'public' },
   { method: 'GET', path: '/healthz', access: 'public' },
@@ -39,17 +42,12 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/dashboards', access: STAFF },
   { method: 'GET', path: '/dashboards/:id', access: STAFF, example: '/dashboards/executive_overview' },
   // accounts (README "Accounts, roles and sessions"): sign-in, sign-up, the user's own account
-  { method: 'GET', path: '/login', access: 'public' },
-  { method: 'POST', path: '/login', access: 'public' },
+  ...form('/login', 'public'),
   { method: 'POST', path: '/logout', access: 'public' },
-  { method: 'GET', path: '/signup', access: 'public' },
-  { method: 'POST', path: '/signup', access: 'public' },
-  { method: 'GET', path: '/signup/confirm', access: 'public' },
-  { method: 'POST', path: '/signup/confirm', access: 'public' },
-  { method: 'GET', path: '/account', access: 'authenticated' },
-  { method: 'POST', path: '/account', access: 'authenticated' },
-  { method: 'GET', path: '/account/password', access: 'authenticated' },
-  { method: 'POST', path: '/account/password', access: 'authenticated' },
+  ...form('/signup', 'public'),
+  ...form('/signup/confirm', 'public'),
+  ...form('/account', 'authenticated'),
+  ...form('/account/password', 'authenticated'),
   { method: 'POST', path: '/account/sign-out-everywhere', access: 'authenticated' },
   // live billing (README "Live billing"): plans for anyone, checkout and the subscription's own actions for
   // subscribers
@@ -66,8 +64,7 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/admin/users', access: ['admin'] },
   { method: 'GET', path: '/admin/users/new', access: ['admin'] },
   { method: 'POST', path: '/admin/users', access: ['admin'] },
-  { method: 'GET', path: '/admin/users/:id', access: ['admin'] },
-  { method: 'POST', path: '/admin/users/:id', access: ['admin'] },
+  ...form('/admin/users/:id', ['admin']),
   { method: 'POST', path: '/admin/users/:id/reset-password', access: ['admin'] },
   { method: 'POST', path: '/admin/users/:id/disable', access: ['admin'] },
   { method: 'POST', path: '/admin/users/:id/enable', access: ['admin'] },
