@@ -33,6 +33,9 @@ import { createTestGateway } from './billing/gateway.ts';
 import { browseRoutes } from './browse/index.ts';
 import { playRoutes } from './browse/play.ts';
 import { recordVisits } from './record-visits.ts';
+import { bearerAuth, apiTokenRoutes } from './auth/api-tokens.ts';
+import { embedRoutes } from './sharing/embeds.ts';
+import { openApiRoutes } from './sharing/openapi.ts';
 
 // The files' catalog, parsed once per directory and process for apps not given one (tests); main.ts passes its own.
 const parsedCatalogs = new Map<string, Catalog>();
@@ -92,6 +95,8 @@ export function createApp(deps: Deps) {
   // One CSRF guard for every state-changing request, then the session (sets c.get('user')), then the role table.
   app.use('*', csrfGuard);
   app.use('*', sessionMiddleware);
+  // On /api/*, `Authorization: Bearer <API token>` acts as the token's owner (server/auth/api-tokens.ts).
+  app.use('/api/*', bearerAuth);
   // Sessions (server/auth) set c.get('user') before this point.
   app.use('*', authorize);
 
@@ -111,6 +116,9 @@ export function createApp(deps: Deps) {
   app.route('/', reportRoutes);
   app.route('/', browseRoutes);
   app.route('/', playRoutes);
+  app.route('/', apiTokenRoutes);
+  app.route('/', embedRoutes);
+  app.route('/', openApiRoutes);
 
   app.get('/', (c) => {
     // Signed-in people land where their work is: staff on the dashboards, subscribers on the catalog.

@@ -32,11 +32,17 @@ export interface Config {
   outboxDir: string;
   /** As root: where PostgreSQL binaries and clusters the postgres user cannot reach in place are put. */
   pgHome: string;
+  /** Embed signing keys (kid, secret), the first one signs; empty: one generated and kept in the database. */
+  embedKeys: EmbedKey[];
+  /** Requests per minute one API token may make (per process); beyond: 429 with Retry-After. */
+  apiTokenRate: number;
   /** TESTS ONLY: a `test.tick` job firing every second (test/faults.test.ts). */
   testTickJob: boolean;
   /** TESTS ONLY: the job scheduler's clock shifted by this many ms (plays an instance whose clock is off). */
   testClockSkewMs: number;
 }
+
+export interface EmbedKey { kid: string; secret: Uint8Array }
 
 export class ConfigError extends Error {
   constructor(public problems: string[]) {
@@ -77,6 +83,21 @@ export function parseOrigin(value: string, name = 'MARQUEE_PUBLIC_URL'): string 
   return u.origin;
 }
 
+/** "kid:base64secret,kid2:base64secret2": key ids of 1-64 of [A-Za-z0-9_-], secrets of at least 32 bytes. */
+export function parseEmbedKeys(raw: string, name = 'MARQUEE_EMBED_KEYS'): EmbedKey[] {
+  const keys = raw.split(',').map((s) => s.trim()).filter(Boolean).map((entry) => {
+    const m = /^([A-Za-z0-9_-]{1,64}):([A-Za-z0-9+/_=-]+)$/.exec(entry);
+    if (!m) throw new Error(`${name} must be a comma-separated list of kid:base64secret, got an entry "${entry.split(':')[0]}:…"`);
+    const secret = Buffer.from(m[2], m[2].includes('-') || m[2].includes('_') ? 'base64url' : 'base64');
+    if (secret.length < 32) throw new Error(`${name}: the secret of key "${m[1]}" has ${secret.length} bytes; use at least 32 (openssl rand -base64 32)`);
+    return { kid: m[1], secret: new Uint8Array(secret) };
+  });
+  const kids = keys.map((k) => k.kid);
+  const dup = kids.find((k, i) => kids.indexOf(k) !== i);
+  if (dup) throw new Error(`${name}: the key id "${dup}" appears twice`);
+  return keys;
+}
+
 interface Variable<K extends keyof Config> {
   key: K;
   /** The value when the variable is unset or empty. */
@@ -111,6 +132,8 @@ export const VARIABLES = {
   MARQUEE_PUBLIC_URL: v('publicUrls', undefined, (raw, name) => raw.split(/[\s,]+/).filter(Boolean).map((o) => parseOrigin(o, name))),
   MARQUEE_OUTBOX_DIR: v('outboxDir', '', nonEmpty),
   MARQUEE_PG_HOME: v('pgHome', '/var/lib/marquee', (raw) => path.resolve(raw)),
+  MARQUEE_EMBED_KEYS: v('embedKeys', [], parseEmbedKeys),
+  MARQUEE_API_TOKEN_RATE: v('apiTokenRate', 120, int(1, 1_000_000)),
   MARQUEE_TEST_TICK_JOB: v('testTickJob', false, flag),
   MARQUEE_TEST_CLOCK_SKEW_MS: v('testClockSkewMs', 0, int(-86_400_000, 86_400_000)),
 } satisfies Record<string, Variable<any>>;

@@ -29,6 +29,8 @@ export interface PageOptions {
   script?: string;
   /** An extra skip link, after "Skip to main content": e.g. the filter form of a dashboard or report page. */
   skipTo?: { href: string; label: string };
+  /** No top bar (navigation, account, theme buttons): a page shown outside the product, e.g. an embed. */
+  bare?: boolean;
 }
 
 export function page(c: Context<Env>, opts: PageOptions) {
@@ -46,11 +48,12 @@ ${opts.script ? html`<script type="module" src="${assetUrl(opts.script + '.js')}
 </head>
 <body>
 <div class="skip-links"><a href="#main">Skip to main content</a>${opts.skipTo ? html`<a href="${opts.skipTo.href}">${opts.skipTo.label}</a>` : ''}</div>
-<header class="topbar">
+${opts.bare ? '' : html`<header class="topbar">
   <a class="brand" href="/">MARQUEE</a>
   <nav aria-label="Main">
     <a href="/browse">Browse</a>
     ${user && user.role !== 'subscriber' ? html`<a href="/reports">Reports</a><a href="/dashboards">Dashboards</a>` : ''}
+    ${user?.role === 'admin' || user?.role === 'manager' ? html`<a href="/embeds">Embeds</a>` : ''}
     ${user?.role === 'admin' ? html`<a href="/admin/users">Users</a><a href="/admin/audit">Audit</a>` : ''}
     ${user ? html`<a href="/account">${user.displayName}</a>
       <form method="post" action="/logout" class="inline"><button type="submit" class="link">Sign out</button></form>`
@@ -60,7 +63,7 @@ ${opts.script ? html`<script type="module" src="${assetUrl(opts.script + '.js')}
       ${THEMES.map((t) => html`<button type="submit" name="theme" value="${t}" aria-pressed="${String(t === theme)}">${t[0].toUpperCase() + t.slice(1)}</button>`)}
     </form>
   </nav>
-</header>
+</header>`}
 <div id="main">${opts.body}</div>
 </body>
 </html>`;

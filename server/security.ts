@@ -20,6 +20,15 @@ const CSP = {
   frameAncestors: ["'none'"],
 };
 
+/**
+ * The same policy as a header value, with other frame-ancestors: for a page meant to be framed (an embed link with an
+ * allowed origin). A response carrying it gets no X-Frame-Options (its DENY would override the CSP in old browsers).
+ */
+export function framablePolicy(frameAncestors: string[]): string {
+  return Object.entries({ ...CSP, frameAncestors })
+    .map(([k, v]) => `${k.replace(/[A-Z]/g, (m) => `-${m.toLowerCase()}`)} ${v.join(' ')}`).join('; ');
+}
+
 const common = {
   contentSecurityPolicy: CSP,
   xFrameOptions: 'DENY' as const,
@@ -36,6 +45,7 @@ const https = secureHeaders({ ...common, strictTransportSecurity: 'max-age=31536
 
 export const securityHeaders: MiddlewareHandler<Env> = async (c, next) => {
   await (c.get('deps')?.config.secureCookies ? https : plain)(c, next);
+  if (!/frame-ancestors 'none'/.test(c.res.headers.get('Content-Security-Policy') ?? "frame-ancestors 'none'")) c.res.headers.delete('X-Frame-Options');
   // What a signed-in person sees is theirs alone: no browser or shared cache keeps it, unless the route chose its own
   // policy (reports revalidate with ETags, bundles are immutable). This covers admin pages, the audit log, account.
   if (c.get('user') && !c.res.headers.has('Cache-Control')) c.res.headers.set('Cache-Control', 'no-store');

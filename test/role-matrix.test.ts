@@ -13,7 +13,8 @@ import { ROUTES, ROLES, allowed, findRule, type Role, type RouteRule } from '../
 import { isApi } from '../server/errors.ts';
 import { loadCatalog, ensureMarts, refreshMarts } from '../server/reports/engine.ts';
 import type { SessionUser } from '../server/types.ts';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createApiToken } from '../server/auth/api-tokens.ts';
 import sql from 'sql-template-tag';
 
 const t = useDatabase(test);
@@ -63,7 +64,17 @@ const BODIES: Record<string, (who: Actor, login: { email: string; password: stri
   'POST /account/resume': () => ({ idempotency_key: formKey() }),
   'POST /account/card': () => ({ ...CARD, idempotency_key: formKey() }),
   'POST /api/play/:titleId/progress': () => ({ position: 60 }),
+  // sharing: a link to a report every staff role may see; revoke the acting user's own link / API token (made below)
+  'POST /embeds': () => ({ resource: 'report:mrr_trend', locked: 'from=2026-01', free: 'to', days: '2' }),
+  'POST /embeds/revoke': (who): Record<string, string> => (who && ownLinks.has(who.email) ? { id: ownLinks.get(who.email)! } : {}),
+  'POST /account/tokens': () => ({ name: fresh('matrix token'), days: '30' }),
+  'POST /account/tokens/revoke': (who): Record<string, number> => (who && ownTokens.has(who.email) ? { id: ownTokens.get(who.email)! } : {}),
 };
+/** Per acting user's email: an embed link they made and an API token of theirs, for the revoke rows. */
+const ownLinks = new Map<string, string>();
+const ownTokens = new Map<string, number>();
+/** Working embed links (made through POST /embeds as the admin), for the public /embed rows. */
+const embedUrls: Record<string, string> = {};
 /** A form's idempotency key, as the page would render it. */
 const formKey = () => randomBytes(16).toString('hex');
 const CARD = { card_number: '4242 4242 4242 4242', exp: '12/39', cvc: '123' };
@@ -92,6 +103,10 @@ const URLS: Record<string, (users: Map<Role, SessionUser>) => Promise<string> | 
   'GET /titles/:id/poster.svg': () => `/titles/${titleId}/poster.svg`,
   'GET /titles/:id/play': () => `/titles/${titleId}/play`,
   'POST /api/play/:titleId/progress': () => `/api/play/${titleId}/progress`,
+  'GET /embed/reports/:id': () => embedUrls.report,
+  'GET /embed/reports/:id/data': () => embedUrls.report.replace('?', '/data?'),
+  'GET /embed/dashboards/:id': () => embedUrls.dashboard,
+  'GET /embed/dashboards/:id/data/:tile': () => embedUrls.dashboard.replace('?', '/data/0?'),
 };
 let titleId = 0;
 
@@ -145,6 +160,24 @@ test('every route × anonymous and every role answers as the table says', async 
     if (u.role === 'subscriber') continue;
     await t.db.query(sql`INSERT INTO subscriptions (user_id, plan_id, status, current_period_start, current_period_end)
       VALUES (${u.id}, (SELECT id FROM plans ORDER BY id LIMIT 1), 'active', now(), now() + interval '1 month')`);
+  }
+  // Sharing: links anyone may open, and for each user a link / token of their own to revoke.
+  const adminCookie = await sessionCookie(t.db, users.get('admin')!.id);
+  for (const [kind, resource] of [['report', 'report:mrr_trend'], ['dashboard', 'dashboard:executive_overview']]) {
+    const made = await app.request('/embeds', requestInit(ROUTES.find((r) => r.path === '/embeds' && r.method === 'POST')!, '/embeds', adminCookie, { resource }));
+    const id = /created=([0-9a-f-]{36})/.exec(made.headers.get('location') ?? '')?.[1];
+    const row = await t.db.one<{ token: string; resource_id: string }>(sql`SELECT token, resource_id FROM embed_links WHERE id = ${id ?? null}::uuid`);
+    assert.ok(row, `an embed link for ${resource}: ${made.status}`);
+    embedUrls[kind] = `/embed/${kind}s/${row!.resource_id}?t=${row!.token}`;
+  }
+  for (const [role, u] of users) {
+    const audit = { actorId: u.id, ip: null, requestId: 'role-matrix', now: new Date() };
+    ownTokens.set(u.email, (await createApiToken(t.db, audit, u.id, { name: 'matrix', days: 1 })).id);
+    if (role !== 'admin' && role !== 'manager') continue;
+    const link = randomUUID();
+    await t.db.query(sql`INSERT INTO embed_links (id, resource_kind, resource_id, token, created_by, created_at, expires_at)
+      VALUES (${link}::uuid, 'report', 'mrr_trend', 'unused', ${u.id}, now(), now() + interval '1 day')`);
+    ownLinks.set(u.email, link);
   }
   const failures: string[] = [];
   let checked = 0;

@@ -15,8 +15,9 @@ import './mq-data-table.ts';
 
 export class ReportFetchError extends Error {}
 
-async function fetchReport(report: string, params: string, signal: AbortSignal): Promise<ReportResponse> {
-  const url = `/api/reports/${encodeURIComponent(report)}${params ? `?${params}` : ''}`;
+async function fetchReport(report: string, params: string, src: string, signal: AbortSignal): Promise<ReportResponse> {
+  const base = src || `/api/reports/${encodeURIComponent(report)}`;
+  const url = `${base}${params ? `${base.includes('?') ? '&' : '?'}${params}` : ''}`;
   let res: Response;
   try {
     res = await fetch(url, { signal, credentials: 'same-origin', headers: { accept: 'application/json' } });
@@ -72,6 +73,8 @@ export class MqChart extends LitElement {
   @property({ reflect: true }) accessor report = '';
   /** Query string of the report parameters, e.g. "from=2026-01&plan=premium". */
   @property({ reflect: true }) accessor params = '';
+  /** Where the report's answer comes from instead of /api/reports/<id> (an embed's data URL); no CSV link then. */
+  @property() accessor src = '';
   /** Chart height in px (the width follows the tile). */
   @property({ type: Number }) accessor height = 240;
   /** "loading" | "ready" | "error": reflected so pages, tests and benchmarks can wait for it. */
@@ -93,13 +96,13 @@ export class MqChart extends LitElement {
   private stopTheme?: () => void;
 
   private task = new Task(this, {
-    task: async ([report, params], { signal }) => {
+    task: async ([report, params, src], { signal }) => {
       if (!report) throw new ReportFetchError('No report given (the report attribute is empty)');
       // Start loading vega-embed alongside the data, not after it (KPI tiles never wait for it).
       void loadVega().catch(() => undefined);
-      return fetchReport(report, params, signal);
+      return fetchReport(report, params, src, signal);
     },
-    args: () => [this.report, this.params] as const,
+    args: () => [this.report, this.params, this.src] as const,
   });
 
   connectedCallback() {
@@ -256,7 +259,7 @@ export class MqChart extends LitElement {
       ${d && !fetchError ? html`<div class="actions">
         <button type="button" aria-pressed=${this.showTable ? 'true' : 'false'} aria-controls="${this.uid}-table"
           @click=${() => (this.showTable = !this.showTable)}>View as table</button>
-        <a href=${this.csvUrl()} download="${this.fileBase()}.csv">CSV</a>
+        ${this.src ? nothing : html`<a href=${this.csvUrl()} download="${this.fileBase()}.csv">CSV</a>`}
         ${kpi ? nothing : html`<button type="button" ?disabled=${!this.embedded} @click=${() => this.exportImage('png')}>PNG</button>
         <button type="button" ?disabled=${!this.embedded} @click=${() => this.exportImage('svg')}>SVG</button>`}
       </div>

@@ -11,12 +11,14 @@ import { writeAudit } from '../admin/audit.ts';
 import { beginAttempt, finishAttempt, deviceHashFrom } from '../auth/throttle.ts';
 import { clientIp } from '../auth/client-ip.ts';
 import { billingSection, BILLING_NOTICES } from '../billing/routes.ts';
+import { apiTokensSection } from '../auth/api-tokens.ts';
 
 export const account = new Hono<Env>();
 
 const NOTICES: Record<string, string> = {
   profile: 'Your profile is saved.',
   password: 'Your password is changed. Every other session of yours has been signed out.',
+  token_revoked: 'The API token is revoked: requests with it are refused from now on.',
 };
 
 interface Profile { id: number; email: string; display_name: string; role: string; created_at: Date; last_login_at: Date | null }
@@ -65,6 +67,7 @@ async function profilePage(c: Context<Env>, o: { name?: string; errors?: FieldEr
     </tbody></table></div>
     <form method="post" action="/account/sign-out-everywhere"><p><button type="submit" class="secondary">Sign out everywhere</button></p></form>
   </section>
+  ${apiTokensSection(c)}
 </main>`,
   }), (o.status ?? 200) as 200);
 }

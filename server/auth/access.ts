@@ -83,6 +83,17 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/titles/:id/poster.svg', access: 'public', example: '/titles/1/poster.svg' },
   { method: 'GET', path: '/titles/:id/play', access: 'authenticated', example: '/titles/1/play' },
   { method: 'POST', path: '/api/play/:titleId/progress', access: 'authenticated', example: '/api/play/1/progress' },
+  // sharing: embed links (managed by admins and managers; opened by anyone holding a valid token, checked by the
+  // handler), personal API tokens on /account, the OpenAPI description
+  ...form('/embeds', ['admin', 'manager']),
+  { method: 'POST', path: '/embeds/revoke', access: ['admin', 'manager'] },
+  { method: 'GET', path: '/embed/reports/:id', access: 'public' },
+  { method: 'GET', path: '/embed/reports/:id/data', access: 'public' },
+  { method: 'GET', path: '/embed/dashboards/:id', access: 'public' },
+  { method: 'GET', path: '/embed/dashboards/:id/data/:tile', access: 'public' },
+  { method: 'POST', path: '/account/tokens', access: 'authenticated' },
+  { method: 'POST', path: '/account/tokens/revoke', access: 'authenticated' },
+  { method: 'GET', path: '/api/openapi.json', access: 'authenticated' },
 ];
 
 function compile(rule: RouteRule) {

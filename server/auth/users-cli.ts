@@ -15,6 +15,7 @@ import { legacySha256Hash } from './password.ts';
 import { accountProblems } from './signup.ts';
 import { createAccount, updateAccount, resetPassword, findUserByEmail, UserOpError, type Status } from '../admin/user-ops.ts';
 import type { AuditContext } from '../admin/audit.ts';
+import { createApiToken, TokenInputError } from './api-tokens.ts';
 
 const USAGE = `usage: npm run users -- <command> [options]
 
@@ -24,6 +25,8 @@ const USAGE = `usage: npm run users -- <command> [options]
   reset-password --email E [--password P]                set a password (no --password: temporary, printed once)
   disable --email E                                      disable a user (ends their sessions)
   enable --email E                                       enable a disabled user
+  token --email E --name N [--days D]                   create a personal API token for the user (printed once;
+                                                         default 90 days, at most 365)
   list [--role R] [--status active|disabled] [--search S] [--limit N]
   import FILE.csv [--skip-existing]                      import users from the original system: CSV with a header
                                                          email,name,role,sha256 (hex SHA-256 of the password); their
@@ -129,7 +132,7 @@ export async function runCommand(db: Db, argv: string[], out: (l: string) => voi
   const { values, positionals } = parseArgs({
     args: rest, allowPositionals: true, strict: true,
     options: { email: { type: 'string' }, password: { type: 'string' }, role: { type: 'string' }, name: { type: 'string' },
-      status: { type: 'string' }, search: { type: 'string' }, limit: { type: 'string' }, 'skip-existing': { type: 'boolean' } },
+      status: { type: 'string' }, days: { type: 'string' }, search: { type: 'string' }, limit: { type: 'string' }, 'skip-existing': { type: 'boolean' } },
   });
   switch (command) {
     case 'create': {
@@ -158,6 +161,14 @@ export async function runCommand(db: Db, argv: string[], out: (l: string) => voi
       const status: Status = command === 'disable' ? 'disabled' : 'active';
       const r = await updateAccount(db, ctx(), u.id, { status });
       out(r.changed.length ? `${u.email}: ${command}d; ${r.sessionsEnded} session(s) ended` : `${u.email} is already ${status}`);
+      return;
+    }
+    case 'token': {
+      const u = await requireUser(db, values.email);
+      if (!values.name) throw new UsageError('--name is required (what the token is for)');
+      const t = await createApiToken(db, ctx(), u.id, { name: values.name, days: values.days });
+      out(`API token ${t.id} for ${u.email} (${u.role}), valid until ${t.expiresAt.toISOString()}; shown once, keep it now:`);
+      out(t.token);
       return;
     }
     case 'list': {
@@ -206,6 +217,7 @@ async function main() {
     return 0;
   } catch (e: any) {
     const argError = String(e?.code ?? '').startsWith('ERR_PARSE_ARGS');
+    if (e instanceof TokenInputError) { console.error(`users: ${e.message}`); return 2; }
     if (e instanceof UsageError || e instanceof UserOpError || argError) {
       console.error(`users: ${e instanceof UserOpError && e.field ? `${e.field}: ` : ''}${e.message}`);
       if (!(e instanceof UserOpError)) console.error(`\n${USAGE}`);

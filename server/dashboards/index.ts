@@ -35,9 +35,9 @@ async function optionsOf(db: Db, f: FilterDecl, params: ParamDecl[]): Promise<[s
 
 interface ResolvedTile { report: ReportDef | undefined; id: string; size: number; fixed: string; accepts: string[]; height?: number; better?: string; fixedParams: Record<string, string | string[]> }
 
-async function resolve(c: Context<Env>, d: Dashboard) {
+/** The dashboard's tiles the role may run and its filters with their choices (the page's, and an embed's for its creator). */
+export async function resolve(c: Context<Env>, d: Dashboard, role = c.get('user')!.role) {
   const catalog = reports(c);
-  const role = c.get('user')!.role;
   const tiles: ResolvedTile[] = d.tiles
     .map((t) => ({ t, r: catalog.reports.get(t.report) }))
     // A tile whose report this role may not run is left out rather than shown as an error.

@@ -21,13 +21,16 @@ export type Query = Sql | string | { text: string; values?: unknown[] };
 export interface Queryable {
   query<T extends Row = Row>(q: Query, values?: unknown[]): Promise<T[]>;
   one<T extends Row = Row>(q: Query, values?: unknown[]): Promise<T | undefined>;
-  /** The rows and the result's column names (known even when there are no rows: a CSV header, a FETCH). */
-  withColumns<T extends Row = Row>(q: Query, values?: unknown[]): Promise<{ rows: T[]; columns: string[] }>;
+  /** The rows and the result's columns, known even when there are no rows (a CSV header; a query's shape from LIMIT 0):
+   *  name and PostgreSQL type oid. */
+  withColumns<T extends Row = Row>(q: Query, values?: unknown[]): Promise<{ rows: T[]; columns: Column[] }>;
   /** Streams rows in with COPY … FROM STDIN; resolves with the rows copied once `feed` has ended the stream. */
   copyIn(copySql: string, feed: (stream: Writable) => Promise<void>): Promise<number>;
   /** COPY … TO STDOUT as a readable stream (the caller must consume it before the next query). */
   copyOut(copySql: string): Readable;
 }
+
+export interface Column { name: string; typeId: number }
 
 export interface TxOptions {
   readOnly?: boolean;
@@ -170,7 +173,7 @@ function wrap(client: pg.PoolClient | pg.Client | pg.Pool): Queryable {
     query,
     async withColumns<T extends Row>(q: Query, values?: unknown[]) {
       const r = await client.query(toConfig(q, values));
-      return { rows: r.rows as T[], columns: r.fields.map((f) => f.name) };
+      return { rows: r.rows as T[], columns: r.fields.map((f) => ({ name: f.name, typeId: f.dataTypeID })) };
     },
     one: async <T extends Row>(q: Query, values?: unknown[]) => (await query<T>(q, values))[0],
     async copyIn(copySql, feed) {

@@ -238,7 +238,7 @@ export async function streamCsv(db: Db, catalog: Catalog, id: string, query: URL
       const beyond = await client.query(`FETCH ABSOLUTE ${report.rowCap + 1} FROM report_csv`);
       await client.query('MOVE ABSOLUTE 0 IN report_csv');
       const first = await client.withColumns(`FETCH FORWARD ${Math.min(BATCH, report.rowCap)} FROM report_csv`);
-      const columns = first.columns;
+      const columns = first.columns.map((col) => col.name);
       let sent = 0;
       const lines = (rows: any[]) => rows.map((r) => columns.map((k) => csvField(r[k])).join(',') + '\r\n').join('');
       const body = new ReadableStream<Uint8Array>({

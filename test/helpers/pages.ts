@@ -30,6 +30,7 @@ export function sitePages(catalog: Catalog, ids: { userId: number }): SitePage[]
     { path: `/admin/users/${ids.userId}`, as: 'admin' },
     { path: `/admin/users/${ids.userId}/reset-password`, as: 'admin', post: {} },
     { path: '/admin/audit', as: 'admin' },
+    { path: '/embeds', as: 'admin' },
     { path: '/dashboards', as: 'admin' },
     ...[...loadDashboards().keys()].sort().map((id) => ({ path: `/dashboards/${id}`, as: 'admin' as const })),
     { path: '/reports', as: 'admin' },
