@@ -2,6 +2,7 @@
 // Generates a deterministic business history over the loaded catalog (see etl/simulator/ and server/billing/README.md),
 // then prints the validation summary measured from the database. Exit codes: 0 ok, 2 bad flags, 1 anything else.
 import { configOrExit } from '../server/config.ts';
+import { argsOrExit } from '../server/cli.ts';
 import { openDatabase } from '../server/db/connect.ts';
 import { createDb, type Db } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
@@ -9,15 +10,7 @@ import { parseArgs, ParamError, USAGE } from './simulator/params.ts';
 import { runSimulation, SimulationError, type Progress } from './simulator/run.ts';
 import { validationSummary, formatSummary } from './simulator/validate.ts';
 
-let params: ReturnType<typeof parseArgs>;
-try {
-  params = parseArgs(process.argv.slice(2));
-} catch (e: any) {
-  if (!(e instanceof ParamError)) throw e;
-  console.error(`simulate: ${e.message}\n\n${USAGE}`);
-  process.exit(2);
-}
-if (params.help) { console.log(USAGE); process.exit(0); }
+const params = argsOrExit('simulate', USAGE, () => parseArgs(process.argv.slice(2)), (e) => e instanceof ParamError);
 
 const log = (l: string) => console.error(l);
 const tty = process.stderr.isTTY && !params.quiet;

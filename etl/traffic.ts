@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { configOrExit } from '../server/config.ts';
+import { argsOrExit } from '../server/cli.ts';
 import { startTraffic, formatSummary } from './traffic/driver.ts';
 
 export const USAGE = `usage: npm run traffic -- [flags]
@@ -77,15 +78,7 @@ export function parseFlags(argv: string[]): TrafficFlags {
 
 const isMain = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop()!);
 if (isMain) {
-  let flags: TrafficFlags;
-  try {
-    flags = parseFlags(process.argv.slice(2));
-  } catch (e: any) {
-    if (!(e instanceof FlagError)) throw e;
-    console.error(`traffic: ${e.message}\n\n${USAGE}`);
-    process.exit(2);
-  }
-  if (flags.help) { console.log(USAGE); process.exit(0); }
+  const flags = argsOrExit('traffic', USAGE, () => parseFlags(process.argv.slice(2)), (e) => e instanceof FlagError);
   const config = configOrExit(process.env, 'traffic');
   const base = flags.base ?? `http://127.0.0.1:${config.port}`;
   const local = ['127.0.0.1', 'localhost', '[::1]'].includes(new URL(base).hostname);

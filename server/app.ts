@@ -11,7 +11,8 @@ import { health } from './health.ts';
 import { page, html } from './html.ts';
 import { authorize } from './auth/access.ts';
 import { csrfGuard } from './auth/csrf.ts';
-import { PublicOrigins, hostGuard } from './auth/origins.ts';
+import { PublicOrigins } from './auth/origins.ts';
+import { hostGuard } from './auth/host.ts';
 import { sessionMiddleware } from './auth/session.ts';
 import { login } from './auth/login.ts';
 import { signup } from './auth/signup.ts';
@@ -31,7 +32,7 @@ import { billing } from './billing/routes.ts';
 import { createTestGateway } from './billing/gateway.ts';
 import { browseRoutes } from './browse/index.ts';
 import { playRoutes } from './browse/play.ts';
-import { recordVisits } from './visits.ts';
+import { recordVisits } from './record-visits.ts';
 import { bearerAuth, apiTokenRoutes } from './auth/api-tokens.ts';
 import { embedRoutes } from './sharing/embeds.ts';
 import { openApiRoutes } from './sharing/openapi.ts';
@@ -139,4 +140,3 @@ export function createApp(deps: Deps) {
   return app;
 }
 
-export type App = ReturnType<typeof createApp>;

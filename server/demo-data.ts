@@ -13,5 +13,4 @@ export interface DemoStep {
 export const demoDataSteps: DemoStep[] = [
   titlesDemoStep, // first: the simulator's viewing history needs the catalog
   simulationDemoStep, // 50,000 simulated customers over 12 months (etl/simulator)
-  // titles ETL (issue 3) and the business simulator (issue 4) register here.
 ];

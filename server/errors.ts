@@ -17,7 +17,6 @@ export class HttpError extends HTTPException {
 
 export const badRequest = (message: string, fields?: Record<string, string>) => new HttpError(400, message, fields);
 export const notFound = (message = 'Not found') => new HttpError(404, message);
-export const forbidden = (message = 'You do not have access to this page') => new HttpError(403, message);
 
 const TITLES: Record<number, string> = {
   400: 'Bad request', 401: 'Sign in required', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed',

@@ -4,10 +4,22 @@ import type { Context } from 'hono';
 import { html, raw } from 'hono/html';
 import type { HtmlEscapedString } from 'hono/utils/html';
 import type { Env } from './types.ts';
+import { getCookie } from 'hono/cookie';
 import { assetUrl } from './assets.ts';
-import { themeOf, THEMES } from './theme.ts';
 
 export { html, raw };
+
+// The theme choice (the POST /theme route is server/theme.ts).
+export const THEME_COOKIE = 'mq_theme';
+export const THEMES = ['auto', 'dark', 'light'] as const;
+export type Theme = (typeof THEMES)[number];
+
+/** The theme the user chose; "dark" when none (the product's default look). */
+export function themeOf(c: Context<any>): Theme {
+  const v = getCookie(c, THEME_COOKIE);
+  return (THEMES as readonly string[]).includes(v ?? '') ? (v as Theme) : 'dark';
+}
+
 export type Html = HtmlEscapedString | Promise<HtmlEscapedString>;
 
 export interface PageOptions {

@@ -1,22 +1,13 @@
 // The theme choice: dark (default), light, or auto (follow the OS). The header's form posts here and works without
 // JavaScript: a cookie remembers the choice and page() renders it as <html data-theme>. With JavaScript the page
-// applies it in place (views/theme.ts) and posts the same form in the background.
+// applies it in place (views/theme.ts) and posts the same form in the background. The cookie and its values live in
+// html.ts (page() reads them), below this route and the forms it uses.
 import { Hono } from 'hono';
-import type { Context } from 'hono';
-import { getCookie, setCookie } from 'hono/cookie';
+import { setCookie } from 'hono/cookie';
 import type { Env } from './types.ts';
 import { formBody, safeNext } from './auth/forms.ts';
 import { badRequest } from './errors.ts';
-
-export const THEME_COOKIE = 'mq_theme';
-export const THEMES = ['auto', 'dark', 'light'] as const;
-export type Theme = (typeof THEMES)[number];
-
-/** The theme the user chose; "dark" when none (the product's default look). */
-export function themeOf(c: Context<any>): Theme {
-  const v = getCookie(c, THEME_COOKIE);
-  return (THEMES as readonly string[]).includes(v ?? '') ? (v as Theme) : 'dark';
-}
+import { THEME_COOKIE, THEMES } from './html.ts';
 
 export const theme = new Hono<Env>();
 

@@ -3,11 +3,12 @@ import type { Db, ChangeCache } from './db/index.ts';
 import type { Config } from './config.ts';
 import type { Catalog } from './reports/catalog.ts';
 import type { Dashboard } from './dashboards/catalog.ts';
-import type { ResultCache } from './reports/engine.ts';
+import type { ResultCache } from './reports/result.ts';
 import type { BrowseCache } from './browse/catalog.ts';
 import type { VisitRecorder } from './visits.ts';
 import type { PublicOrigins } from './auth/origins.ts';
 import type { PaymentGateway } from './billing/gateway.ts';
+import type { Role } from './auth/roles.ts';
 
 /** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
@@ -50,7 +51,7 @@ export interface SessionUser {
   id: number;
   email: string;
   displayName: string;
-  role: 'admin' | 'analyst' | 'manager' | 'subscriber';
+  role: Role;
   mustChangePassword: boolean;
 }
 

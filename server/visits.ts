@@ -1,4 +1,4 @@
-// Visits (issue 15): every HTML page view becomes a `visits` row, written off the request path. The middleware only
+// Visits: every HTML page view becomes a `visits` row, written off the request path. The middleware (record-visits.ts) only
 // appends to an in-process buffer; a VisitRecorder flushes it every second (or as soon as 500 rows wait) with ONE
 // multi-row INSERT … SELECT FROM unnest(…). main.ts flushes it as a shutdown step, after the server stopped taking
 // requests and before the pool closes, so a clean shutdown loses nothing. Memory is bounded: while the database is
@@ -9,15 +9,10 @@
 // Privacy: the anonymous visitor cookie (mq_visitor, a random UUID, 400 days) is set only when the browser sends
 // neither `DNT: 1` nor `Sec-GPC: 1`. With either, the view is still counted, but with a random visitor id of its own
 // and no user id: it cannot be linked to a person or to any other view, and no cookie is read or set.
-import type { MiddlewareHandler } from 'hono';
-import { getCookie, setCookie } from 'hono/cookie';
-import { randomUUID } from 'node:crypto';
 import sql from 'sql-template-tag';
 import type { Db } from './db/index.ts';
-import type { Env } from './types.ts';
 
 export const VISITOR_COOKIE = 'mq_visitor';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type ReferrerClass = 'direct' | 'search' | 'social' | 'email' | 'ads' | 'partner' | 'internal';
 export interface Visit { visitorId: string; userId: number | null; at: Date; path: string; referrerClass: ReferrerClass }
@@ -134,34 +129,3 @@ export function referrerClass(referer: string | undefined, ownHost: string): Ref
   // any other site linking here: a partner (affiliates, review sites, press)
   return 'partner';
 }
-
-const privacySignal = (h: (name: string) => string | undefined) => h('dnt') === '1' || h('sec-gpc') === '1';
-
-/** Records the page view once the response is known; only when deps.visits is set (main.ts; tests opt in). */
-export const recordVisits: MiddlewareHandler<Env> = async (c, next) => {
-  await next();
-  const recorder = c.get('deps').visits;
-  if (!recorder || c.req.method !== 'GET') return;
-  const path = c.req.path;
-  if (path.startsWith('/static/') || path.startsWith('/api/') || path === '/api' || path === '/healthz' || path === '/readyz') return;
-  if (c.res.status < 200 || c.res.status >= 300) return;
-  if (!(c.res.headers.get('content-type') ?? '').startsWith('text/html')) return;
-  const header = (n: string) => c.req.header(n);
-  if (isBot(header('user-agent'))) return;
-  const url = new URL(c.req.url);
-  const cls = referrerClass(header('referer'), header('host') ?? url.host);
-  const at = c.get('deps').now();
-  const stored = path.length > 2000 ? path.slice(0, 2000) : path;
-  if (privacySignal(header)) {
-    recorder.record({ visitorId: randomUUID(), userId: null, at, path: stored, referrerClass: cls });
-    return;
-  }
-  let visitorId = getCookie(c, VISITOR_COOKIE);
-  if (!visitorId || !UUID.test(visitorId)) {
-    visitorId = randomUUID();
-    setCookie(c, VISITOR_COOKIE, visitorId, {
-      path: '/', maxAge: 400 * 24 * 3600, sameSite: 'Lax', httpOnly: true, secure: !!c.get('deps').config.secureCookies,
-    });
-  }
-  recorder.record({ visitorId, userId: c.get('user')?.id ?? null, at, path: stored, referrerClass: cls });
-};

@@ -1,4 +1,4 @@
-// The staff side of billing (issue 15): /admin/subscribers/:id (timeline, payments, a refund through the gateway,
+// The staff side of billing (README "Billing jobs and the staff side"): /admin/subscribers/:id (timeline, payments, a refund through the gateway,
 // audited; cancel on the customer's behalf; managers read only), the expiry-tracking reports (renewing or ending soon,
 // past due with the next retry, expired incomplete), and a live signup, charge, renewal and refund reaching the
 // reports after the next incremental refresh of the marts.

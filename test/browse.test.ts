@@ -190,7 +190,7 @@ test('/ sends a signed-in subscriber to /browse, staff to the dashboards', async
 });
 
 test('html-validate (recommended) finds nothing in the catalog pages\' markup, signed out and in', async () => {
-  // the product's rules (issue 14: .htmlvalidate.json): recommended, minus trailing whitespace of template literals
+  // the product's rules (.htmlvalidate.json): recommended, minus trailing whitespace of template literals
   const validator = new HtmlValidate({ extends: ['html-validate:recommended'], rules: {
     'no-trailing-whitespace': 'off', 'form-dup-name': ['error', { shared: ['radio', 'checkbox', 'button', 'reset', 'submit'] }] } });
   const viewer = await createUser(t.db, { role: 'subscriber' });

@@ -8,28 +8,13 @@ import { useDatabase } from './helpers/db.ts';
 import { loadCatalog, runReport, type Catalog } from '../server/reports/engine.ts';
 import { loadTitles } from '../etl/titles/load.ts';
 import { realTitlesCsv } from './helpers/dataset.ts';
+import { csvRecords } from './helpers/csv.ts';
 
 const FILE = realTitlesCsv();
 const t = useDatabase(test);
 let catalog: Catalog;
 
 type Rec = Record<string, string>;
-function readCsv(text: string): Rec[] {
-  const rows: string[][] = [];
-  let row: string[] = [], field = '', quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"') { if (text[i + 1] === '"') { field += '"'; i++; } else quoted = false; } else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') { row.push(field); field = ''; }
-    else if (c === '\n') { row.push(field); rows.push(row); row = []; field = ''; }
-    else if (c !== '\r') field += c;
-  }
-  if (field || row.length) { row.push(field); rows.push(row); }
-  const [header, ...body] = rows;
-  return body.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? ''])));
-}
 const list = (s: string) => [...new Set(s.split(',').map((x) => x.trim()).filter(Boolean))];
 function countBy<T>(items: T[], key: (x: T) => (string | number | null)[]): Map<string, number> {
   const m = new Map<string, number>();
@@ -39,7 +24,7 @@ function countBy<T>(items: T[], key: (x: T) => (string | number | null)[]): Map<
 let recs: Rec[];
 
 test.before(async () => {
-  recs = readCsv(fs.readFileSync(FILE, 'utf8'));
+  recs = csvRecords(fs.readFileSync(FILE, 'utf8'));
   await loadTitles(t.db, FILE);
   catalog = loadCatalog();
 });

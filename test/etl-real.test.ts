@@ -3,7 +3,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
-import path from 'node:path';
 import zlib from 'node:zlib';
 import { createHash } from 'node:crypto';
 import { useDatabase } from './helpers/db.ts';
@@ -13,7 +12,6 @@ import { titlesDemoStep, BUNDLED_TITLES } from '../etl/titles/demo-step.ts';
 import { demoDataSteps } from '../server/demo-data.ts';
 
 const t = useDatabase(test);
-const root = path.resolve(import.meta.dirname, '..');
 const REAL = realTitlesCsv();
 const SHA256 = '2337d45a294b0711434a61a85c9504905b2fd1fbc0e2adc0d3cdc10f4b96cd16';
 

@@ -1,4 +1,4 @@
-// Fault suite (issue 14): real server processes (server/main.ts) while PostgreSQL ends their connections, stops for
+// Fault suite (README "Endpoints", the database unavailable): real server processes (server/main.ts) while PostgreSQL ends their connections, stops for
 // 10 s, or two instances with skewed clocks share the job schedule. Every wait is a poll with a generous deadline;
 // the figures (outage status counts, recovery seconds, runs per tick) are printed for the record.
 import { test } from 'uvu';
@@ -74,6 +74,12 @@ async function terminate(q: Db, pids: number[]) {
 }
 
 /** Polls a page until it answers 200; every answer meanwhile must be 200 or 503 with Retry-After (never 500). */
+/** SIGTERM, then the exit status must be 0 (a server never started is nothing to stop). */
+async function stopsCleanly(s: Server | undefined) {
+  const code = await s?.stop();
+  if (s) assert.is(code, 0, `the server stops cleanly:\n${s.out().slice(-2000)}`);
+}
+
 async function servesAgain(s: Server, url: string, cookie: string, what: string) {
   const seen: number[] = [];
   await until(`${what}: serving again`, async () => {
@@ -169,8 +175,7 @@ test('pg_terminate_backend on every kind of connection the server holds: it live
     await servesAgain(s, mart, cookie, 'lock holder and query terminated');
     assert.not.match(s.out(), /Unhandled|uncaught/i);
   } finally {
-    const code = await s?.stop();
-    if (s) assert.is(code, 0, `the server stops cleanly:\n${s.out().slice(-2000)}`);
+    await stopsCleanly(s);
     await q.close().catch(() => {});
     await td.drop();
     fs.rmSync(fx.dir, { recursive: true, force: true });
@@ -268,8 +273,7 @@ test('database stopped 10 s under load: 503 + Retry-After meanwhile, /readyz red
     assert.ok(recovery <= 5, `serving again ${recovery} s after the database came back`);
     assert.not.match(s.out(), /Unhandled|uncaught/i);
   } finally {
-    const code = await s?.stop();
-    if (s) assert.is(code, 0, `the server stops cleanly:\n${s.out().slice(-2000)}`);
+    await stopsCleanly(s);
     await q.close().catch(() => {});
     await pg.stop();
     fs.rmSync(dir, { recursive: true, force: true });

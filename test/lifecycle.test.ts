@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { startEmbedded } from '../server/db/embedded.ts';
-import { createDb, withConnection, withDatabase } from '../server/db/index.ts';
+import { createDb, withConnection } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
 import { createApp } from '../server/app.ts';
 import { waitFor } from './helpers/sync.ts';

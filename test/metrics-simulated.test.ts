@@ -1,4 +1,4 @@
-// Issue 16 on the simulator's `--scale small` history (2,000 customers, 12 months ending today): every MRR metric
+// The metrics (README "Metrics: reports and marts") on the simulator's `--scale small` history (2,000 customers, 12 months ending today): every MRR metric
 // report equals a reference computed here, independently, event by event from subscription_events in TypeScript
 // (not the product's SQL): unfiltered, under a plan filter and under a country filter; cash and payment rates from
 // payments. Also: churn and return in the same month count both ways, every month reconciles under every filter (and

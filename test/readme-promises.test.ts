@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import sql from 'sql-template-tag';
 import { useDatabase, createDatabase } from './helpers/db.ts';
 import { createUser, sessionCookie, authedRequest, loginAs, TEST_ORIGIN } from './helpers/auth.ts';
-import { waitFor, holdInTransaction, waitForLockWaiter } from './helpers/sync.ts';
+import { waitFor, holdInTransaction, waitForLockWaiter, waitForLockWait } from './helpers/sync.ts';
 import { createApp } from '../server/app.ts';
 import { defaultConfig } from '../server/config.ts';
 import { createDb } from '../server/db/index.ts';
@@ -158,56 +158,47 @@ test('change feed heartbeat: a listener that goes silent (no error, no close) tu
 });
 
 // "Two loads never interleave (advisory lock)."
-test('titles ETL: a second load waits for the first to commit, then finds every title unchanged', async () => {
+/** Starts load A of `file` and holds it after it took the load lock: it waits for a lock on titles this test holds,
+ *  until `release()`. */
+async function withHeldLoad(file: string, fn: (h: { loadsDb: ReturnType<typeof createDb>; a: ReturnType<typeof loadTitles>; release(): Promise<void> }) => Promise<void>) {
   const loadsDb = createDb(t.url, { max: 4, onError: () => {} });
-  // Load A is held after it took the load lock: it waits for a lock on titles that this test holds.
   const held = await holdInTransaction(t.url, ['LOCK TABLE titles IN SHARE MODE']);
-  let release = held.release;
+  let released = false;
+  const release = async () => { if (!released) { released = true; await held.release(); } };
   try {
-    const a = loadTitles(loadsDb, path.join(ETL_FIXTURES, 'base.csv'));
-    await waitFor('load A to wait on the titles lock', async () => (await t.db.one<{ n: number }>(`SELECT count(*)::int AS n
-      FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'relation'`))!.n > 0);
-    const b = loadTitles(loadsDb, path.join(ETL_FIXTURES, 'base.csv'));
-    await waitFor('load B to wait on the load lock', async () => (await t.db.one<{ n: number }>(`SELECT count(*)::int AS n
-      FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'`))!.n > 0);
-    await held.release();
-    release = async () => {};
-    const [sa, sb] = await Promise.all([a, b]);
-    assert.equal([sa.inserted, sa.unchanged], [sa.rows, 0], 'A loaded every title');
-    assert.equal([sb.inserted, sb.updated, sb.unchanged], [0, 0, sa.rows], 'B ran after A committed');
+    const a = loadTitles(loadsDb, path.join(ETL_FIXTURES, file));
+    await waitForLockWait(t.db, 'load A to wait on the titles lock', 'relation');
+    await fn({ loadsDb, a, release });
   } finally {
     await release();
     await loadsDb.close();
   }
-});
+}
 
-test('titles ETL CLI: `npm run etl` beside a running load waits for it (no failure, no interleaving), then exits 0', async () => {
-  const loadsDb = createDb(t.url, { max: 4, onError: () => {} });
-  const held = await holdInTransaction(t.url, ['LOCK TABLE titles IN SHARE MODE']);
-  let release = held.release;
-  try {
-    const a = loadTitles(loadsDb, path.join(ETL_FIXTURES, 'updated.csv'));
-    await waitFor('load A to wait on the titles lock', async () => (await t.db.one<{ n: number }>(`SELECT count(*)::int AS n
-      FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'relation'`))!.n > 0);
+test('titles ETL: a second load waits for the first to commit, then finds every title unchanged', () =>
+  withHeldLoad('base.csv', async ({ loadsDb, a, release }) => {
+    const b = loadTitles(loadsDb, path.join(ETL_FIXTURES, 'base.csv'));
+    await waitForLockWait(t.db, 'load B to wait on the load lock', 'advisory');
+    await release();
+    const [sa, sb] = await Promise.all([a, b]);
+    assert.equal([sa.inserted, sa.unchanged], [sa.rows, 0], 'A loaded every title');
+    assert.equal([sb.inserted, sb.updated, sb.unchanged], [0, 0, sa.rows], 'B ran after A committed');
+  }));
+
+test('titles ETL CLI: `npm run etl` beside a running load waits for it (no failure, no interleaving), then exits 0', () =>
+  withHeldLoad('updated.csv', async ({ a, release }) => {
     const cli = spawn(process.execPath, ['--import', 'tsx', 'etl/load-titles.ts', '--quiet', path.join(ETL_FIXTURES, 'updated.csv')], {
       cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DATABASE_URL: t.url } });
     let out = '';
     cli.stdout.on('data', (d) => (out += d));
     cli.stderr.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => cli.once('exit', r));
-    await waitFor('the CLI load to wait on the load lock', async () => (await t.db.one<{ n: number }>(`SELECT count(*)::int AS n
-      FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'
-        AND application_name = 'marquee-etl'`))!.n > 0);
-    await held.release();
-    release = async () => {};
+    await waitForLockWait(t.db, 'the CLI load to wait on the load lock', 'advisory', 'marquee-etl');
+    await release();
     const sa = await a;
     assert.is(await exited, 0, out);
     assert.ok(out.includes(`0 inserted, 0 updated, ${sa.rows} unchanged`), `the CLI ran after A committed:\n${out}`);
-  } finally {
-    await release();
-    await loadsDb.close();
-  }
-});
+  }));
 
 // "Memory stays flat (streams; a record is capped at 1 MB …)"; refused inputs: "exit 1, message `file:line: problem`,
 // nothing written"

@@ -1,4 +1,5 @@
-// Issue 14, findings 4–9: each test here failed before its fix and quotes the finding's repro request.
+// Findings 4–9 of the security review (README "Input limits"): each test here failed before its fix and quotes the
+// finding's repro request.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import sql from 'sql-template-tag';

@@ -3,6 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { useDatabase, createDatabase, type TestDatabase } from './helpers/db.ts';
 import { insertSimulatorTitles } from './fixtures/simulate-titles.ts';
@@ -357,6 +358,21 @@ test('bad flags are refused with the flag named', () => {
   assert.is(ok.business.renewalFailureRate, 0.2);
   assert.is(ok.business.retryRecoveryRate, 0.7); // from the industry profile
   assert.is(ok.business.planMix.standard_with_ads, 0.5);
+});
+
+test('one source of defaults: --help prints etl/profiles/default.json, which is what a run without flags uses', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'etl/simulate.ts', '--help'], { cwd: root, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const file = JSON.parse(fs.readFileSync(path.join(root, 'etl/profiles/default.json'), 'utf8'));
+  const used = parseArgs([], END).business as unknown as Record<string, unknown>;
+  const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+  const shown = (v: unknown) => JSON.stringify(v).replace(/"/g, '');
+  for (const [k, v] of Object.entries(used)) {
+    assert.equal(v, file[k], `${k}: a run uses ${shown(v)}, default.json says ${shown(file[k])}`);
+    assert.ok(r.stdout.includes(`  --${kebab(k)} ${shown(v)}\n`), `--help shows --${kebab(k)} ${shown(v)}`);
+  }
+  assert.equal(Object.keys(used).sort(), Object.keys(file).filter((k) => k !== 'description').sort());
+  assert.equal(runParams().business, parseArgs([], END).business, 'the demo step (runParams) and the CLI agree');
 });
 
 test('the CLI exits 2 on a bad flag, naming it, before touching any database', () => {

@@ -1,4 +1,4 @@
-// Other people's validators over the product (issue 14), on a small simulated business:
+// Other people's validators over the product (README "Accessibility and validators"), on a small simulated business:
 // - html-validate (config: .htmlvalidate.json, html-validate:recommended) over the server-rendered HTML of every page
 //   (test/helpers/pages.ts), as the role that sees it;
 // - the official Vega-Lite JSON schema (node_modules/vega-lite/build/vega-lite-schema.json, with ajv) over every

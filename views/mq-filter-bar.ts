@@ -20,22 +20,21 @@ export class MqFilterBar extends LitElement {
 
   private get form(): HTMLFormElement | null { return this.querySelector('form'); }
 
+  /** What the bar listens to while connected (added on connect, removed on disconnect). */
+  private get listeners(): [EventTarget, string, (e: Event) => void][] {
+    return [[this, 'change', this.onChange], [this, 'submit', this.onSubmit], [this, 'click', this.onClick], [window, 'popstate', this.onPopState]];
+  }
+
   connectedCallback() {
     super.connectedCallback();
-    this.addEventListener('change', this.onChange);
-    this.addEventListener('submit', this.onSubmit);
-    this.addEventListener('click', this.onClick);
-    window.addEventListener('popstate', this.onPopState);
+    for (const [target, type, fn] of this.listeners) target.addEventListener(type, fn);
     // The bar is live now: the Apply button is only needed without JavaScript.
     this.form?.classList.add('live');
   }
 
   disconnectedCallback() {
     super.disconnectedCallback();
-    this.removeEventListener('change', this.onChange);
-    this.removeEventListener('submit', this.onSubmit);
-    this.removeEventListener('click', this.onClick);
-    window.removeEventListener('popstate', this.onPopState);
+    for (const [target, type, fn] of this.listeners) target.removeEventListener(type, fn);
   }
 
   private periodFilter() { return this.filters.find((f) => f.type === 'period'); }

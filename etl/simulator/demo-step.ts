@@ -1,15 +1,16 @@
 // First-start demo step: the default simulation (50,000 customers, 12 months ending today, seed 42) over the catalog
 // the titles step just loaded. Present as soon as any simulated customer exists, so a second start skips it.
-import type { DemoStep } from '../../server/demo-data.ts';
+import type { Db } from '../../server/db/index.ts';
 import { runParams } from './params.ts';
 import { runSimulation } from './run.ts';
 
-export const simulationDemoStep: DemoStep = {
+// Registered in server/demo-data.ts, which checks it against DemoStep (this file does not import it back).
+export const simulationDemoStep = {
   name: 'business simulation',
-  async present(db) {
+  async present(db: Db): Promise<boolean> {
     return !!(await db.one(`SELECT 1 FROM users WHERE simulated LIMIT 1`));
   },
-  async load(db, log) {
+  async load(db: Db, log: (line: string) => void): Promise<void> {
     const params = runParams({ scale: 'default', quiet: true });
     log(`simulating ${params.users.toLocaleString('en-US')} customers over ${params.months} months ending ${params.end} (seed ${params.seed})`);
     let lastDecile = 0;

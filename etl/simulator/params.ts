@@ -1,4 +1,5 @@
-// Simulator parameters: DESIGN.md's figures as defaults, overridable by a JSON profile (--profile) and then by flags.
+// Simulator parameters: DESIGN.md's figures as defaults (etl/profiles/default.json), overridable by a JSON profile
+// (--profile) and then by flags.
 // Every business parameter is a flag named like the JSON key in kebab-case. Validation names the flag or key at fault.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -69,36 +70,6 @@ export const SCALES: Record<Scale, { users: number; months: number }> = {
   small: { users: 2_000, months: 12 },
   default: { users: 50_000, months: 12 },
   large: { users: 1_000_000, months: 12 },
-};
-
-export const DEFAULT_BUSINESS: BusinessParams = {
-  planMix: { standard_with_ads: 0.55, standard: 0.30, premium: 0.15 },
-  // DESIGN.md's ≈ 2.0 / 1.2 / 0.8 % give 3.9 % total churn when measured (just under its own 4–5 %); 2.2 / 1.3 / 0.9
-  // (within its ≈) land inside, with 6.5 % failures × 25 % unrecovered making 35–40 % of it involuntary
-  voluntaryChurn: { standard_with_ads: 0.022, standard: 0.013, premium: 0.009 },
-  newSubscriberChurnMultiplier: 2,
-  newSubscriberMonths: 3,
-  serialChurnerShare: 0.2,
-  serialChurnerMultiplier: 3,
-  renewalFailureRate: 0.065,
-  retryRecoveryRate: 0.75,
-  initialFailureRate: 0.06,
-  initialRetrySuccess: 0.5,
-  returnWithin3Months: 0.23,
-  returnWithin12Months: 0.41,
-  returnSamePlan: 0.7,
-  q4SignupMultiplier: 1.5,
-  yearlyGrowth: 0.13,
-  upgradeRate: 0.012,
-  downgradeRate: 0.006,
-  cancelRevertRate: 0.1,
-  refundRate: 0.01,
-  visitToSignupRate: 0.1,
-  visitsPerMonth: 2,
-  watchSessionsPerMonth: 5,
-  preCancelWatchFactor: 0.3,
-  preCancelDays: 45,
-  preCancelSignalShare: 0.75,
 };
 
 export class ParamError extends Error {}
@@ -173,20 +144,38 @@ function checkConsistency(b: BusinessParams) {
 
 export const PROFILE_DIR = path.resolve(import.meta.dirname, '..', 'profiles');
 
-/** A profile by name (etl/profiles/<name>.json) or by path. Its keys are BusinessParams keys (camelCase). */
-export function loadProfile(nameOrPath: string): { name: string; business: BusinessParams } {
-  const byName = /^[a-z][a-z0-9-]*$/.test(nameOrPath);
-  const file = byName ? path.join(PROFILE_DIR, `${nameOrPath}.json`) : path.resolve(nameOrPath);
+/** A profile file's parameters (its `description` left out). */
+function readProfile(file: string, asked: string): Record<string, unknown> {
   let text: string;
   try { text = fs.readFileSync(file, 'utf8'); } catch {
     const known = fs.readdirSync(PROFILE_DIR).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5));
-    throw new ParamError(`--profile: no profile ${JSON.stringify(nameOrPath)} (known: ${known.join(', ')}; or a path to a .json file)`);
+    throw new ParamError(`--profile: no profile ${JSON.stringify(asked)} (known: ${known.join(', ')}; or a path to a .json file)`);
   }
   let json: unknown;
   try { json = JSON.parse(text); } catch (e: any) { throw new ParamError(`--profile ${file}: not valid JSON (${e.message})`); }
   if (!json || typeof json !== 'object' || Array.isArray(json)) throw new ParamError(`--profile ${file}: expected a JSON object`);
   const { description: _d, ...rest } = json as Record<string, unknown>;
-  const business = mergeBusiness(DEFAULT_BUSINESS, rest, (k) => `--profile ${path.basename(file)}: ${k}`);
+  return rest;
+}
+
+/**
+ * The defaults: etl/profiles/default.json, the one place they are written (DESIGN.md's figures, its `description`
+ * says how they were chosen). It must give every parameter; other profiles and flags override single values.
+ */
+export const DEFAULT_BUSINESS: BusinessParams = (() => {
+  const file = path.join(PROFILE_DIR, 'default.json');
+  const b = mergeBusiness({} as BusinessParams, readProfile(file, 'default'), (k) => `${file}: ${k}`);
+  const missing = Object.keys(BOUNDS).filter((k) => !(k in b));
+  if (missing.length) throw new ParamError(`${file}: missing ${missing.join(', ')} (the default profile gives every parameter)`);
+  checkConsistency(b);
+  return b;
+})();
+
+/** A profile by name (etl/profiles/<name>.json) or by path, over the defaults. Its keys are BusinessParams keys (camelCase). */
+export function loadProfile(nameOrPath: string): { name: string; business: BusinessParams } {
+  const byName = /^[a-z][a-z0-9-]*$/.test(nameOrPath);
+  const file = byName ? path.join(PROFILE_DIR, `${nameOrPath}.json`) : path.resolve(nameOrPath);
+  const business = mergeBusiness(DEFAULT_BUSINESS, readProfile(file, nameOrPath), (k) => `--profile ${path.basename(file)}: ${k}`);
   checkConsistency(business);
   return { name: byName ? nameOrPath : file, business };
 }
@@ -205,7 +194,7 @@ export const USAGE = `usage: npm run simulate -- [--scale small|default|large] [
   --reset      remove the existing simulated history (simulated users, their data, simulated visits) first
   --batch-size customers generated and written per batch (memory bound), default 2,000
   --summary    only print the validation summary of the existing simulated history
-business parameters (defaults from DESIGN.md; rates are fractions):
+business parameters (defaults: etl/profiles/default.json, from DESIGN.md; rates are fractions):
 ${Object.keys(DEFAULT_BUSINESS).map((k) => `  --${kebab(k)} ${JSON.stringify((DEFAULT_BUSINESS as any)[k]).replace(/"/g, '')}`).join('\n')}
   (per-plan values: --plan-mix standard_with_ads=0.55,standard=0.3,premium=0.15)`;
 

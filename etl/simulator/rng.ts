@@ -13,7 +13,7 @@ function splitmix32(a: number): () => number {
   };
 }
 
-export function sfc32(a: number, b: number, c: number, d: number): Rng {
+function sfc32(a: number, b: number, c: number, d: number): Rng {
   return () => {
     a |= 0; b |= 0; c |= 0; d |= 0;
     const t = (((a + b) | 0) + d) | 0;
@@ -35,8 +35,6 @@ export function rngFor(seed: number, stream: number, index: number): Rng {
   return r;
 }
 
-export const int = (r: Rng, lo: number, hiInclusive: number) => lo + Math.floor(r() * (hiInclusive - lo + 1));
-export const uniform = (r: Rng, lo: number, hi: number) => lo + r() * (hi - lo);
 /** Exponential with the given mean. */
 export const expo = (r: Rng, mean: number) => -Math.log(1 - r()) * mean;
 /** Standard normal (Box-Muller, one of the pair). */

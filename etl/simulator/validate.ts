@@ -42,7 +42,7 @@ export async function validationSummary(q: Queryable, runId?: number): Promise<S
   const checks: Check[] = [];
   const add = (c: Omit<Check, 'ok'>) => checks.push({ ...c, ok: c.measured !== null && Math.abs(c.measured - c.target) <= c.tolerance });
 
-  // ── churn by plan, counted as the reports count it (issue 16): customers paying at a month's start (MRR at the
+  // ── churn by plan, counted as the reports count it (README "Metrics"): customers paying at a month's start (MRR at the
   // boundary from the events' [at, next at) intervals) whose subscription ended in the month — also those who came
   // back before the month was out: every churn is a churn, as in the model, which draws a churn per period
   const churn = await q.query<{ plan: PlanCode; active: number; vol: number; invol: number }>(`

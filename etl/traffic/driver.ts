@@ -1,4 +1,4 @@
-// The live-traffic driver (issue 15): simulated people using the product over real HTTP, as browsers would — a cookie
+// The live-traffic driver (README "Live traffic"): simulated people using the product over real HTTP, as browsers would — a cookie
 // jar each, this site's Origin on every POST, the forms' own hidden fields (idempotency keys) read from the HTML,
 // redirects followed by hand. Visitors browse and search (misspelt searches too), some sign up (following the
 // confirmation link from the outbox when one is readable) and subscribe (a share with a declined card first),
@@ -164,7 +164,6 @@ interface Person {
   email: string; password: string; plan?: string; cancelling?: boolean;
 }
 
-const PLANS = ['standard_with_ads', 'standard', 'premium'];
 const GOOD_CARD = '4242 4242 4242 4242', DECLINED_CARD = '4000 0000 0000 0002';
 
 export class Traffic {

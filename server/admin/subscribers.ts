@@ -1,4 +1,4 @@
-// /admin/subscribers/:userId — the staff view of one customer's billing (issue 15): the subscription timeline from
+// /admin/subscribers/:userId — the staff view of one customer's billing (README "Billing jobs and the staff side"): the subscription timeline from
 // subscription_events (every subscription of the customer, reactivations included), the payments with a refund form
 // (full or partial, through the gateway: refundLive, audited), and a cancel on the customer's behalf (at period end,
 // like the customer's own cancel; audited). Admins act; managers read (no forms are shown to them, and the POST
@@ -127,12 +127,18 @@ adminSubscribers.get('/admin/subscribers/:id', async (c) => {
   }));
 });
 
-adminSubscribers.post('/admin/subscribers/:id/refund', async (c) => {
-  const deps = c.get('deps');
+/** What every action on a customer starts with: the customer's id, the form, a redirect back to the customer's page
+ *  with a query, and whether the form's idempotency key is well formed (if not, the action answers back('error=form')). */
+async function customerAction(c: Context<Env>) {
   const id = userIdParam(c);
   const back = (q: string) => c.redirect(`/admin/subscribers/${id}?${q}`, 303);
   const form = await formBody(c);
-  if (!FORM_KEY_RE.test(form.idempotency_key ?? '')) return back('error=form');
+  return { deps: c.get('deps'), id, back, form, keyOk: FORM_KEY_RE.test(form.idempotency_key ?? '') };
+}
+
+adminSubscribers.post('/admin/subscribers/:id/refund', async (c) => {
+  const { deps, id, back, form, keyOk } = await customerAction(c);
+  if (!keyOk) return back('error=form');
   const paymentId = /^\d{1,15}$/.test(form.payment_id ?? '') ? Number(form.payment_id) : 0;
   const p = paymentId ? await deps.db.one<any>(sql`SELECT id, status, amount_cents, currency, idempotency_key FROM payments
     WHERE id = ${paymentId} AND user_id = ${id}`) : undefined;
@@ -158,11 +164,8 @@ adminSubscribers.post('/admin/subscribers/:id/refund', async (c) => {
 });
 
 adminSubscribers.post('/admin/subscribers/:id/cancel', async (c) => {
-  const deps = c.get('deps');
-  const id = userIdParam(c);
-  const back = (q: string) => c.redirect(`/admin/subscribers/${id}?${q}`, 303);
-  const form = await formBody(c);
-  if (!FORM_KEY_RE.test(form.idempotency_key ?? '')) return back('error=form');
+  const { deps, id, back, form, keyOk } = await customerAction(c);
+  if (!keyOk) return back('error=form');
   const now = deps.now();
   const out = await runOnce(deps.db, { userId: c.get('user')!.id, key: form.idempotency_key, action: 'admin_cancel', now }, async () => {
     const subId = await currentSubscriptionId(deps.db, id);

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import sql from 'sql-template-tag';
 import type { Db, Queryable } from '../db/index.ts';
-import { ROLES, type Role } from '../auth/access.ts';
+import { ROLES, type Role } from '../auth/roles.ts';
 import { hashPassword, passwordProblem } from '../auth/password.ts';
 import { endAllSessions } from '../auth/session.ts';
 import { accountProblems, isUniqueViolation } from '../auth/signup.ts';

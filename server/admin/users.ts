@@ -4,8 +4,8 @@
 import { Hono, type Context } from 'hono';
 import sql, { join, empty } from 'sql-template-tag';
 import type { Env } from '../types.ts';
-import { page, html, type Html } from '../html.ts';
-import { ROLES, type Role } from '../auth/access.ts';
+import { page, html } from '../html.ts';
+import { ROLES, type Role } from '../auth/roles.ts';
 import { field, selectField, formBody, formError, notice, type FieldErrors } from '../auth/forms.ts';
 import { clearSessionCookie } from '../auth/session.ts';
 import { HttpError } from '../errors.ts';

@@ -3,10 +3,9 @@
 import type { MiddlewareHandler } from 'hono';
 import type { Env, SessionUser } from '../types.ts';
 import { HttpError } from '../errors.ts';
+import { STAFF, type Role } from './roles.ts';
 
-export type Role = SessionUser['role'];
-export const ROLES: Role[] = ['admin', 'analyst', 'manager', 'subscriber'];
-export const STAFF: Role[] = ['admin', 'analyst', 'manager'];
+export { ROLES, STAFF, type Role } from './roles.ts';
 
 /** public: anyone; authenticated: any signed-in user; otherwise the roles listed. */
 export type Access = 'public' | 'authenticated' | readonly Role[];
@@ -20,13 +19,17 @@ export interface RouteRule {
   example?: string;
 }
 
+/** A form page: GET shows it, POST to the same path submits it (two rows of the table, one access). */
+const form = (path: string, access: Access): RouteRule[] => [{ method: 'GET', path, access }, { method: 'POST', path, access }];
+
 export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/', access: 'public' },
   { method: 'GET', path: '/healthz', access: 'public' },
   { method: 'GET', path: '/readyz', access: 'public' },
   { method: 'GET', path: '/static/*', access: 'public', example: '/static/app.css' },
   // Features add their routes below, grouped by feature.
-  // reports (issue 6): staff may open reports (each report's @roles is checked again by the engine); refresh is admin-only
+  // reports (README "Report engine"): staff may open reports (each report's @roles is checked again by the engine);
+  // refresh is admin-only
   { method: 'GET', path: '/reports', access: STAFF },
   { method: 'GET', path: '/reports/:id', access: STAFF, example: '/reports/mrr_trend' },
   { method: 'POST', path: '/reports/refresh', access: ['admin'] },
@@ -34,24 +37,20 @@ export const ROUTES: RouteRule[] = [
   { method: 'GET', path: '/api/reports/:id', access: STAFF, example: '/api/reports/mrr_trend' },
   { method: 'GET', path: '/api/marts', access: STAFF },
   { method: 'POST', path: '/api/marts/refresh', access: ['admin'] },
-  // theme and dashboards (issue 7)
+  // theme and dashboards (README "Dashboards, charts, theme and the browser bundle")
   { method: 'POST', path: '/theme', access: 'public' },
   { method: 'GET', path: '/dashboards', access: STAFF },
   { method: 'GET', path: '/dashboards/:id', access: STAFF, example: '/dashboards/executive_overview' },
-  // accounts (issue 5): sign-in, sign-up, the user's own account
-  { method: 'GET', path: '/login', access: 'public' },
-  { method: 'POST', path: '/login', access: 'public' },
+  // accounts (README "Accounts, roles and sessions"): sign-in, sign-up, the user's own account
+  ...form('/login', 'public'),
   { method: 'POST', path: '/logout', access: 'public' },
-  { method: 'GET', path: '/signup', access: 'public' },
-  { method: 'POST', path: '/signup', access: 'public' },
-  { method: 'GET', path: '/signup/confirm', access: 'public' },
-  { method: 'POST', path: '/signup/confirm', access: 'public' },
-  { method: 'GET', path: '/account', access: 'authenticated' },
-  { method: 'POST', path: '/account', access: 'authenticated' },
-  { method: 'GET', path: '/account/password', access: 'authenticated' },
-  { method: 'POST', path: '/account/password', access: 'authenticated' },
+  ...form('/signup', 'public'),
+  ...form('/signup/confirm', 'public'),
+  ...form('/account', 'authenticated'),
+  ...form('/account/password', 'authenticated'),
   { method: 'POST', path: '/account/sign-out-everywhere', access: 'authenticated' },
-  // live billing (issue 15): plans for anyone, checkout and the subscription's own actions for subscribers
+  // live billing (README "Live billing"): plans for anyone, checkout and the subscription's own actions for
+  // subscribers
   { method: 'GET', path: '/plans', access: 'public' },
   { method: 'POST', path: '/subscribe', access: ['subscriber'] },
   { method: 'GET', path: '/account/upgrade', access: ['subscriber'], example: '/account/upgrade?plan=premium' },
@@ -61,24 +60,24 @@ export const ROUTES: RouteRule[] = [
   { method: 'POST', path: '/account/resume', access: ['subscriber'] },
   { method: 'POST', path: '/account/card', access: ['subscriber'] },
   { method: 'GET', path: '/account/receipts/:paymentId', access: ['subscriber'] },
-  // user administration (issue 5)
+  // user administration (README "Accounts, roles and sessions")
   { method: 'GET', path: '/admin/users', access: ['admin'] },
   { method: 'GET', path: '/admin/users/new', access: ['admin'] },
   { method: 'POST', path: '/admin/users', access: ['admin'] },
-  { method: 'GET', path: '/admin/users/:id', access: ['admin'] },
-  { method: 'POST', path: '/admin/users/:id', access: ['admin'] },
+  ...form('/admin/users/:id', ['admin']),
   { method: 'POST', path: '/admin/users/:id/reset-password', access: ['admin'] },
   { method: 'POST', path: '/admin/users/:id/disable', access: ['admin'] },
   { method: 'POST', path: '/admin/users/:id/enable', access: ['admin'] },
   { method: 'POST', path: '/admin/users/:id/sign-out', access: ['admin'] },
   { method: 'GET', path: '/admin/audit', access: ['admin'] },
-  // billing staff side (issue 15): a customer's timeline, payments and refunds; managers read, admins act.
+  // billing staff side (README "Billing jobs and the staff side"): a customer's timeline, payments and refunds;
+  // managers read, admins act.
   // User 1 exists in the role-matrix test (the first user it creates); an empty form answers 303 with its error.
   { method: 'GET', path: '/admin/subscribers/:id', access: ['admin', 'manager'], example: '/admin/subscribers/1' },
   { method: 'POST', path: '/admin/subscribers/:id/refund', access: ['admin'], example: '/admin/subscribers/1/refund' },
   { method: 'POST', path: '/admin/subscribers/:id/cancel', access: ['admin'], example: '/admin/subscribers/1/cancel' },
-  // catalog, play and visits (issue 15): the shop window is public; playing needs an account (and, checked by the
-  // handler, a subscription in active or past_due)
+  // catalog, play and visits (README "Catalog, play and visits"): the shop window is public; playing needs an account
+  // (and, checked by the handler, a subscription in active or past_due)
   { method: 'GET', path: '/browse', access: 'public', example: '/browse?q=stranger+thigns&type=show' },
   { method: 'GET', path: '/titles/:id', access: 'public', example: '/titles/1' },
   { method: 'GET', path: '/titles/:id/poster.svg', access: 'public', example: '/titles/1/poster.svg' },
@@ -86,8 +85,7 @@ export const ROUTES: RouteRule[] = [
   { method: 'POST', path: '/api/play/:titleId/progress', access: 'authenticated', example: '/api/play/1/progress' },
   // sharing: embed links (managed by admins and managers; opened by anyone holding a valid token, checked by the
   // handler), personal API tokens on /account, the OpenAPI description
-  { method: 'GET', path: '/embeds', access: ['admin', 'manager'] },
-  { method: 'POST', path: '/embeds', access: ['admin', 'manager'] },
+  ...form('/embeds', ['admin', 'manager']),
   { method: 'POST', path: '/embeds/revoke', access: ['admin', 'manager'] },
   { method: 'GET', path: '/embed/reports/:id', access: 'public' },
   { method: 'GET', path: '/embed/reports/:id/data', access: 'public' },

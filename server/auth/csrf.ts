@@ -7,7 +7,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { csrf } from 'hono/csrf';
 import type { Env } from '../types.ts';
 import { HttpError, isApi } from '../errors.ts';
-import { requestHost } from './origins.ts';
+import { requestHost } from './host.ts';
 
 const SAFE = /^(GET|HEAD|OPTIONS)$/;
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/;
@@ -15,7 +15,7 @@ const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/;
 /**
  * Whether Origin is one of our public origins (deps.publicOrigins: MARQUEE_PUBLIC_URL or the listen address; the Host
  * was checked against them by hostGuard), or the request host's https:// twin when served behind TLS (secureCookies).
- * Never "whatever the Host header says": DNS rebinding controls that (issue 14, finding 5).
+ * Never "whatever the Host header says": DNS rebinding controls that (auth/origins.ts).
  */
 export function isOwnOrigin(origin: string, c: Context<Env>): boolean {
   const deps = c.get('deps');

@@ -1,12 +1,9 @@
-// The public origin(s) this server answers as, and the guard that refuses any other Host (issue 14, finding 5).
+// The public origin(s) this server answers as; host.ts refuses any other Host (README "Endpoints").
 // Taking "our origin" from the request's Host let DNS rebinding through the CSRF check: a page on evil.example whose
 // name is made to resolve to this server sends `Host: evil.example:3100` and `Origin: http://evil.example:3100`, which
 // match each other. So the allowed names are configuration (MARQUEE_PUBLIC_URL), defaulting to the listen address,
 // and a request for any other Host is refused before any route runs; the CSRF check compares Origin with them.
 import os from 'node:os';
-import type { Context, MiddlewareHandler } from 'hono';
-import type { Env } from '../types.ts';
-import { errorResponse } from '../errors.ts';
 
 const LOOPBACK_NAMES = new Set(['localhost', '127.0.0.1', '[::1]']);
 const HOST_RE = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::(\d{1,5}))?$/;
@@ -93,21 +90,3 @@ export class PublicOrigins {
     return `${secure ? 'https' : 'http'}://${h}`;
   }
 }
-
-/** The Host a request was sent to: its Host header, else its URL's (app.request in tests). */
-export const requestHost = (c: Context<Env>): string => (c.req.header('host') ?? new URL(c.req.url).host).toLowerCase();
-
-/** Liveness and readiness probes answer whatever Host they carry: orchestrators probe by pod IP. They reveal nothing. */
-const PROBES = new Set(['/healthz', '/readyz']);
-
-/** Refuses a request whose Host is not one of the public origins' (421 Misdirected Request, naming the Host). */
-export const hostGuard: MiddlewareHandler<Env> = async (c, next) => {
-  if (PROBES.has(c.req.path)) return next();
-  const host = requestHost(c);
-  const origins = c.get('deps').publicOrigins;
-  if (origins && !origins.allowsHost(host)) {
-    return errorResponse(c, 421, `This server does not answer to the host name "${host.slice(0, 200)}". Use its public address; `
-      + 'operators: list every address browsers use in MARQUEE_PUBLIC_URL.');
-  }
-  return next();
-};

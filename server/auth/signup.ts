@@ -12,7 +12,7 @@ import { writeAudit } from '../admin/audit.ts';
 import { clientIp } from './client-ip.ts';
 import type { Queryable } from '../db/index.ts';
 import { createHash, randomBytes } from 'node:crypto';
-import { requestHost } from './origins.ts';
+import { requestHost } from './host.ts';
 import { sendMail } from '../mail/outbox.ts';
 
 export const signup = new Hono<Env>();
@@ -70,8 +70,8 @@ function signupPage(c: Context<Env>, o: { values?: Record<string, string>; error
   const v = o.values ?? {};
   return card(c, 'Create your account', html`
   <h1>Create your account</h1>
-  <p class="muted">A subscriber account: your profile, sessions and password. Plans and payments are not yet on the web.
-    We send a link to your email address to confirm it.</p>
+  <p class="muted">A subscriber account: your profile, sessions and password; a plan is chosen at /plans once you are
+    signed in. We send a link to your email address to confirm it.</p>
   ${formError(o.message)}
   <form method="post" action="/signup" novalidate>
     ${next ? html`<input type="hidden" name="next" value="${next}">` : ''}

@@ -10,7 +10,7 @@ import sql from 'sql-template-tag';
 import { createDb, type Db } from '../db/index.ts';
 import { openDatabase } from '../db/connect.ts';
 import { migrate } from '../db/migrate.ts';
-import { ROLES, type Role } from './access.ts';
+import { ROLES, type Role } from './roles.ts';
 import { legacySha256Hash } from './password.ts';
 import { accountProblems } from './signup.ts';
 import { createAccount, updateAccount, resetPassword, findUserByEmail, UserOpError, type Status } from '../admin/user-ops.ts';

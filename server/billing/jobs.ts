@@ -1,4 +1,4 @@
-// The billing jobs (issue 15): renewals at period end (which also apply cancels and downgrades scheduled for it),
+// The billing jobs (README "Billing jobs and the staff side"): renewals at period end (which also apply cancels and downgrades scheduled for it),
 // dunning retries on days 1/3/7/14 after a failed renewal, and expiry of `incomplete` subscriptions. Each step is one
 // state-machine input applied through the store (chargeLive / applyLive): the subscription row is locked, the step is
 // derived from the locked state, and its payment row carries the machine's deterministic idempotency key

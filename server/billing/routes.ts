@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import sql from 'sql-template-tag';
 import type { Env } from '../types.ts';
 import { page, html, type Html } from '../html.ts';
-import { field, formBody, formError, notice, type FieldErrors } from '../auth/forms.ts';
+import { field, formBody, formError, type FieldErrors } from '../auth/forms.ts';
 import { notFound } from '../errors.ts';
 import { BillingError, prorationCents, MAX_ATTEMPTS } from './machine.ts';
 import { validateCard, resultMessage, type CardInput } from './gateway.ts';

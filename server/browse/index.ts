@@ -1,4 +1,4 @@
-// The subscriber-facing catalog (issue 15): /browse (shelves, search, filters, pages), /titles/:id (every field and
+// The subscriber-facing catalog (README "Catalog, play and visits"): /browse (shelves, search, filters, pages), /titles/:id (every field and
 // "More like this") and each title's drawn poster. Anonymous visitors may browse and search — it is the shop window —
 // and see every title's page; playing needs a signed-in account with a subscription in active or past_due
 // (server/browse/play.ts).
@@ -9,7 +9,7 @@ import type { Env } from '../types.ts';
 import { page, html, raw, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
-  browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching, durationSeconds,
+  browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching,
   memo, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';

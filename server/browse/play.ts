@@ -1,4 +1,4 @@
-// Playing a title (issue 15). There are no video files: the player page simulates playback (views/player.ts) and
+// Playing a title (README "Catalog, play and visits"). There are no video files: the player page simulates playback (views/player.ts) and
 // reports the position it reached to POST /api/play/:titleId/progress, which keeps ONE watch_events row per viewing
 // session — created by the first report, then updated (the furthest position as seconds_watched, completed once it
 // reaches 90 % of the title's duration). A movie lasts its running time; a show plays its first episode, taken as

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Catalog, ReportDef } from '../reports/catalog.ts';
 import { PERIODS, type Period } from '../../views/filters.ts';
-import { STAFF, type Role } from '../auth/access.ts';
+import { STAFF, type Role } from '../auth/roles.ts';
 
 export const DEFAULT_DASHBOARDS_DIR = fileURLToPath(new URL('../../views/dashboards/', import.meta.url));
 

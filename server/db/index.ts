@@ -21,14 +21,20 @@ export type Query = Sql | string | { text: string; values?: unknown[] };
 export interface Queryable {
   query<T extends Row = Row>(q: Query, values?: unknown[]): Promise<T[]>;
   one<T extends Row = Row>(q: Query, values?: unknown[]): Promise<T | undefined>;
+  /** The rows and the result's columns, known even when there are no rows (a CSV header; a query's shape from LIMIT 0):
+   *  name and PostgreSQL type oid. */
+  withColumns<T extends Row = Row>(q: Query, values?: unknown[]): Promise<{ rows: T[]; columns: Column[] }>;
   /** Streams rows in with COPY … FROM STDIN; resolves with the rows copied once `feed` has ended the stream. */
   copyIn(copySql: string, feed: (stream: Writable) => Promise<void>): Promise<number>;
   /** COPY … TO STDOUT as a readable stream (the caller must consume it before the next query). */
   copyOut(copySql: string): Readable;
 }
 
+export interface Column { name: string; typeId: number }
+
 export interface TxOptions {
   readOnly?: boolean;
+  /** SET LOCAL statement_timeout, sent with BEGIN in one round trip. */
   statementTimeoutMs?: number;
   isolation?: 'read committed' | 'repeatable read' | 'serializable';
 }
@@ -38,7 +44,7 @@ export interface Db extends Queryable {
   readonly pool: { totalCount: number; idleCount: number; waitingCount: number };
   tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T>;
   /** A dedicated connection for the callback (advisory locks, LISTEN, cursors). */
-  withClient<T>(fn: (q: Queryable & { raw: unknown }) => Promise<T>): Promise<T>;
+  withClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   /** What changed since a cached value was read (see ChangeFeed). */
   readonly changes: ChangeFeed;
   close(): Promise<void>;
@@ -165,6 +171,10 @@ function wrap(client: pg.PoolClient | pg.Client | pg.Pool): Queryable {
   const query = async <T extends Row>(q: Query, values?: unknown[]) => (await client.query(toConfig(q, values))).rows as T[];
   return {
     query,
+    async withColumns<T extends Row>(q: Query, values?: unknown[]) {
+      const r = await client.query(toConfig(q, values));
+      return { rows: r.rows as T[], columns: r.fields.map((f) => ({ name: f.name, typeId: f.dataTypeID })) };
+    },
     one: async <T extends Row>(q: Query, values?: unknown[]) => (await query<T>(q, values))[0],
     async copyIn(copySql, feed) {
       if (client instanceof pg.Pool) throw new Error('copyIn needs a dedicated client: use tx() or withClient()');
@@ -223,10 +233,9 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
       try {
         const mode = [txOpts.isolation ? `ISOLATION LEVEL ${txOpts.isolation.toUpperCase()}` : '', txOpts.readOnly ? 'READ ONLY' : '']
           .filter(Boolean).join(' ');
-        await client.query(`BEGIN ${mode}`);
-        if (txOpts.statementTimeoutMs !== undefined) {
-          await client.query(`SET LOCAL statement_timeout = ${Math.max(0, Math.floor(txOpts.statementTimeoutMs))}`);
-        }
+        const timeout = txOpts.statementTimeoutMs === undefined ? ''
+          : `; SET LOCAL statement_timeout = ${Math.max(0, Math.floor(txOpts.statementTimeoutMs))}`;
+        await client.query(`BEGIN ${mode}${timeout}`); // one round trip (simple protocol: no parameters)
         const result = await fn(wrap(client));
         await client.query('COMMIT');
         return result;
@@ -241,7 +250,7 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
       const client = await pool.connect();
       let broken = false;
       try {
-        return await fn(Object.assign(wrap(client), { raw: client }));
+        return await fn(wrap(client));
       } catch (err) {
         broken = true; // the connection may hold session state (locks, an aborted COPY); do not reuse it
         throw err;

@@ -1,8 +1,8 @@
-// Scheduled jobs (mart refreshes, renewals, dunning, session sweeps). Each run is claimed once across instances:
-// every second of its clock an instance asks which jobs' cron expressions (UTC, node-cron syntax) fire at that whole
-// second, and claims (job, that instant) by inserting a job_runs row with ON CONFLICT DO NOTHING — the instance that
-// inserts runs the tick, every other one skips it. Two instances whose clocks differ by less than a second name the
-// same instant, so each tick runs once (not merely "not at the same time").
+// The scheduler of the jobs registry.ts lists (sweeps, billing renewals and dunning, mart refreshes). Each tick is
+// claimed once across instances: every second of its clock an instance asks which jobs' cron expressions (UTC,
+// node-cron syntax) fire at that whole second, and claims (job, that instant) by inserting a job_runs row with ON
+// CONFLICT DO NOTHING — the instance that inserts runs the tick, every other one skips it. Two instances whose clocks
+// differ by less than a second name the same instant, so each tick runs once (not merely "not at the same time").
 // The claimer holds a lease on the row (lease_until, renewed while the job runs). A run that died mid-way — the process
 // killed, or its connection gone before the finish was recorded — leaves an unfinished row whose lease expires; the
 // recovery pass (every lease period, and at start) claims it again and runs the job again, so a job must tolerate
@@ -29,8 +29,6 @@ export interface Job {
   schedule: string;
   run(db: Db, now: Date, tick?: Tick): Promise<unknown>;
 }
-
-export type JobOutcome = { ran: true; result: unknown } | { ran: false; reason: 'locked' };
 
 /** Stable advisory-lock key for a job name (64-bit from SHA-256). */
 export function lockKey(name: string): bigint {

@@ -16,9 +16,9 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
       schedule: '*/15 * * * *',
       run: (db) => db.query(`DELETE FROM sessions WHERE expires_at < now()`),
     },
-    // sign-in throttling (issue 5): attempts older than a day, expired known-device cookies
+    // sign-in throttling (README "Accounts, roles and sessions"): attempts older than a day, expired known-device cookies
     { name: 'login-throttle.sweep', schedule: '7 * * * *', run: (db, now) => sweepThrottle(db, now) },
-    // live billing (issue 15): payments whose gateway call timed out, settled once the gateway tells their outcome
+    // live billing (README "Live billing"): payments whose gateway call timed out, settled once the gateway tells their outcome
     // (simulated customers' payments answered by their model; an error answer stays pending: the gateway's trouble)
     // (a payment left pending in a now-closed month, e.g. by a run killed at the month change, moves history_epoch)
     {
@@ -33,7 +33,7 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     ...billingJobs(deps.gateway, deps.log),
     // a form key matters while someone may resubmit that form: keep the outcomes for a month
     { name: 'billing.requests-sweep', schedule: '17 3 * * *', run: (db, now) => db.query(sql`DELETE FROM billing_requests WHERE created_at < ${new Date(now.getTime() - 30 * 86_400_000)}`) },
-    // report marts (issue 6): one job per distinct @refresh schedule, refreshing due marts in dependency order
+    // report marts (README "Report engine"): one job per distinct @refresh schedule, refreshing due marts in dependency order
     ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
     // the claim table of these jobs (server/jobs): a week of history is kept
     { name: 'job-runs.sweep', schedule: '41 * * * *', run: (db) => db.query(`DELETE FROM job_runs WHERE scheduled_at < now() - interval '7 days'`) },

@@ -103,7 +103,7 @@ export function withData(spec: VlSpec, rows: unknown[]): VlSpec {
   return { ...markPartial(spec, rows), data: { values: rows } };
 }
 
-// Issue 16: rows of a month still in progress carry `partial: true`. On a chart whose x axis is `month` that month
+// Rows of a month still in progress carry `partial: true` (README "Metrics: reports and marts"). On a chart whose x axis is `month` that month
 // gets a dashed rule and a "so far" label (same x encoding, so the same scale), whatever drew the rest of the chart.
 function markPartial(spec: VlSpec, rows: unknown[]): VlSpec {
   if (!rows.some((r) => (r as any)?.partial === true)) return spec;

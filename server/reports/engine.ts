@@ -4,43 +4,22 @@ import { createHash } from 'node:crypto';
 import sql from 'sql-template-tag';
 import { readThrough, isDbUnavailable, type ChangeCache, type Db } from '../db/index.ts';
 import { HttpError } from '../errors.ts';
-import { loadCatalog, type Catalog, type ReportDef } from './catalog.ts';
+import type { Catalog, ReportDef } from './catalog.ts';
 import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './params.ts';
-import { withData, type VlSpec } from './chart.ts';
+import { withData } from './chart.ts';
 import { martGenerations, type MartGeneration } from './marts.ts';
 import { nextFire } from './cron-time.ts';
+import type { ReportResult, ResultCache } from './result.ts';
+import type { Role } from '../auth/roles.ts';
 
 export { loadCatalog, CatalogError, withDependents, DEFAULT_REPORTS_DIR } from './catalog.ts';
 export type { Catalog, ReportDef, MartDef } from './catalog.ts';
 export { ensureMarts, refreshMarts, refreshDue, dueMarts, checkReportSql, martStates, refreshHistory } from './marts.ts';
 
-export type Role = 'admin' | 'analyst' | 'manager' | 'subscriber';
+export type { Role } from '../auth/roles.ts';
+export type { ReportResult, ResultCache } from './result.ts';
 
 // ── running a report ────────────────────────────────────────────────────────────────────────────────────────────
-export interface ReportResult {
-  id: string;
-  title: string;
-  /** every parameter with its effective value (defaults resolved) */
-  params: Record<string, string | string[] | null>;
-  /** canonical query string (defaults omitted, keys sorted, multi-values repeated) */
-  query: string;
-  /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; now for live SQL */
-  asOf: string;
-  /** ISO time of the next scheduled refresh of its marts; null for live SQL */
-  nextRefresh: string | null;
-  /** a refresh of one of its marts failed: the data shown is the last good one */
-  stale: boolean;
-  rowCount: number;
-  /** more rows than the report's row cap existed; rows holds the first rowCap */
-  truncated: boolean;
-  rowCap: number;
-  rows: Record<string, any>[];
-  spec: VlSpec;
-  /** strong validator of this answer: (report, resolved params, generations of its marts) */
-  etag: string;
-  cached: boolean;
-}
-
 export interface RunOptions {
   role: Role;
   now: Date;
@@ -48,10 +27,8 @@ export interface RunOptions {
   cache?: ResultCache | null | false;
 }
 
-interface Prepared { report: ReportDef; params: ParsedParams; states: Map<string, MartGeneration> }
-
 function checkRole(report: ReportDef | undefined, id: string, role: Role): ReportDef {
-  // an unknown report and a forbidden one look alike to a role that may not see it
+  // unknown: 404; known but not for this role: 403 naming the roles it is for (the report list shows neither)
   if (!report) throw new HttpError(404, `No report named ${id}`);
   if (!(report.roles as string[]).includes(role)) {
     throw new HttpError(403, `Your role (${role}) may not run the report ${id}; it is for ${report.roles.join(', ')}`);
@@ -110,23 +87,29 @@ function generationsOf(db: Db, names: string[]) {
   });
 }
 
-/** Role check first (before any SQL), then parameters (400 naming each field), then the mart states. */
-async function prepare(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions): Promise<Prepared> {
+/** A report and its parameters, checked: what parseReportParams answers and runParsedReport runs. */
+export interface ParsedReport { report: ReportDef; params: ParsedParams }
+
+/** Role check first (before any SQL: 404 unknown, 403 not for this role), then the parameters (400 naming each field). */
+export async function parseReportParams(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: Pick<RunOptions, 'role' | 'now'>): Promise<ParsedReport> {
   const report = checkRole(catalog.reports.get(id), id, opts.role);
-  let params: ParsedParams;
   try {
-    params = await parseParams(report.params, query, opts.now, lookupIn(db));
+    return { report, params: await parseParams(report.params, query, opts.now, lookupIn(db)) };
   } catch (e) {
     if (e instanceof ParamError) throw new HttpError(400, e.message, e.fields);
     throw e;
   }
+}
+
+/** The generations of the marts the report reads; 503 while one has never been refreshed. */
+async function martStatesOf(db: Db, report: ReportDef): Promise<Map<string, MartGeneration>> {
   const states = report.allMarts.length ? await generationsOf(db, report.allMarts) : new Map<string, MartGeneration>();
   for (const m of report.allMarts) {
     if (!states.get(m)?.as_of) {
-      throw new HttpError(503, `The report ${id} is not ready: mart ${m} has not been refreshed yet. Try again shortly.`, undefined, { 'Retry-After': '30' });
+      throw new HttpError(503, `The report ${report.id} is not ready: mart ${m} has not been refreshed yet. Try again shortly.`, undefined, { 'Retry-After': '30' });
     }
   }
-  return { report, params, states };
+  return states;
 }
 
 function freshness(report: ReportDef, catalog: Catalog, states: Map<string, MartGeneration>, now: Date) {
@@ -145,26 +128,16 @@ function freshness(report: ReportDef, catalog: Catalog, states: Map<string, Mart
 }
 
 // ── result cache: invalidated by generation (a mart refresh), never by time ───────────────────────────────────────
-interface CacheEntry { gen: string; result: Omit<ReportResult, 'cached' | 'nextRefresh'> }
-/** Results of mart-backed reports by report, definition and parameters; an entry serves while its marts' generations
- *  are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
-export type ResultCache = Map<string, CacheEntry>;
 const CACHE_ENTRIES = 500;
-
-/** Role and parameters only (no report SQL): what a page needs to redirect to the canonical URL first. */
-export async function parseReportParams(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions) {
-  const report = checkRole(catalog.reports.get(id), id, opts.role);
-  try {
-    return { report, params: await parseParams(report.params, query, opts.now, lookupIn(db)) };
-  } catch (e) {
-    if (e instanceof ParamError) throw new HttpError(400, e.message, e.fields);
-    throw e;
-  }
-}
 
 /** Runs a report: role, parameters, then its SQL in a READ ONLY transaction with its timeout and row cap. */
 export async function runReport(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions): Promise<ReportResult> {
-  const { report, params, states } = await prepare(db, catalog, id, query, opts);
+  return runParsedReport(db, catalog, await parseReportParams(db, catalog, id, query, opts), opts);
+}
+
+/** Runs a report whose role and parameters parseReportParams has checked (a page parses once, then runs). */
+export async function runParsedReport(db: Db, catalog: Catalog, { report, params }: ParsedReport, opts: RunOptions): Promise<ReportResult> {
+  const states = await martStatesOf(db, report);
   const f = freshness(report, catalog, states, opts.now);
   const key = `${report.id}\0${report.hash}\0${params.key}`;
   // live SQL (no mart) has no generation to key a cached result on
@@ -198,21 +171,10 @@ function bindValues(report: ReportDef, params: ParsedParams) {
 
 async function fetchRows(db: Db, report: ReportDef, params: ParsedParams): Promise<Record<string, any>[]> {
   try {
-    return await db.withClient(async (c) => {
-      const client = c.raw as { query(q: string | { text: string; values?: unknown[] }): Promise<{ rows: any[] }> };
-      // one round trip to open the READ ONLY transaction with the report's timeout
-      await client.query(`BEGIN READ ONLY; SET LOCAL statement_timeout = ${report.timeoutMs}`);
-      try {
-        // the cap is enforced by the database: one row more than the cap tells that rows were cut (ORDER BY of the
-        // report's own query survives the outer LIMIT in PostgreSQL)
-        const { rows } = await client.query({ text: `SELECT * FROM (\n${report.sql}\n) AS report LIMIT ${report.rowCap + 1}`, values: bindValues(report, params) });
-        await client.query('COMMIT');
-        return rows;
-      } catch (e) {
-        await client.query('ROLLBACK').catch(() => {}); // a lost connection: keep the first error, it says why
-        throw e;
-      }
-    });
+    // the cap is enforced by the database: one row more than the cap tells that rows were cut (ORDER BY of the
+    // report's own query survives the outer LIMIT in PostgreSQL)
+    return await db.tx((q) => q.query({ text: `SELECT * FROM (\n${report.sql}\n) AS report LIMIT ${report.rowCap + 1}`, values: bindValues(report, params) }),
+      { readOnly: true, statementTimeoutMs: report.timeoutMs });
   } catch (e: any) {
     throw reportFailure(report, e);
   }
@@ -260,8 +222,8 @@ export function csvField(v: unknown): string {
  * batches, holding one connection and one READ ONLY snapshot until the client has read the last byte.
  */
 export async function streamCsv(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions & { log?: (l: string) => void; ifNoneMatch?: (etag: string) => boolean }): Promise<CsvStream> {
-  const { report, params, states } = await prepare(db, catalog, id, query, opts);
-  const f = freshness(report, catalog, states, opts.now);
+  const { report, params } = await parseReportParams(db, catalog, id, query, opts);
+  const f = freshness(report, catalog, await martStatesOf(db, report), opts.now);
   const etag = f.gen ? createHash('sha256').update(JSON.stringify([report.id, report.hash, params.key, f.gen])).digest('base64url').slice(0, 27) : null;
   if (etag && opts.ifNoneMatch?.(etag)) {
     return { report, params, asOf: f.asOf, stale: f.stale, etag, rowCap: report.rowCap, truncated: false, body: null };
@@ -269,51 +231,42 @@ export async function streamCsv(db: Db, catalog: Catalog, id: string, query: URL
   const enc = new TextEncoder();
   return new Promise<CsvStream>((resolve, reject) => {
     let headed = false;
-    db.withClient(async (c) => {
-      const client = c.raw as { query(q: string | { text: string; values?: unknown[] }): Promise<{ rows: any[]; fields: { name: string }[]; rowCount: number | null }> };
+    db.tx(async (client) => {
       let finish!: (err?: unknown) => void;
       const finished = new Promise<void>((res, rej) => { finish = (err) => (err ? rej(err) : res()); });
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      try {
-        await client.query(`SET LOCAL statement_timeout = ${report.timeoutMs}`);
-        await client.query({ text: `DECLARE report_csv SCROLL CURSOR FOR ${report.sql}`, values: bindValues(report, params) });
-        const beyond = await client.query(`FETCH ABSOLUTE ${report.rowCap + 1} FROM report_csv`);
-        await client.query('MOVE ABSOLUTE 0 IN report_csv');
-        const first = await client.query(`FETCH FORWARD ${Math.min(BATCH, report.rowCap)} FROM report_csv`);
-        const columns = first.fields.map((x) => x.name);
-        let sent = 0;
-        const lines = (rows: any[]) => rows.map((r) => columns.map((k) => csvField(r[k])).join(',') + '\r\n').join('');
-        const body = new ReadableStream<Uint8Array>({
-          start(ctrl) {
-            ctrl.enqueue(enc.encode(columns.map(csvField).join(',') + '\r\n'));
-            const rows = first.rows;
-            sent = rows.length;
-            if (rows.length) ctrl.enqueue(enc.encode(lines(rows)));
-            if (rows.length < Math.min(BATCH, report.rowCap) || sent >= report.rowCap) { ctrl.close(); finish(); }
-          },
-          async pull(ctrl) {
-            try {
-              const want = Math.min(BATCH, report.rowCap - sent);
-              const next = await client.query(`FETCH FORWARD ${want} FROM report_csv`);
-              sent += next.rows.length;
-              if (next.rows.length) ctrl.enqueue(enc.encode(lines(next.rows)));
-              if (next.rows.length < want || sent >= report.rowCap) { ctrl.close(); finish(); }
-            } catch (e) {
-              ctrl.error(e);
-              finish(e);
-            }
-          },
-          cancel() { finish(); },
-        }, { highWaterMark: 1 });
-        headed = true;
-        resolve({ report, params, asOf: f.asOf, stale: f.stale, etag, rowCap: report.rowCap, truncated: beyond.rows.length > 0, body });
-        await finished;
-        await client.query('COMMIT');
-      } catch (e) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw e;
-      }
-    }).catch((e) => {
+      await client.query({ text: `DECLARE report_csv SCROLL CURSOR FOR ${report.sql}`, values: bindValues(report, params) });
+      const beyond = await client.query(`FETCH ABSOLUTE ${report.rowCap + 1} FROM report_csv`);
+      await client.query('MOVE ABSOLUTE 0 IN report_csv');
+      const first = await client.withColumns(`FETCH FORWARD ${Math.min(BATCH, report.rowCap)} FROM report_csv`);
+      const columns = first.columns.map((col) => col.name);
+      let sent = 0;
+      const lines = (rows: any[]) => rows.map((r) => columns.map((k) => csvField(r[k])).join(',') + '\r\n').join('');
+      const body = new ReadableStream<Uint8Array>({
+        start(ctrl) {
+          ctrl.enqueue(enc.encode(columns.map(csvField).join(',') + '\r\n'));
+          const rows = first.rows;
+          sent = rows.length;
+          if (rows.length) ctrl.enqueue(enc.encode(lines(rows)));
+          if (rows.length < Math.min(BATCH, report.rowCap) || sent >= report.rowCap) { ctrl.close(); finish(); }
+        },
+        async pull(ctrl) {
+          try {
+            const want = Math.min(BATCH, report.rowCap - sent);
+            const next = await client.query(`FETCH FORWARD ${want} FROM report_csv`);
+            sent += next.length;
+            if (next.length) ctrl.enqueue(enc.encode(lines(next)));
+            if (next.length < want || sent >= report.rowCap) { ctrl.close(); finish(); }
+          } catch (e) {
+            ctrl.error(e);
+            finish(e);
+          }
+        },
+        cancel() { finish(); },
+      }, { highWaterMark: 1 });
+      headed = true;
+      resolve({ report, params, asOf: f.asOf, stale: f.stale, etag, rowCap: report.rowCap, truncated: beyond.length > 0, body });
+      await finished; // the transaction (one snapshot, one connection) stays open until the client has read the body
+    }, { readOnly: true, isolation: 'repeatable read', statementTimeoutMs: report.timeoutMs }).catch((e) => {
       if (!headed) reject(reportFailure(report, e));
       else (opts.log ?? console.error)(`[reports] CSV of ${report.id} ended early: ${e?.message ?? e}`);
     });

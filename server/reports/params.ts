@@ -109,7 +109,6 @@ function validDate(y: number, m: number, d: number) {
   return y >= 1900 && y <= 2999 && t.getUTCFullYear() === y && t.getUTCMonth() === m - 1 && t.getUTCDate() === d;
 }
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
-const isoDate = (t: Date) => `${t.getUTCFullYear()}-${pad(t.getUTCMonth() + 1)}-${pad(t.getUTCDate())}`;
 
 /** Resolves a relative default (today, -30d, -12m, 0m, -1y) against `now` (UTC) to a literal of the param's type. */
 export function resolveRelative(decl: ParamDecl, spec: string, now: Date): string {
@@ -270,5 +269,3 @@ export function sqlTypeOf(d: ParamDecl): string {
     default: return 'text';
   }
 }
-
-export { isoDate };

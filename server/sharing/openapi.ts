@@ -50,20 +50,12 @@ const BY_OID: Record<number, Schema> = {
 /** A report's columns and their types, as PostgreSQL describes its query (run with LIMIT 0: nothing is computed). */
 async function describeRows(db: Db, r: ReportDef): Promise<Schema | null> {
   try {
-    return await db.withClient(async (c) => {
-      const client = c.raw as { query(q: string | { text: string; values?: unknown[] }): Promise<{ fields: { name: string; dataTypeID: number }[] }> };
-      await client.query('BEGIN READ ONLY');
-      try {
-        await client.query('SET LOCAL statement_timeout = 5000');
-        const res = await client.query({ text: `SELECT * FROM (${r.sql}\n) AS q LIMIT 0`, values: r.bindOrder.map(() => null) });
-        return { type: 'object', properties: Object.fromEntries(res.fields.map((f) => {
-          const base = BY_OID[f.dataTypeID];
-          return [f.name, base ? { ...base, type: [base.type, 'null'] } : {}];
-        })), required: res.fields.map((f) => f.name) };
-      } finally {
-        await client.query('ROLLBACK');
-      }
-    });
+    const { columns } = await db.tx((q) => q.withColumns({ text: `SELECT * FROM (${r.sql}\n) AS q LIMIT 0`, values: r.bindOrder.map(() => null) }),
+      { readOnly: true, statementTimeoutMs: 5000 });
+    return { type: 'object', properties: Object.fromEntries(columns.map((f) => {
+      const base = BY_OID[f.typeId];
+      return [f.name, base ? { ...base, type: [base.type, 'null'] } : {}];
+    })), required: columns.map((f) => f.name) };
   } catch {
     return null; // a mart not built yet: the shape is described generically until it is
   }

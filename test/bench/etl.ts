@@ -15,8 +15,8 @@ import { loadTitles, LINK_TABLES, LINK_KEYS, type LoadSummary } from '../../etl/
 import { dropForBulkLoad, verifyForeignKeys } from '../../server/db/bulk.ts';
 import type { Db } from '../../server/db/index.ts';
 import { realTitlesCsv } from '../helpers/dataset.ts';
+import { csvRows } from '../helpers/csv.ts';
 
-const root = path.resolve(import.meta.dirname, '../..');
 const REAL = realTitlesCsv();
 const SCALE = Number(process.env.ETL_BENCH_SCALE ?? 100);
 const PSQL = process.env.PSQL ?? '/usr/bin/psql';
@@ -35,21 +35,6 @@ function records(text: string): string[] {
   }
   if (start < text.length) out.push(text.slice(start));
   return out;
-}
-
-function parseRecord(rec: string): string[] {
-  const f: string[] = [];
-  let cur = '', q = false;
-  for (let i = 0; i < rec.length; i++) {
-    const c = rec[i];
-    if (q) {
-      if (c === '"') { if (rec[i + 1] === '"') { cur += '"'; i++; } else q = false; } else cur += c;
-    } else if (c === '"') q = true;
-    else if (c === ',') { f.push(cur); cur = ''; }
-    else cur += c;
-  }
-  f.push(cur);
-  return f;
 }
 
 const [header, ...rows] = records(fs.readFileSync(REAL, 'utf8'));
@@ -87,7 +72,7 @@ try {
 
   // ── 2. row-by-row INSERT vs the loader, 10k rows ─────────────────────────────────────────────────────────────
   await clean();
-  const sampleRows = records(fs.readFileSync(sampleFile, 'utf8')).slice(1).map(parseRecord);
+  const sampleRows = csvRows(fs.readFileSync(sampleFile, 'utf8')).slice(1);
   const rowByRow = await time(() => insertRowByRow(db, sampleRows));
   await clean();
   const loader10k = await time(() => loadTitles(db, sampleFile));

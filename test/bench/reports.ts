@@ -11,13 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import autocannon from 'autocannon';
-import { createDb, withConnection, withDatabase, ident, type Db } from '../../server/db/index.ts';
+import { createDb, withConnection, withDatabase, ident } from '../../server/db/index.ts';
 import { migrate } from '../../server/db/migrate.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { createSession, sessionCookieName } from '../../server/auth/session.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog, type ReportDef } from '../../server/reports/engine.ts';
 import { parseParams } from '../../server/reports/params.ts';
-import { liveSql } from '../fixtures/bench-report-server.ts';
 import { fmt, keptBenchServer } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');

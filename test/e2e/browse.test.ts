@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import sql from 'sql-template-tag';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { useDatabase } from '../helpers/db.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { launchBrowser, watchErrors, screenshot } from '../helpers/browser.ts';
@@ -19,7 +19,6 @@ const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe
 const t = useDatabase(test);
 let server: Awaited<ReturnType<typeof startTestServer>>;
 let browser: Browser;
-let ctx: BrowserContext;
 let page: Page;
 let errors: string[];
 let user: { id: number };
@@ -35,7 +34,7 @@ test.before(async () => {
     SELECT ${other.id}, id, now() - interval '1 day', 600, false FROM titles WHERE title IN ('Ozark', 'Narcos', 'The Crown', 'Squid Game', 'Lupin', 'Money Heist', 'The Witcher')`);
   server = await startTestServer({ db: t.db });
   browser = await launchBrowser();
-  ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const [name, value] = (await sessionCookie(t.db, user.id)).split('=');
   await ctx.addCookies([{ name, value, url: server.url }]);
   page = await ctx.newPage();

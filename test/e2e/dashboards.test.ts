@@ -5,7 +5,7 @@
 // Screenshots go to test/artifacts/.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { useDatabase } from '../helpers/db.ts';
 import { startTestServer } from '../helpers/server.ts';
 import { launchBrowser, watchErrors, screenshot } from '../helpers/browser.ts';
@@ -18,7 +18,6 @@ import { ensureBuilt } from '../../views/build.ts';
 const t = useDatabase(test);
 let server: Awaited<ReturnType<typeof startTestServer>>;
 let browser: Browser;
-let ctx: BrowserContext;
 let page: Page;
 let errors: string[];
 const DASHBOARDS = [...loadDashboards().values()];
@@ -29,7 +28,7 @@ test.before(async () => {
   server = await startTestServer({ db: t.db });
   const manager = await createUser(t.db, { role: 'manager' });
   browser = await launchBrowser();
-  ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   page = await ctx.newPage();
   errors = watchErrors(page);
   page.on('console', (m) => { if (m.type() === 'warning' && /Content.Security.Policy/i.test(m.text())) errors.push(m.text()); });

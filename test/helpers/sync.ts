@@ -44,3 +44,11 @@ export function waitForLockWaiter(db: Db, queryPrefix: string, timeoutMs = 60_00
       WHERE datname = current_database() AND wait_event_type = 'Lock' AND starts_with(query, $1)`, [queryPrefix]))!.n > 0,
   { timeoutMs });
 }
+
+/** Waits until a backend of this database waits on a lock of that kind (`relation`: a table lock; `advisory`), one
+ *  with that application_name when given. */
+export function waitForLockWait(db: Db, what: string, kind: 'relation' | 'advisory', applicationName?: string) {
+  return waitFor(what, async () => (await db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = $1
+      AND ($2::text IS NULL OR application_name = $2)`, [kind, applicationName ?? null]))!.n > 0);
+}

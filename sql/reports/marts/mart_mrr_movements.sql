@@ -1,7 +1,7 @@
 -- @mart mart_mrr_movements
 -- @unique month, movement, from_plan, to_plan, country, cohort_month, churn_reason
 -- @refresh */15 * * * *
--- MRR movements counted as events (DESIGN.md "MRR movements"; issue 16): every change of a customer's MRR is one
+-- MRR movements counted as events (DESIGN.md "MRR movements"; README "Metrics: reports and marts"): every change of a customer's MRR is one
 -- movement in the month it happens, so a customer who churns on the 3rd and comes back on the 20th is one churn and
 -- one reactivation of that month. The rows are the input of the one definition of every MRR metric, the SQL function
 -- mrr_metrics_monthly() (sql/schema/0013_metrics.sql), which every MRR report and KPI tile reads.

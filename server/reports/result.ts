@@ -1,0 +1,32 @@
+// What running a report answers, and the result cache's shape: types only, below the engine, so the app's Deps
+// (server/types.ts) can name the cache without importing the engine.
+import type { VlSpec } from './chart.ts';
+
+export interface ReportResult {
+  id: string;
+  title: string;
+  /** every parameter with its effective value (defaults resolved) */
+  params: Record<string, string | string[] | null>;
+  /** canonical query string (defaults omitted, keys sorted, multi-values repeated) */
+  query: string;
+  /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; now for live SQL */
+  asOf: string;
+  /** ISO time of the next scheduled refresh of its marts; null for live SQL */
+  nextRefresh: string | null;
+  /** a refresh of one of its marts failed: the data shown is the last good one */
+  stale: boolean;
+  rowCount: number;
+  /** more rows than the report's row cap existed; rows holds the first rowCap */
+  truncated: boolean;
+  rowCap: number;
+  rows: Record<string, any>[];
+  spec: VlSpec;
+  /** strong validator of this answer: (report, resolved params, generations of its marts) */
+  etag: string;
+  cached: boolean;
+}
+
+export interface CacheEntry { gen: string; result: Omit<ReportResult, 'cached' | 'nextRefresh'> }
+/** Results of mart-backed reports by report, definition and parameters; an entry serves while its marts' generations
+ *  are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
+export type ResultCache = Map<string, CacheEntry>;
