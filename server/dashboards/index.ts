@@ -13,7 +13,7 @@ import { assetUrl } from '../assets.ts';
 import { lookupOptions, type Catalog, type ReportDef } from '../reports/engine.ts';
 import type { ParamDecl } from '../reports/params.ts';
 import type { Dashboard, FilterDecl } from './catalog.ts';
-import { shareLinks } from '../sharing/routes.ts';
+import { shareLinks } from '../sharing/links.ts';
 import {
   type Filter, type FilterState, PERIODS, FilterError, parseState, toQuery, tileQuery, resolvePeriod,
 } from '../../views/filters.ts';
@@ -109,7 +109,7 @@ dashboardRoutes.get('/dashboards/:id', async (c) => {
       return html`<link rel="preload" as="fetch" crossorigin="anonymous" href="/api/reports/${t.id}${q ? `?${q}` : ''}">`;
     })}
     <main class="dashboard">
-      <div class="dashboard-head"><h1>${d.title}</h1>${d.description ? html`<p class="muted">${d.description}</p>` : ''}${shareLinks(c, `/dashboards/${d.id}${canonical ? `?${canonical}` : ''}`)}</div>
+      <div class="dashboard-head"><h1>${d.title}</h1>${d.description ? html`<p class="muted">${d.description}</p>` : ''}${shareLinks(c, 'dashboard', d.id, canonical)}</div>
       <mq-dashboard columns="${d.columns}" filters="${JSON.stringify(filters)}">
         ${filterBar(d, filters, state, now)}
         ${tiles.map((t) => html`<mq-chart class="tile size-${t.size}" report="${t.id}"

@@ -11,7 +11,7 @@ import {
   runParsedReport, parseReportParams, lookupOptions, refreshMarts, ensureMarts, martStates, withDependents, type ReportResult,
 } from './engine.ts';
 import { catalogOf, roleOf, rawQuery } from './http.ts';
-import { shareLinks } from '../sharing/routes.ts';
+import { shareLinks } from '../sharing/links.ts';
 
 const when = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : 'never');
 
@@ -152,7 +152,7 @@ async function renderReport(c: Context<Env>, report: ReportDef, opts: {
     ${r ? html`<mq-chart report="${report.id}" params="${r.query}"></mq-chart>
       ${dataTable(r)}
       <p class="exports">Download: <a href="/api/reports/${report.id}.csv${q}" download>CSV</a> · <a href="/api/reports/${report.id}.json${q}">JSON</a>
-        · <a href="/api/reports/${report.id}${q}">API (Vega-Lite spec)</a></p>${shareLinks(c, `/reports/${report.id}${q}`)}` : ''}
+        · <a href="/api/reports/${report.id}${q}">API (Vega-Lite spec)</a></p>${shareLinks(c, 'report', report.id, r.query)}` : ''}
     ${report.definition ? html`<section class="definition"><h2>Definition</h2><p>${report.definition}</p></section>` : ''}
     ${admin}
   </main>`;

@@ -1,24 +1,14 @@
 // Sharing routes: GET /snapshot?path=… (a dashboard or report as one HTML file, downloaded), and the digests form —
 // GET /digests (your subscriptions; ?path=… prefills the form), POST /digests (subscribe), POST /digests/:id/delete
-// (unsubscribe). shareLinks() is the one line the dashboard and report pages show them by.
+// (unsubscribe). links.ts has the share line the dashboard and report pages show.
 import { Hono, type Context } from 'hono';
 import type { Env } from '../types.ts';
-import { page, html, type Html } from '../html.ts';
+import { page, html } from '../html.ts';
 import { HttpError } from '../errors.ts';
 import { field, formBody, formError, notice, selectField } from '../auth/forms.ts';
 import { renderSnapshot } from './snapshot.ts';
 import { FREQUENCIES, listSubscriptions, subscribe, unsubscribe } from './digests.ts';
 import { auditContext } from '../admin/audit.ts';
-
-/** Who may subscribe to digests (the route table says the same: server/auth/access.ts). */
-const DIGEST_ROLES = ['admin', 'manager'];
-
-/** The "Snapshot" and "Email digest" links of a dashboard or report page showing `path` (its canonical URL). */
-export function shareLinks(c: Context<Env>, path: string): Html {
-  const q = encodeURIComponent(path);
-  return html`<p class="share">Share: <a href="/snapshot?path=${q}" download>Snapshot (HTML file)</a>${DIGEST_ROLES.includes(c.get('user')?.role ?? '')
-    ? html` · <a href="/digests?path=${q}">Email it weekly or monthly</a>` : ''}</p>`;
-}
 
 export const sharing = new Hono<Env>();
 
