@@ -1,9 +1,9 @@
 // The catalog as subscribers see it: the shelves of /browse, search, filters, a title's page, "More like this" and
 // "Continue watching". Everything a page shares with every other visitor (the shelves, the filter choices, the
-// popularity ranking) is computed once a minute per process and kept in memory (BrowseCache): /browse without a
-// query costs no SQL for an anonymous visitor and one small indexed query (continue watching) for a signed-in one.
+// popularity ranking) is computed once a minute per process and kept in memory (BrowseCache), and so is each
+// signed-in user's Continue watching until their viewing changes: /browse without a query usually costs no SQL.
 import sql, { join, empty, raw } from 'sql-template-tag';
-import type { Db, Queryable } from '../db/index.ts';
+import type { ChangeCache, Db, Queryable } from '../db/index.ts';
 
 export interface TitleCard {
   id: number;
@@ -34,8 +34,14 @@ export interface BrowseCache {
   /** Answers that are the same for everyone (result pages, title details, More like this, poster inputs), each kept
    *  with the snapshot it was computed under and served only with that snapshot: as fresh as the shelves. */
   answers: Map<string, { at: number; value: unknown }>;
+  /** Each signed-in user's rendered "Continue watching" shelf, by user id: kept while the change feed says none of the
+   *  user's watch_events changed (sql/schema/0018_watch_events_notify.sql) and only under the snapshot it was rendered
+   *  with (the cards are as fresh as the shelves). */
+  continued: ChangeCache<{ at: number; html: string }>;
 }
-export const createBrowseCache = (): BrowseCache => ({ answers: new Map() });
+export const createBrowseCache = (): BrowseCache => ({ answers: new Map(), continued: new Map() });
+/** The change-feed names of a user's viewing history: theirs, and the whole table's (bulk loads, purges). */
+export const watchEventsChanges = (userId: number) => ['watch_events', `watch_events:${userId}`];
 /** Entries in BrowseCache.answers (least recently used go first). */
 export const ANSWERS_MAX = 1000;
 
