@@ -1,3 +1,16 @@
+-- Speed for /browse (README "Catalog, play and visits"): search over stored folded text, and change notifications that
+-- let a process keep each user's "Continue watching".
+
+-- Search compares the query with browse_fold(title) and browse_fold(name). Computed per candidate row, the fold cost
+-- as much as the trigram comparison itself (several times per row: index recheck, filter, score): stored once here,
+-- kept by PostgreSQL on every insert and update, and indexed instead of the expressions.
+ALTER TABLE titles ADD COLUMN title_folded text GENERATED ALWAYS AS (browse_fold(title)) STORED;
+ALTER TABLE people ADD COLUMN name_folded text GENERATED ALWAYS AS (browse_fold(name)) STORED;
+CREATE INDEX titles_title_folded_trgm_idx ON titles USING gin (title_folded gin_trgm_ops);
+CREATE INDEX people_name_folded_trgm_idx ON people USING gin (name_folded gin_trgm_ops);
+DROP INDEX titles_title_trgm_idx;
+DROP INDEX people_name_trgm_idx;
+
 -- Change notifications for the viewing history (the mechanism of 0007_change_notify.sql): a server process keeps each
 -- signed-in user's "Continue watching" shelf in memory (server/browse/catalog.ts) and must drop it when that user's
 -- watch_events change, in whichever process the write happened. A statement notifies 'watch_events:<user id>' for each
