@@ -358,6 +358,34 @@ test('a gateway timeout leaves the payment pending; it is reconciled once (answe
   assert.equal(await reconcilePending(t.db, gw, new Date(clock + 240_000)), { settled: 0, pending: 0 });
 });
 
+test('the test gateway\'s chargeMany answers each charge as charge() would, one ledger row per key; a fault stops the rest', async () => {
+  const cards: Record<string, string> = {};
+  for (const [name, number] of Object.entries({ GOOD, DECLINE, NSF, OFF_SESSION_FAILS })) {
+    const r = await gw.attachCard({ number: number.replace(/ /g, ''), expMonth: 12, expYear: 2030, cvc: '123' });
+    assert.ok(r.ok, name);
+    cards[name] = (r as { token: string }).token;
+  }
+  cards.UNKNOWN = 'tok_test_never_issued';
+  const req = (name: string, offSession: boolean) => ({ idempotencyKey: `many:${key()}`, token: cards[name]!, amountCents: 1299, currency: 'USD', offSession });
+  const reqs = Object.keys(cards).flatMap((name) => [req(name, true), req(name, false)]);
+  // one key charged already (by charge()): chargeMany answers what was recorded and writes nothing more for it
+  const first = await gw.charge(reqs[0]!);
+  const many = await gw.chargeMany!(reqs);
+  assert.equal(many[0], first);
+  for (const [i, r] of reqs.entries()) {
+    const single = await gw.charge({ ...r, idempotencyKey: `single:${r.idempotencyKey}` });
+    assert.equal(many[i], single, `${r.token} offSession=${r.offSession}`);
+    assert.is((await gatewayCharges(r.idempotencyKey)).length, 1, 'one ledger row per key');
+  }
+  assert.equal(await gw.chargeMany!(reqs), many, 'the same keys again: the recorded answers');
+  // a fault strikes the first charge and stops the sending: the rest answer timeout and record nothing
+  gw.injectFaults('outage');
+  const fresh = [req('GOOD', true), req('GOOD', true)];
+  assert.equal((await gw.chargeMany!(fresh)).map((r) => r.status), ['error', 'timeout']);
+  assert.is((await gatewayCharges(fresh[1]!.idempotencyKey)).length, 0);
+  assert.equal((await gw.chargeMany!(fresh)).map((r) => r.status), ['succeeded', 'succeeded'], 'sent again later: charged');
+});
+
 test('receipts: own succeeded payments only, with the print stylesheet', async () => {
   clock = T0;
   const u = await subscriber();

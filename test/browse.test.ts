@@ -11,6 +11,7 @@ import { loadTitles } from '../etl/titles/load.ts';
 import { BUNDLED_TITLES } from '../etl/titles/demo-step.ts';
 import { posterSvg } from '../server/browse/poster.ts';
 import { HtmlValidate } from 'html-validate';
+import { waitFor } from './helpers/sync.ts';
 
 const t = useDatabase(test);
 let app: ReturnType<typeof createApp>;
@@ -176,6 +177,39 @@ test('/browse shelves: Popular now from the last 30 days of watch_events, New on
   // filtered lists put the popular titles first
   const crime = cardIds(await (await fresh.request('/browse?type=show&genre=Crime+TV+Shows')).text());
   assert.is(crime[0], ozark);
+});
+
+test('Continue watching is kept per user until the change feed says their viewing changed, in any process', async () => {
+  const viewer = await createUser(t.db, { role: 'subscriber' });
+  const cookie = await sessionCookie(t.db, viewer.id);
+  const [a, b, c] = [await idOf('Ozark'), await idOf('Narcos'), await idOf('Dark')];
+  const watch = (title: number, day: string) => sql`INSERT INTO watch_events (user_id, title_id, started_at, seconds_watched, completed)
+    VALUES (${viewer.id}, ${title}, ${day}::timestamptz, 600, false)`;
+  await t.db.query(watch(a, '2026-11-10'));
+  const fresh = createApp({ db: t.db, log: () => {}, now: () => NOW });
+  await waitFor('the change feed to be live', () => t.db.changes.token('watch_events') !== null);
+  const shelf = async () => {
+    const body = await (await fresh.request('/browse', { headers: { Cookie: cookie } })).text();
+    return cardIds(body.slice(body.indexOf('Continue watching'), body.indexOf('Popular now')));
+  };
+  assert.equal(await shelf(), [a]);
+  // a write that notifies nobody (triggers off) is not seen: the shelf comes from memory, not from a query
+  await t.db.tx(async (q) => {
+    await q.query(`SET LOCAL session_replication_role = replica`);
+    await q.query(watch(b, '2026-11-12'));
+  });
+  assert.equal(await shelf(), [a], 'served from the cache');
+  // an ordinary write (another process, as far as this app knows) notifies 'watch_events:<user>': the shelf follows
+  await t.db.query(watch(c, '2026-11-14'));
+  const after = await waitFor('the shelf to show the new viewing', async () => { const s = await shelf(); return s[0] === c && s; });
+  assert.equal(after, [c, b, a]);
+  // another user's viewing leaves this user's entry alone (it is keyed and notified per user)
+  const other = await createUser(t.db, { role: 'subscriber' });
+  const token = t.db.changes.token('watch_events', `watch_events:${viewer.id}`);
+  const othersBefore = t.db.changes.token(`watch_events:${other.id}`);
+  await t.db.query(sql`INSERT INTO watch_events (user_id, title_id, started_at, seconds_watched, completed) VALUES (${other.id}, ${a}, '2026-11-15', 60, false)`);
+  await waitFor('the other user\'s notification', () => t.db.changes.token(`watch_events:${other.id}`) !== othersBefore);
+  assert.is(t.db.changes.token('watch_events', `watch_events:${viewer.id}`), token);
 });
 
 test('/ sends a signed-in subscriber to /browse, staff to the dashboards', async () => {

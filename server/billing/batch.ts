@@ -6,7 +6,9 @@
 //      from the locked state, preview it with the machine; steps that charge nothing (a period end that cancels) are
 //      written at once; the others get their payment row written `pending` (the machine's deterministic key) with a
 //      charge intent — all as set-based statements — and commit;
-//   B. the gateway is asked for each pending row, with that key (a few at a time, no transaction open);
+//   B. the gateway is asked for each pending row, with that key, no transaction open: the whole batch in one call
+//      where the gateway takes many (chargeMany: the test gateway writes its ledger rows in one statement), else a few
+//      at a time;
 //   C. one transaction: lock the answered subscriptions again, apply each step with its answer through the machine,
 //      write the states, events and settled payments as set-based statements. A timeout or an error leaves the row
 //      pending: billing.reconcile-pending settles it (it asks the gateway what it answered that key, or sends the same
@@ -151,14 +153,20 @@ export async function chargeBatch(db: Db, gateway: PaymentGateway, items: BatchI
         ${rows.map(() => true)}::boolean[], ${rows.map((r) => new Date(r.step.at))}::timestamptz[])`);
     return rows;
   });
-  // B: the gateway, a few at a time; trouble (timeout, error, unreachable) stops sending more
+  // B: the gateway — the whole batch in one call where it takes many (chargeMany), else a few at a time; trouble
+  // (timeout, error, unreachable) stops sending more
   const answers = new Map<number, GatewayResult>();
-  let next = 0;
+  const request = (c: (typeof charges)[number]) => ({ idempotencyKey: c.payment.idempotencyKey, token: c.item.token,
+    amountCents: c.payment.amountCents, currency: c.payment.currency, offSession: true });
+  if (gateway.chargeMany && charges.length && !opts.onTrouble?.()) {
+    const rs = await gateway.chargeMany(charges.map(request)).catch((): GatewayResult[] => charges.map(() => ({ status: 'timeout' })));
+    charges.forEach((c, i) => { if (rs[i]!.status !== 'timeout') answers.set(c.paymentId, rs[i]!); });
+  }
+  let next = gateway.chargeMany ? charges.length : 0;
   const worker = async () => {
     while (next < charges.length && !opts.onTrouble?.()) {
       const c = charges[next++];
-      const r = await gateway.charge({ idempotencyKey: c.payment.idempotencyKey, token: c.item.token, amountCents: c.payment.amountCents,
-        currency: c.payment.currency, offSession: true }).catch((): GatewayResult => ({ status: 'timeout' }));
+      const r = await gateway.charge(request(c)).catch((): GatewayResult => ({ status: 'timeout' }));
       if (r.status !== 'timeout') answers.set(c.paymentId, r);
     }
   };

@@ -31,6 +31,12 @@ export interface PaymentGateway {
   /** Registers a card (already checked by validateCard) and returns the token later charges use. */
   attachCard(card: CardInput): Promise<{ ok: true; token: string; brand: Brand; last4: string } | { ok: false; message: string }>;
   charge(req: ChargeRequest): Promise<GatewayResult>;
+  /**
+   * Optional: many charges in one call, each under its own idempotency key and answered as charge() would answer it,
+   * in request order. After the first one in trouble (no answer, an outage) the rest are not sent: they answer
+   * `timeout` (unknown, so they are asked again later under the same key). The billing jobs use it when present.
+   */
+  chargeMany?(reqs: ChargeRequest[]): Promise<GatewayResult[]>;
   refund(req: { idempotencyKey: string; chargeKey: string; amountCents: number; currency: string }): Promise<GatewayResult>;
   /** The answer already given for this key, or null when the gateway never received it (then it is safe to send again). */
   lookup(idempotencyKey: string): Promise<GatewayResult | null>;
@@ -147,6 +153,16 @@ function resultOf(row: ChargeRow): GatewayResult {
  * in test_gateway_charges (a repeated key returns the recorded answer and moves nothing), so it survives restarts and
  * tests can count what was charged.
  */
+/** What the test gateway answers a charge on a card with this behavior (undefined: a token it never issued). */
+function decide(behavior: Behavior | undefined, offSession: boolean): ChargeRow {
+  if (!behavior) return { status: 'error', reason: null, message: 'The payment provider does not know this card.' };
+  if (behavior === 'decline' || (behavior === 'fail_off_session' && offSession)) {
+    return { status: 'declined', reason: 'card_declined', message: 'Your card was declined.' };
+  }
+  if (behavior === 'insufficient_funds') return { status: 'insufficient_funds', reason: null, message: 'Your card has insufficient funds.' };
+  return { status: 'succeeded', reason: null, message: null };
+}
+
 export function createTestGateway(db: Db): TestGateway {
   const faults: Fault[] = [];
   const record = async (key: string, row: { operation: 'charge' | 'refund'; token: string | null; amountCents: number;
@@ -168,7 +184,7 @@ export function createTestGateway(db: Db): TestGateway {
     const result = await send();
     return fault === 'lost_answer' ? { status: 'timeout' } : result;
   };
-  return {
+  const gateway: TestGateway = {
     name: 'test',
     injectFaults(fault, count = 1) { for (let i = 0; i < count; i++) faults.push(fault); },
     async attachCard(card) {
@@ -181,16 +197,34 @@ export function createTestGateway(db: Db): TestGateway {
     charge(req) {
       return withFault(async () => {
         const card = await db.one<{ behavior: Behavior }>(sql`SELECT behavior FROM test_gateway_cards WHERE token = ${req.token}`);
-        let outcome: ChargeRow;
-        if (!card) outcome = { status: 'error', reason: null, message: 'The payment provider does not know this card.' };
-        else if (card.behavior === 'decline') outcome = { status: 'declined', reason: 'card_declined', message: 'Your card was declined.' };
-        else if (card.behavior === 'insufficient_funds') outcome = { status: 'insufficient_funds', reason: null, message: 'Your card has insufficient funds.' };
-        else if (card.behavior === 'fail_off_session' && req.offSession) {
-          outcome = { status: 'declined', reason: 'card_declined', message: 'Your card was declined.' };
-        } else outcome = { status: 'succeeded', reason: null, message: null };
         return record(req.idempotencyKey, { operation: 'charge', token: req.token, amountCents: req.amountCents,
-          currency: req.currency, offSession: req.offSession, ...outcome });
+          currency: req.currency, offSession: req.offSession, ...decide(card?.behavior, req.offSession) });
       });
+    },
+    // One SELECT of the cards and one INSERT of the ledger rows for the lot (one commit, not one per charge). A fault
+    // strikes the first charge, as it would the next charge() call, and stops the sending.
+    async chargeMany(reqs) {
+      if (!reqs.length) return [];
+      if (faults.length) {
+        const [first, ...rest] = reqs;
+        return [await gateway.charge(first!), ...rest.map((): GatewayResult => ({ status: 'timeout' }))];
+      }
+      const cards = new Map((await db.query<{ token: string; behavior: Behavior }>(sql`SELECT token, behavior FROM test_gateway_cards
+        WHERE token = ANY(${[...new Set(reqs.map((r) => r.token))]}::text[])`)).map((r) => [r.token, r.behavior]));
+      const rows = reqs.map((r) => ({ ...r, ...decide(cards.get(r.token), r.offSession) }));
+      // the first request with a key wins (here or elsewhere); the others read what it recorded
+      const answered = new Map((await db.query<ChargeRow & { idempotency_key: string }>(sql`INSERT INTO test_gateway_charges
+          (idempotency_key, operation, token, amount_cents, currency, off_session, status, reason, message)
+        SELECT * FROM unnest(${rows.map((r) => r.idempotencyKey)}::text[], ${rows.map(() => 'charge')}::text[], ${rows.map((r) => r.token)}::text[],
+          ${rows.map((r) => r.amountCents)}::int[], ${rows.map((r) => r.currency)}::text[], ${rows.map((r) => r.offSession)}::boolean[],
+          ${rows.map((r) => r.status)}::text[], ${rows.map((r) => r.reason)}::text[], ${rows.map((r) => r.message)}::text[])
+        ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key, status, reason, message`)).map((r) => [r.idempotency_key, r]));
+      const missing = reqs.map((r) => r.idempotencyKey).filter((k) => !answered.has(k));
+      if (missing.length) {
+        for (const r of await db.query<ChargeRow & { idempotency_key: string }>(sql`SELECT idempotency_key, status, reason, message
+          FROM test_gateway_charges WHERE idempotency_key = ANY(${missing}::text[])`)) answered.set(r.idempotency_key, r);
+      }
+      return reqs.map((r) => resultOf(answered.get(r.idempotencyKey)!));
     },
     refund(req) {
       return withFault(async () => {
@@ -210,4 +244,5 @@ export function createTestGateway(db: Db): TestGateway {
       return row ? resultOf(row) : null;
     },
   };
+  return gateway;
 }

@@ -21,7 +21,7 @@ import type { Db, Queryable } from '../db/index.ts';
 import type { Job } from '../jobs/index.ts';
 import { DAY_MS, RETRY_DAYS, type Subscription } from './machine.ts';
 import { applyLive, cardOnFile, chargeLive, loadSubscription, type ChargeResult, type ChargeStep } from './store.ts';
-import type { GatewayResult, PaymentGateway } from './gateway.ts';
+import type { ChargeRequest, GatewayResult, PaymentGateway } from './gateway.ts';
 import { chargeBatch } from './batch.ts';
 import { DEFAULT_BUSINESS } from '../../etl/simulator/params.ts';
 
@@ -110,6 +110,15 @@ export function withSimulatedPayments(db: Queryable, gateway: PaymentGateway, mo
       if (req.token.startsWith('sim_')) return simulatedAnswer(await getModel(), req.idempotencyKey);
       return gateway.charge(req);
     },
+    ...(gateway.chargeMany && {
+      async chargeMany(reqs: ChargeRequest[]) {
+        const model = reqs.some((r) => r.token.startsWith('sim_')) ? await getModel() : undefined;
+        const real = reqs.filter((r) => !r.token.startsWith('sim_'));
+        const answers = real.length ? await gateway.chargeMany!(real) : [];
+        let k = 0;
+        return reqs.map((r) => (r.token.startsWith('sim_') ? simulatedAnswer(model!, r.idempotencyKey) : answers[k++]!));
+      },
+    }),
     async refund(req) {
       const p = await db.one<{ simulated: boolean; amount_cents: number }>(sql`SELECT u.simulated, p.amount_cents FROM payments p
         JOIN users u ON u.id = p.user_id WHERE p.idempotency_key = ${req.chargeKey}`);
@@ -138,6 +147,19 @@ export function outageAware(gateway: PaymentGateway, onTrouble: (what: string) =
       if (r.status === 'error') { onTrouble(`error: ${r.message}`); throw new Error(`gateway error: ${r.message}`); }
       return r;
     },
+    ...(gateway.chargeMany && {
+      // the same, per answer; an `error` answer becomes `timeout` (no answer: left pending) instead of a throw
+      async chargeMany(reqs: ChargeRequest[]) {
+        let rs: GatewayResult[];
+        try { rs = await gateway.chargeMany!(reqs); } catch (err: any) { onTrouble(`unreachable: ${err?.message ?? err}`); throw err; }
+        return rs.map((r): GatewayResult => {
+          if (r.status === 'timeout') onTrouble('timeout');
+          if (r.status !== 'error') return r;
+          onTrouble(`error: ${r.message}`);
+          return { status: 'timeout' };
+        });
+      },
+    }),
     refund: (req) => gateway.refund(req),
     lookup: (key) => gateway.lookup(key),
   };

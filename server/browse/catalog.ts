@@ -1,9 +1,9 @@
 // The catalog as subscribers see it: the shelves of /browse, search, filters, a title's page, "More like this" and
 // "Continue watching". Everything a page shares with every other visitor (the shelves, the filter choices, the
-// popularity ranking) is computed once a minute per process and kept in memory (BrowseCache): /browse without a
-// query costs no SQL for an anonymous visitor and one small indexed query (continue watching) for a signed-in one.
+// popularity ranking) is computed once a minute per process and kept in memory (BrowseCache), and so is each
+// signed-in user's Continue watching until their viewing changes: /browse without a query usually costs no SQL.
 import sql, { join, empty, raw } from 'sql-template-tag';
-import type { Db, Queryable } from '../db/index.ts';
+import type { ChangeCache, Db, Queryable } from '../db/index.ts';
 
 export interface TitleCard {
   id: number;
@@ -34,8 +34,14 @@ export interface BrowseCache {
   /** Answers that are the same for everyone (result pages, title details, More like this, poster inputs), each kept
    *  with the snapshot it was computed under and served only with that snapshot: as fresh as the shelves. */
   answers: Map<string, { at: number; value: unknown }>;
+  /** Each signed-in user's rendered "Continue watching" shelf, by user id: kept while the change feed says none of the
+   *  user's watch_events changed (sql/schema/0018_watch_events_notify.sql) and only under the snapshot it was rendered
+   *  with (the cards are as fresh as the shelves). */
+  continued: ChangeCache<{ at: number; html: string }>;
 }
-export const createBrowseCache = (): BrowseCache => ({ answers: new Map() });
+export const createBrowseCache = (): BrowseCache => ({ answers: new Map(), continued: new Map() });
+/** The change-feed names of a user's viewing history: theirs, and the whole table's (bulk loads, purges). */
+export const watchEventsChanges = (userId: number) => ['watch_events', `watch_events:${userId}`];
 /** Entries in BrowseCache.answers (least recently used go first). */
 export const ANSWERS_MAX = 1000;
 
@@ -156,15 +162,20 @@ export async function findTitles(db: Db, f: BrowseFilters, popularIds: number[],
     const folded = f.q.trim();
     // Under three characters there are no whole trigrams to match: a prefix of the title or of a word in it.
     const short = [...folded].length < 3;
+    // Over the stored folded columns (sql/schema/0018_browse_speed.sql): no fold per candidate row. Each operator is
+    // its own index scan (UNION ALL, then the best per row): with `%` OR `<%` in one scan, every candidate was checked
+    // twice over (index recheck and filter) before being scored.
+    const score = (col: string) => sql`greatest(similarity(${raw(col)}, q.q), word_similarity(q.q, ${raw(col)}))`;
     const titleHits = short
       ? sql`SELECT t.id, 0.5::real AS score FROM titles t, q
-            WHERE browse_fold(t.title) LIKE q.pattern || '%' OR browse_fold(t.title) LIKE '% ' || q.pattern || '%'`
-      : sql`SELECT t.id, greatest(similarity(browse_fold(t.title), q.q), word_similarity(q.q, browse_fold(t.title))) AS score
-            FROM titles t, q WHERE browse_fold(t.title) % q.q OR q.q <% browse_fold(t.title)`;
+            WHERE t.title_folded LIKE q.pattern || '%' OR t.title_folded LIKE '% ' || q.pattern || '%'`
+      : sql`SELECT t.id, ${score('t.title_folded')} AS score FROM titles t, q WHERE t.title_folded % q.q
+            UNION ALL SELECT t.id, ${score('t.title_folded')} FROM titles t, q WHERE q.q <% t.title_folded`;
     const peopleHits = short ? sql`SELECT NULL::bigint AS id, 0::real AS score WHERE false`
-      : sql`SELECT p.id, greatest(similarity(browse_fold(p.name), q.q), word_similarity(q.q, browse_fold(p.name))) AS score
-            FROM people p, q WHERE browse_fold(p.name) % q.q OR q.q <% browse_fold(p.name)
-            ORDER BY score DESC, p.id LIMIT 40`;
+      : sql`SELECT id, max(score) AS score FROM (
+              SELECT p.id, ${score('p.name_folded')} AS score FROM people p, q WHERE p.name_folded % q.q
+              UNION ALL SELECT p.id, ${score('p.name_folded')} FROM people p, q WHERE q.q <% p.name_folded) x
+            GROUP BY id ORDER BY score DESC, id LIMIT 40`;
     rows = await db.query(sql`
       WITH q AS (SELECT browse_fold(${folded}) AS q,
                         replace(replace(replace(browse_fold(${folded}), '\\', '\\\\'), '%', '\\%'), '_', '\\_') AS pattern),
@@ -177,7 +188,7 @@ export async function findTitles(db: Db, f: BrowseFilters, popularIds: number[],
           UNION ALL SELECT tc.title_id, ph.score * 0.9 FROM people_hits ph JOIN title_cast tc ON tc.person_id = ph.id
           UNION ALL SELECT td.title_id, ph.score * 0.92 FROM people_hits ph JOIN title_directors td ON td.person_id = ph.id
         ) x GROUP BY id)
-      SELECT ${CARD_COLUMNS}, round((h.score + CASE WHEN browse_fold(t.title) = q.q THEN 1 ELSE 0 END)::numeric, 4) AS score,
+      SELECT ${CARD_COLUMNS}, round((h.score + CASE WHEN t.title_folded = q.q THEN 1 ELSE 0 END)::numeric, 4) AS score,
              count(*) OVER () AS total
       FROM hits h JOIN titles t ON t.id = h.id CROSS JOIN q LEFT JOIN pop ON pop.id = t.id
       WHERE true ${filter}

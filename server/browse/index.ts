@@ -5,12 +5,13 @@
 import { Hono } from 'hono';
 import type { Context } from 'hono';
 import sql from 'sql-template-tag';
+import { readThrough } from '../db/index.ts';
 import type { Env } from '../types.ts';
 import { page, html, raw, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
-  browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching,
-  memo, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
+  browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching, durationSeconds,
+  memo, watchEventsChanges, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';
 import { posterSvg, posterEtag } from './poster.ts';
@@ -99,7 +100,13 @@ browseRoutes.get('/browse', async (c) => {
   // string; only the signed-in user's Continue watching is rendered per request.
   const text = async (h: Html) => (await h).toString();
   if (!filtering) {
-    const resume = user ? await continueWatching(deps.readDb, user.id) : [];
+    // Continue watching is rendered once per user and kept until their viewing changes (or the snapshot does); read
+    // from the primary, whose change feed says when to read again (a standby could still be behind the change).
+    const resume = user ? (await readThrough(deps.db, cache.continued, String(user.id), watchEventsChanges(user.id),
+      async () => {
+        const cards = await continueWatching(deps.db, user.id);
+        return { at: snap.at, html: await text(html`${cards.length ? shelf('continue', 'Continue watching', cards, undefined, (t) => progressBar(t as ContinueCard)) : ''}`) };
+      }, { usable: (v) => v.at === snap.at })).html : '';
     const form = await memo(cache, snap, 'html:form', () => text(searchForm(undefined, snap)));
     const shelves = await memo(cache, snap, 'html:shelves', () => text(html`${snap.shelves.map((s) => shelf(s.id, s.name, s.titles, s.link))}
         ${snap.shelves.every((s) => !s.titles.length) ? html`<p class="muted">The catalog is empty: load it with <code>npm run etl</code>.</p>` : ''}`));
@@ -108,7 +115,7 @@ browseRoutes.get('/browse', async (c) => {
       body: html`<main class="browse">
         <h1 class="visually-hidden">Browse the catalog</h1>
         ${raw(form)}
-        ${resume.length ? shelf('continue', 'Continue watching', resume, undefined, (t) => progressBar(t as ContinueCard)) : ''}
+        ${raw(resume)}
         ${raw(shelves)}
       </main>`,
     }));

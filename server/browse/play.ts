@@ -7,10 +7,10 @@
 import { Hono } from 'hono';
 import sql from 'sql-template-tag';
 import type { Env } from '../types.ts';
-import type { Queryable } from '../db/index.ts';
+import { noteLocalChange, type Queryable } from '../db/index.ts';
 import { page, html } from '../html.ts';
 import { HttpError, badRequest, notFound } from '../errors.ts';
-import { titleDetail, durationSeconds } from './catalog.ts';
+import { titleDetail, durationSeconds, watchEventsChanges } from './catalog.ts';
 import { titleId, posterUrl } from './params.ts';
 
 /** Share of the duration at which a viewing counts as completed. */
@@ -125,5 +125,6 @@ playRoutes.post('/api/play/:titleId/progress', async (c) => {
       RETURNING id, seconds_watched, completed`))!;
     return { ...row, duration };
   });
+  noteLocalChange(...watchEventsChanges(user.id)); // this process's caches drop it now, before the NOTIFY comes back
   return c.json({ session: result.id, secondsWatched: result.seconds_watched, completed: result.completed, duration: result.duration });
 });

@@ -1,6 +1,7 @@
 // axe-core in Chromium, both themes (test/helpers/a11y.ts), on the pages that are not report pages: home, sign-in,
 // sign-up, the error page, account (subscriber and admin), password, admin users list/new/detail/reset, audit, the
-// dashboards index and every dashboard. The report pages: accessibility-reports-1/2.test.ts. Also here: every chart is
+// dashboards index and every dashboard, the catalog (/browse shelves, a search, a filter, a title's page, the player and
+// its refusal) and /plans. The report pages: accessibility-reports-1/2.test.ts. Also here: every chart is
 // announced by its report's title (not "Vega visualization") and described by its summary, the theme buttons announce
 // the chosen theme, and the skip links lead past the header to the content and the filters.
 // Screenshots of a few pages in both themes go to test/artifacts/a11y-*.png.
@@ -18,7 +19,7 @@ const h = axeSuite(test, (p) => !p.path.startsWith('/reports/'), 'every page but
 const { open, setTheme } = h;
 
 test('the axe files together cover every page of the product, each once', () => {
-  const all = sitePages(getCatalog(), { userId: 1 });
+  const all = sitePages(getCatalog(), { userId: 1, title: { id: 1, name: 'Title' } });
   const shares = [(p: (typeof all)[number]) => !p.path.startsWith('/reports/'), reportShard(0, 2), reportShard(1, 2)];
   for (const p of all) assert.is(shares.filter((f) => f(p)).length, 1, p.path);
   assert.ok(all.length >= 53, `only ${all.length} pages`);
