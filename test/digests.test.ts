@@ -29,7 +29,6 @@ let smtpUrl = '';
 const received: { to: string[]; raw: string }[] = [];
 /** Recipients the SMTP server refuses (550) while listed. */
 const refuse = new Set<string>();
-let manager: TestUser;
 const extra: Db[] = [];
 
 test.before(async () => {
@@ -47,7 +46,6 @@ test.before(async () => {
   });
   await new Promise<void>((res) => smtp.listen(0, '127.0.0.1', () => res()));
   smtpUrl = `smtp://127.0.0.1:${(smtp.server.address() as AddressInfo).port}`;
-  manager = await createUser(t.db, { role: 'manager' });
 });
 
 test.after(async () => {

@@ -10,7 +10,7 @@ import type { Env } from '../types.ts';
 import { page, html, raw, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
-  browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching, durationSeconds,
+  browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching,
   memo, watchEventsChanges, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';
