@@ -10,11 +10,16 @@ import { page, html, raw, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
   browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching, durationSeconds,
-  memo, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
+  memo, cardsById, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';
 import { posterSvg, posterEtag } from './poster.ts';
 import { entitlement, resumePosition } from './play.ts';
+import { personalRows, finishedAmong } from '../ml/recommend-serve.ts';
+import type { Queryable } from '../db/index.ts';
+
+/** Titles in a title page's "More like this". */
+const SIMILAR_SHOWN = 12;
 
 export const browseRoutes = new Hono<Env>();
 
@@ -40,11 +45,12 @@ function card(t: TitleCard, extra: Html | string = '') {
     loading="lazy" decoding="async" alt="${t.title}"></a>${extra}</li>`;
 }
 
-function shelf(id: string, name: string, titles: TitleCard[], link?: string, extra?: (t: TitleCard) => Html | string) {
+function shelf(id: string, name: string, titles: TitleCard[], link?: string, extra?: (t: TitleCard) => Html | string, why?: string) {
   if (!titles.length) return '';
   const hid = `shelf-${id.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`;
   return html`<section class="shelf" aria-labelledby="${hid}">
     <h2 id="${hid}">${link ? html`<a href="${link}">${name} <span aria-hidden="true">›</span></a>` : name}</h2>
+    ${why ? html`<p class="shelf-why muted">${why}</p>` : ''}
     <ul class="shelf-row">${titles.map((t) => card(t, extra?.(t) ?? ''))}</ul>
   </section>`;
 }
@@ -85,6 +91,14 @@ function searchForm(state: BrowseState | undefined, snap: BrowseSnapshot) {
   </form>`;
 }
 
+/** A signed-in subscriber's recommendation rows (server/ml/recommend-serve.ts); none without a subscription giving access. */
+async function recommendedShelves(db: Queryable, userId: number) {
+  if (!(await entitlement(db, userId)).allowed) return [];
+  const rows = await personalRows(db, userId);
+  const byId = await cardsById(db, rows.flatMap((r) => r.titleIds));
+  return rows.map((r) => ({ ...r, titles: r.titleIds.map((id) => byId.get(id)).filter((t): t is TitleCard => !!t) }));
+}
+
 browseRoutes.get('/browse', async (c) => {
   const deps = c.get('deps');
   const snap = await snapshotFor(c);
@@ -100,6 +114,7 @@ browseRoutes.get('/browse', async (c) => {
   const text = async (h: Html) => (await h).toString();
   if (!filtering) {
     const resume = user ? await continueWatching(deps.readDb, user.id) : [];
+    const recs = user ? await recommendedShelves(deps.readDb, user.id) : [];
     const form = await memo(cache, snap, 'html:form', () => text(searchForm(undefined, snap)));
     const shelves = await memo(cache, snap, 'html:shelves', () => text(html`${snap.shelves.map((s) => shelf(s.id, s.name, s.titles, s.link))}
         ${snap.shelves.every((s) => !s.titles.length) ? html`<p class="muted">The catalog is empty: load it with <code>npm run etl</code>.</p>` : ''}`));
@@ -109,6 +124,7 @@ browseRoutes.get('/browse', async (c) => {
         <h1 class="visually-hidden">Browse the catalog</h1>
         ${raw(form)}
         ${resume.length ? shelf('continue', 'Continue watching', resume, undefined, (t) => progressBar(t as ContinueCard)) : ''}
+        ${recs.map((r) => shelf(r.id, r.name, r.titles, undefined, undefined, r.why))}
         ${raw(shelves)}
       </main>`,
     }));
@@ -152,8 +168,11 @@ browseRoutes.get('/titles/:id', async (c) => {
   const cache = browseCache(c);
   const t = await memo(cache, snap, `title:${id}`, () => titleDetail(deps.readDb, id));
   if (!t) throw notFound(`No title ${id}`);
-  const similar = await memo(cache, snap, `similar:${id}`, () => moreLikeThis(deps.readDb, id, snap.popularIds));
+  const shared = await memo(cache, snap, `similar:${id}`, () => moreLikeThis(deps.readDb, id, snap.popularIds, SIMILAR_SHOWN * 2));
   const user = c.get('user');
+  // the same for everyone, less what this user has finished
+  const finished = user ? await finishedAmong(deps.readDb, user.id, shared.map((s) => s.id)) : new Set<number>();
+  const similar = shared.filter((s) => !finished.has(s.id)).slice(0, SIMILAR_SHOWN);
   const access = user ? await entitlement(deps.readDb, user.id) : undefined;
   const resume = user && access?.allowed ? await resumePosition(deps.readDb, user.id, id) : 0;
   const kind = t.type === 'TV Show' ? 'TV show' : 'Movie';
