@@ -22,7 +22,7 @@ export const REC_PARAMS = {
   /** Neighbours of each kind considered before blending. */
   candidates: 60,
   /** Share of the blended score from content similarity (the rest from co-watch). */
-  contentWeight: 0.4,
+  contentWeight: 0.2,
   /** Co-watch cosine × c / (c + shrink), c = co-viewers. */
   shrink: 5,
   /** Distinct titles held out per user in the evaluation (each user's last ones), and the least left to learn from. */
