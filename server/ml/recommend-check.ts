@@ -2,7 +2,8 @@
 // (server/ml)"): the simulator gives each customer favourite genres; if viewing follows them, the genres a customer
 // watched most in the first half of their history take a much larger share of their later viewing than those genres'
 // share of the catalog. Measured in SQL on whatever watch_events hold (simulated or live).
-import type { Queryable } from '../db/index.ts';
+import type { Db } from '../db/index.ts';
+import { readConsistently } from './recommend.ts';
 
 export interface GenreAffinity {
   /** Customers with at least 10 viewings (the half-split needs some). */
@@ -15,8 +16,8 @@ export interface GenreAffinity {
   lift: number;
 }
 
-export async function genreAffinity(db: Queryable): Promise<GenreAffinity> {
-  const r = await db.one<{ users: number; watch_share: number | null; catalog_share: number | null }>(`
+export async function genreAffinity(db: Db): Promise<GenreAffinity> {
+  const r = await readConsistently(db, (q) => q.one<{ users: number; watch_share: number | null; catalog_share: number | null }>(`
     WITH w AS (
       SELECT user_id, title_id, row_number() OVER (PARTITION BY user_id ORDER BY started_at, id) AS n,
              count(*) OVER (PARTITION BY user_id) AS total
@@ -36,7 +37,7 @@ export async function genreAffinity(db: Queryable): Promise<GenreAffinity> {
       FROM w JOIN title_genres tg USING (title_id) LEFT JOIN top ON top.user_id = w.user_id AND top.genre_id = tg.genre_id
       WHERE w.total >= 10 AND w.n > w.total / 2 GROUP BY 1, 2)
     SELECT count(DISTINCT late.user_id)::int AS users, avg(hit::int)::float8 AS watch_share, avg(c.share) AS catalog_share
-    FROM late JOIN catalog_share c USING (user_id)`);
+    FROM late JOIN catalog_share c USING (user_id)`));
   const watchShare = r?.watch_share ?? 0, catalogShare = r?.catalog_share ?? 0;
   return { users: r?.users ?? 0, watchShare, catalogShare, lift: catalogShare ? watchShare / catalogShare : 0 };
 }

@@ -35,6 +35,13 @@ export const REC_PARAMS = {
 } as const;
 
 const EVAL_RANDOM_STREAM = 18;
+/** Statement timeout of the batch reads and writes (the server's default, 30 s, is for requests). */
+export const BATCH_TIMEOUT_MS = 600_000;
+
+/** The model's inputs read in one snapshot (catalog and viewing agree), with the batch timeout. */
+export function readConsistently<T>(db: Db, read: (q: Queryable) => Promise<T>): Promise<T> {
+  return db.tx(read, { readOnly: true, isolation: 'repeatable read', statementTimeoutMs: BATCH_TIMEOUT_MS });
+}
 
 export interface Titles { ids: number[]; index: Map<number, number> }
 
@@ -116,9 +123,11 @@ function buildSimilar(content: Neighbour[][], lists: readonly number[][], t: Tit
 export async function refreshRecommendations(db: Db, opts: { seed: number; now?: Date }): Promise<{ titles: number; users: number; ms: number }> {
   const t0 = performance.now();
   const now = opts.now ?? new Date();
-  const t = await loadTitles(db);
-  const content = nearestNeighbours(await contentVectors(db, t), REC_PARAMS.candidates);
-  const lists = await viewingLists(db, now);
+  const { t, vectors, lists } = await readConsistently(db, async (q) => {
+    const t = await loadTitles(q);
+    return { t, vectors: await contentVectors(q, t), lists: await viewingLists(q, now) };
+  });
+  const content = nearestNeighbours(vectors, REC_PARAMS.candidates);
   const similar = buildSimilar(content, lists.map((l) => l.titles), t);
   const cols = { title: [] as number[], rank: [] as number[], similar: [] as number[], score: [] as number[], content: [] as number[], cowatch: [] as number[] };
   similar.forEach((list, i) => list.forEach((s, r) => {
@@ -136,7 +145,7 @@ export async function refreshRecommendations(db: Db, opts: { seed: number; now?:
     const ms = Math.round(performance.now() - t0);
     await q.query(sql`INSERT INTO rec_refreshes (seed, titles, users, pairs, ms, params)
       VALUES (${opts.seed}, ${titles}, ${lists.length}, ${cols.title.length}, ${ms}, ${JSON.stringify(REC_PARAMS)})`);
-  });
+  }, { statementTimeoutMs: BATCH_TIMEOUT_MS });
   return { titles, users: lists.length, ms: Math.round(performance.now() - t0) };
 }
 
@@ -183,14 +192,16 @@ export type Evaluation = RankEval & { baselines: { most_popular: RankEval; rando
  * they have not watched (seeded). The figures are stored in rec_evaluations / rec_evaluation_results.
  */
 export async function evaluateRecommendations(db: Db, opts: { seed: number }): Promise<Evaluation> {
-  const t = await loadTitles(db);
-  const lists = await viewingLists(db);
+  const { t, vectors, lists } = await readConsistently(db, async (q) => {
+    const t = await loadTitles(q);
+    return { t, vectors: await contentVectors(q, t), lists: await viewingLists(q) };
+  });
   const { heldOut, minTrain } = REC_PARAMS;
   const split = lists.map((l) => {
     const eligible = l.titles.length >= heldOut + minTrain;
     return { eligible, train: eligible ? l.titles.slice(0, -heldOut) : l.titles, test: eligible ? l.titles.slice(-heldOut) : [] };
   });
-  const result = evaluateSplit(t, await contentNeighbours(db, t), split, opts.seed);
+  const result = evaluateSplit(t, nearestNeighbours(vectors, REC_PARAMS.candidates), split, opts.seed);
   const users = split.filter((s) => s.eligible).length;
   await db.tx(async (q) => {
     const e = await q.one<{ id: number }>(sql`
@@ -203,10 +214,6 @@ export async function evaluateRecommendations(db: Db, opts: { seed: number }): P
     }
   });
   return result;
-}
-
-async function contentNeighbours(db: Queryable, t: Titles) {
-  return nearestNeighbours(await contentVectors(db, t), REC_PARAMS.candidates);
 }
 
 const round = (m: RankEval): RankEval => ({
