@@ -222,13 +222,11 @@ export async function titleDetail(db: Queryable, id: number): Promise<TitleDetai
 }
 
 /**
- * "More like this": titles sharing the most with this one, scored in one set-based pass — a shared director 4, a
- * shared cast member 2, a shared genre 3 divided by log2 of the genre's size (a niche genre says more than
- * "International Movies"), a shared country 1, the same rating 1, the same type 0.5; ties go to the most played.
- */
-/**
- * A title's "More like this": its precomputed neighbours (rec_title_similar, server/ml/recommend.ts) when the
- * recommendations have been refreshed, else the set-based score below.
+ * "More like this": the title's precomputed neighbours (rec_title_similar, server/ml/recommend.ts) once the
+ * recommendations have been refreshed; before that, titles sharing the most with this one, scored in one set-based
+ * pass — a shared director 4, a shared cast member 2, a shared genre 3 divided by log2 of the genre's size (a niche
+ * genre says more than "International Movies"), a shared country 1, the same rating 1, the same type 0.5; ties go to
+ * the most played.
  */
 export async function moreLikeThis(db: Queryable, id: number, popularIds: number[], limit = 12): Promise<TitleCard[]> {
   const ids = await similarTitleIds(db, id, limit);
