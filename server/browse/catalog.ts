@@ -4,6 +4,7 @@
 // signed-in user's Continue watching until their viewing changes: /browse without a query usually costs no SQL.
 import sql, { join, empty, raw } from 'sql-template-tag';
 import type { ChangeCache, Db, Queryable } from '../db/index.ts';
+import { similarTitleIds } from '../ml/recommend-serve.ts';
 
 export interface TitleCard {
   id: number;
@@ -125,7 +126,7 @@ async function computeSnapshot(db: Db, now: Date): Promise<BrowseSnapshot> {
   }, { readOnly: true });
 }
 
-async function cardsById(q: Queryable, ids: number[]): Promise<Map<number, TitleCard>> {
+export async function cardsById(q: Queryable, ids: number[]): Promise<Map<number, TitleCard>> {
   const rows = await q.query<TitleCard>(sql`SELECT ${CARD_COLUMNS} FROM titles t WHERE t.id = ANY(${ids}::bigint[])`);
   return new Map(rows.map((r) => [r.id, r]));
 }
@@ -232,11 +233,18 @@ export async function titleDetail(db: Queryable, id: number): Promise<TitleDetai
 }
 
 /**
- * "More like this": titles sharing the most with this one, scored in one set-based pass — a shared director 4, a
- * shared cast member 2, a shared genre 3 divided by log2 of the genre's size (a niche genre says more than
- * "International Movies"), a shared country 1, the same rating 1, the same type 0.5; ties go to the most played.
+ * "More like this": the title's precomputed neighbours (rec_title_similar, server/ml/recommend.ts) once the
+ * recommendations have been refreshed; before that, titles sharing the most with this one, scored in one set-based
+ * pass — a shared director 4, a shared cast member 2, a shared genre 3 divided by log2 of the genre's size (a niche
+ * genre says more than "International Movies"), a shared country 1, the same rating 1, the same type 0.5; ties go to
+ * the most played.
  */
 export async function moreLikeThis(db: Queryable, id: number, popularIds: number[], limit = 12): Promise<TitleCard[]> {
+  const ids = await similarTitleIds(db, id, limit);
+  if (ids.length) {
+    const byId = await cardsById(db, ids);
+    return ids.map((x) => byId.get(x)).filter((t): t is TitleCard => !!t);
+  }
   return db.query<TitleCard>(sql`
     WITH me AS (SELECT id, rating, type FROM titles WHERE id = ${id}),
     genre_size AS (SELECT genre_id, count(*) AS n FROM title_genres WHERE genre_id IN (SELECT genre_id FROM title_genres WHERE title_id = ${id}) GROUP BY genre_id),

@@ -11,11 +11,16 @@ import { page, html, raw, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
   browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching,
-  memo, watchEventsChanges, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
+  memo, watchEventsChanges, cardsById, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';
 import { posterSvg, posterEtag } from './poster.ts';
 import { entitlement, resumePosition } from './play.ts';
+import { personalRows, finishedAmong } from '../ml/recommend-serve.ts';
+import type { Queryable } from '../db/index.ts';
+
+/** Titles in a title page's "More like this". */
+const SIMILAR_SHOWN = 12;
 
 export const browseRoutes = new Hono<Env>();
 
@@ -41,11 +46,12 @@ function card(t: TitleCard, extra: Html | string = '') {
     loading="lazy" decoding="async" alt="${t.title}"></a>${extra}</li>`;
 }
 
-function shelf(id: string, name: string, titles: TitleCard[], link?: string, extra?: (t: TitleCard) => Html | string) {
+function shelf(id: string, name: string, titles: TitleCard[], link?: string, extra?: (t: TitleCard) => Html | string, why?: string) {
   if (!titles.length) return '';
   const hid = `shelf-${id.replace(/[^a-z0-9]+/gi, '-').toLowerCase()}`;
   return html`<section class="shelf" aria-labelledby="${hid}">
     <h2 id="${hid}">${link ? html`<a href="${link}">${name} <span aria-hidden="true">›</span></a>` : name}</h2>
+    ${why ? html`<p class="shelf-why muted">${why}</p>` : ''}
     <ul class="shelf-row">${titles.map((t) => card(t, extra?.(t) ?? ''))}</ul>
   </section>`;
 }
@@ -86,6 +92,14 @@ function searchForm(state: BrowseState | undefined, snap: BrowseSnapshot) {
   </form>`;
 }
 
+/** A signed-in subscriber's recommendation rows (server/ml/recommend-serve.ts); none without a subscription giving access. */
+async function recommendedShelves(db: Queryable, userId: number) {
+  if (!(await entitlement(db, userId)).allowed) return [];
+  const rows = await personalRows(db, userId);
+  const byId = await cardsById(db, rows.flatMap((r) => r.titleIds));
+  return rows.map((r) => ({ ...r, titles: r.titleIds.map((id) => byId.get(id)).filter((t): t is TitleCard => !!t) }));
+}
+
 browseRoutes.get('/browse', async (c) => {
   const deps = c.get('deps');
   const snap = await snapshotFor(c);
@@ -100,12 +114,14 @@ browseRoutes.get('/browse', async (c) => {
   // string; only the signed-in user's Continue watching is rendered per request.
   const text = async (h: Html) => (await h).toString();
   if (!filtering) {
-    // Continue watching is rendered once per user and kept until their viewing changes (or the snapshot does); read
-    // from the primary, whose change feed says when to read again (a standby could still be behind the change).
+    // Continue watching and the recommendation rows are rendered once per user and kept until their viewing changes
+    // (or the snapshot does); read from the primary, whose change feed says when to read again (a standby could
+    // still be behind the change).
     const resume = user ? (await readThrough(deps.db, cache.continued, String(user.id), watchEventsChanges(user.id),
       async () => {
-        const cards = await continueWatching(deps.db, user.id);
-        return { at: snap.at, html: await text(html`${cards.length ? shelf('continue', 'Continue watching', cards, undefined, (t) => progressBar(t as ContinueCard)) : ''}`) };
+        const [cards, recs] = await Promise.all([continueWatching(deps.db, user.id), recommendedShelves(deps.db, user.id)]);
+        return { at: snap.at, html: await text(html`${cards.length ? shelf('continue', 'Continue watching', cards, undefined, (t) => progressBar(t as ContinueCard)) : ''}
+        ${recs.map((r) => shelf(r.id, r.name, r.titles, undefined, undefined, r.why))}`) };
       }, { usable: (v) => v.at === snap.at })).html : '';
     const form = await memo(cache, snap, 'html:form', () => text(searchForm(undefined, snap)));
     const shelves = await memo(cache, snap, 'html:shelves', () => text(html`${snap.shelves.map((s) => shelf(s.id, s.name, s.titles, s.link))}
@@ -159,8 +175,11 @@ browseRoutes.get('/titles/:id', async (c) => {
   const cache = browseCache(c);
   const t = await memo(cache, snap, `title:${id}`, () => titleDetail(deps.readDb, id));
   if (!t) throw notFound(`No title ${id}`);
-  const similar = await memo(cache, snap, `similar:${id}`, () => moreLikeThis(deps.readDb, id, snap.popularIds));
+  const shared = await memo(cache, snap, `similar:${id}`, () => moreLikeThis(deps.readDb, id, snap.popularIds, SIMILAR_SHOWN * 2));
   const user = c.get('user');
+  // the same for everyone, less what this user has finished
+  const finished = user ? await finishedAmong(deps.readDb, user.id, shared.map((s) => s.id)) : new Set<number>();
+  const similar = shared.filter((s) => !finished.has(s.id)).slice(0, SIMILAR_SHOWN);
   const access = user ? await entitlement(deps.readDb, user.id) : undefined;
   const resume = user && access?.allowed ? await resumePosition(deps.readDb, user.id, id) : 0;
   const kind = t.type === 'TV Show' ? 'TV show' : 'Movie';

@@ -7,6 +7,7 @@ import { sweepThrottle } from '../auth/throttle.ts';
 import { martRefreshJobs } from '../reports/jobs.ts';
 import { reconcilePending } from '../billing/store.ts';
 import { digestJob } from '../sharing/digests.ts';
+import { refreshRecommendations } from '../ml/recommend.ts';
 import { billingJobs, loadSimulationModel, monthStart, outageAware, withSimulatedPayments } from '../billing/jobs.ts';
 
 export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' | 'gateway'> & Partial<Pick<AppDeps, 'dashboards'>>): Job[] {
@@ -35,6 +36,8 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     { name: 'billing.requests-sweep', schedule: '17 3 * * *', run: (db, now) => db.query(sql`DELETE FROM billing_requests WHERE created_at < ${new Date(now.getTime() - 30 * 86_400_000)}`) },
     // report marts (README "Report engine"): one job per distinct @refresh schedule, refreshing due marts in dependency order
     ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
+    // recommendations (README "Recommendations and churn prediction"): neighbours and cold-start popularity, nightly
+    { name: 'recommendations.refresh', schedule: '23 4 * * *', run: (db, now) => refreshRecommendations(db, { seed: 42, now }) },
     // the claim table of these jobs (server/jobs): a week of history is kept
     { name: 'job-runs.sweep', schedule: '41 * * * *', run: (db) => db.query(`DELETE FROM job_runs WHERE scheduled_at < now() - interval '7 days'`) },
     // scheduled digests: this period's snapshot of each subscription, mailed once (server/sharing/digests.ts)
