@@ -6,6 +6,7 @@ import type { Job } from './index.ts';
 import { sweepThrottle } from '../auth/throttle.ts';
 import { martRefreshJobs } from '../reports/jobs.ts';
 import { reconcilePending } from '../billing/store.ts';
+import { churnJobs } from '../ml/churn-jobs.ts';
 import { billingJobs, loadSimulationModel, monthStart, outageAware, withSimulatedPayments } from '../billing/jobs.ts';
 
 export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' | 'gateway'>): Job[] {
@@ -34,6 +35,8 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     { name: 'billing.requests-sweep', schedule: '17 3 * * *', run: (db, now) => db.query(sql`DELETE FROM billing_requests WHERE created_at < ${new Date(now.getTime() - 30 * 86_400_000)}`) },
     // report marts (issue 6): one job per distinct @refresh schedule, refreshing due marts in dependency order
     ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
+    // churn prediction (README "Recommendations and churn prediction"): a model a week, scores every day
+    ...churnJobs(deps.log),
     // the claim table of these jobs (server/jobs): a week of history is kept
     { name: 'job-runs.sweep', schedule: '41 * * * *', run: (db) => db.query(`DELETE FROM job_runs WHERE scheduled_at < now() - interval '7 days'`) },
     ...testJobs(deps.config),

@@ -6,8 +6,9 @@ import { configOrExit } from '../config.ts';
 import { createDb, type Db } from '../db/index.ts';
 import { openDatabase } from '../db/connect.ts';
 import { migrate } from '../db/migrate.ts';
-import { trainAndSave, trainChurnModel, scoreSubscribers } from './churn.ts';
-import { refreshRecommendations, evaluateRecommendations } from './recommend.ts';
+import { trainChurnModel, scoreSubscribers } from './churn.ts';
+import { evaluateRecommendations } from './recommend.ts';
+import { trainAll, DEFAULT_SEED } from './churn-jobs.ts';
 
 const USAGE = `usage: npm run ml -- <command> [--seed N] [--json]
 
@@ -32,23 +33,12 @@ export function parseMlArgs(argv: string[]): MlArgs {
     throw new UsageError(command ? `unknown command "${command}"` : 'no command given');
   }
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-  const seed = values.seed === undefined ? 42 : Number(values.seed);
-  if (!/^\d+$/.test(values.seed ?? '42') || !Number.isSafeInteger(seed) || seed > 2_147_483_647) {
+  const seed = values.seed === undefined ? DEFAULT_SEED : Number(values.seed);
+  if (!/^\d+$/.test(values.seed ?? String(DEFAULT_SEED)) || !Number.isSafeInteger(seed) || seed > 2_147_483_647) {
     throw new UsageError(`--seed must be an integer 0-2147483647, got "${values.seed}"`);
   }
   if (values.json && command !== 'evaluate') throw new UsageError('--json goes with evaluate');
   return { command, seed, json: !!values.json };
-}
-
-/** Trains and stores a churn model, scores the subscribers with it, and refreshes the recommendations. */
-export async function trainAll(db: Db, seed: number, log: (l: string) => void) {
-  const m = await trainAndSave(db, { seed, log });
-  log(`churn model ${m.id}: AUC ${m.metrics.auc} (recency heuristic ${m.metrics.baseline.auc}), PR-AUC ${m.metrics.pr_auc} (${m.metrics.baseline.pr_auc}); trained in ${m.metrics.train_ms} ms on ${m.metrics.train_rows} rows`);
-  const s = await scoreSubscribers(db);
-  if (s) log(`churn scores: ${s.scored} subscribers scored in ${s.ms} ms`);
-  const r = await refreshRecommendations(db, { seed });
-  log(`recommendations: ${r.titles} titles, ${r.users} users in ${r.ms} ms`);
-  return m;
 }
 
 export async function runMl(db: Db, args: MlArgs, out: (l: string) => void, log: (l: string) => void) {
