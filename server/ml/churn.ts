@@ -71,6 +71,16 @@ export function cutoffsFor(dataEnd: Date): { test: Date; train: Date[] } {
   return { test, train: train.reverse() };
 }
 
+const SQL_TIMEOUT_MS = 600_000;
+
+/** Tables never analyzed (just bulk-loaded, before autovacuum came by) plan badly: analyze those the features read. */
+async function ensureStatistics(db: Db) {
+  const missing = await db.query<{ relname: string }>(`SELECT relname FROM pg_stat_user_tables
+    WHERE relname IN ('subscriptions', 'subscription_events', 'payments', 'watch_events')
+      AND last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup + n_mod_since_analyze > 0`);
+  for (const t of missing) await db.query(`ANALYZE ${t.relname}`);
+}
+
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 
 /** Trains on the training cutoffs and evaluates on the test cutoff; nothing is written. */
@@ -79,9 +89,13 @@ export async function trainChurnModel(db: Db, opts: TrainOptions): Promise<Train
   const dataEnd = opts.dataEnd ?? await dataEndOf(db);
   const { test: testCutoff, train: trainCutoffs } = cutoffsFor(dataEnd);
   const t0 = performance.now();
-  const trainSets = await Promise.all(trainCutoffs.map((c) => loadLabeled(db, c, testCutoff)));
-  const all = trainSets.flat();
-  const testRows = await loadLabeled(db, testCutoff, dataEnd);
+  await ensureStatistics(db);
+  // one snapshot for every cutoff; the feature SQL may run longer than the pool's default statement timeout
+  const { all, testRows } = await db.tx(async (q) => {
+    const sets = [];
+    for (const c of trainCutoffs) sets.push(await loadLabeled(q, c, testCutoff));
+    return { all: sets.flat(), testRows: await loadLabeled(q, testCutoff, dataEnd) };
+  }, { readOnly: true, isolation: 'repeatable read', statementTimeoutMs: SQL_TIMEOUT_MS });
   // Case-control sample (seeded): every churned row up to a quarter of the sample, negatives filling the rest. The
   // fitted log-odds are then off by log(positive rate / negative rate) of the sampling, taken off the intercept, so
   // the probabilities stay calibrated to the population.
@@ -172,6 +186,7 @@ export async function scoreSubscribers(db: Db, opts: { now?: Date } = {}): Promi
   const now = opts.now ?? new Date();
   const model = await db.one<StoredModel>(sql`SELECT id, features, means, stds, weights, intercept FROM churn_models ORDER BY trained_at DESC, id DESC LIMIT 1`);
   if (!model) return undefined;
+  await ensureStatistics(db);
   return db.tx(async (q) => {
     const rows = await loadFeatures(q, now);
     const scored = rows.map((r) => {
@@ -193,7 +208,7 @@ export async function scoreSubscribers(db: Db, opts: { now?: Date } = {}): Promi
           AS x(user_id bigint, subscription_id bigint, plan_code text, risk double precision, mrr_cents numeric, reasons jsonb, features jsonb)`);
     }
     return { modelId: model.id, scored: scored.length, ms: Math.round(performance.now() - t0) };
-  });
+  }, { statementTimeoutMs: SQL_TIMEOUT_MS });
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
