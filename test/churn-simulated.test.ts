@@ -14,6 +14,8 @@ import { runSimulation } from '../etl/simulator/run.ts';
 import { preCancelViewingDrop } from '../server/ml/churn-check.ts';
 import { parseMlArgs, UsageError } from '../server/ml/cli.ts';
 import { loadCatalog, runReport } from '../server/reports/engine.ts';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 
 const t = useDatabase(test);
 const END = CHURN_SIM_END;
@@ -86,6 +88,23 @@ test('ml CLI arguments: commands, --seed, --json; a bad one is named', () => {
     [['score', '--seed', '-1'], /--seed/], [['score', '--json'], /--json goes with evaluate/], [['train', '--bogus'], /bogus/]] as const) {
     assert.throws(() => parseMlArgs([...argv]), (e: Error) => e instanceof UsageError && message.test(e.message));
   }
+});
+
+test('npm run ml -- score (a real process on DATABASE_URL) rescores with the latest model; bad arguments exit 2', async () => {
+  const root = path.resolve(import.meta.dirname, '..');
+  const run = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'server/ml/cli.ts', ...args], { cwd: root, env: { ...process.env, DATABASE_URL: t.url } },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+  const latest = (await t.db.one<{ id: number }>(`SELECT max(id) AS id FROM churn_models`))!.id;
+  const ok = await run(['score']);
+  assert.is(ok.code, 0, ok.stderr);
+  const n = (await t.db.one<{ n: number; models: number[] }>(`SELECT count(*)::int AS n, array_agg(DISTINCT model_id) AS models FROM churn_scores`))!;
+  assert.match(ok.stdout, `churn scores: ${n.n} subscribers scored with model ${latest}`);
+  assert.equal(n.models, [latest]);
+  const bad = await run(['train', '--seed', 'abc']);
+  assert.is(bad.code, 2);
+  assert.match(bad.stderr, '--seed must be an integer 0-2147483647, got "abc"');
 });
 
 test.run();

@@ -90,16 +90,15 @@ export async function trainChurnModel(db: Db, opts: TrainOptions): Promise<Train
   const { test: testCutoff, train: trainCutoffs } = cutoffsFor(dataEnd);
   const t0 = performance.now();
   await ensureStatistics(db);
-  // one snapshot for every cutoff; the feature SQL may run longer than the pool's default statement timeout
-  const { all, testRows } = await db.tx(async (q) => {
-    const sets = [];
-    for (const c of trainCutoffs) sets.push(await loadLabeled(q, c, testCutoff));
-    return { all: sets.flat(), testRows: await loadLabeled(q, testCutoff, dataEnd) };
-  }, { readOnly: true, isolation: 'repeatable read', statementTimeoutMs: SQL_TIMEOUT_MS });
+  // the cutoffs side by side; the feature SQL may run longer than the pool's default statement timeout
+  const read = (cutoff: Date, until: Date) => db.tx((q) => loadLabeled(q, cutoff, until), { readOnly: true, statementTimeoutMs: SQL_TIMEOUT_MS });
+  const sets = await Promise.all([...trainCutoffs.map((c) => read(c, testCutoff)), read(testCutoff, dataEnd)]);
+  const testRows = sets.pop()!;
+  const all = sets.flat();
   // Case-control sample (seeded): every churned row up to a quarter of the sample, negatives filling the rest. The
   // fitted log-odds are then off by log(positive rate / negative rate) of the sampling, taken off the intercept, so
   // the probabilities stay calibrated to the population.
-  const maxRows = opts.maxTrainRows ?? 16_000;
+  const maxRows = opts.maxTrainRows ?? 8_000;
   const pos = all.filter((r) => r.churned), neg = all.filter((r) => !r.churned);
   const keepPos = Math.min(pos.length, Math.max(Math.floor(maxRows / 4), maxRows - neg.length));
   const keepNeg = Math.min(neg.length, maxRows - keepPos);
@@ -118,7 +117,7 @@ export async function trainChurnModel(db: Db, opts: TrainOptions): Promise<Train
   const X = design(train);
   const Y = Matrix.columnVector(train.map((r) => (r.churned ? 1 : 0)));
   // the library ascends the summed gradient: a step of 4/n is a mean-gradient step of 4, stable for standardized inputs
-  const lr = new LogisticRegressionTwoClasses({ numSteps: opts.steps ?? 250, learningRate: 4 / train.length });
+  const lr = new LogisticRegressionTwoClasses({ numSteps: opts.steps ?? 150, learningRate: 4 / train.length });
   lr.train(X, Y);
   const w = lr.weights!.to1DArray();
   const trainMs = Math.round(performance.now() - t0);
