@@ -99,7 +99,7 @@ test('npm run ml -- score (a real process on DATABASE_URL) rescores with the lat
   const latest = (await t.db.one<{ id: number }>(`SELECT max(id) AS id FROM churn_models`))!.id;
   const ok = await run(['score']);
   assert.is(ok.code, 0, ok.stderr);
-  const n = (await t.db.one<{ n: number; models: number[] }>(`SELECT count(*)::int AS n, array_agg(DISTINCT model_id) AS models FROM churn_scores`))!;
+  const n = (await t.db.one<{ n: number; models: number[] }>(`SELECT count(*)::int AS n, array_agg(DISTINCT model_id)::int[] AS models FROM churn_scores`))!;
   assert.match(ok.stdout, `churn scores: ${n.n} subscribers scored with model ${latest}`);
   assert.equal(n.models, [latest]);
   const bad = await run(['train', '--seed', 'abc']);

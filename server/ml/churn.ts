@@ -199,16 +199,20 @@ export async function scoreSubscribers(db: Db, opts: { now?: Date } = {}): Promi
       };
     });
     await q.query(`DELETE FROM churn_scores`);
-    for (let i = 0; i < scored.length; i += 5000) {
-      await q.query(sql`INSERT INTO churn_scores (user_id, subscription_id, model_id, scored_at, plan_code, risk, mrr_cents, reasons, features)
-        SELECT x.user_id, x.subscription_id, ${model.id}, ${now}, x.plan_code, x.risk, x.mrr_cents,
-               ARRAY(SELECT jsonb_array_elements_text(x.reasons)), x.features
-        FROM jsonb_to_recordset(${JSON.stringify(scored.slice(i, i + 5000))}::jsonb)
-          AS x(user_id bigint, subscription_id bigint, plan_code text, risk double precision, mrr_cents numeric, reasons jsonb, features jsonb)`);
-    }
+    const at = now.toISOString();
+    await q.copyIn(`COPY churn_scores (user_id, subscription_id, model_id, scored_at, plan_code, risk, mrr_cents, reasons, features) FROM STDIN`,
+      async (stream) => {
+        stream.end(scored.map((x) => [x.user_id, x.subscription_id, model.id, at, copyText(x.plan_code), x.risk, x.mrr_cents,
+          copyText(pgTextArray(x.reasons)), copyText(JSON.stringify(x.features))].join('\t') + '\n').join(''));
+      });
     return { modelId: model.id, scored: scored.length, ms: Math.round(performance.now() - t0) };
   }, { statementTimeoutMs: SQL_TIMEOUT_MS });
 }
+
+/** A value in COPY's text format: backslash, tab and line breaks escaped. */
+const copyText = (v: string) => v.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
+/** A text[] literal: every element quoted, quotes and backslashes escaped. */
+const pgTextArray = (xs: string[]) => `{${xs.map((x) => `"${x.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(',')}}`;
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
