@@ -117,11 +117,13 @@ CREATE TABLE churn_models (
 );
 CREATE INDEX churn_models_trained_idx ON churn_models (trained_at DESC, id DESC);
 
--- The latest scoring run: one row per current subscriber (replaced whole by each run, in one transaction).
+-- The latest scoring run: one row per current subscriber (replaced whole by each run, in one transaction). Only the
+-- customer is a foreign key (removing a customer, e.g. the simulator's --reset, removes the row): the subscription
+-- and the model ids are what they were when scored, and checking them row by row would double the write.
 CREATE TABLE churn_scores (
   user_id         bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
-  subscription_id bigint NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
-  model_id        bigint NOT NULL REFERENCES churn_models (id) ON DELETE CASCADE,
+  subscription_id bigint NOT NULL,
+  model_id        bigint NOT NULL,
   scored_at       timestamptz NOT NULL,
   plan_code       text NOT NULL,
   risk            double precision NOT NULL CHECK (risk >= 0 AND risk <= 1),

@@ -1,6 +1,10 @@
 // The churn model on a simulated business, shared by test/churn-simulated.test.ts and test/churn-seed-*.test.ts (one
 // simulator seed per file, so the files run side by side within the per-file timeout).
+import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { useDatabase } from './db.ts';
+import { loadTitles } from '../../etl/titles/load.ts';
+import { BUNDLED_TITLES } from './dataset.ts';
 import type { Db } from '../../server/db/index.ts';
 import { parseArgs } from '../../etl/simulator/params.ts';
 import { runSimulation } from '../../etl/simulator/run.ts';
@@ -28,4 +32,15 @@ export async function assertModelBeatsHeuristic(db: Db, seed: number) {
   assert.ok(Math.abs(predicted - observed) < 0.4 * observed, `mean predicted ${predicted} vs observed ${observed}`);
   assert.ok(bins[bins.length - 1].observed > 2 * bins[0].observed, 'the riskiest tenth churns more than twice as often as the safest');
   return m;
+}
+
+/** The whole test file of one simulator seed: a fresh database, the simulated business, the margin. */
+export function churnSeedSuite(seed: number) {
+  const t = useDatabase(test);
+  test(`simulator seed ${seed}: the model beats the recency heuristic by ${CHURN_MARGIN} AUC on the held-out cutoff`, async () => {
+    await loadTitles(t.db, BUNDLED_TITLES);
+    await simulateForChurn(t.db, seed);
+    await assertModelBeatsHeuristic(t.db, seed);
+  });
+  test.run();
 }
