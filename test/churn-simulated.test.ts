@@ -1,7 +1,8 @@
 // The churn model on the simulator's small business (2,000 customers; README "Recommendations and churn prediction
 // (server/ml)"): viewing falls before a voluntary cancel in the simulated data (and not before an involuntary one);
 // training is deterministic by seed; scoring fills churn_scores, which the subscribers_at_risk report shows as they
-// are; the ml CLI's arguments. The margin over the heuristic on three seeds: test/churn-seed-*.test.ts.
+// are; the first start's one-off training; the ml CLI. The margin over the heuristic on three seeds:
+// test/churn-seed-*.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useDatabase } from './helpers/db.ts';
@@ -13,6 +14,7 @@ import { parseArgs } from '../etl/simulator/params.ts';
 import { runSimulation } from '../etl/simulator/run.ts';
 import { preCancelViewingDrop } from '../server/ml/churn-check.ts';
 import { parseMlArgs, UsageError } from '../server/ml/cli.ts';
+import { firstStartModels } from '../server/ml/churn-jobs.ts';
 import { loadCatalog, runReport } from '../server/reports/engine.ts';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -23,6 +25,21 @@ const END = CHURN_SIM_END;
 test.before(async () => {
   await loadTitles(t.db, BUNDLED_TITLES);
   await runSimulation(t.db, parseArgs(['--scale', 'small', '--seed', '11', '--end', END, '--quiet']));
+});
+
+test('first start: with a history and no model, one model is trained and the subscribers scored, in the background; once', async () => {
+  const lines: string[] = [];
+  const started = firstStartModels(t.db, (l) => lines.push(l));
+  assert.instance(started, Promise);
+  await started; // never rejects: a failure is logged
+  const models = await t.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM churn_models`);
+  const scores = await t.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM churn_scores`);
+  assert.is(models!.n, 1, lines.join('\n'));
+  assert.ok(scores!.n > 0, lines.join('\n'));
+  assert.match(lines[0], 'ml: no churn model yet: training and scoring once in the background');
+  await firstStartModels(t.db, (l) => lines.push(`again: ${l}`));
+  assert.is((await t.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM churn_models`))!.n, 1);
+  assert.not.ok(lines.some((l) => l.startsWith('again:')));
 });
 
 test('viewing falls in the 30 days before a voluntary cancel, not before an involuntary one', async () => {

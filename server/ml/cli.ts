@@ -54,16 +54,18 @@ export async function runMl(db: Db, args: MlArgs, out: (l: string) => void, log:
     }
     case 'evaluate': {
       const churn = await trainChurnModel(db, { seed: args.seed });
+      const m = churn.metrics;
+      if (!args.json) {
+        out(`churn (test cutoff ${churn.testCutoff.toISOString().slice(0, 10)}, ${m.test_rows} subscribers, ${m.test_positives} churned):`);
+        out(`  model:     AUC ${m.auc}  PR-AUC ${m.pr_auc}`);
+        out(`  heuristic: AUC ${m.baseline.auc}  PR-AUC ${m.baseline.pr_auc}  (days since the last viewing)`);
+        out(`  calibration (model, predicted→observed by tenth): ${churn.calibration.filter((b) => b.scorer === 'model').map((b) => `${b.predicted.toFixed(3)}→${b.observed.toFixed(3)}`).join('  ')}`);
+      }
       const recommendations = await evaluateRecommendations(db, { seed: args.seed });
       if (args.json) {
-        out(JSON.stringify({ recommendations, churn: { auc: churn.metrics.auc, pr_auc: churn.metrics.pr_auc, baseline: churn.metrics.baseline } }));
+        out(JSON.stringify({ recommendations, churn: { auc: m.auc, pr_auc: m.pr_auc, baseline: m.baseline } }));
         return;
       }
-      const m = churn.metrics;
-      out(`churn (test cutoff ${churn.testCutoff.toISOString().slice(0, 10)}, ${m.test_rows} subscribers, ${m.test_positives} churned):`);
-      out(`  model:     AUC ${m.auc}  PR-AUC ${m.pr_auc}`);
-      out(`  heuristic: AUC ${m.baseline.auc}  PR-AUC ${m.baseline.pr_auc}  (days since the last viewing)`);
-      out(`  calibration (model): ${churn.calibration.filter((b) => b.scorer === 'model').map((b) => `${b.predicted.toFixed(3)}→${b.observed.toFixed(3)}`).join('  ')}`);
       const r = recommendations;
       out(`recommendations: hit-rate@10 ${r.hit_rate_at_10}  NDCG@10 ${r.ndcg_at_10}  coverage ${r.coverage}`);
       out(`  most popular: ${JSON.stringify(r.baselines.most_popular)}  random: ${JSON.stringify(r.baselines.random)}`);
