@@ -15,6 +15,8 @@ import { runSimulation } from '../etl/simulator/run.ts';
 import { preCancelViewingDrop } from '../server/ml/churn-check.ts';
 import { parseMlArgs, UsageError } from '../server/ml/cli.ts';
 import { firstStartModels } from '../server/ml/churn-jobs.ts';
+import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
+import { createApp } from '../server/app.ts';
 import { loadCatalog, runReport } from '../server/reports/engine.ts';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -96,6 +98,24 @@ test('scoring writes every current subscriber once; the at-risk report shows the
   assert.is(metrics.rows.find((r) => r.scorer === 'model' && r.metric === 'AUC')!.value, m.metrics.auc);
   const weights = await runReport(t.db, catalog, 'churn_model_weights', new URLSearchParams(), { role: 'analyst', now, cache: false });
   assert.is(weights.rows.length, m.features.length);
+});
+
+test('the model page is reachable from /reports for staff; a subscriber gets neither', async () => {
+  const app = createApp({ db: t.db, log: () => {} });
+  const manager = await sessionCookie(t.db, (await createUser(t.db, { role: 'manager' })).id);
+  const page = await (await authedRequest(app, manager, '/reports')).text();
+  assert.match(page, '<a href="/dashboards/churn_model"><b>Churn model</b></a>');
+  assert.match(page, 'href="/reports/subscribers_at_risk"');
+  const board = await authedRequest(app, manager, '/dashboards/churn_model');
+  assert.is(board.status, 200);
+  const html = await board.text();
+  for (const id of ['churn_model_metrics', 'churn_model_calibration', 'churn_model_weights', 'churn_model_history', 'subscribers_at_risk']) {
+    assert.match(html, `report="${id}"`);
+    assert.is((await authedRequest(app, manager, `/api/reports/${id}`)).status, 200, id);
+  }
+  const subscriber = await sessionCookie(t.db, (await createUser(t.db, { role: 'subscriber' })).id);
+  assert.is((await authedRequest(app, subscriber, '/dashboards/churn_model')).status, 403);
+  assert.is((await authedRequest(app, subscriber, '/api/reports/subscribers_at_risk')).status, 403);
 });
 
 test('ml CLI arguments: commands, --seed, --json; a bad one is named', () => {
