@@ -10,6 +10,7 @@ import { appDeps, createApp } from './app.ts';
 import { PublicOrigins, listenOrigins } from './auth/origins.ts';
 import { ensureFirstAdmin, ensureDemoData, adminPasswordProblem } from './first-start.ts';
 import { startJobs } from './jobs/index.ts';
+import { firstStartModels } from './ml/churn-jobs.ts';
 import { scheduledJobs, schedulerClock } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
 import { VisitRecorder } from './visits.ts';
@@ -78,6 +79,9 @@ try {
   }) : undefined;
   if (traffic) log(`demo traffic: about 4 visits a minute by simulated people against ${origins.list[0] ?? url} (MARQUEE_DEMO_TRAFFIC=1)`);
   const stopTraffic = async () => { if (traffic) log(formatSummary(await traffic.stop()).replace(/^traffic:/, 'demo traffic:')); };
+  // No churn model yet (a first start): train and score once in the background, after the marts' first refresh
+  // started; the ready line does not wait for it (README "Recommendations and churn prediction").
+  firstStartModels(db, log);
   process.off('SIGTERM', stopWhileStarting);
   process.off('SIGINT', stopWhileStarting);
   shutdownOnSignals(server, [stopTraffic, () => visits.close(), () => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);

@@ -8,6 +8,7 @@ import { martRefreshJobs } from '../reports/jobs.ts';
 import { reconcilePending } from '../billing/store.ts';
 import { digestJob } from '../sharing/digests.ts';
 import { refreshRecommendations } from '../ml/recommend.ts';
+import { churnJobs } from '../ml/churn-jobs.ts';
 import { billingJobs, loadSimulationModel, monthStart, outageAware, withSimulatedPayments } from '../billing/jobs.ts';
 
 export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' | 'gateway'> & Partial<Pick<AppDeps, 'dashboards'>>): Job[] {
@@ -38,6 +39,8 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
     // recommendations (README "Recommendations and churn prediction"): neighbours and cold-start popularity, nightly
     { name: 'recommendations.refresh', schedule: '23 4 * * *', run: (db, now) => refreshRecommendations(db, { seed: 42, now }) },
+    // churn prediction (README "Recommendations and churn prediction"): a model a week, scores every day
+    ...churnJobs(deps.log),
     // the claim table of these jobs (server/jobs): a week of history is kept
     { name: 'job-runs.sweep', schedule: '41 * * * *', run: (db) => db.query(`DELETE FROM job_runs WHERE scheduled_at < now() - interval '7 days'`) },
     // scheduled digests: this period's snapshot of each subscription, mailed once (server/sharing/digests.ts)

@@ -38,6 +38,8 @@ export async function catalogPage(c: Context<Env>) {
   const role = roleOf(c);
   const catalog = catalogOf(c);
   const list = [...catalog.reports.values()].filter((r) => (r.roles as string[]).includes(role)).sort((a, b) => a.title.localeCompare(b.title));
+  // the churn model's page is a dashboard of reports (views/dashboards/churn_model.json), linked from here
+  const model = [...(c.get('deps').dashboards?.values() ?? [])].find((d) => d.id === 'churn_model' && d.roles.includes(role));
   const admin = role === 'admin' && catalog.martOrder.length
     ? html`<section class="admin-marts"><h2>Marts</h2>${await martTable(c, catalog, catalog.martOrder)}
         ${refreshForm('Refresh all marts now')}</section>` : '';
@@ -45,6 +47,9 @@ export async function catalogPage(c: Context<Env>) {
     title: 'Reports',
     body: html`<main class="reports-catalog"><h1>Reports</h1>
       <p class="muted">Every report is a SQL file in <code>sql/reports/</code>; its URL (with parameters) restores the exact view.</p>
+      ${model ? html`<p>Model: <a href="/dashboards/churn_model"><b>${model.title}</b></a>
+        <span class="muted"> — its evaluation beside a heuristic, calibration, feature weights, training history and the
+        subscribers at risk.</span></p>` : ''}
       <ul class="report-list">${list.map((r) => html`<li><a href="/reports/${r.id}"><b>${r.title}</b></a>
         ${r.description ? html`<span class="muted"> — ${r.description}</span>` : ''}
         ${r.allMarts.length ? '' : html` <span class="tag">live</span>`}</li>`)}</ul>
