@@ -13,7 +13,7 @@ import { trainAll, DEFAULT_SEED } from './churn-jobs.ts';
 const USAGE = `usage: npm run ml -- <command> [--seed N] [--json]
 
   train              train a churn model (stored in churn_models with its evaluation) and refresh the recommendations
-  evaluate [--json]  evaluate both models on their time-based splits (the recommendations' figures are stored for their report); --json prints one JSON object
+  evaluate [--json]  evaluate both models on their time-based splits (recommendation figures stored for their report); --json prints one JSON object
   score              score every current subscriber with the latest churn model (churn_scores)
 
   --seed N           an integer 0-2147483647 (default 42): the same seed and data give the same results`;
