@@ -240,39 +240,38 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
   const dmy = s.dateOrder?.order === 'dmy';
   const keep = dups.length ? `DISTINCT ON (${trim('show_id')})` : '';
   const order = dups.length ? `ORDER BY ${trim('show_id')}, line` : '';
-  // New titles get their ids from the titles sequence here, so the link rows below need no join back to titles.
-  const seq = (await q.one<{ seq: string }>(`SELECT quote_literal(pg_get_serial_sequence('titles', 'id')) AS seq`))!.seq;
-  // Set-based compare with what is there: the current link lists of the titles whose own columns are unchanged are
-  // aggregated in one pass each, never per row, so a re-load of a big catalog stays linear; so are the file's. The
-  // CTEs carry no statistics, and a nested loop between two of them is quadratic (an 88k-title re-load ran for 25
-  // minutes): hash joins only here.
-  await q.query('SET LOCAL enable_nestloop = off');
-  // titles_src holds only what each staged title becomes (its id and status); the cleaned columns are read from
-  // staging again by the INSERT and UPDATE below (a join on line), not written out to a second 300 MB table.
-  const lists = (side: 'db' | 'file', l: (typeof LISTS)[number]) => side === 'db'
-    ? `SELECT x.title_id AS id, array_agg(n.name ORDER BY ${l.ordered ? 'x.ord' : 'n.name'}) AS a FROM ${l.link} x
-        JOIN ${l.names} n ON n.id = x.${l.ref} WHERE x.title_id IN (SELECT title_id FROM m WHERE same_row) GROUP BY 1`
-    : `SELECT line AS id, array_agg(name ORDER BY ${l.ordered ? 'ord' : 'name'}) AS a FROM titles_items
-        WHERE kind = ${l.kind} AND line IN (SELECT line FROM m WHERE same_row) GROUP BY 1`;
+  // What each staged title becomes: inserted (a new id from the titles sequence here, so the link rows below need no
+  // join back to titles), updated, or — its own columns the same — 'same' until its lists are compared below.
+  // titles_src holds only the id and status; the cleaned columns are read from staging again by the INSERT and UPDATE
+  // below (a join on line), not written out to a second 300 MB table.
   await q.query(`CREATE TEMP TABLE titles_src ON COMMIT DROP AS
     WITH s AS (
       SELECT ${keep} line, ${trim('show_id')} AS show_id, ${cleanColumns('st', dmy).map(([n, e]) => `${e} AS ${n}`).join(', ')}
       FROM titles_staging st WHERE NOT rejected ${order}
-    ),
-    m AS (
-      SELECT s.line, s.show_id, t.id AS title_id,
-        ROW(t.type, t.title, t.release_year, t.rating, t.duration_minutes, t.seasons, t.date_added, t.description)
-          IS NOT DISTINCT FROM ROW(s.type, s.title, s.release_year, s.rating, s.duration_minutes, s.seasons, s.date_added, s.description) AS same_row
-      FROM s LEFT JOIN titles t ON t.show_id = s.show_id
-    ),
-    ${LISTS.map((l) => `db${l.kind} AS (${lists('db', l)}), file${l.kind} AS (${lists('file', l)})`).join(',\n    ')}
-    SELECT m.line, m.show_id,
-      CASE WHEN m.title_id IS NULL THEN nextval(${seq}::regclass) ELSE m.title_id END AS title_id,
-      CASE WHEN m.title_id IS NULL THEN 'inserted'
-        WHEN m.same_row ${LISTS.map((l) => `AND coalesce(file${l.kind}.a, '{}') = coalesce(db${l.kind}.a, '{}')`).join(' ')} THEN 'unchanged'
-        ELSE 'updated' END AS status
-    FROM m ${LISTS.map((l) => `LEFT JOIN db${l.kind} ON db${l.kind}.id = m.title_id LEFT JOIN file${l.kind} ON file${l.kind}.id = m.line`).join(' ')}`);
-  await q.query('SET LOCAL enable_nestloop = on');
+    )
+    SELECT s.line, s.show_id, coalesce(t.id, nextval(pg_get_serial_sequence('titles', 'id'))) AS title_id,
+      CASE WHEN t.id IS NULL THEN 'inserted'
+        WHEN ROW(t.type, t.title, t.release_year, t.rating, t.duration_minutes, t.seasons, t.date_added, t.description)
+          IS NOT DISTINCT FROM ROW(s.type, s.title, s.release_year, s.rating, s.duration_minutes, s.seasons, s.date_added, s.description)
+        THEN 'same' ELSE 'updated' END AS status
+    FROM s LEFT JOIN titles t ON t.show_id = s.show_id`);
+  if (await q.one(`SELECT 1 FROM titles_src WHERE status = 'same' LIMIT 1`)) {
+    // Their lists, in the file and in the database, aggregated in one pass per list, never per row, so a re-load of a
+    // big catalog stays linear. The CTEs carry no statistics, and a nested loop between two of them is quadratic (an
+    // 88k-title re-load ran for 25 minutes): hash joins only here.
+    await q.query('SET LOCAL enable_nestloop = off');
+    const agg = (l: (typeof LISTS)[number]) => `
+      db${l.kind} AS (SELECT x.title_id AS id, array_agg(n.name ORDER BY ${l.ordered ? 'x.ord' : 'n.name'}) AS a FROM ${l.link} x
+        JOIN ${l.names} n ON n.id = x.${l.ref} WHERE x.title_id IN (SELECT title_id FROM same) GROUP BY 1),
+      file${l.kind} AS (SELECT line AS id, array_agg(name ORDER BY ${l.ordered ? 'ord' : 'name'}) AS a FROM titles_items
+        WHERE kind = ${l.kind} AND line IN (SELECT line FROM same) GROUP BY 1)`;
+    await q.query(`WITH same AS (SELECT line, title_id FROM titles_src WHERE status = 'same'), ${LISTS.map(agg).join(',')}
+      UPDATE titles_src s SET status = CASE WHEN TRUE ${LISTS.map((l) => `AND coalesce(file${l.kind}.a, '{}') = coalesce(db${l.kind}.a, '{}')`).join(' ')}
+          THEN 'unchanged' ELSE 'updated' END
+      FROM same ${LISTS.map((l) => `LEFT JOIN db${l.kind} ON db${l.kind}.id = same.title_id LEFT JOIN file${l.kind} ON file${l.kind}.id = same.line`).join(' ')}
+      WHERE s.line = same.line`);
+    await q.query('SET LOCAL enable_nestloop = on');
+  }
   await q.query('ANALYZE titles_src'); // the INSERT and UPDATE below join it to staging: with its real row counts
   const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; lo: number; hi: number; links: number }>(`
     SELECT count(*) AS loaded, count(*) FILTER (WHERE status = 'inserted') AS inserted,
