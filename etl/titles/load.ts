@@ -200,17 +200,18 @@ function traced(q0: Queryable): Queryable {
 
 /**
  * The one list splitter: every staged row's four lists (rejected rows too, for the defect count) as items — split on
- * commas, trimmed, empty items dropped, a repeated item kept once at its first place; `ord` numbers a list's items
- * from 0. A list with empty items leaves one row of kind -1 (counted as a defect, then ignored). A blank list has no items.
+ * commas, trimmed, a repeated item kept once at its first place; `ord` numbers a list's items from 0. Empty items
+ * sort last and leave one row of kind -1 per list (counted as a defect, then ignored); a blank list has no items.
+ * Each list is cleaned as one array (a per-list subquery the planner can memoize for lists that repeat), not by
+ * grouping every item of the file: that sorted millions of rows.
  */
 const SPLIT_LISTS = `CREATE TEMP TABLE titles_items ON COMMIT DROP AS
-  SELECT st.line, CASE WHEN btrim(u.x, E' \\t\\r\\n') = '' THEN -1 ELSE k.kind END AS kind, btrim(u.x, E' \\t\\r\\n') AS name,
-    (row_number() OVER (PARTITION BY st.line, k.kind, btrim(u.x, E' \\t\\r\\n') = '' ORDER BY min(u.pos)) - 1)::int AS ord
+  SELECT st.line, CASE WHEN u.name = '' THEN -1 ELSE k.kind END AS kind, u.name, (u.o - 1)::int AS ord
   FROM titles_staging st
     CROSS JOIN LATERAL (VALUES ${LISTS.map((l) => `(${l.kind}, st.${l.column})`).join(', ')}) AS k(kind, list)
-    CROSS JOIN LATERAL unnest(string_to_array(k.list, ',')) WITH ORDINALITY AS u(x, pos)
-  WHERE ${trim('k.list')} <> ''
-  GROUP BY st.line, k.kind, btrim(u.x, E' \\t\\r\\n')`;
+    CROSS JOIN LATERAL unnest(ARRAY(SELECT btrim(x, E' \\t\\r\\n') FROM unnest(string_to_array(k.list, ',')) WITH ORDINALITY AS r(x, o)
+      GROUP BY 1 ORDER BY btrim(x, E' \\t\\r\\n') = '', min(o))) WITH ORDINALITY AS u(name, o)
+  WHERE ${trim('k.list')} <> ''`;
 
 type Counts = Pick<LoadSummary, 'loaded' | 'inserted' | 'updated' | 'unchanged' | 'removed' | 'keptReferenced' | 'keptRejected'>;
 
