@@ -199,15 +199,16 @@ function traced(q0: Queryable): Queryable {
 }
 
 /**
- * The one list splitter: every staged row's four lists (rejected rows too, for the defect count) as items — split on
+ * The one list splitter: every staged row's four lists (rejected rows too, for the defect count; their title_id is
+ * null, as is a repeated show_id's) as items, with the title id the row's title has or gets — split on
  * commas, trimmed, a repeated item kept once at its first place; `ord` numbers a list's items from 0. Empty items
  * sort last and leave one row of kind -1 per list (counted as a defect, then ignored); a blank list has no items.
  * Each list is cleaned as one array (a per-list subquery the planner can memoize for lists that repeat), not by
  * grouping every item of the file: that sorted millions of rows.
  */
 const SPLIT_LISTS = `CREATE TEMP TABLE titles_items ON COMMIT DROP AS
-  SELECT st.line, CASE WHEN u.name = '' THEN -1 ELSE k.kind END AS kind, u.name, (u.o - 1)::int AS ord
-  FROM titles_staging st
+  SELECT st.line, s.title_id, CASE WHEN u.name = '' THEN -1 ELSE k.kind END AS kind, u.name, (u.o - 1)::int AS ord
+  FROM titles_staging st LEFT JOIN titles_src s ON s.line = st.line
     CROSS JOIN LATERAL (VALUES ${LISTS.map((l) => `(${l.kind}, st.${l.column})`).join(', ')}) AS k(kind, list)
     CROSS JOIN LATERAL unnest(ARRAY(SELECT btrim(x, E' \\t\\r\\n') FROM unnest(string_to_array(k.list, ',')) WITH ORDINALITY AS r(x, o)
       GROUP BY 1 ORDER BY btrim(x, E' \\t\\r\\n') = '', min(o))) WITH ORDINALITY AS u(name, o)
@@ -235,9 +236,6 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
   if (s.rejects.length > (opts.maxRejects ?? 1000)) {
     throw new InputProblem(`more than ${opts.maxRejects ?? 1000} rows rejected (${dups.length} repeated show_ids)`);
   }
-  await q.query(SPLIT_LISTS);
-  const emptyItems = (await q.one<{ n: number }>(`SELECT count(*)::int AS n FROM titles_items WHERE kind = -1`))!.n;
-  await q.query('ANALYZE titles_items');
   const dmy = s.dateOrder?.order === 'dmy';
   const keep = dups.length ? `DISTINCT ON (${trim('show_id')})` : '';
   const order = dups.length ? `ORDER BY ${trim('show_id')}, line` : '';
@@ -256,6 +254,8 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
           IS NOT DISTINCT FROM ROW(s.type, s.title, s.release_year, s.rating, s.duration_minutes, s.seasons, s.date_added, s.description)
         THEN 'same' ELSE 'updated' END AS status
     FROM s LEFT JOIN titles t ON t.show_id = s.show_id`);
+  await q.query(SPLIT_LISTS);
+  const emptyItems = (await q.one<{ n: number }>(`SELECT count(*)::int AS n FROM titles_items WHERE kind = -1`))!.n;
   if (await q.one(`SELECT 1 FROM titles_src WHERE status = 'same' LIMIT 1`)) {
     // Their lists, in the file and in the database, aggregated in one pass per list, never per row, so a re-load of a
     // big catalog stays linear. The CTEs carry no statistics, and a nested loop between two of them is quadratic (an
@@ -272,13 +272,14 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
       FROM same ${LISTS.map((l) => `LEFT JOIN db${l.kind} ON db${l.kind}.id = same.title_id LEFT JOIN file${l.kind} ON file${l.kind}.id = same.line`).join(' ')}
       WHERE s.line = same.line`);
     await q.query('SET LOCAL enable_nestloop = on');
+    await q.query(`DELETE FROM titles_items WHERE title_id IN (SELECT title_id FROM titles_src WHERE status = 'unchanged')`);
   }
   await q.query('ANALYZE titles_src'); // the INSERT and UPDATE below join it to staging: with its real row counts
   const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; lo: number; hi: number; links: number }>(`
     SELECT count(*) AS loaded, count(*) FILTER (WHERE status = 'inserted') AS inserted,
       count(*) FILTER (WHERE status = 'updated') AS updated, count(*) FILTER (WHERE status = 'unchanged') AS unchanged,
       coalesce(min(title_id) FILTER (WHERE status = 'inserted'), 0)::float8 AS lo, coalesce(max(title_id) FILTER (WHERE status = 'inserted'), -1)::float8 AS hi,
-      (SELECT count(*) FROM titles_items i WHERE kind >= 0 AND line IN (SELECT line FROM titles_src WHERE status <> 'unchanged'))::float8 AS links
+      (SELECT count(*) FROM titles_items WHERE kind >= 0 AND title_id IS NOT NULL)::float8 AS links
     FROM titles_src`))!;
   // the ids this load gives new titles and names: consecutive, so the foreign-key check can trust them as ranges
   const newIds: Record<string, [number, number]> = { titles: [counts.lo, counts.hi] };
@@ -295,15 +296,12 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
   const skipTriggers = bulk && await mayVerifyForeignKeysInBulk(q, LINK_TABLES, LINK_KEYS);
   const rebuild = bulk ? await dropForBulkLoad(q, [...LINK_TABLES, 'titles'], { foreignKeys: !skipTriggers }) : null;
   if (counts.inserted + counts.updated > 0) {
-    // the items of the titles being written, with their title ids; the names they use that are new, inserted sorted
-    await q.query(`CREATE TEMP TABLE titles_links ON COMMIT DROP AS
-      SELECT s.title_id, i.kind, i.name, i.ord FROM titles_items i JOIN titles_src s ON s.line = i.line
-      WHERE i.kind >= 0 AND s.status <> 'unchanged'`);
+    // the names the written titles use that are new, inserted sorted
     for (const table of ['genres', 'countries', 'people'] as const) {
       const kinds = LISTS.filter((l) => l.names === table).map((l) => l.kind).join(', ');
       const added = (await q.one<{ lo: number | null; hi: number | null }>(`WITH a AS (
-          INSERT INTO ${table} (name) SELECT DISTINCT name FROM titles_links l
-          WHERE kind IN (${kinds}) AND NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.name = l.name) ORDER BY 1 RETURNING id)
+          INSERT INTO ${table} (name) SELECT DISTINCT name FROM titles_items l
+          WHERE kind IN (${kinds}) AND title_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.name = l.name) ORDER BY 1 RETURNING id)
         SELECT min(id)::float8 AS lo, max(id)::float8 AS hi FROM a`))!;
       if (added.lo !== null && added.hi !== null) newIds[table] = [added.lo, added.hi];
     }
@@ -322,7 +320,8 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
     if (skipTriggers) await q.query(`SET LOCAL session_replication_role = replica`);
     for (const l of LISTS) {
       await q.query(`INSERT INTO ${l.link} (title_id, ${l.ref}${l.ordered ? ', ord' : ''})
-        SELECT l.title_id, n.id${l.ordered ? ', l.ord' : ''} FROM titles_links l JOIN ${l.names} n ON n.name = l.name WHERE l.kind = ${l.kind}`);
+        SELECT l.title_id, n.id${l.ordered ? ', l.ord' : ''} FROM titles_items l JOIN ${l.names} n ON n.name = l.name
+        WHERE l.kind = ${l.kind} AND l.title_id IS NOT NULL`);
     }
     if (skipTriggers) await q.query(`SET LOCAL session_replication_role = origin`);
   }
