@@ -1,5 +1,5 @@
-// The titles ETL writes no temp files (README "Titles ETL": the file streams into a TEMP table, the rest is SQL): a
-// load killed with SIGKILL mid-COPY leaves nothing in $TMPDIR and nothing in the database, and the next run loads.
+// The titles ETL's temp folder (marquee-etl-links-*, the spooled link rows: 7.3 MB for the real file) is removed by
+// the run that made it; one left by a run killed with SIGKILL is removed by the next run, a live run's never.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import fs from 'node:fs';
@@ -10,22 +10,25 @@ import { useDatabase } from './helpers/db.ts';
 
 const t = useDatabase(test);
 const root = path.resolve(import.meta.dirname, '..');
-/** What is in dir, but tsx's own cache (tsx-<uid>), which any tsx process makes there. */
-const leftIn = (dir: string) => fs.readdirSync(dir).filter((n) => !/^tsx-\d+$/.test(n));
+const spools = (dir: string) => fs.readdirSync(dir).filter((n) => n.startsWith('marquee-etl-links-'));
 
-async function waitFor(what: string, check: () => Promise<boolean>) {
-  for (let i = 0; i < 600; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+/** Resolves with the first marquee-etl-links-* entry in dir (watched: no polling interval). */
+function firstSpool(dir: string): Promise<string> {
+  return new Promise((resolve) => {
+    const check = () => {
+      const found = spools(dir)[0];
+      if (found) { watcher.close(); resolve(found); }
+    };
+    const watcher = fs.watch(dir, check);
+    check();
+  });
 }
 
-test('a SIGKILLed load leaves no temp file and no row; the next run loads', async () => {
+test('a SIGKILLed load leaves its temp folder; the next run removes it and keeps a live run\'s', async () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-etl-tmp-'));
   const env = { ...process.env, DATABASE_URL: t.url, TMPDIR: tmp };
   try {
-    // A load from stdin whose input never ends: killed while its COPY is under way.
+    // A load from stdin (unknown size: the list worker and its spool) whose input never ends: killed mid-load.
     const child = spawn(process.execPath, ['--import', 'tsx', 'etl/load-titles.ts', '--quiet', '-'],
       { cwd: root, env, stdio: ['pipe', 'ignore', 'pipe'] });
     let err = '';
@@ -33,16 +36,22 @@ test('a SIGKILLed load leaves no temp file and no row; the next run loads', asyn
     const exited = new Promise((r) => child.once('exit', r));
     child.stdin!.on('error', () => {}); // EPIPE once it is killed
     child.stdin!.write(fs.readFileSync(path.join(root, 'etl/data/netflix_titles.csv.gz')));
-    await waitFor(`the load's COPY (${err})`, async () => (await t.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE application_name = 'marquee-etl' AND query LIKE 'COPY titles_staging%'`))!.n > 0);
+    const stale = await firstSpool(tmp);
     child.kill('SIGKILL');
     await exited;
-    assert.equal(leftIn(tmp), [], 'nothing left in TMPDIR');
+    assert.ok(fs.existsSync(path.join(tmp, stale)), `the killed run left ${stale} (${err})`);
+
+    // A folder of a live process (this one, and pid 1 with no start time recorded) is left alone …
+    const live = [`marquee-etl-links-${process.pid}-0-aaaaaa`, 'marquee-etl-links-1-0-bbbbbb'];
+    for (const l of live) fs.mkdirSync(path.join(tmp, l));
+    // … but one whose pid now names a process started at another time (pid reuse, e.g. after a container restart) goes.
+    const stat1 = fs.readFileSync('/proc/1/stat', 'utf8');
+    const reused = `marquee-etl-links-1-${Number(stat1.slice(stat1.lastIndexOf(')') + 2).split(' ')[19]) + 1}-cccccc`;
+    fs.mkdirSync(path.join(tmp, reused));
     const next = spawnSync(process.execPath, ['--import', 'tsx', 'etl/load-titles.ts', '--quiet', 'test/fixtures/etl/base.csv'],
       { cwd: root, env, encoding: 'utf8' });
     assert.is(next.status, 0, next.stderr);
-    assert.is((await t.db.one<{ n: number }>(`SELECT count(*)::int AS n FROM titles`))!.n, 12, 'only the second run\'s titles');
-    assert.equal(leftIn(tmp), []);
+    assert.equal(spools(tmp).sort(), live.sort(), 'only the live runs\' folders remain');
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

@@ -315,17 +315,19 @@ test('a stray quote in a parsed column is part of its value; list items lose edg
   const header = 'show_id,type,title,director,cast,country,date_added,release_year,rating,duration,listed_in,description';
   const rows = ['q1,Movie,A,,"Ann One, Bob Two\n",,,2020,TV-MA",90 min,Dramas,x', 'q2,Movie,B,,,,,9",PG,90 min,Dramas,x',
     'q3,Movie",C,,,,,2020,PG,90 min,Dramas,x'];
-  const s = await loadTitles(t.db, { name: 'stray.csv', stream: Readable.from([Buffer.from([header, ...rows].join('\n') + '\n')]) });
-  assert.equal(s.rejects.map((r) => [r.line, r.reason]), [[4, 'release_year "9\\"" is not a year between 1900 and 2100'],
-    [5, 'type "Movie\\"" is neither "Movie" nor "TV Show"']]);
-  assert.equal(await t.db.one(`SELECT t.rating, ARRAY(SELECT p.name FROM title_cast x JOIN people p ON p.id = x.person_id
-      WHERE x.title_id = t.id ORDER BY x.ord) AS cast_names FROM titles t WHERE show_id = 'q1'`),
-    { rating: 'TV-MA"', cast_names: ['Ann One', 'Bob Two'] });
-  await t.db.query(`DELETE FROM titles WHERE show_id = 'q1'`);
+  for (const listWorkerBytes of [Infinity, 0]) {
+    const s = await loadTitles(t.db, { name: 'stray.csv', stream: Readable.from([Buffer.from([header, ...rows].join('\n') + '\n')]) }, { listWorkerBytes });
+    assert.equal(s.rejects.map((r) => [r.line, r.reason]), [[4, 'release_year "9\\"" is not a year between 1900 and 2100'],
+      [5, 'type "Movie\\"" is neither "Movie" nor "TV Show"']]);
+    assert.equal(await t.db.one(`SELECT t.rating, ARRAY(SELECT p.name FROM title_cast x JOIN people p ON p.id = x.person_id
+        WHERE x.title_id = t.id ORDER BY x.ord) AS cast_names FROM titles t WHERE show_id = 'q1'`),
+      { rating: 'TV-MA"', cast_names: ['Ann One', 'Bob Two'] });
+    await t.db.query(`DELETE FROM titles WHERE show_id = 'q1'`);
+  }
 });
 
-test('a file and the same bytes streamed in 64 kB chunks or in one 10 MB chunk load the same catalog', async () => {
-  // 3 copies of the real file with fresh show_ids (~10 MB), plus the defects
+test('lists split on the worker thread (ring of shared slots, or a batch bigger than a slot) load what the inline split loads', async () => {
+  // 3 copies of the real file with fresh show_ids (~10 MB: more than the ring's slots hold at once), plus the defects
   const [header, ...rows] = fs.readFileSync(REAL, 'utf8').replace(/\n$/, '').split('\n');
   const defects = fs.readFileSync(fx('defects.csv'), 'utf8').replace(/\n$/, '').split('\n').slice(1).map((r) => r.replace(/^"?d/, 'z'));
   const body = [0, 1, 2].map((k) => rows.join('\n').replace(/^s(\d+),/gm, `w${k}-$1,`)).join('\n');
@@ -336,9 +338,10 @@ test('a file and the same bytes streamed in 64 kB chunks or in one 10 MB chunk l
   const runs: Record<string, string> = {};
   try {
     for (const [name, input, opts] of [
-      ['file', file, {}],
-      ['64 kB chunks', { name: file, stream: chunks(65536) }, {}],
-      ['one 10 MB chunk', { name: file, stream: chunks(bytes.length) }, {}],
+      ['inline', file, {}],
+      ['worker, 64 kB chunks', { name: file, stream: chunks(65536) }, {}],
+      ['worker, one 10 MB chunk', { name: file, stream: chunks(bytes.length) }, {}],
+      ['worker, forced for a file', file, { listWorkerBytes: 0 }],
     ] as const) {
       await t.db.query('TRUNCATE titles, genres, countries, people RESTART IDENTITY CASCADE');
       const s: Partial<LoadSummary> = await loadTitles(t.db, input, opts);
@@ -364,7 +367,7 @@ test('a file and the same bytes streamed in 64 kB chunks or in one 10 MB chunk l
     await t.db.query('TRUNCATE titles, genres, countries, people RESTART IDENTITY CASCADE');
     await loadTitles(t.db, fx('base.csv'));
   }
-  for (const name of Object.keys(runs)) assert.is(runs[name], runs.file, name);
+  for (const name of Object.keys(runs)) assert.is(runs[name], runs.inline, name);
 });
 test('an unterminated quote is refused with its line', async () => {
   await refused(fx('unterminated-quote.csv'), /:5: unbalanced quotes/, 5);

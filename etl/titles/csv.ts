@@ -3,13 +3,14 @@
 // header is mapped; each record is validated and its defects fixed and counted; then the record is written out as a
 // binary COPY tuple: text fields as slices of their own bytes (PostgreSQL then parses nothing: half its time on the
 // staging COPY went to reading CSV), the parsed columns (type, date, year, rating, duration — each distinct raw value
-// parsed once, see ByValue) in their binary forms. The text and list columns are trimmed and split later, in set-based
-// SQL (load.ts), and only counted here. A rejected row is staged too (flagged, its text columns only), so that SQL
-// counts the defects of its lists like every other defect of a rejected row.
+// parsed once, see ByBytes) in their binary forms. The list columns go to a ListSink that splits them and interns their
+// names (links-worker.ts: on a worker thread for big inputs); the text columns are trimmed later in set-based SQL, and
+// only counted here.
 import { Transform, type TransformCallback } from 'node:stream';
 import { InputProblem } from './errors.ts';
 import { COLUMNS, mapHeader, kaggleOrder, type HeaderMapping, type Column } from './header.ts';
 import { parseDateAdded, type DateOrder, type DateShape, type ParsedDate } from './dates.ts';
+import { hashBytes, NameIds, type ListSink } from './links.ts';
 import { BinaryCopy } from '../../server/db/copy-binary.ts';
 
 const QUOTE = 0x22, COMMA = 0x2c, LF = 0x0a, CR = 0x0d, SPACE = 0x20, TAB = 0x09;
@@ -17,7 +18,7 @@ const MAX_RECORD_BYTES = 1 << 20;
 const MAX_FIELDS = 512;
 
 /** Staging columns, in the order the rows are written. */
-export const STAGING_COLUMNS = ['line', 'rejected', 'show_id', 'type', 'title', 'director', 'cast_names', 'country', 'date_added',
+export const STAGING_COLUMNS = ['line', 'show_id', 'type', 'title', 'director', 'cast_names', 'country', 'date_added',
   'date_mdy', 'date_dmy', 'release_year', 'rating', 'duration_minutes', 'seasons', 'listed_in', 'description'] as const;
 
 export type DefectKind =
@@ -45,27 +46,31 @@ export interface CsvOptions {
   file: string;
   dateOrder?: DateOrder;
   maxRejects: number;
+  /** Where each row's list fields go (links-worker.ts). */
+  lists?: ListSink;
 }
 
+const LIST_COLUMNS: Column[] = ['director', 'cast', 'country', 'listed_in'];
 const TEXT_COLUMNS: Column[] = ['show_id', 'title', 'director', 'cast', 'country', 'listed_in', 'description'];
 const TEXT_INDEX = TEXT_COLUMNS.map((c) => COLUMNS.indexOf(c));
+/** Each text column's place among the lists (LINK_KINDS order: director, cast, country, listed_in), or -1. */
+const LIST_AT = TEXT_COLUMNS.map((c) => LIST_COLUMNS.indexOf(c));
 
 /**
- * Parsed values of a column by the field's raw bytes (as a one-byte string: no UTF-8 decoding). type, date_added,
- * release_year, rating and duration take a few hundred distinct values over any number of rows, so each is decoded,
- * trimmed and parsed once, not per row. Past MAX_CACHED distinct values a column is parsed per row.
+ * Parsed values of a column by the field's raw bytes. type, date_added, release_year, rating and duration take a few
+ * hundred distinct values over any number of rows, so each is decoded, trimmed and parsed once, not per row (that was
+ * a third of the CSV stage's time). Past MAX_CACHED distinct values a column is parsed per row.
  */
-class ByValue<T> {
-  private readonly values = new Map<string, T>();
+class ByBytes<T> {
+  private readonly ids = new NameIds();
+  private readonly values: T[] = [];
   constructor(readonly parse: (raw: string) => T) {}
   get(buf: Buffer, s: number, e: number): T {
-    const key = buf.toString('latin1', s, e);
-    let v = this.values.get(key);
-    if (v === undefined) {
-      v = this.parse(buf.toString('utf8', s, e));
-      if (this.values.size < MAX_CACHED) this.values.set(key, v);
-    }
-    return v;
+    if (this.ids.count >= MAX_CACHED) return this.parse(buf.toString('utf8', s, e));
+    const known = this.ids.count;
+    const id = this.ids.id(buf, s, e, hashBytes(buf, s, e));
+    if (id > known) this.values[id] = this.parse(buf.toString('utf8', s, e));
+    return this.values[id];
   }
 }
 const MAX_CACHED = 50_000;
@@ -135,11 +140,12 @@ export class TitlesCsvStream extends Transform {
   private pendingHeader: { fields: string[]; line: number; problem: string } | null = null;
   private cols: number[] = [];
   private readonly out = new BinaryCopy();
-  private readonly types = new ByValue(parseType);
-  private readonly dates = new ByValue(parseDate);
-  private readonly years = new ByValue(parseYear);
-  private readonly ratings = new ByValue(parseRating);
-  private readonly durations = new ByValue(parseDuration);
+  private readonly listRanges = new Int32Array(2 * LIST_COLUMNS.length);
+  private readonly types = new ByBytes(parseType);
+  private readonly dates = new ByBytes(parseDate);
+  private readonly years = new ByBytes(parseYear);
+  private readonly ratings = new ByBytes(parseRating);
+  private readonly durations = new ByBytes(parseDuration);
   // Slash dates that read one way only: counted, and kept (as rejects-to-be) under the order they contradict.
   private slash = { contradictDmy: [] as Reject[], contradictMdy: [] as Reject[], mdyOnlyCount: 0, dmyOnlyCount: 0, any: false };
 
@@ -164,7 +170,7 @@ export class TitlesCsvStream extends Transform {
         this.carry = buf.subarray(used);
       }
       for (const b of this.out.take()) this.push(b);
-      cb();
+      if (this.opts.lists) this.opts.lists.batch(buf, used, cb); else cb();
     } catch (e) {
       cb(e as Error);
     }
@@ -180,7 +186,7 @@ export class TitlesCsvStream extends Transform {
       if (this.stats.rows === 0 && this.stats.rejects.length === 0) throw new InputProblem('the file has a header but no data rows');
       this.decideDateOrder();
       for (const b of this.out.finish()) this.push(b);
-      cb();
+      if (this.opts.lists) this.opts.lists.batch(last, last.length, cb); else cb();
     } catch (e) {
       cb(e as Error);
     }
@@ -301,7 +307,7 @@ export class TitlesCsvStream extends Transform {
   }
 
   /** Field k parsed through its column's cache; a quoted field with "" escapes (its bytes are not its value) bypasses it. */
-  private cached<T>(cache: ByValue<T>, buf: Buffer, k: number): T {
+  private cached<T>(cache: ByBytes<T>, buf: Buffer, k: number): T {
     const o = k * 3;
     if (this.f[o + 2] === 3) return cache.parse(this.value(buf, k));
     const q = this.f[o + 2] & 1; // inside the quotes of a quoted field; a stray quote in a plain one is its value
@@ -402,15 +408,7 @@ export class TitlesCsvStream extends Transform {
       return;
     }
     this.stats.rejects.push(r);
-    // staged, flagged, with its text columns only: SQL counts its lists' defects (load.ts)
-    this.out.row(STAGING_COLUMNS.length).int4(this.line).bool(true);
-    const map = this.cols;
-    this.text(buf, map[0]);
-    this.out.null();
-    for (let c = 2; c <= 5; c++) this.text(buf, map[c]);
-    for (let c = 0; c < 7; c++) this.out.null();
-    this.text(buf, map[10]);
-    this.text(buf, map[11]);
+    this.opts.lists?.rejectLast();
     if (this.stats.rejects.length > this.opts.maxRejects) {
       throw new InputProblem(`more than ${this.opts.maxRejects} rows rejected (this one: ${reason}); ` +
         'this does not look like a loadable copy of the dataset (raise --max-rejects to load the rest anyway)', this.line);
@@ -435,19 +433,29 @@ export class TitlesCsvStream extends Transform {
     }
     this.stats.rows++;
 
-    // whitespace defects, counted here and fixed in SQL
+    // whitespace defects, counted here and fixed in SQL; the lists go to the worker (empty ones as [0, 0))
+    let kinds = 0;
+    const ranges = this.listRanges;
+    ranges.fill(0);
     for (let t = 0; t < TEXT_COLUMNS.length; t++) {
       const c = TEXT_COLUMNS[t];
       const k = map[TEXT_INDEX[t]];
       const q = this.f[k * 3 + 2] & 1; // inside the quotes (no tuple per field: this runs 6 M times)
       const s = this.f[k * 3] + q, e = this.f[k * 3 + 1] - q;
       if (e <= s) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
+      const l = LIST_AT[t];
+      if (l >= 0) {
+        ranges[2 * l] = s;
+        ranges[2 * l + 1] = e;
+        kinds |= this.f[k * 3 + 2] << (2 * l);
+      }
       if (isBlank(buf[s]) || isBlank(buf[e - 1]) || (buf[s] === 0xc2 && buf[s + 1] === 0xa0) || (buf[e - 2] === 0xc2 && buf[e - 1] === 0xa0)) {
         if (this.blank(buf, k)) { this.stats.missing[c] = (this.stats.missing[c] ?? 0) + 1; continue; }
         this.defect('whitespace_trimmed');
       }
       if (this.f[k * 3 + 2] === 2) this.defect('stray_quotes');
     }
+    this.opts.lists?.row(this.line, ranges, kinds);
 
     if (!this.plainShowId(buf, map[0])) {
       const showId = this.value(buf, map[0]).trim();
@@ -513,7 +521,7 @@ export class TitlesCsvStream extends Transform {
 
     // the staging row (STAGING_COLUMNS)
     const o = this.out;
-    o.row(STAGING_COLUMNS.length).int4(this.line).bool(false);
+    o.row(STAGING_COLUMNS.length).int4(this.line);
     this.text(buf, map[0]);
     o.text(type);
     for (let c = 2; c <= 5; c++) this.text(buf, map[c]);

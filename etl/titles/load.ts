@@ -1,11 +1,14 @@
 // loadTitles(): the one entry point the CLI, the first-start demo step, the tests and the benchmark share.
-// Bytes -> DecodeStream -> TitlesCsvStream -> binary COPY into a TEMP staging table, then set-based SQL splits the
-// genre, country, cast and director lists (the only place they are split: splitLists()) and upserts titles, genres,
-// countries, people and the link tables — all inside ONE transaction. Any error rolls everything back, so the
-// database is exactly as before; --dry-run does the whole load and rolls back on purpose.
+// Bytes -> DecodeStream -> TitlesCsvStream -> binary COPY into a TEMP staging table (the lists meanwhile split and
+// their name ids spooled: links-worker.ts), then set-based SQL upserts titles, genres, countries and people, and the
+// spooled link rows of the titles written go into the link tables by COPY — all inside ONE transaction. Any error
+// rolls everything back, so the database is exactly as before; --dry-run does the whole load and rolls back on
+// purpose.
 import { pipeline } from 'node:stream/promises';
 import sql from 'sql-template-tag';
+import { Readable } from 'node:stream';
 import type { Db, Queryable } from '../../server/db/index.ts';
+import { BinaryCopy } from '../../server/db/copy-binary.ts';
 import { dropForBulkLoad, mayVerifyForeignKeysInBulk, verifyForeignKeys, type ForeignKey } from '../../server/db/bulk.ts';
 import { openSource, type SourceInput } from './source.ts';
 import { DecodeStream, describeEncoding, type EncodingMode } from './decode.ts';
@@ -13,6 +16,8 @@ import { TitlesCsvStream, STAGING_COLUMNS, type DefectKind, type Reject } from '
 import type { DateOrder, DateShape } from './dates.ts';
 import type { Column } from './header.ts';
 import { InputProblem, TitlesInputError } from './errors.ts';
+import { LINK_KINDS, NAME_TABLE, LIST_BIT, type LinkKind, type NameTable } from './links.ts';
+import { LinkWorker, type LinkResult } from './links-worker.ts';
 
 export interface LoadProgress {
   phase: 'reading' | 'normalizing';
@@ -36,6 +41,11 @@ export interface LoadOptions {
   progressIntervalMs?: number;
   /** Link rows at or above which the link tables' foreign keys are re-validated in bulk (default BULK_LINK_ROWS). */
   bulkLinkRows?: number;
+  /**
+   * Inputs of at least this many bytes (their size as progress counts it: compressed for .gz), or of unknown size
+   * (stdin), split their lists on a worker thread (default LIST_WORKER_BYTES).
+   */
+  listWorkerBytes?: number;
   /** Print each SQL step's time on stderr (the CLI sets it from MARQUEE_ETL_TRACE=1; for tuning on big files). */
   trace?: boolean;
   /** statement_timeout for the load's transaction; 0 (default) = none: a 340 MB load is one long COPY. */
@@ -79,23 +89,35 @@ export const LINK_KEYS: ForeignKey[] = [
   ['title_cast', 'title_id', 'titles'], ['title_cast', 'person_id', 'people'],
   ['title_directors', 'title_id', 'titles'], ['title_directors', 'person_id', 'people'],
 ];
-/** Each list: its kind in titles_items, staging column, link table, name column, name table, ordered (cast, directors). */
-const LISTS = [
-  { kind: 0, column: 'director', link: 'title_directors', ref: 'person_id', names: 'people', ordered: true },
-  { kind: 1, column: 'cast_names', link: 'title_cast', ref: 'person_id', names: 'people', ordered: true },
-  { kind: 2, column: 'country', link: 'title_countries', ref: 'country_id', names: 'countries', ordered: false },
-  { kind: 3, column: 'listed_in', link: 'title_genres', ref: 'genre_id', names: 'genres', ordered: false },
-] as const;
+const LINK_COPY: Record<LinkKind, string> = {
+  genres: 'COPY title_genres (title_id, genre_id) FROM STDIN',
+  countries: 'COPY title_countries (title_id, country_id) FROM STDIN',
+  cast: 'COPY title_cast (title_id, person_id, ord) FROM STDIN',
+  directors: 'COPY title_directors (title_id, person_id, ord) FROM STDIN',
+};
+/** Input size from which the lists are split on a worker thread beside the CSV stage (links-worker.ts). */
+const LIST_WORKER_BYTES = 16 << 20;
 /** Link rows written at or above which foreign keys are validated set-based (see normalize()). */
 export const BULK_LINK_ROWS = 20_000;
 
 const LOCK_KEY = 7_201_100_003; // "marquee titles load": two loads at once would race on the same show_ids
 
 const STAGING_DDL = `CREATE TEMP TABLE titles_staging (
-  line integer NOT NULL, rejected boolean NOT NULL, show_id text, type text, title text, director text, cast_names text,
-  country text, date_added date, date_mdy date, date_dmy date, release_year smallint, rating text, duration_minutes integer,
+  line integer NOT NULL, show_id text, type text NOT NULL, title text, director text, cast_names text, country text,
+  date_added date, date_mdy date, date_dmy date, release_year smallint, rating text, duration_minutes integer,
   seasons integer, listed_in text, description text
 ) ON COMMIT DROP`;
+
+/**
+ * A comma list as an array: trimmed items, no empty items, no repeats (the first occurrence keeps its place).
+ * Lists the list worker found clean (items joined by exactly ", ", no repeats) take a plain split; the rest (their
+ * row's list_flags has the list's LIST_BIT) the careful per-row subquery.
+ */
+function list(col: string, bit: number): string {
+  return `CASE WHEN list_flags & ${bit} = 0 THEN coalesce(string_to_array(${col}, ', '), '{}')
+    ELSE ARRAY(SELECT btrim(x, E' \\t\\r\\n') FROM unnest(string_to_array(${col}, ',')) WITH ORDINALITY AS u(x, o)
+      WHERE btrim(x, E' \\t\\r\\n') <> '' GROUP BY 1 ORDER BY min(o)) END`;
+}
 
 /** Trim what the CSV stage counts as stray whitespace (String.prototype.trim's usual suspects, no-break space too). */
 function trim(col: string): string {
@@ -118,14 +140,14 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
   const t0 = performance.now();
   const source = await openSource(input);
   const decoder = new DecodeStream(opts.encoding ?? 'auto');
-  const csv = new TitlesCsvStream({ file: source.name, dateOrder: opts.dateOrder, maxRejects: opts.maxRejects ?? 1000 });
+  const lists = new LinkWorker((source.total ?? Infinity) < (opts.listWorkerBytes ?? LIST_WORKER_BYTES));
+  const csv = new TitlesCsvStream({ file: source.name, dateOrder: opts.dateOrder, maxRejects: opts.maxRejects ?? 1000, lists });
   const progress = (phase: LoadProgress['phase']) => opts.onProgress?.({
     phase, bytes: source.consumed(), totalBytes: source.total, rows: csv.stats.rows, elapsedMs: performance.now() - t0,
   });
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await db.tx(async (q0) => {
-      const q = opts.trace ? traced(q0) : q0;
+    return await db.tx(async (q) => {
       await q.query(sql`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
       await q.query(STAGING_DDL);
       if (opts.onProgress) timer = setInterval(() => progress('reading'), opts.progressIntervalMs ?? 200);
@@ -135,13 +157,15 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
       } finally {
         clearInterval(timer);
       }
+      if (opts.trace) console.error(`[etl] staging COPY done at ${(performance.now() - t0).toFixed(0)} ms`);
+      const links = await lists.finish();
       const tCopy = performance.now();
       progress('normalizing');
-      const { emptyItems, ...summary } = await normalize(q, csv, opts);
+      const summary = await normalize(q, csv, links, opts);
       const tEnd = performance.now();
       const s = csv.stats;
       const defects = { ...s.defects };
-      if (emptyItems) defects.list_empty_items = emptyItems;
+      if (links.emptyItems) defects.list_empty_items = links.emptyItems;
       if (decoder.stats.bom) defects.bom = 1;
       if (decoder.stats.repairedLines) defects.windows_1252_lines = decoder.stats.repairedLines;
       if (s.lineEnds.crlf) defects.crlf_line_ends = s.lineEnds.crlf;
@@ -174,14 +198,32 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
   } finally {
     clearInterval(timer);
     source.stream.destroy();
+    await lists.close();
   }
 }
 
-/** A Queryable that prints each statement's time on stderr (MARQUEE_ETL_TRACE=1: for tuning on big files). */
-function traced(q0: Queryable): Queryable {
+type Counts = Pick<LoadSummary, 'loaded' | 'inserted' | 'updated' | 'unchanged' | 'removed' | 'keptReferenced' | 'keptRejected'>;
+
+/** Reads a COPY … TO STDOUT (text format) of rows of two non-negative integers into pairs, without strings. */
+async function eachPair(stream: Readable, fn: (a: number, b: number) => void) {
+  let a = 0, b = 0, second = false;
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i];
+      if (c === 9) second = true;
+      else if (c === 10) { fn(a, b); a = 0; b = 0; second = false; }
+      else if (second) b = b * 10 + (c - 48);
+      else a = a * 10 + (c - 48);
+    }
+  }
+}
+
+async function normalize(q0: Queryable, csv: TitlesCsvStream, { spool: links, dirty }: LinkResult, opts: LoadOptions): Promise<Counts> {
+  const s = csv.stats;
+  // opts.trace (MARQUEE_ETL_TRACE=1) prints each statement's time (for tuning on big files)
   const trace = (t: number, text: string) =>
     console.error(`[etl] ${(performance.now() - t).toFixed(0).padStart(6)} ms  ${text.replace(/\s+/g, ' ').slice(0, 90)}`);
-  return {
+  const q: Queryable = !opts.trace ? q0 : {
     ...q0,
     async query<T>(text: any, values?: unknown[]): Promise<T[]> {
       const t = performance.now();
@@ -196,39 +238,17 @@ function traced(q0: Queryable): Queryable {
       return r;
     },
   };
-}
-
-/**
- * The one list splitter: every staged row's four lists (rejected rows too, for the defect count; their title_id is
- * null, as is a repeated show_id's) as items, with the title id the row's title has or gets — split on
- * commas, trimmed, a repeated item kept once at its first place; `ord` numbers a list's items from 0. Empty items
- * sort last and leave one row of kind -1 per list (counted as a defect, then ignored); a blank list has no items.
- * Each list is cleaned as one array (a per-list subquery the planner can memoize for lists that repeat), not by
- * grouping every item of the file: that sorted millions of rows.
- */
-const SPLIT_LISTS = `CREATE TEMP TABLE titles_items ON COMMIT DROP AS
-  SELECT st.line, s.title_id, CASE WHEN u.name = '' THEN -1 ELSE k.kind END AS kind, u.name, (u.o - 1)::int AS ord
-  FROM titles_staging st LEFT JOIN titles_src s ON s.line = st.line
-    CROSS JOIN LATERAL (VALUES ${LISTS.map((l) => `(${l.kind}, st.${l.column})`).join(', ')}) AS k(kind, list)
-    CROSS JOIN LATERAL unnest(ARRAY(SELECT btrim(x, E' \\t\\r\\n') FROM unnest(string_to_array(k.list, ',')) WITH ORDINALITY AS r(x, o)
-      GROUP BY 1 ORDER BY btrim(x, E' \\t\\r\\n') = '', min(o))) WITH ORDINALITY AS u(name, o)
-  WHERE ${trim('k.list')} <> ''`;
-
-type Counts = Pick<LoadSummary, 'loaded' | 'inserted' | 'updated' | 'unchanged' | 'removed' | 'keptReferenced' | 'keptRejected'>;
-
-async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions): Promise<Counts & { emptyItems: number }> {
-  const s = csv.stats;
   // Names are de-duplicated and joined by hash; with the 4 MB default a big load sorts millions of names on disk.
   await q.query(`SET LOCAL work_mem = '128MB'`);
   if (s.lateRejectLines.length) {
-    await q.query(sql`UPDATE titles_staging SET rejected = true WHERE line = ANY(${s.lateRejectLines}::int[])`);
+    await q.query(sql`DELETE FROM titles_staging WHERE line = ANY(${s.lateRejectLines}::int[])`);
   }
   // a show_id twice in one file: the first row wins, the others are rejected with their lines
   const dups = await q.query<{ line: number; show_id: string; first: number; record: string }>(`
-    WITH d AS (SELECT ${trim('show_id')} AS show_id FROM titles_staging WHERE NOT rejected GROUP BY 1 HAVING count(*) > 1),
+    WITH d AS (SELECT ${trim('show_id')} AS show_id FROM titles_staging GROUP BY 1 HAVING count(*) > 1),
     r AS (SELECT st.line, d.show_id, min(st.line) OVER (PARTITION BY d.show_id) AS first,
-            concat_ws(',', ${STAGING_COLUMNS.slice(2).map((c) => `'"' || replace(coalesce(st.${c}::text, ''), '"', '""') || '"'`).join(', ')}) AS record
-          FROM titles_staging st JOIN d ON d.show_id = ${trim('st.show_id')} WHERE NOT st.rejected)
+            concat_ws(',', ${STAGING_COLUMNS.slice(1).map((c) => `'"' || replace(coalesce(st.${c}::text, ''), '"', '""') || '"'`).join(', ')}) AS record
+          FROM titles_staging st JOIN d ON d.show_id = ${trim('st.show_id')})
     SELECT * FROM r WHERE line <> first ORDER BY line`);
   for (const d of dups) {
     s.rejects.push({ line: d.line, showId: d.show_id, reason: `show_id ${JSON.stringify(d.show_id)} already appears at line ${d.first}`, record: d.record });
@@ -236,53 +256,89 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
   if (s.rejects.length > (opts.maxRejects ?? 1000)) {
     throw new InputProblem(`more than ${opts.maxRejects ?? 1000} rows rejected (${dups.length} repeated show_ids)`);
   }
+  // the rows whose lists need the careful split (few: most lists are clean)
+  await q.query(`CREATE TEMP TABLE titles_list_flags (line integer PRIMARY KEY, flags smallint NOT NULL) ON COMMIT DROP`);
+  if (dirty.length) {
+    const enc = new BinaryCopy();
+    for (let i = 0; i < dirty.length; i += 2) enc.row(2).int4(dirty[i]).int2(dirty[i + 1]);
+    await q.copyIn(`COPY titles_list_flags (line, flags) FROM STDIN (FORMAT binary)`, (stream) => pipeline(Readable.from(enc.finish()), stream));
+  }
   const dmy = s.dateOrder?.order === 'dmy';
   const keep = dups.length ? `DISTINCT ON (${trim('show_id')})` : '';
   const order = dups.length ? `ORDER BY ${trim('show_id')}, line` : '';
-  // What each staged title becomes: inserted (a new id from the titles sequence here, so the link rows below need no
-  // join back to titles), updated, or — its own columns the same — 'same' until its lists are compared below.
-  // titles_src holds only the id and status; the cleaned columns are read from staging again by the INSERT and UPDATE
-  // below (a join on line), not written out to a second 300 MB table.
+  // New titles get their ids from the titles sequence here, so the link rows below need no join back to titles.
+  const seq = (await q.one<{ seq: string }>(`SELECT quote_literal(pg_get_serial_sequence('titles', 'id')) AS seq`))!.seq;
+  // Set-based compare with what is there: the current link lists of the titles in the file are aggregated in one
+  // pass each, never per row, so a re-load of a big catalog stays linear. The file's lists are split here only for
+  // titles whose own columns are unchanged (new titles never need it). The CTEs carry no statistics, and a nested
+  // loop between two of them is quadratic (an 88k-title re-load ran for 25 minutes): hash joins only here.
+  await q.query('SET LOCAL enable_nestloop = off');
+  // titles_src holds only what each staged title becomes (its id and status); the cleaned columns are read from
+  // staging again by the INSERT and UPDATE below (a join on line), not written out to a second 300 MB table.
   await q.query(`CREATE TEMP TABLE titles_src ON COMMIT DROP AS
     WITH s AS (
-      SELECT ${keep} line, ${trim('show_id')} AS show_id, ${cleanColumns('st', dmy).map(([n, e]) => `${e} AS ${n}`).join(', ')}
-      FROM titles_staging st WHERE NOT rejected ${order}
-    )
-    SELECT s.line, s.show_id, coalesce(t.id, nextval(pg_get_serial_sequence('titles', 'id'))) AS title_id,
-      CASE WHEN t.id IS NULL THEN 'inserted'
-        WHEN ROW(t.type, t.title, t.release_year, t.rating, t.duration_minutes, t.seasons, t.date_added, t.description)
-          IS NOT DISTINCT FROM ROW(s.type, s.title, s.release_year, s.rating, s.duration_minutes, s.seasons, s.date_added, s.description)
-        THEN 'same' ELSE 'updated' END AS status
-    FROM s LEFT JOIN titles t ON t.show_id = s.show_id`);
-  await q.query(SPLIT_LISTS);
-  const emptyItems = (await q.one<{ n: number }>(`SELECT count(*)::int AS n FROM titles_items WHERE kind = -1`))!.n;
-  if (await q.one(`SELECT 1 FROM titles_src WHERE status = 'same' LIMIT 1`)) {
-    // Their lists, in the file and in the database, aggregated in one pass per list, never per row, so a re-load of a
-    // big catalog stays linear. The CTEs carry no statistics, and a nested loop between two of them is quadratic (an
-    // 88k-title re-load ran for 25 minutes): hash joins only here.
-    await q.query('SET LOCAL enable_nestloop = off');
-    const agg = (l: (typeof LISTS)[number]) => `
-      db${l.kind} AS (SELECT x.title_id AS id, array_agg(n.name ORDER BY ${l.ordered ? 'x.ord' : 'n.name'}) AS a FROM ${l.link} x
-        JOIN ${l.names} n ON n.id = x.${l.ref} WHERE x.title_id IN (SELECT title_id FROM same) GROUP BY 1),
-      file${l.kind} AS (SELECT line AS id, array_agg(name ORDER BY ${l.ordered ? 'ord' : 'name'}) AS a FROM titles_items
-        WHERE kind = ${l.kind} AND line IN (SELECT line FROM same) GROUP BY 1)`;
-    await q.query(`WITH same AS (SELECT line, title_id FROM titles_src WHERE status = 'same'), ${LISTS.map(agg).join(',')}
-      UPDATE titles_src s SET status = CASE WHEN TRUE ${LISTS.map((l) => `AND coalesce(file${l.kind}.a, '{}') = coalesce(db${l.kind}.a, '{}')`).join(' ')}
-          THEN 'unchanged' ELSE 'updated' END
-      FROM same ${LISTS.map((l) => `LEFT JOIN db${l.kind} ON db${l.kind}.id = same.title_id LEFT JOIN file${l.kind} ON file${l.kind}.id = same.line`).join(' ')}
-      WHERE s.line = same.line`);
-    await q.query('SET LOCAL enable_nestloop = on');
-    await q.query(`DELETE FROM titles_items WHERE title_id IN (SELECT title_id FROM titles_src WHERE status = 'unchanged')`);
-  }
+      SELECT ${keep} line, ${trim('show_id')} AS show_id, ${cleanColumns('st', dmy).map(([n, e]) => `${e} AS ${n}`).join(', ')},
+        listed_in, country, cast_names, director, coalesce(f.flags, 0) AS list_flags
+      FROM titles_staging st LEFT JOIN titles_list_flags f USING (line) ${order}
+    ),
+    m AS (
+      SELECT s.line, s.show_id, s.listed_in, s.country, s.cast_names, s.director, s.list_flags, t.id AS title_id,
+        ROW(t.type, t.title, t.release_year, t.rating, t.duration_minutes, t.seasons, t.date_added, t.description)
+          IS NOT DISTINCT FROM ROW(s.type, s.title, s.release_year, s.rating, s.duration_minutes, s.seasons, s.date_added, s.description) AS same_row
+      FROM s LEFT JOIN titles t ON t.show_id = s.show_id
+    ),
+    ids AS (SELECT title_id FROM m WHERE same_row),
+    g AS (SELECT x.title_id, array_agg(n.name ORDER BY n.name) AS a FROM title_genres x JOIN genres n ON n.id = x.genre_id
+          WHERE x.title_id IN (SELECT title_id FROM ids) GROUP BY 1),
+    c AS (SELECT x.title_id, array_agg(n.name ORDER BY n.name) AS a FROM title_countries x JOIN countries n ON n.id = x.country_id
+          WHERE x.title_id IN (SELECT title_id FROM ids) GROUP BY 1),
+    ca AS (SELECT x.title_id, array_agg(n.name ORDER BY x.ord) AS a FROM title_cast x JOIN people n ON n.id = x.person_id
+          WHERE x.title_id IN (SELECT title_id FROM ids) GROUP BY 1),
+    d AS (SELECT x.title_id, array_agg(n.name ORDER BY x.ord) AS a FROM title_directors x JOIN people n ON n.id = x.person_id
+          WHERE x.title_id IN (SELECT title_id FROM ids) GROUP BY 1)
+    SELECT m.line, m.show_id,
+      CASE WHEN m.title_id IS NULL THEN nextval(${seq}::regclass) ELSE m.title_id END AS title_id,
+      CASE WHEN m.title_id IS NULL THEN 'inserted'
+        WHEN m.same_row AND ARRAY(SELECT unnest(${list('m.listed_in', LIST_BIT.genres)}) ORDER BY 1) = coalesce(g.a, '{}')
+          AND ARRAY(SELECT unnest(${list('m.country', LIST_BIT.countries)}) ORDER BY 1) = coalesce(c.a, '{}')
+          AND ${list('m.cast_names', LIST_BIT.cast)} = coalesce(ca.a, '{}')
+          AND ${list('m.director', LIST_BIT.directors)} = coalesce(d.a, '{}') THEN 'unchanged'
+        ELSE 'updated' END AS status
+    FROM m LEFT JOIN g ON g.title_id = m.title_id LEFT JOIN c ON c.title_id = m.title_id
+      LEFT JOIN ca ON ca.title_id = m.title_id LEFT JOIN d ON d.title_id = m.title_id`);
+  await q.query('SET LOCAL enable_nestloop = on');
   await q.query('ANALYZE titles_src'); // the INSERT and UPDATE below join it to staging: with its real row counts
-  const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; lo: number; hi: number; links: number }>(`
+  const counts = (await q.one<{ loaded: number; inserted: number; updated: number; unchanged: number; last: number; lo: number; hi: number }>(`
     SELECT count(*) AS loaded, count(*) FILTER (WHERE status = 'inserted') AS inserted,
       count(*) FILTER (WHERE status = 'updated') AS updated, count(*) FILTER (WHERE status = 'unchanged') AS unchanged,
-      coalesce(min(title_id) FILTER (WHERE status = 'inserted'), 0)::float8 AS lo, coalesce(max(title_id) FILTER (WHERE status = 'inserted'), -1)::float8 AS hi,
-      (SELECT count(*) FROM titles_items WHERE kind >= 0 AND title_id IS NOT NULL)::float8 AS links
+      coalesce(max(line), 0) AS last,
+      coalesce(min(title_id) FILTER (WHERE status = 'inserted'), 0)::float8 AS lo, coalesce(max(title_id) FILTER (WHERE status = 'inserted'), -1)::float8 AS hi
     FROM titles_src`))!;
   // the ids this load gives new titles and names: consecutive, so the foreign-key check can trust them as ranges
   const newIds: Record<string, [number, number]> = { titles: [counts.lo, counts.hi] };
+  // The titles being written, by line (0: unchanged, rejected or a repeated show_id), streamed into a typed array
+  const titleIds = new Float64Array(counts.last + 1);
+  if (counts.inserted + counts.updated > 0) {
+    await eachPair(q.copyOut(`COPY (SELECT line, title_id FROM titles_src WHERE status <> 'unchanged') TO STDOUT`), (line, id) => {
+      titleIds[line] = id;
+    });
+  }
+  // the spooled lists of those titles: how many link rows, and which names they use
+  const used = { genres: new Uint8Array(links.names.genres.count + 1), countries: new Uint8Array(links.names.countries.count + 1),
+    people: new Uint8Array(links.names.people.count + 1) };
+  let linkRows = 0;
+  if (counts.inserted + counts.updated > 0) {
+    links.forEach((line, w, at) => {
+      if (!titleIds[line]) return;
+      for (const kind of LINK_KINDS) {
+        const n = w[at];
+        const u = used[NAME_TABLE[kind]];
+        for (let i = 1; i <= n; i++) u[w[at + i]] = 1;
+        linkRows += n;
+        at += 1 + n;
+      }
+    });
+  }
   // Row-by-row foreign-key checks and index maintenance cost more than everything else in a big load (~6 µs per
   // check; 10 million link rows in the 100x benchmark). When a load writes many link rows (and a good share of the
   // tables), the link tables' primary keys and indexes are dropped and re-created inside this transaction, and their
@@ -292,18 +348,27 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
   // other tables reference it). Small loads (a few changed titles) keep the per-row path and take no exclusive locks.
   const tables = LINK_TABLES.map((t) => `'${t}'::regclass`).join(', ');
   const existing = (await q.one<{ n: number }>(`SELECT coalesce(sum(greatest(reltuples, 0)), 0)::bigint AS n FROM pg_class WHERE oid IN (${tables})`))!.n;
-  const bulk = counts.links >= (opts.bulkLinkRows ?? BULK_LINK_ROWS) && counts.links * 4 >= existing;
+  const bulk = linkRows >= (opts.bulkLinkRows ?? BULK_LINK_ROWS) && linkRows * 4 >= existing;
   const skipTriggers = bulk && await mayVerifyForeignKeysInBulk(q, LINK_TABLES, LINK_KEYS);
   const rebuild = bulk ? await dropForBulkLoad(q, [...LINK_TABLES, 'titles'], { foreignKeys: !skipTriggers }) : null;
   if (counts.inserted + counts.updated > 0) {
-    // the names the written titles use that are new, inserted sorted
+    // the names the written titles use: the new ones inserted (sorted, as ids go), then every local id mapped
+    // (through a temp table filled by COPY from the names' bytes: no strings, and no parameter of 100k names)
+    const nameIds = {} as Record<NameTable, Float64Array>;
+    await q.query(`CREATE TEMP TABLE titles_names (lid integer NOT NULL, name text NOT NULL) ON COMMIT DROP`);
     for (const table of ['genres', 'countries', 'people'] as const) {
-      const kinds = LISTS.filter((l) => l.names === table).map((l) => l.kind).join(', ');
+      await q.query(`TRUNCATE titles_names`);
+      await q.copyIn(`COPY titles_names (lid, name) FROM STDIN`, (stream) => pipeline(links.names[table].copyRows(used[table]), stream));
       const added = (await q.one<{ lo: number | null; hi: number | null }>(`WITH a AS (
-          INSERT INTO ${table} (name) SELECT DISTINCT name FROM titles_items l
-          WHERE kind IN (${kinds}) AND title_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.name = l.name) ORDER BY 1 RETURNING id)
+          INSERT INTO ${table} (name) SELECT name FROM titles_names n
+          WHERE NOT EXISTS (SELECT 1 FROM ${table} x WHERE x.name = n.name) ORDER BY 1 RETURNING id)
         SELECT min(id)::float8 AS lo, max(id)::float8 AS hi FROM a`))!;
       if (added.lo !== null && added.hi !== null) newIds[table] = [added.lo, added.hi];
+      const map = new Float64Array(links.names[table].count + 1);
+      await eachPair(q.copyOut(`COPY (SELECT n.lid, x.id FROM titles_names n JOIN ${table} x ON x.name = n.name) TO STDOUT`), (lid, id) => {
+        map[lid] = id;
+      });
+      nameIds[table] = map;
     }
     await q.query(`INSERT INTO titles (id, show_id, type, title, release_year, rating, duration_minutes, seasons, date_added, description)
       OVERRIDING SYSTEM VALUE
@@ -317,11 +382,10 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
         await q.query(`DELETE FROM ${link} WHERE title_id IN (SELECT title_id FROM titles_src WHERE status = 'updated')`);
       }
     }
+    // the link rows, straight from the spool into the link tables
     if (skipTriggers) await q.query(`SET LOCAL session_replication_role = replica`);
-    for (const l of LISTS) {
-      await q.query(`INSERT INTO ${l.link} (title_id, ${l.ref}${l.ordered ? ', ord' : ''})
-        SELECT l.title_id, n.id${l.ordered ? ', l.ord' : ''} FROM titles_items l JOIN ${l.names} n ON n.name = l.name
-        WHERE l.kind = ${l.kind} AND l.title_id IS NOT NULL`);
+    for (const [kind, copy] of Object.entries(LINK_COPY) as [LinkKind, string][]) {
+      await q.copyIn(copy, (stream) => pipeline(links.copyRows(kind, titleIds, nameIds[NAME_TABLE[kind]]), stream));
     }
     if (skipTriggers) await q.query(`SET LOCAL session_replication_role = origin`);
   }
@@ -346,6 +410,6 @@ async function normalize(q: Queryable, csv: TitlesCsvStream, opts: LoadOptions):
       removed = (await q.query(sql`DELETE FROM titles WHERE id = ANY(${del}::bigint[]) RETURNING id`)).length;
     }
   }
-  return { loaded: counts.loaded, inserted: counts.inserted, updated: counts.updated, unchanged: counts.unchanged,
-    removed, keptReferenced, keptRejected, emptyItems };
+  return { loaded: counts!.loaded, inserted: counts!.inserted, updated: counts!.updated, unchanged: counts!.unchanged,
+    removed, keptReferenced, keptRejected };
 }
