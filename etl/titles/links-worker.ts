@@ -21,14 +21,17 @@ const SLOT_ROWS = 1 << 14;
 interface Ring { bytes: SharedArrayBuffer; rows: SharedArrayBuffer }
 /** A filled slot (or, for a batch bigger than a slot, its own transferred buffers: slot -1). */
 interface BatchMessage { slot: number; bytes: number; rows: number; own?: { bytes: Uint8Array; rows: Int32Array } }
-interface DoneMessage { type: 'done'; emptyItems: number; dirty: Int32Array; names: Record<NameTable, NameSnapshot> }
+interface DoneMessage { type: 'done'; emptyItems: number; rewritten: RewrittenLists[]; names: Record<NameTable, NameSnapshot> }
+
+/** A staged row's lists that are not clean, as splitList() made them: items joined by ", " (null: the staged text is that already). */
+export interface RewrittenLists { line: number; lists: (string | null)[] }
 
 export interface LinkResult {
   spool: LinkSpool;
   /** Lists with empty items (counted on every row, rejected ones too, as every other defect). */
   emptyItems: number;
-  /** (line, flags) of the staged rows with a list that needs SQL's careful split (LIST_BIT per kind). */
-  dirty: Int32Array;
+  /** The staged rows with a list that is not clean: each list re-joined (LINK_KINDS order). */
+  rewritten: RewrittenLists[];
 }
 
 /** The splitting side, on the worker or inline: rows in, spool and findings out. */
@@ -36,8 +39,7 @@ class Splitter {
   readonly spool: LinkSpool;
   private readonly split = new ListSplitter();
   private readonly tables: NameIds[];
-  private dirty = new Int32Array(1024);
-  private nDirty = 0;
+  private readonly rewritten: RewrittenLists[] = [];
 
   constructor(file: string) {
     this.spool = new LinkSpool(file);
@@ -50,26 +52,23 @@ class Splitter {
       const flags = r[p + 1];
       const keep = (flags & 1) === 0;
       if (keep) spool.begin(r[p]);
-      let listFlags = 0;
+      let lists: (string | null)[] | null = null;
       for (let k = 0; k < LINK_KINDS.length; k++) {
         if (keep) spool.list();
         const s = r[p + 2 + 2 * k], e = r[p + 3 + 2 * k];
-        if (e > s && this.split.list(keep ? spool : null, this.tables[k], buf, s, e, (flags >> (1 + 2 * k)) & 3)) listFlags |= 1 << k;
+        const joined = e > s ? this.split.list(keep ? spool : null, this.tables[k], buf, s, e, (flags >> (1 + 2 * k)) & 3) : null;
+        if (joined !== null) (lists ??= LINK_KINDS.map(() => null))[k] = joined;
       }
       if (!keep) continue;
       spool.commit();
-      if (listFlags) {
-        if (this.nDirty + 2 > this.dirty.length) { const d = new Int32Array(this.dirty.length * 2); d.set(this.dirty); this.dirty = d; }
-        this.dirty[this.nDirty++] = r[p];
-        this.dirty[this.nDirty++] = listFlags;
-      }
+      if (lists) this.rewritten.push({ line: r[p], lists });
     }
   }
 
   done(): DoneMessage {
     this.spool.close();
     const n = this.spool.names;
-    return { type: 'done', emptyItems: this.split.emptyItems, dirty: this.dirty.slice(0, this.nDirty),
+    return { type: 'done', emptyItems: this.split.emptyItems, rewritten: this.rewritten,
       names: { genres: n.genres.snapshot(), countries: n.countries.snapshot(), people: n.people.snapshot() } };
   }
 }
@@ -275,7 +274,7 @@ export class LinkWorker implements ListSink {
     const names = {} as Record<NameTable, NameIds>;
     for (const t of ['genres', 'countries', 'people'] as const) names[t] = NameIds.from(m.names[t]);
     this.spool = new LinkSpool(this.file, names);
-    return { spool: this.spool, emptyItems: m.emptyItems, dirty: m.dirty };
+    return { spool: this.spool, emptyItems: m.emptyItems, rewritten: m.rewritten };
   }
 
   async close() {

@@ -1,10 +1,12 @@
 // The link lists (directors, cast, countries, genres) normalized in node while the file streams (for big inputs on a
-// worker thread beside the CSV stage: links-worker.ts): each list is split the way the staging SQL would (clean lists
-// on ", "; the rest trimmed, emptied items dropped, repeats dropped with the first occurrence keeping its place),
-// every name gets a local id from a byte-keyed table (names repeat, so the tables stay small and a repeat costs no
-// string), and each staged row's local ids are spooled to a temp file — bounded memory, whatever the file's size.
+// worker thread beside the CSV stage: links-worker.ts). This is the only place lists are split: each list is cut on
+// ",", its items trimmed, emptied items dropped, repeats dropped with the first occurrence keeping its place; every
+// name gets a local id from a byte-keyed table (names repeat, so the tables stay small and a repeat costs no string),
+// and each staged row's local ids are spooled to a temp file — bounded memory, whatever the file's size.
 // After the titles are matched, the spool is read back and written straight into the link tables with COPY: no
-// staging of link rows, no unnest or name joins in SQL.
+// staging of link rows, no unnest or name joins in SQL. A list whose staged text is not already its items joined by
+// ", " (a "clean" list) is also handed back re-joined that way, so SQL's unchanged-or-updated compare reads every
+// list with a plain string_to_array(…, ', ') (load.ts).
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 
@@ -14,11 +16,9 @@ export type LinkKind = (typeof LINK_KINDS)[number];
 /** The name table of each kind of list (cast and directors share people). */
 export const NAME_TABLE = { genres: 'genres', countries: 'countries', cast: 'people', directors: 'people' } as const;
 export type NameTable = (typeof NAME_TABLE)[LinkKind];
-/** Bit of each kind of list in a row's list flags: set when the list needs SQL's careful split (load.ts list()). */
-export const LIST_BIT: Record<LinkKind, number> = { directors: 1, cast: 2, countries: 4, genres: 8 };
 
 const QUOTE = 0x22, COMMA = 0x2c, SPACE = 0x20, TAB = 0x09;
-/** A byte an item may not start or end with in a clean list: whatever the careful split (and SQL's btrim) trims. */
+/** A byte an item may not start or end with in a clean list: whatever splitList() trims. */
 const isTrimmed = (b: number) => b === SPACE || b === TAB || b === 0x0a || b === 0x0d;
 
 const fnv = (h: number, b: number) => Math.imul(h ^ b, 16777619);
@@ -39,7 +39,10 @@ export function hashBytes(buf: Uint8Array, s: number, e: number): number {
   return h;
 }
 
-/** A list as its items: trimmed, no empty items, no repeats (the first occurrence keeps its place). */
+/**
+ * A list as its items: cut on ",", each item trimmed of spaces, tabs, CR and LF at both ends (nothing else: a
+ * no-break space stays), no empty items, no exact repeats (case counts; the first occurrence keeps its place).
+ */
 function splitList(value: string, clean: boolean): string[] {
   if (value === '') return [];
   if (clean) return value.split(', ');
@@ -330,7 +333,7 @@ export class LinkSpool {
 
 /**
  * One row's lists into a spool: each list checked (is it clean: items joined by exactly ", ", no blank edges, no
- * repeats — compared by hashBytes, a collision only sends the list down the careful path), split, its
+ * repeats — compared by hashBytes, a collision only makes a clean list take splitList's full path), split, its
  * names interned. Counts the lists with empty items (a defect the summary reports).
  */
 export class ListSplitter {
@@ -342,21 +345,22 @@ export class ListSplitter {
   private quote = false; // a quote inside the list: its bytes are not its value
 
   /**
-   * Spools the items of the list in buf[s, e) unless spool is null; true when dirty. `kind`: its field's kind in the
-   * CSV scan (2 and 3: a quote inside; 3: quoted with "" escapes).
+   * Spools the items of the list in buf[s, e) unless spool is null. Returns the items joined by ", " when the list
+   * is not clean (its staged text is not that), else null (and null when spool is null: the row is rejected).
+   * `kind`: its field's kind in the CSV scan (2 and 3: a quote inside; 3: quoted with "" escapes).
    */
-  list(spool: LinkSpool | null, names: NameIds, buf: Buffer, s: number, e: number, kind: number): boolean {
-    const escaped = kind === 3;
+  list(spool: LinkSpool | null, names: NameIds, buf: Buffer, s: number, e: number, kind: number): string | null {
     const dirty = (kind < 2 && this.clean(buf, s, e)) ? false : this.dirty(buf, s, e);
-    if (!spool) return dirty;
+    if (!spool) return null;
     if (!dirty && !this.quote) {
       // the common case: the items' bytes and hashes are already known
       for (let i = 0; i < this.n; i++) spool.item(names.id(buf, this.starts[i], this.ends[i], this.hashes[i]));
-    } else {
-      const v = buf.toString('utf8', s, e);
-      for (const name of splitList(escaped ? v.replace(/""/g, '"') : v, !dirty)) spool.item(names.idOf(name));
+      return null;
     }
-    return dirty;
+    const v = buf.toString('utf8', s, e);
+    const items = splitList(kind === 3 ? v.replace(/""/g, '"') : v, !dirty);
+    for (const name of items) spool.item(names.idOf(name));
+    return dirty ? items.join(', ') : null;
   }
 
   /**

@@ -16,7 +16,7 @@ import { TitlesCsvStream, STAGING_COLUMNS, type DefectKind, type Reject } from '
 import type { DateOrder, DateShape } from './dates.ts';
 import type { Column } from './header.ts';
 import { InputProblem, TitlesInputError } from './errors.ts';
-import { LINK_KINDS, NAME_TABLE, LIST_BIT, type LinkKind, type NameTable } from './links.ts';
+import { LINK_KINDS, NAME_TABLE, type LinkKind, type NameTable } from './links.ts';
 import { LinkWorker, type LinkResult } from './links-worker.ts';
 
 export interface LoadProgress {
@@ -109,15 +109,14 @@ const STAGING_DDL = `CREATE TEMP TABLE titles_staging (
 ) ON COMMIT DROP`;
 
 /**
- * A comma list as an array: trimmed items, no empty items, no repeats (the first occurrence keeps its place).
- * Lists the list worker found clean (items joined by exactly ", ", no repeats) take a plain split; the rest (their
- * row's list_flags has the list's LIST_BIT) the careful per-row subquery.
+ * A list's items as an array, from its text as node split it: items joined by ", " (the staged text of a clean list,
+ * else the text links.ts re-joined: titles_lists) — read back, not split again.
  */
-function list(col: string, bit: number): string {
-  return `CASE WHEN list_flags & ${bit} = 0 THEN coalesce(string_to_array(${col}, ', '), '{}')
-    ELSE ARRAY(SELECT btrim(x, E' \\t\\r\\n') FROM unnest(string_to_array(${col}, ',')) WITH ORDINALITY AS u(x, o)
-      WHERE btrim(x, E' \\t\\r\\n') <> '' GROUP BY 1 ORDER BY min(o)) END`;
+function list(col: string): string {
+  return `coalesce(string_to_array(${col}, ', '), '{}')`;
 }
+/** titles_lists' column of each kind of list: the staging table's name for it. */
+const LIST_COLUMN: Record<LinkKind, string> = { directors: 'director', cast: 'cast_names', countries: 'country', genres: 'listed_in' };
 
 /** Trim what the CSV stage counts as stray whitespace (String.prototype.trim's usual suspects, no-break space too). */
 function trim(col: string): string {
@@ -218,7 +217,7 @@ async function eachPair(stream: Readable, fn: (a: number, b: number) => void) {
   }
 }
 
-async function normalize(q0: Queryable, csv: TitlesCsvStream, { spool: links, dirty }: LinkResult, opts: LoadOptions): Promise<Counts> {
+async function normalize(q0: Queryable, csv: TitlesCsvStream, { spool: links, rewritten }: LinkResult, opts: LoadOptions): Promise<Counts> {
   const s = csv.stats;
   // opts.trace (MARQUEE_ETL_TRACE=1) prints each statement's time (for tuning on big files)
   const trace = (t: number, text: string) =>
@@ -256,12 +255,16 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, { spool: links, di
   if (s.rejects.length > (opts.maxRejects ?? 1000)) {
     throw new InputProblem(`more than ${opts.maxRejects ?? 1000} rows rejected (${dups.length} repeated show_ids)`);
   }
-  // the rows whose lists need the careful split (few: most lists are clean)
-  await q.query(`CREATE TEMP TABLE titles_list_flags (line integer PRIMARY KEY, flags smallint NOT NULL) ON COMMIT DROP`);
-  if (dirty.length) {
+  // the lists that were not clean, as node split them (few rows: most lists are clean); NULL: the staged text is it
+  const listColumns = LINK_KINDS.map((k) => LIST_COLUMN[k]);
+  await q.query(`CREATE TEMP TABLE titles_lists (line integer PRIMARY KEY, ${listColumns.map((c) => `${c} text`).join(', ')}) ON COMMIT DROP`);
+  if (rewritten.length) {
     const enc = new BinaryCopy();
-    for (let i = 0; i < dirty.length; i += 2) enc.row(2).int4(dirty[i]).int2(dirty[i + 1]);
-    await q.copyIn(`COPY titles_list_flags (line, flags) FROM STDIN (FORMAT binary)`, (stream) => pipeline(Readable.from(enc.finish()), stream));
+    for (const r of rewritten) {
+      enc.row(1 + r.lists.length).int4(r.line);
+      for (const t of r.lists) enc.nullableText(t);
+    }
+    await q.copyIn(`COPY titles_lists (line, ${listColumns.join(', ')}) FROM STDIN (FORMAT binary)`, (stream) => pipeline(Readable.from(enc.finish()), stream));
   }
   const dmy = s.dateOrder?.order === 'dmy';
   const keep = dups.length ? `DISTINCT ON (${trim('show_id')})` : '';
@@ -278,11 +281,11 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, { spool: links, di
   await q.query(`CREATE TEMP TABLE titles_src ON COMMIT DROP AS
     WITH s AS (
       SELECT ${keep} line, ${trim('show_id')} AS show_id, ${cleanColumns('st', dmy).map(([n, e]) => `${e} AS ${n}`).join(', ')},
-        listed_in, country, cast_names, director, coalesce(f.flags, 0) AS list_flags
-      FROM titles_staging st LEFT JOIN titles_list_flags f USING (line) ${order}
+        ${listColumns.map((c) => `coalesce(f.${c}, st.${c}) AS ${c}`).join(', ')}
+      FROM titles_staging st LEFT JOIN titles_lists f USING (line) ${order}
     ),
     m AS (
-      SELECT s.line, s.show_id, s.listed_in, s.country, s.cast_names, s.director, s.list_flags, t.id AS title_id,
+      SELECT s.line, s.show_id, s.listed_in, s.country, s.cast_names, s.director, t.id AS title_id,
         ROW(t.type, t.title, t.release_year, t.rating, t.duration_minutes, t.seasons, t.date_added, t.description)
           IS NOT DISTINCT FROM ROW(s.type, s.title, s.release_year, s.rating, s.duration_minutes, s.seasons, s.date_added, s.description) AS same_row
       FROM s LEFT JOIN titles t ON t.show_id = s.show_id
@@ -299,10 +302,10 @@ async function normalize(q0: Queryable, csv: TitlesCsvStream, { spool: links, di
     SELECT m.line, m.show_id,
       CASE WHEN m.title_id IS NULL THEN nextval(${seq}::regclass) ELSE m.title_id END AS title_id,
       CASE WHEN m.title_id IS NULL THEN 'inserted'
-        WHEN m.same_row AND ARRAY(SELECT unnest(${list('m.listed_in', LIST_BIT.genres)}) ORDER BY 1) = coalesce(g.a, '{}')
-          AND ARRAY(SELECT unnest(${list('m.country', LIST_BIT.countries)}) ORDER BY 1) = coalesce(c.a, '{}')
-          AND ${list('m.cast_names', LIST_BIT.cast)} = coalesce(ca.a, '{}')
-          AND ${list('m.director', LIST_BIT.directors)} = coalesce(d.a, '{}') THEN 'unchanged'
+        WHEN m.same_row AND ARRAY(SELECT unnest(${list('m.listed_in')}) ORDER BY 1) = coalesce(g.a, '{}')
+          AND ARRAY(SELECT unnest(${list('m.country')}) ORDER BY 1) = coalesce(c.a, '{}')
+          AND ${list('m.cast_names')} = coalesce(ca.a, '{}')
+          AND ${list('m.director')} = coalesce(d.a, '{}') THEN 'unchanged'
         ELSE 'updated' END AS status
     FROM m LEFT JOIN g ON g.title_id = m.title_id LEFT JOIN c ON c.title_id = m.title_id
       LEFT JOIN ca ON ca.title_id = m.title_id LEFT JOIN d ON d.title_id = m.title_id`);
