@@ -7,7 +7,7 @@ import { HttpError } from '../errors.ts';
 import { loadCatalog, type Catalog, type ReportDef } from './catalog.ts';
 import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './params.ts';
 import { withData, type VlSpec } from './chart.ts';
-import { martGenerations, type MartGeneration } from './marts.ts';
+import { martGenerations, catalogGeneration, type MartGeneration, type CatalogGeneration } from './marts.ts';
 import { nextFire } from './cron-time.ts';
 
 export { loadCatalog, CatalogError, withDependents, DEFAULT_REPORTS_DIR } from './catalog.ts';
@@ -24,7 +24,8 @@ export interface ReportResult {
   params: Record<string, string | string[] | null>;
   /** canonical query string (defaults omitted, keys sorted, multi-values repeated) */
   query: string;
-  /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; now for live SQL */
+  /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; the last catalog write
+   *  (titles load) for @catalog reports; now for live SQL */
   asOf: string;
   /** ISO time of the next scheduled refresh of its marts; null for live SQL */
   nextRefresh: string | null;
@@ -36,7 +37,7 @@ export interface ReportResult {
   rowCap: number;
   rows: Record<string, any>[];
   spec: VlSpec;
-  /** strong validator of this answer: (report, resolved params, generations of its marts) */
+  /** strong validator of this answer: (report, resolved params, generations of its marts or of the catalog) */
   etag: string;
   cached: boolean;
 }
@@ -48,7 +49,7 @@ export interface RunOptions {
   cache?: ResultCache | null | false;
 }
 
-interface Prepared { report: ReportDef; params: ParsedParams; states: Map<string, MartGeneration> }
+interface Prepared { report: ReportDef; params: ParsedParams; states: Map<string, MartGeneration>; catalogGen: CatalogGeneration | null }
 
 function checkRole(report: ReportDef | undefined, id: string, role: Role): ReportDef {
   // an unknown report and a forbidden one look alike to a role that may not see it
@@ -89,26 +90,29 @@ export async function lookupOptions(db: Db, decl: ParamDecl): Promise<[string, s
   }
 }
 
-// Generations of the marts a report reads. Kept in memory while db.changes says report_marts has not changed since
-// they were read (a refresh, a re-creation, a stale mark, in any process), so the hot path needs no query; while the
-// feed is down, read per request with single flight: concurrent requests for the same marts share one in-flight
-// lookup, so a request sees the generations as of at most one round trip before it arrived — never older.
-const inflight = new WeakMap<Db, Map<string, Promise<Map<string, MartGeneration>>>>();
-const known = new WeakMap<Db, ChangeCache<Map<string, MartGeneration>>>();
-function generationsOf(db: Db, names: string[]) {
+// Generations of what a report reads: its marts' (report_marts) or the catalog's (catalog_state). Kept in memory
+// while db.changes says that table has not changed since they were read (a refresh, a re-creation, a stale mark, a
+// titles load, in any process), so the hot path needs no query; while the feed is down, read per request with single
+// flight: concurrent requests for the same key share one in-flight lookup, so a request sees the generations as of at
+// most one round trip before it arrived — never older.
+const inflight = new WeakMap<Db, Map<string, Promise<unknown>>>();
+const known = new WeakMap<Db, ChangeCache<unknown>>();
+function generationsThrough<T>(db: Db, table: string, key: string, read: () => Promise<T>): Promise<T> {
   let m = inflight.get(db), k = known.get(db);
   if (!m) inflight.set(db, (m = new Map()));
   if (!k) known.set(db, (k = new Map()));
-  const key = names.join(',');
-  return readThrough(db, k, key, ['report_marts'], () => {
+  key = `${table}\0${key}`;
+  return readThrough(db, k, key, [table], () => {
     let p = m!.get(key);
     if (!p) {
-      p = martGenerations(db, names).finally(() => m!.delete(key));
+      p = read().finally(() => m!.delete(key));
       m!.set(key, p);
     }
     return p;
-  });
+  }) as Promise<T>;
 }
+const generationsOf = (db: Db, names: string[]) => generationsThrough(db, 'report_marts', names.join(','), () => martGenerations(db, names));
+const catalogGenerationOf = (db: Db) => generationsThrough(db, 'catalog_state', '', () => catalogGeneration(db));
 
 /** Role check first (before any SQL), then parameters (400 naming each field), then the mart states. */
 async function prepare(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions): Promise<Prepared> {
@@ -126,10 +130,13 @@ async function prepare(db: Db, catalog: Catalog, id: string, query: URLSearchPar
       throw new HttpError(503, `The report ${id} is not ready: mart ${m} has not been refreshed yet. Try again shortly.`, undefined, { 'Retry-After': '30' });
     }
   }
-  return { report, params, states };
+  const catalogGen = report.catalog ? await catalogGenerationOf(db) : null;
+  return { report, params, states, catalogGen };
 }
 
-function freshness(report: ReportDef, catalog: Catalog, states: Map<string, MartGeneration>, now: Date) {
+function freshness(report: ReportDef, catalog: Catalog, states: Map<string, MartGeneration>, catalogGen: CatalogGeneration | null, now: Date) {
+  // the catalog changes only when written (a titles load): as of that write, no schedule
+  if (catalogGen) return { asOf: catalogGen.loaded_at.toISOString(), nextRefresh: null, stale: false, gen: `catalog:${catalogGen.generation}` };
   if (!report.allMarts.length) return { asOf: now.toISOString(), nextRefresh: null, stale: false, gen: '' };
   let asOf = Infinity, next = Infinity, stale = false;
   const gen: string[] = [];
@@ -146,8 +153,8 @@ function freshness(report: ReportDef, catalog: Catalog, states: Map<string, Mart
 
 // ── result cache: invalidated by generation (a mart refresh), never by time ───────────────────────────────────────
 interface CacheEntry { gen: string; result: Omit<ReportResult, 'cached' | 'nextRefresh'> }
-/** Results of mart-backed reports by report, definition and parameters; an entry serves while its marts' generations
- *  are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
+/** Results of mart-backed and @catalog reports by report, definition and parameters; an entry serves while its marts'
+ *  (or the catalog's) generations are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
 export type ResultCache = Map<string, CacheEntry>;
 const CACHE_ENTRIES = 500;
 
@@ -164,11 +171,11 @@ export async function parseReportParams(db: Db, catalog: Catalog, id: string, qu
 
 /** Runs a report: role, parameters, then its SQL in a READ ONLY transaction with its timeout and row cap. */
 export async function runReport(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions): Promise<ReportResult> {
-  const { report, params, states } = await prepare(db, catalog, id, query, opts);
-  const f = freshness(report, catalog, states, opts.now);
+  const { report, params, states, catalogGen } = await prepare(db, catalog, id, query, opts);
+  const f = freshness(report, catalog, states, catalogGen, opts.now);
   const key = `${report.id}\0${report.hash}\0${params.key}`;
-  // live SQL (no mart) has no generation to key a cached result on
-  const cache = report.allMarts.length > 0 && opts.cache ? opts.cache : null;
+  // live SQL (no mart, not @catalog) has no generation to key a cached result on
+  const cache = f.gen && opts.cache ? opts.cache : null;
   if (cache) {
     const hit = cache.get(key);
     if (hit && hit.gen === f.gen) {
@@ -260,8 +267,8 @@ export function csvField(v: unknown): string {
  * batches, holding one connection and one READ ONLY snapshot until the client has read the last byte.
  */
 export async function streamCsv(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions & { log?: (l: string) => void; ifNoneMatch?: (etag: string) => boolean }): Promise<CsvStream> {
-  const { report, params, states } = await prepare(db, catalog, id, query, opts);
-  const f = freshness(report, catalog, states, opts.now);
+  const { report, params, states, catalogGen } = await prepare(db, catalog, id, query, opts);
+  const f = freshness(report, catalog, states, catalogGen, opts.now);
   const etag = f.gen ? createHash('sha256').update(JSON.stringify([report.id, report.hash, params.key, f.gen])).digest('base64url').slice(0, 27) : null;
   if (etag && opts.ifNoneMatch?.(etag)) {
     return { report, params, asOf: f.asOf, stale: f.stale, etag, rowCap: report.rowCap, truncated: false, body: null };

@@ -1,4 +1,5 @@
 -- @title Catalog: top cast members
+-- @catalog
 -- @description The actors and actresses credited on the most titles.
 -- @definition Titles per person credited as cast; ties rank by name.
 -- @param type multi lookup=title_types label="Content type"
