@@ -2,11 +2,13 @@
 // (8,807 titles: 6,131 movies, 2,676 TV shows; 42 genres), everything else against counts this test computes itself
 // from the CSV with its own minimal RFC 4180 reader — an oracle independent of the ETL and of the report SQL.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useDatabase } from './helpers/db.ts';
-import { loadCatalog, runReport, streamCsv, type Catalog, type ResultCache } from '../server/reports/engine.ts';
+import { loadCatalog, runReport, streamCsv, checkReportSql, CatalogError, type Catalog, type ResultCache } from '../server/reports/engine.ts';
 import { loadTitles } from '../etl/titles/load.ts';
 import { realTitlesCsv } from './helpers/dataset.ts';
 import { waitFor } from './helpers/sync.ts';
@@ -127,6 +129,25 @@ test('movie durations and TV seasons match the file', async () => {
   const expS = countBy(recs.filter((r) => r.type === 'TV Show'), (r) => [Number(/^(\d+) Seasons?$/.exec(r.duration.trim())?.[1] ?? NaN) || null]);
   assertCounts(seasons, 'seasons', 'tv_shows', expS, 'seasons');
   assert.is(seasons.reduce((s, r) => s + r.tv_shows, 0), 2676);
+});
+
+test('a @catalog report that reads another table, or names a mart, is refused at start', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-catalog-reports-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'marts'));
+    const chart = '-- @chart bar x=type:N y=n:Q\n';
+    fs.writeFileSync(path.join(dir, 'ok.sql'), `-- @title Ok\n-- @catalog\n${chart}SELECT t.type, count(*) AS n FROM titles t JOIN title_cast x ON x.title_id = t.id GROUP BY 1`);
+    fs.writeFileSync(path.join(dir, 'sneaky.sql'), `-- @title Sneaky\n-- @catalog\n${chart}SELECT t.type, count(*) AS n FROM titles t JOIN watch_events w ON w.title_id = t.id GROUP BY 1`);
+    await checkReportSql(t.db, loadCatalog(dir)).then(() => assert.unreachable('should fail'), (e: Error) => {
+      assert.match(e.message, /sneaky\.sql:1 @catalog, but the SQL reads watch_events/);
+      assert.not.match(e.message, /ok\.sql/);
+    });
+    fs.writeFileSync(path.join(dir, 'marts', 'mart_x.sql'), '-- @mart mart_x\n-- @unique type\n-- @refresh 0 * * * *\nSELECT type FROM titles GROUP BY 1');
+    fs.writeFileSync(path.join(dir, 'sneaky.sql'), `-- @title Sneaky\n-- @catalog\n${chart}SELECT type, count(*) AS n FROM mart_x GROUP BY 1`);
+    assert.throws(() => loadCatalog(dir), (e: Error) => e instanceof CatalogError && /sneaky\.sql:2 @catalog reports read only catalog tables, not marts \(mart_x\)/.test(e.message));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // last: it adds a title
