@@ -10,7 +10,9 @@ CREATE TABLE catalog_state (
 );
 INSERT INTO catalog_state DEFAULT VALUES;
 
-CREATE FUNCTION catalog_bump() RETURNS trigger LANGUAGE plpgsql AS $$
+-- SECURITY DEFINER: a role that may write the catalog (e.g. the loader's, owning those tables) need not be granted
+-- catalog_state; search_path pinned to this schema, as for every definer function.
+CREATE FUNCTION catalog_bump() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
   UPDATE catalog_state SET generation = generation + 1, loaded_at = now();
   RETURN NULL;
