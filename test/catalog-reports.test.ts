@@ -12,6 +12,8 @@ import { loadCatalog, runReport, streamCsv, checkReportSql, CatalogError, type C
 import { loadTitles } from '../etl/titles/load.ts';
 import { realTitlesCsv } from './helpers/dataset.ts';
 import { waitFor } from './helpers/sync.ts';
+import { createUser, sessionCookie } from './helpers/auth.ts';
+import { createApp } from '../server/app.ts';
 
 const FILE = realTitlesCsv();
 const t = useDatabase(test);
@@ -190,6 +192,15 @@ test('catalog reports are cached under the catalog generation; a titles load tha
   assert.is(dramas(after.rows), dramas(first.rows) + 1);
   assert.ok(after.asOf > first.asOf, 'as of the new load');
   assert.is((await runReport(t.db, catalog, 'catalog_top_genres', q(), opts())).cached, true);
+  // over HTTP: the ETag answers 304, and the page says what the data is as of
+  const app = createApp({ db: t.db, log: () => {} });
+  const Cookie = await sessionCookie(t.db, (await createUser(t.db, { role: 'analyst' })).id);
+  const api = await app.request('/api/reports/catalog_top_genres?limit=100', { headers: { Cookie } });
+  assert.is(api.status, 200);
+  assert.is(api.headers.get('etag'), `"${after.etag}-api"`);
+  assert.is((await app.request('/api/reports/catalog_top_genres?limit=100', { headers: { Cookie, 'If-None-Match': api.headers.get('etag')! } })).status, 304);
+  const page = await (await app.request('/reports/catalog_top_genres?limit=100', { headers: { Cookie } })).text();
+  assert.match(page, `Catalog as of its last titles load, <time datetime="${after.asOf}">`);
   // reports that read more than the catalog are not @catalog; a @catalog report that reads another table is refused at start
   assert.ok([...catalog.reports.values()].filter((r) => r.catalog).every((r) => r.id.startsWith('catalog_')));
 });
