@@ -152,6 +152,22 @@ test('a @catalog report that reads another table, or names a mart, is refused at
   }
 });
 
+test('the catalog generation moves once per transaction that writes the catalog, however many statements', async () => {
+  const gen = async () => Number((await t.db.one<{ g: string }>('SELECT generation AS g FROM catalog_state'))!.g);
+  const g0 = await gen();
+  await t.db.tx(async (q) => { for (let i = 0; i < 50; i++) await q.query(`INSERT INTO genres (name) VALUES ('fuzzgen ${i}')`); });
+  assert.is(await gen(), g0 + 1);
+  await t.db.tx(async (q) => {
+    await q.query('SAVEPOINT s');
+    await q.query(`DELETE FROM genres WHERE name = 'fuzzgen 0'`);
+    await q.query('ROLLBACK TO SAVEPOINT s'); // the bump inside is undone with it…
+    await q.query(`DELETE FROM genres WHERE name LIKE 'fuzzgen %'`); // …and made again by the next write
+  });
+  assert.is(await gen(), g0 + 2);
+  await t.db.query(`SELECT count(*) FROM titles`);
+  assert.is(await gen(), g0 + 2, 'reads do not move it');
+});
+
 // last: it adds a title
 test('catalog reports are cached under the catalog generation; a titles load that changes the catalog invalidates them', async () => {
   const cache: ResultCache = new Map();

@@ -14,7 +14,9 @@ INSERT INTO catalog_state DEFAULT VALUES;
 -- catalog_state; search_path pinned to this schema, as for every definer function.
 CREATE FUNCTION catalog_bump() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
-  UPDATE catalog_state SET generation = generation + 1, loaded_at = now();
+  -- once per transaction: readers never see its middle, and a writer of many statements (row-by-row INSERTs) must not
+  -- stack thousands of versions of this row (each UPDATE of a row already updated in the transaction walks them all)
+  UPDATE catalog_state SET generation = generation + 1, loaded_at = now() WHERE xmin <> pg_current_xact_id()::xid;
   RETURN NULL;
 END
 $$;
