@@ -1,6 +1,6 @@
 -- The catalog's generation (README "Report engine"): reports that read only the titles catalog (`-- @catalog`) are
--- cached under it exactly as mart-backed reports are cached under their marts' generations. Any statement that writes
--- a catalog table moves it, in the writer's own transaction (the titles ETL needs no code for it); the row's
+-- cached under it exactly as mart-backed reports are cached under their marts' generations. Any transaction that writes
+-- a catalog table moves it once, in that transaction (the titles ETL needs no code for it); the row's
 -- notify trigger tells every server process at commit (server/db/index.ts, ChangeFeed) to drop what it cached.
 CREATE TABLE catalog_state (
   only_row   boolean PRIMARY KEY DEFAULT true CHECK (only_row),
