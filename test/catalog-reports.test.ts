@@ -2,13 +2,19 @@
 // (8,807 titles: 6,131 movies, 2,676 TV shows; 42 genres), everything else against counts this test computes itself
 // from the CSV with its own minimal RFC 4180 reader — an oracle independent of the ETL and of the report SQL.
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { useDatabase } from './helpers/db.ts';
-import { loadCatalog, runReport, type Catalog } from '../server/reports/engine.ts';
+import { loadCatalog, runReport, streamCsv, checkReportSql, CatalogError, type Catalog, type ResultCache } from '../server/reports/engine.ts';
 import { loadTitles } from '../etl/titles/load.ts';
 import { realTitlesCsv } from './helpers/dataset.ts';
 import { csvRecords } from './helpers/csv.ts';
+import { waitFor } from './helpers/sync.ts';
+import { createUser, sessionCookie } from './helpers/auth.ts';
+import { createApp } from '../server/app.ts';
 
 const FILE = realTitlesCsv();
 const t = useDatabase(test);
@@ -110,6 +116,94 @@ test('movie durations and TV seasons match the file', async () => {
   const expS = countBy(recs.filter((r) => r.type === 'TV Show'), (r) => [Number(/^(\d+) Seasons?$/.exec(r.duration.trim())?.[1] ?? NaN) || null]);
   assertCounts(seasons, 'seasons', 'tv_shows', expS, 'seasons');
   assert.is(seasons.reduce((s, r) => s + r.tv_shows, 0), 2676);
+});
+
+test('a @catalog report that reads another table, or names a mart, is refused at start', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-catalog-reports-'));
+  try {
+    fs.mkdirSync(path.join(dir, 'marts'));
+    const chart = '-- @chart bar x=type:N y=n:Q\n';
+    fs.writeFileSync(path.join(dir, 'ok.sql'), `-- @title Ok\n-- @catalog\n${chart}SELECT t.type, count(*) AS n FROM titles t JOIN title_cast x ON x.title_id = t.id GROUP BY 1`);
+    fs.writeFileSync(path.join(dir, 'sneaky.sql'), `-- @title Sneaky\n-- @catalog\n${chart}SELECT t.type, count(*) AS n FROM titles t JOIN watch_events w ON w.title_id = t.id GROUP BY 1`);
+    await checkReportSql(t.db, loadCatalog(dir)).then(() => assert.unreachable('should fail'), (e: Error) => {
+      assert.match(e.message, /sneaky\.sql:1 @catalog, but the SQL reads watch_events/);
+      assert.not.match(e.message, /ok\.sql/);
+    });
+    fs.writeFileSync(path.join(dir, 'marts', 'mart_x.sql'), '-- @mart mart_x\n-- @unique type\n-- @refresh 0 * * * *\nSELECT type FROM titles GROUP BY 1');
+    fs.writeFileSync(path.join(dir, 'sneaky.sql'), `-- @title Sneaky\n-- @catalog\n${chart}SELECT type, count(*) AS n FROM mart_x GROUP BY 1`);
+    assert.throws(() => loadCatalog(dir), (e: Error) => e instanceof CatalogError && /sneaky\.sql:2 @catalog reports read only catalog tables, not marts \(mart_x\)/.test(e.message));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the catalog generation moves once per transaction that writes the catalog, however many statements', async () => {
+  const gen = async () => Number((await t.db.one<{ g: string }>('SELECT generation AS g FROM catalog_state'))!.g);
+  const g0 = await gen();
+  await t.db.tx(async (q) => { for (let i = 0; i < 50; i++) await q.query(`INSERT INTO genres (name) VALUES ('fuzzgen ${i}')`); });
+  assert.is(await gen(), g0 + 1);
+  await t.db.tx(async (q) => {
+    await q.query('SAVEPOINT s');
+    await q.query(`DELETE FROM genres WHERE name = 'fuzzgen 0'`);
+    await q.query('ROLLBACK TO SAVEPOINT s'); // the bump inside is undone with it…
+    await q.query(`DELETE FROM genres WHERE name LIKE 'fuzzgen %'`); // …and made again by the next write
+  });
+  assert.is(await gen(), g0 + 2);
+  await t.db.query(`SELECT count(*) FROM titles`);
+  assert.is(await gen(), g0 + 2, 'reads do not move it');
+});
+
+// last: it adds a title
+test('catalog reports are cached under the catalog generation; a titles load that changes the catalog invalidates them', async () => {
+  const cache: ResultCache = new Map();
+  const opts = () => ({ role: 'analyst' as const, now: new Date(), cache });
+  const q = () => new URLSearchParams('limit=100');
+  const first = await runReport(t.db, catalog, 'catalog_top_genres', q(), opts());
+  const second = await runReport(t.db, catalog, 'catalog_top_genres', q(), opts());
+  assert.is(first.cached, false);
+  assert.is(second.cached, true, 'the second request is served from the cache');
+  assert.is(second.etag, first.etag);
+  const loadedAt = (await t.db.one<{ loaded_at: Date }>('SELECT loaded_at FROM catalog_state'))!.loaded_at;
+  assert.is(first.asOf, loadedAt.toISOString(), 'as of the last titles load');
+  assert.is(first.nextRefresh, null);
+  const csv = await streamCsv(t.db, catalog, 'catalog_top_genres', q(), { ...opts(), ifNoneMatch: (e) => e === first.etag });
+  assert.is(csv.etag, first.etag, 'the CSV has the same generation-based validator');
+  assert.is(csv.body, null, 'If-None-Match with it answers without running the SQL');
+
+  // reloading the same file changes nothing: the cache keeps serving
+  const same = await loadTitles(t.db, FILE);
+  assert.is(same.inserted + same.updated + same.removed, 0);
+  assert.is((await runReport(t.db, catalog, 'catalog_top_genres', q(), opts())).cached, true);
+
+  // a load that adds a Drama: the next request runs the SQL and counts it
+  const header = Object.keys(recs[0]);
+  const rec: Rec = { ...Object.fromEntries(header.map((h) => [h, ''])), show_id: 's990001', type: 'Movie', title: 'Cache Test',
+    release_year: '2021', duration: '90 min', listed_in: 'Dramas', cast: 'Cache Actor' };
+  const csvText = [header, header.map((h) => rec[h])].map((r) => r.map((v) => `"${v.replace(/"/g, '""')}"`).join(',')).join('\n') + '\n';
+  await waitFor('the change feed to be live', () => t.db.changes.token('catalog_state') !== null);
+  const before = t.db.changes.token('catalog_state');
+  const added = await loadTitles(t.db, { name: 'one-more.csv', stream: Readable.from([Buffer.from(csvText)]) });
+  assert.is(added.inserted, 1);
+  // the loader may run in another process: its commit reaches this one as a notification, as it would there
+  await waitFor('the catalog change to be heard', () => t.db.changes.token('catalog_state') !== before);
+  const after = await runReport(t.db, catalog, 'catalog_top_genres', q(), opts());
+  assert.is(after.cached, false, 'the titles load invalidated the cached result');
+  assert.is.not(after.etag, first.etag);
+  const dramas = (rs: Record<string, any>[]) => rs.find((r) => r.genre === 'Dramas')!.titles;
+  assert.is(dramas(after.rows), dramas(first.rows) + 1);
+  assert.ok(after.asOf > first.asOf, 'as of the new load');
+  assert.is((await runReport(t.db, catalog, 'catalog_top_genres', q(), opts())).cached, true);
+  // over HTTP: the ETag answers 304, and the page says what the data is as of
+  const app = createApp({ db: t.db, log: () => {} });
+  const Cookie = await sessionCookie(t.db, (await createUser(t.db, { role: 'analyst' })).id);
+  const api = await app.request('/api/reports/catalog_top_genres?limit=100', { headers: { Cookie } });
+  assert.is(api.status, 200);
+  assert.is(api.headers.get('etag'), `"${after.etag}-api"`);
+  assert.is((await app.request('/api/reports/catalog_top_genres?limit=100', { headers: { Cookie, 'If-None-Match': api.headers.get('etag')! } })).status, 304);
+  const page = await (await app.request('/reports/catalog_top_genres?limit=100', { headers: { Cookie } })).text();
+  assert.match(page, `Catalog as of its last titles load, <time datetime="${after.asOf}">`);
+  // reports that read more than the catalog are not @catalog; a @catalog report that reads another table is refused at start
+  assert.ok([...catalog.reports.values()].filter((r) => r.catalog).every((r) => r.id.startsWith('catalog_')));
 });
 
 test.run();

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { PassThrough, Readable, Transform } from 'node:stream';
 import yauzl from 'yauzl';
 import { TitlesInputError } from './errors.ts';
 
@@ -38,21 +38,25 @@ function readHead(file: string, n: number): Buffer {
   }
 }
 
-/** Reads the first bytes of a stream without consuming them (they are pushed back with unshift). */
-function peek(stream: Readable, n: number): Promise<Buffer> {
+/**
+ * Reads the first bytes of a stream without consuming them: they are pushed back with unshift, and the stream to read
+ * on is returned — a new one holding them when the input ended first (a stream cannot take unshift after its end).
+ */
+function peek(stream: Readable, n: number): Promise<{ head: Buffer; stream: Readable }> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let have = 0;
-    const done = (err?: Error) => {
+    const done = (err?: Error | null, ended = false) => {
       stream.off('readable', onReadable);
       stream.off('end', onEnd);
       stream.off('error', done);
       if (err) return reject(err);
       const head = Buffer.concat(parts);
+      if (ended) return resolve({ head, stream: Readable.from(head.length ? [head] : []) });
       if (head.length) stream.unshift(head);
-      resolve(head);
+      resolve({ head, stream });
     };
-    const onEnd = () => done();
+    const onEnd = () => done(null, true);
     const onReadable = () => {
       let chunk: Buffer | null;
       while (have < n && (chunk = stream.read()) !== null) { parts.push(chunk); have += chunk.length; }
@@ -151,8 +155,7 @@ export async function openSource(input: SourceInput): Promise<OpenedSource> {
     return { name: file, container: 'plain', stream: raw, consumed: c.consumed, total: stat.size };
   }
   const name = typeof input === 'string' ? 'stdin' : input.name;
-  const stream = typeof input === 'string' ? process.stdin : input.stream;
-  const head = await peek(stream, 4);
+  const { head, stream } = await peek(typeof input === 'string' ? process.stdin : input.stream, 4);
   const c = counting(undefined);
   const raw = c.tap(stream);
   if (startsWith(head, ZIP)) {

@@ -24,6 +24,9 @@ export interface ReportDef {
   marts: string[];
   /** those marts and every mart they read, transitively */
   allMarts: string[];
+  /** `-- @catalog`: reads only the titles catalog (CATALOG_TABLES; checked at start), so results are cached under the
+   *  catalog's generation, moved by every write to those tables (sql/schema/0020_catalog_generation.sql) */
+  catalog: boolean;
   params: ParamDecl[];
   /** the SQL with :name replaced by ($n::type) (same lines as the file) */
   sql: string;
@@ -92,7 +95,9 @@ function splitHeader(text: string): { header: HeaderLine[]; body: string; bodyLi
   return { header, body: lines.slice(i).join('\n'), bodyLine: i + 1 };
 }
 
-const REPORT_KEYS = ['title', 'description', 'definition', 'roles', 'marts', 'param', 'chart', 'timeout', 'rowcap'];
+const REPORT_KEYS = ['title', 'description', 'definition', 'roles', 'marts', 'catalog', 'param', 'chart', 'timeout', 'rowcap'];
+/** The tables of the titles catalog: every write to one moves catalog_state.generation (a trigger per table). */
+export const CATALOG_TABLES = ['titles', 'genres', 'countries', 'people', 'title_genres', 'title_countries', 'title_cast', 'title_directors'];
 const MART_KEYS = ['mart', 'unique', 'index', 'refresh', 'depends', 'incremental', 'timeout'];
 /** how marts are stored (part of every mart's hash: a change of storage recreates them all) */
 const MART_STORAGE = 'table-window-v1';
@@ -223,6 +228,8 @@ function parseReport(file: string, rel: string, marts: Map<string, MartDef>, pro
       else if (!declared.includes(m)) declared.push(m);
     }
   }
+  const catalogLine = get('catalog')[0];
+  if (catalogLine?.value) problems.push(`${rel}:${catalogLine.line} @catalog takes no value (got ${catalogLine.value})`);
   const tokens = scanSql(body, bodyLine);
   checkStatement(body, bodyLine, rel, problems, tokens);
   for (const t of tokens) {
@@ -230,6 +237,7 @@ function parseReport(file: string, rel: string, marts: Map<string, MartDef>, pro
     else if (t.kind === 'mart' && !declared.includes(t.name)) declared.push(t.name);
     if (t.kind === 'param' && !params.some((p) => p.name === t.name)) problems.push(`${rel}:${t.line} parameter :${t.name} is used but not declared with -- @param`);
   }
+  if (catalogLine && declared.length) problems.push(`${rel}:${catalogLine.line} @catalog reports read only catalog tables, not marts (${declared.join(', ')})`);
   for (const p of params) {
     if (!tokens.some((t) => t.kind === 'param' && t.name === p.name)) problems.push(`${rel}:${p.line} parameter ${p.name} is declared but the SQL never uses :${p.name}`);
   }
@@ -274,7 +282,7 @@ function parseReport(file: string, rel: string, marts: Map<string, MartDef>, pro
   const bound = bindParams(bodySql, scanSql(bodySql, bodyLine), (n) => sqlTypeOf(byName.get(n)!));
   const hash = createHash('sha256').update(text).update('\0').update(sidecarText).digest('hex');
   return {
-    id, file: rel, title, description, definition, roles, marts: declared, allMarts: [], params,
+    id, file: rel, title, description, definition, roles, marts: declared, allMarts: [], catalog: !!catalogLine, params,
     sql: bound.text, sqlLine: bodyLine, bindOrder: bound.order, spec: spec!, chart, timeoutMs, rowCap, hash,
   };
 }

@@ -7,7 +7,7 @@ import { HttpError } from '../errors.ts';
 import type { Catalog, ReportDef } from './catalog.ts';
 import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './params.ts';
 import { withData } from './chart.ts';
-import { martGenerations, type MartGeneration } from './marts.ts';
+import { martGenerations, catalogGeneration, type MartGeneration, type CatalogGeneration } from './marts.ts';
 import { nextFire } from './cron-time.ts';
 import type { ReportResult, ResultCache } from './result.ts';
 import type { Role } from '../auth/roles.ts';
@@ -66,26 +66,29 @@ export async function lookupOptions(db: Db, decl: ParamDecl): Promise<[string, s
   }
 }
 
-// Generations of the marts a report reads. Kept in memory while db.changes says report_marts has not changed since
-// they were read (a refresh, a re-creation, a stale mark, in any process), so the hot path needs no query; while the
-// feed is down, read per request with single flight: concurrent requests for the same marts share one in-flight
-// lookup, so a request sees the generations as of at most one round trip before it arrived — never older.
-const inflight = new WeakMap<Db, Map<string, Promise<Map<string, MartGeneration>>>>();
-const known = new WeakMap<Db, ChangeCache<Map<string, MartGeneration>>>();
-function generationsOf(db: Db, names: string[]) {
+// Generations of what a report reads: its marts' (report_marts) or the catalog's (catalog_state). Kept in memory
+// while db.changes says that table has not changed since they were read (a refresh, a re-creation, a stale mark, a
+// titles load, in any process), so the hot path needs no query; while the feed is down, read per request with single
+// flight: concurrent requests for the same key share one in-flight lookup, so a request sees the generations as of at
+// most one round trip before it arrived — never older.
+const inflight = new WeakMap<Db, Map<string, Promise<unknown>>>();
+const known = new WeakMap<Db, ChangeCache<unknown>>();
+function generationsThrough<T>(db: Db, table: string, key: string, read: () => Promise<T>): Promise<T> {
   let m = inflight.get(db), k = known.get(db);
   if (!m) inflight.set(db, (m = new Map()));
   if (!k) known.set(db, (k = new Map()));
-  const key = names.join(',');
-  return readThrough(db, k, key, ['report_marts'], () => {
+  key = `${table}\0${key}`;
+  return readThrough(db, k, key, [table], () => {
     let p = m!.get(key);
     if (!p) {
-      p = martGenerations(db, names).finally(() => m!.delete(key));
+      p = read().finally(() => m!.delete(key));
       m!.set(key, p);
     }
     return p;
-  });
+  }) as Promise<T>;
 }
+const generationsOf = (db: Db, names: string[]) => generationsThrough(db, 'report_marts', names.join(','), () => martGenerations(db, names));
+const catalogGenerationOf = (db: Db) => generationsThrough(db, 'catalog_state', '', () => catalogGeneration(db));
 
 /** A report and its parameters, checked: what parseReportParams answers and runParsedReport runs. */
 export interface ParsedReport { report: ReportDef; params: ParsedParams }
@@ -112,7 +115,14 @@ async function martStatesOf(db: Db, report: ReportDef): Promise<Map<string, Mart
   return states;
 }
 
-function freshness(report: ReportDef, catalog: Catalog, states: Map<string, MartGeneration>, now: Date) {
+/** As of when, next refresh, stale, and the generation key a result is cached and ETagged under ('' for live SQL). */
+async function freshnessOf(db: Db, catalog: Catalog, report: ReportDef, now: Date) {
+  // the catalog changes only when written (a titles load): as of that write, no schedule
+  if (report.catalog) {
+    const g: CatalogGeneration = await catalogGenerationOf(db);
+    return { asOf: g.loaded_at.toISOString(), nextRefresh: null, stale: false, gen: `catalog:${g.generation}` };
+  }
+  const states = await martStatesOf(db, report);
   if (!report.allMarts.length) return { asOf: now.toISOString(), nextRefresh: null, stale: false, gen: '' };
   let asOf = Infinity, next = Infinity, stale = false;
   const gen: string[] = [];
@@ -137,11 +147,10 @@ export async function runReport(db: Db, catalog: Catalog, id: string, query: URL
 
 /** Runs a report whose role and parameters parseReportParams has checked (a page parses once, then runs). */
 export async function runParsedReport(db: Db, catalog: Catalog, { report, params }: ParsedReport, opts: RunOptions): Promise<ReportResult> {
-  const states = await martStatesOf(db, report);
-  const f = freshness(report, catalog, states, opts.now);
+  const f = await freshnessOf(db, catalog, report, opts.now);
   const key = `${report.id}\0${report.hash}\0${params.key}`;
-  // live SQL (no mart) has no generation to key a cached result on
-  const cache = report.allMarts.length > 0 && opts.cache ? opts.cache : null;
+  // live SQL (no mart, not @catalog) has no generation to key a cached result on
+  const cache = f.gen && opts.cache ? opts.cache : null;
   if (cache) {
     const hit = cache.get(key);
     if (hit && hit.gen === f.gen) {
@@ -223,7 +232,7 @@ export function csvField(v: unknown): string {
  */
 export async function streamCsv(db: Db, catalog: Catalog, id: string, query: URLSearchParams, opts: RunOptions & { log?: (l: string) => void; ifNoneMatch?: (etag: string) => boolean }): Promise<CsvStream> {
   const { report, params } = await parseReportParams(db, catalog, id, query, opts);
-  const f = freshness(report, catalog, await martStatesOf(db, report), opts.now);
+  const f = await freshnessOf(db, catalog, report, opts.now);
   const etag = f.gen ? createHash('sha256').update(JSON.stringify([report.id, report.hash, params.key, f.gen])).digest('base64url').slice(0, 27) : null;
   if (etag && opts.ifNoneMatch?.(etag)) {
     return { report, params, asOf: f.asOf, stale: f.stale, etag, rowCap: report.rowCap, truncated: false, body: null };

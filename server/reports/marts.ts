@@ -10,7 +10,7 @@ import type { Db, Queryable } from '../db/index.ts';
 import { ident, noteLocalChange } from '../db/index.ts';
 import { runExclusive } from '../jobs/index.ts';
 import type { Catalog, MartDef } from './catalog.ts';
-import { withDependents } from './catalog.ts';
+import { withDependents, CATALOG_TABLES } from './catalog.ts';
 import { previousFire } from './cron-time.ts';
 
 export const REFRESH_LOCK = 'reports.marts.refresh';
@@ -101,14 +101,31 @@ function indexName(mart: string, suffix: string) {
 export async function checkReportSql(db: Db, catalog: Catalog): Promise<void> {
   const problems: string[] = [];
   for (const r of catalog.reports.values()) {
-    const prefix = 'EXPLAIN ';
+    const prefix = 'EXPLAIN (FORMAT JSON) ';
     try {
-      await db.tx((q) => q.query(prefix + r.sql, r.bindOrder.map(() => null)), { readOnly: true, statementTimeoutMs: 10_000 });
+      const plan = await db.tx((q) => q.query<{ 'QUERY PLAN': unknown }>(prefix + r.sql, r.bindOrder.map(() => null)), { readOnly: true, statementTimeoutMs: 10_000 });
+      if (r.catalog) {
+        // a @catalog result is cached until a catalog table changes: reading any other table would serve stale rows
+        const others = [...relationsOf(plan[0]?.['QUERY PLAN'])].filter((t) => !CATALOG_TABLES.includes(t));
+        if (others.length) problems.push(`${r.file}:1 @catalog, but the SQL reads ${others.sort().join(', ')} (catalog tables: ${CATALOG_TABLES.join(', ')})`);
+      }
     } catch (e: any) {
       problems.push(locate(r.file, r.sqlLine, prefix + r.sql, prefix.length, e));
     }
   }
   if (problems.length) throw new MartSqlError(`report SQL does not plan:\n  ${problems.join('\n  ')}`);
+}
+
+/** Every table a JSON plan scans. */
+function relationsOf(plan: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(plan)) for (const p of plan) relationsOf(p, out);
+  else if (plan && typeof plan === 'object') {
+    for (const [k, v] of Object.entries(plan)) {
+      if (k === 'Relation Name' && typeof v === 'string') out.add(v);
+      else relationsOf(v, out);
+    }
+  }
+  return out;
 }
 
 export interface MartState {
@@ -130,6 +147,15 @@ export async function martGenerations(db: Queryable, names: string[]): Promise<M
   const rows = await db.query<MartGeneration>(sql`SELECT name, definition_hash, generation, as_of, stale
     FROM report_marts WHERE name = ANY(${names})`);
   return new Map(rows.map((r) => [r.name, r]));
+}
+
+export interface CatalogGeneration { generation: number; loaded_at: Date }
+
+/** The catalog's generation (one row, moved by every write to a catalog table) and when it was last written. */
+export async function catalogGeneration(db: Queryable): Promise<CatalogGeneration> {
+  const row = await db.one<CatalogGeneration>(sql`SELECT generation, loaded_at FROM catalog_state`);
+  if (!row) throw new Error('catalog_state has no row (sql/schema/0020_catalog_generation.sql inserts it)');
+  return row;
 }
 
 export async function martStates(db: Queryable, names?: string[]): Promise<Map<string, MartState>> {

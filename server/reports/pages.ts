@@ -52,7 +52,7 @@ export async function catalogPage(c: Context<Env>) {
         subscribers at risk.</span></p>` : ''}
       <ul class="report-list">${list.map((r) => html`<li><a href="/reports/${r.id}"><b>${r.title}</b></a>
         ${r.description ? html`<span class="muted"> — ${r.description}</span>` : ''}
-        ${r.allMarts.length ? '' : html` <span class="tag">live</span>`}</li>`)}</ul>
+        ${r.allMarts.length ? '' : r.catalog ? html` <span class="tag">catalog</span>` : html` <span class="tag">live</span>`}</li>`)}</ul>
       ${admin}</main>`,
   }));
 }
@@ -135,7 +135,9 @@ async function renderReport(c: Context<Env>, report: ReportDef, opts: {
   for (const p of report.params) if (p.type === 'multi') options.set(p.name, await lookupOptions(readDb, p));
   const r = opts.result;
   const q = r?.query ? `?${r.query}` : '';
-  const freshness = r ? html`<p class="freshness">${report.allMarts.length
+  const freshness = r ? html`<p class="freshness">${report.catalog
+    ? html`Catalog as of its last titles load, <time datetime="${r.asOf}">${when(r.asOf)}</time>`
+    : report.allMarts.length
     ? html`Data as of <time datetime="${r.asOf}">${when(r.asOf)}</time>${r.nextRefresh ? html` · next refresh <time datetime="${r.nextRefresh}">${when(r.nextRefresh)}</time>` : ''}`
     : html`Live query, run <time datetime="${r.asOf}">${when(r.asOf)}</time>`}
     ${r.stale ? html` · <strong class="stale">Stale: the last refresh failed; showing the last good data</strong>` : ''}

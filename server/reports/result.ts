@@ -9,7 +9,8 @@ export interface ReportResult {
   params: Record<string, string | string[] | null>;
   /** canonical query string (defaults omitted, keys sorted, multi-values repeated) */
   query: string;
-  /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; now for live SQL */
+  /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; the last catalog write
+   *  (titles load) for @catalog reports; now for live SQL */
   asOf: string;
   /** ISO time of the next scheduled refresh of its marts; null for live SQL */
   nextRefresh: string | null;
@@ -21,12 +22,12 @@ export interface ReportResult {
   rowCap: number;
   rows: Record<string, any>[];
   spec: VlSpec;
-  /** strong validator of this answer: (report, resolved params, generations of its marts) */
+  /** strong validator of this answer: (report, resolved params, generations of its marts or of the catalog) */
   etag: string;
   cached: boolean;
 }
 
 export interface CacheEntry { gen: string; result: Omit<ReportResult, 'cached' | 'nextRefresh'> }
-/** Results of mart-backed reports by report, definition and parameters; an entry serves while its marts' generations
- *  are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
+/** Results of mart-backed and @catalog reports by report, definition and parameters; an entry serves while the
+ *  generations of its marts (or of the catalog) are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
 export type ResultCache = Map<string, CacheEntry>;

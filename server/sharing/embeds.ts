@@ -211,7 +211,8 @@ embedRoutes.get('/embed/reports/:id', async (c) => {
     body: html`<main class="report-page embed">
       <h1>${report.title}</h1>
       ${report.description ? html`<p class="lead">${report.description}</p>` : ''}
-      <p class="freshness">${report.allMarts.length ? html`Data as of <time datetime="${r.asOf}">${when(r.asOf)}</time>`
+      <p class="freshness">${report.catalog ? html`Catalog as of its last titles load, <time datetime="${r.asOf}">${when(r.asOf)}</time>`
+        : report.allMarts.length ? html`Data as of <time datetime="${r.asOf}">${when(r.asOf)}</time>`
         : html`Live query, run <time datetime="${r.asOf}">${when(r.asOf)}</time>`}${r.stale ? html` · <strong class="stale">Stale</strong>` : ''}</p>
       ${lockedNote(o.claims)}
       ${freeForm(`/embed/reports/${id}`, o.token, controls)}

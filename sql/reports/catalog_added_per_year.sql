@@ -1,4 +1,5 @@
 -- @title Catalog: titles added per year
+-- @catalog
 -- @description Titles added to Netflix per year (date_added), movies and TV shows.
 -- @definition Year of the title's date_added; titles without a date_added are left out.
 -- @param type multi lookup=title_types label="Content type"

@@ -1,4 +1,5 @@
 -- @title Catalog: movie durations
+-- @catalog
 -- @description Movies by running time, in 10-minute bins.
 -- @definition Movies by duration in minutes, binned by 10 (minutes_from = 90 covers 90 to 99 minutes); movies without
 -- @definition a duration are left out.

@@ -1,4 +1,5 @@
 -- @title Catalog: ratings
+-- @catalog
 -- @description Titles by maturity rating (TV-MA, PG-13, ...).
 -- @definition Titles per maturity rating as listed by Netflix; titles without a rating count as "unrated".
 -- @param type multi lookup=title_types label="Content type"

@@ -1,4 +1,5 @@
 -- @title Catalog: release years
+-- @catalog
 -- @description Titles by the year they were first released.
 -- @definition Release year of each title (movies and TV shows); titles without a release year are left out.
 -- @param type multi lookup=title_types label="Content type"

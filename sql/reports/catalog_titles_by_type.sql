@@ -1,4 +1,5 @@
 -- @title Catalog: titles by type
+-- @catalog
 -- @description How many movies and TV shows the catalog holds.
 -- @definition Titles in the catalog by type (Movie, TV Show), within the genre and country filters.
 -- @param type multi lookup=title_types label="Content type"

@@ -1,17 +1,16 @@
 -- @title Catalog: top cast members
+-- @catalog
 -- @description The actors and actresses credited on the most titles.
 -- @definition Titles per person credited as cast; ties rank by name.
 -- @param type multi lookup=title_types label="Content type"
 -- @param genre multi lookup=genres label="Genres"
 -- @param country multi lookup=countries label="Production countries"
 -- @param limit int min=1 max=100 default=20 label="People"
--- Count by person id first (integers, no name comparisons), then look up names only for the top of the list.
-WITH counts AS (
-  SELECT x.person_id, count(*) AS titles,
-         count(*) FILTER (WHERE t.type = 'Movie') AS movies,
-         count(*) FILTER (WHERE t.type = 'TV Show') AS tv_shows
-  FROM title_cast x
-  JOIN titles t ON t.id = x.title_id
+-- The plan (README "Report engine", catalog reports): count titles per person id over title_cast alone (the filters
+-- fold away when none is chosen: no join), keep the top :limit with ties, then only for those few people look up the
+-- name and split movies / TV shows through the indexes.
+WITH chosen AS (
+  SELECT t.id FROM titles t
   WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
     AND (:genre::text[] IS NULL OR EXISTS (
           SELECT 1 FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
@@ -19,14 +18,23 @@ WITH counts AS (
     AND (:country::text[] IS NULL OR EXISTS (
           SELECT 1 FROM title_countries tc JOIN countries c ON c.id = tc.country_id
           WHERE tc.title_id = t.id AND c.name = ANY(:country::text[])))
-  GROUP BY x.person_id
 ),
-cutoff AS (
-  SELECT titles FROM counts ORDER BY titles DESC OFFSET (:limit - 1) LIMIT 1
+top AS (
+  SELECT x.person_id, count(*) AS titles
+  FROM title_cast x
+  WHERE (:type::text[] IS NULL AND :genre::text[] IS NULL AND :country::text[] IS NULL) OR x.title_id IN (SELECT id FROM chosen)
+  GROUP BY x.person_id
+  ORDER BY titles DESC
+  FETCH FIRST :limit ROWS WITH TIES
 )
-SELECT p.name AS cast_member, c.titles::int AS titles, c.movies::int AS movies, c.tv_shows::int AS tv_shows
-FROM counts c
-JOIN people p ON p.id = c.person_id
-WHERE c.titles >= coalesce((SELECT titles FROM cutoff), 0)
-ORDER BY c.titles DESC, p.name
+SELECT (SELECT p.name FROM people p WHERE p.id = c.person_id) AS cast_member, c.titles::int AS titles,
+       s.movies::int AS movies, s.tv_shows::int AS tv_shows
+FROM top c
+CROSS JOIN LATERAL (
+  SELECT count(*) FILTER (WHERE t.type = 'Movie') AS movies, count(*) FILTER (WHERE t.type = 'TV Show') AS tv_shows
+  FROM title_cast x JOIN titles t ON t.id = x.title_id
+  WHERE x.person_id = c.person_id
+    AND ((:type::text[] IS NULL AND :genre::text[] IS NULL AND :country::text[] IS NULL) OR x.title_id IN (SELECT id FROM chosen))
+) s
+ORDER BY c.titles DESC, cast_member
 LIMIT :limit

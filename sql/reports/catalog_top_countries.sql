@@ -1,4 +1,5 @@
 -- @title Catalog: top production countries
+-- @catalog
 -- @description The countries that produced the most titles.
 -- @definition Titles per production country; a co-production counts in each of its countries; titles without a
 -- @definition country are left out.

@@ -1,4 +1,5 @@
 -- @title Catalog: top directors
+-- @catalog
 -- @description The directors credited on the most titles.
 -- @definition Titles per person credited as director; ties rank by name.
 -- @param type multi lookup=title_types label="Content type"

@@ -1,4 +1,5 @@
 -- @title Catalog: top genres
+-- @catalog
 -- @description The genres with the most titles.
 -- @definition Titles per genre (Netflix's listed_in categories); a title in several genres counts in each.
 -- @param type multi lookup=title_types label="Content type"

@@ -1,4 +1,5 @@
 -- @title Catalog: TV show seasons
+-- @catalog
 -- @description TV shows by number of seasons.
 -- @definition TV shows by their number of seasons on Netflix; shows without a season count are left out.
 -- @param genre multi lookup=genres label="Genres"
