@@ -124,6 +124,8 @@ const FIELDS: Record<string, string[]> = {
   'POST /embeds/revoke': ['id'],
   'POST /account/tokens': ['name', 'days'],
   'POST /account/tokens/revoke': ['id'],
+  'POST /digests': ['path', 'frequency'],
+  'POST /digests/:id/delete': [],
 };
 /** Tables a refused request may still write: its session's last-seen touch and the sign-in throttle's attempts. */
 const MAY_CHANGE_ON_REFUSAL = ['sessions', 'login_attempts'];
