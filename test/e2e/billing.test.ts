@@ -43,10 +43,16 @@ async function axe(label: string) {
 }
 async function bothThemes(label: string) {
   await axe(`${label} (dark)`);
-  await page.click('.theme-toggle button[value="light"]');
+  await themed('light');
   await axe(`${label} (light)`);
   await screenshot(page, `billing-${label}-light`);
-  await page.click('.theme-toggle button[value="dark"]');
+  await themed('dark');
+}
+/** Switches the theme (a form POST and its redirect) and waits for the new page to load: axe on a document that is
+ *  being replaced finds no documentElement. */
+async function themed(theme: 'light' | 'dark') {
+  await page.click(`.theme-toggle button[value="${theme}"]`);
+  await page.waitForFunction((t) => document.documentElement?.dataset.theme === t && document.readyState === 'complete', theme);
 }
 const text = async (sel: string) => (await page.innerText(sel)).replace(/\s+/g, ' ').trim();
 
