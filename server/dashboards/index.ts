@@ -59,6 +59,16 @@ export async function resolveDashboard(deps: Pick<AppDeps, 'catalog' | 'readDb'>
   return { tiles, filters };
 }
 
+/** A dashboard's filter state from a query (the page's, its snapshot's, an embed's); a bad filter is a 400 naming it. */
+export function dashboardState(query: URLSearchParams, filters: Filter[], now: Date): FilterState {
+  try {
+    return parseState(query, filters, now);
+  } catch (e) {
+    if (e instanceof FilterError) throw new HttpError(400, `Invalid filter: ${e.message}`, { [e.field]: e.message });
+    throw e;
+  }
+}
+
 export const dashboardRoutes = new Hono<Env>();
 
 dashboardRoutes.get('/dashboards', (c) => {
@@ -88,13 +98,7 @@ dashboardRoutes.get('/dashboards/:id', async (c) => {
   if (!d.roles.includes(user.role)) throw new HttpError(403, `Your role (${user.role}) does not have access to the ${d.title} dashboard`);
   const { tiles, filters } = await resolveDashboard(c.get('deps'), user.role, d);
   const url = new URL(c.req.url);
-  let state: FilterState;
-  try {
-    state = parseState(url.searchParams, filters, c.get('deps').now());
-  } catch (e) {
-    if (e instanceof FilterError) throw new HttpError(400, `Invalid filter: ${e.message}`, { [e.field]: e.message });
-    throw e;
-  }
+  const state = dashboardState(url.searchParams, filters, c.get('deps').now());
   const canonical = toQuery(state, filters);
   if (canonical !== url.searchParams.toString()) return c.redirect(`/dashboards/${d.id}${canonical ? `?${canonical}` : ''}`, 302);
   const now = c.get('deps').now();

@@ -22,7 +22,7 @@ import { writeAudit, auditContext } from '../admin/audit.ts';
 import type { Role } from '../auth/access.ts';
 import { runReport, parseReportParams, lookupOptions, type ReportResult } from '../reports/engine.ts';
 import type { ParamDecl } from '../reports/params.ts';
-import { resolveDashboard } from '../dashboards/index.ts';
+import { resolveDashboard, dashboardState } from '../dashboards/index.ts';
 import { PERIODS, FilterError, parseState, toQuery, tileQuery, type Filter } from '../../views/filters.ts';
 
 export const MAX_EMBED_DAYS = 7;
@@ -239,13 +239,7 @@ async function dashboardView(c: Context<Env>, id: string) {
   if (!d.roles.includes(o.link.role)) throw new HttpError(403, `Whoever shared this link may no longer see the ${d.title} dashboard`);
   const { tiles, filters } = await resolveDashboard(c.get('deps'), o.link.role, d);
   const now = deps.now();
-  let state;
-  try {
-    state = parseState(o.query, filters, now);
-  } catch (e) {
-    if (e instanceof FilterError) throw new HttpError(400, `Invalid filter: ${e.message}`, { [e.field]: e.message });
-    throw e;
-  }
+  const state = dashboardState(o.query, filters, now);
   return { o, d, tiles, filters, state, now, stateQuery: toQuery(state, filters) };
 }
 

@@ -11,8 +11,8 @@ import { html, raw, type Html } from '../html.ts';
 import { HttpError } from '../errors.ts';
 import { allowed, findRule, type Role } from '../auth/access.ts';
 import { runReport, type ReportResult, type ResultCache } from '../reports/engine.ts';
-import { resolveDashboard } from '../dashboards/index.ts';
-import { parseState, toQuery, tileQuery, resolvePeriod, FilterError, PERIODS, type Filter } from '../../views/filters.ts';
+import { resolveDashboard, dashboardState } from '../dashboards/index.ts';
+import { toQuery, tileQuery, resolvePeriod, PERIODS, type Filter } from '../../views/filters.ts';
 import { exportFileBase } from '../../views/export-name.ts';
 import { kpiOf, kpiPeriod, formatValue, formatChange, type Kpi } from '../../views/report-data.ts';
 
@@ -180,13 +180,7 @@ export async function renderSnapshot(deps: SnapshotDeps, role: Role, target: str
   if (!d) throw new HttpError(404, `No dashboard "${t.id}"`);
   if (!d.roles.includes(role)) throw new HttpError(403, `Your role (${role}) does not have access to the ${d.title} dashboard`);
   const { tiles, filters } = await resolveDashboard(deps, role, d);
-  let state;
-  try {
-    state = parseState(t.query, filters, now);
-  } catch (e) {
-    if (e instanceof FilterError) throw new HttpError(400, `Invalid filter: ${e.message}`, { [e.field]: e.message });
-    throw e;
-  }
+  const state = dashboardState(t.query, filters, now);
   const results: ReportResult[] = [];
   for (const tile of tiles) results.push(await run(tile.id, new URLSearchParams(tileQuery(tile.accepts, tile.fixedParams, state, filters, now))));
   const figures: Html[] = [];
