@@ -2,7 +2,7 @@
 import type { Db } from '../db/index.ts';
 import type { Job } from '../jobs/index.ts';
 import { trainAndSave, scoreSubscribers, dataEndOf } from './churn.ts';
-import { refreshRecommendations } from './recommend.ts';
+import { refreshRecommendations, evaluateRecommendations } from './recommend.ts';
 
 /** The seed of scheduled and first-start training (the CLI takes --seed). */
 export const DEFAULT_SEED = 42;
@@ -44,13 +44,16 @@ export function churnJobs(log: (l: string) => void): Job[] {
   ];
 }
 
-/** First start: when the database has a history and no churn model yet, train and score once — in the background
- *  (the caller does not wait), logging the outcome; a failure is logged, never thrown. */
+/** First start: when the database has a history and no churn model yet, train, score and evaluate the recommendations
+ *  once — in the background (the caller does not wait), logging the outcome; a failure is logged, never thrown. */
 export function firstStartModels(db: Db, log: (l: string) => void): Promise<void> {
   return (async () => {
     if (await db.one(`SELECT 1 FROM churn_models LIMIT 1`)) return;
     if (!(await db.one(`SELECT 1 FROM subscription_events LIMIT 1`))) return;
     log('ml: no churn model yet: training and scoring once in the background');
     await trainAll(db, DEFAULT_SEED, (l) => log(`ml: ${l}`));
+    // and one evaluation, so the recommendation_quality report has figures from the first day
+    const e = await evaluateRecommendations(db, { seed: DEFAULT_SEED });
+    log(`ml: recommendations evaluated: hit-rate@10 ${e.hit_rate_at_10} (most popular ${e.baselines.most_popular.hit_rate_at_10})`);
   })().catch((e) => log(`ml: first-start training stopped: ${e.message}`));
 }
