@@ -8,6 +8,10 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl: string | undefined;
+  /** A streaming standby of the primary that report runs read from (server/db/replica.ts); undefined: none. */
+  databaseReplicaUrl: string | undefined;
+  /** Further behind than this (ms), the replica is passed over and reports read from the primary. */
+  replicaMaxLagMs: number;
   dataDir: string;
   adminEmail: string;
   adminPassword: string | undefined;
@@ -114,6 +118,8 @@ export const VARIABLES = {
   PORT: v('port', 3000, int(0, 65535)),
   HOST: v('host', '127.0.0.1', nonEmpty),
   DATABASE_URL: v('databaseUrl', undefined, postgresUrl),
+  DATABASE_REPLICA_URL: v('databaseReplicaUrl', undefined, postgresUrl),
+  MARQUEE_REPLICA_MAX_LAG_MS: v('replicaMaxLagMs', 30_000, int(0, 86_400_000)),
   MARQUEE_DATA_DIR: v('dataDir', 'var', nonEmpty),
   MARQUEE_ADMIN_EMAIL: v('adminEmail', 'admin@localhost', nonEmpty),
   MARQUEE_ADMIN_PASSWORD: v('adminPassword', undefined, text),

@@ -1,4 +1,5 @@
-// /healthz: the process is alive. /readyz: the database answers within 1 s and its schema is current.
+// /healthz: the process is alive. /readyz: the database answers within 1 s and its schema is current; with a read
+// replica, also its last seen state (never a reason to be unready: reports then read from the primary).
 import { Hono } from 'hono';
 import type { Env } from './types.ts';
 import { requestLabel } from './request-id.ts';
@@ -17,10 +18,11 @@ export const health = new Hono<Env>()
   .get('/healthz', (c) => c.json({ status: 'ok' }))
   .get('/readyz', async (c) => {
     c.header('Cache-Control', 'no-store');
+    const replica = c.get('deps').readDb.replica?.state();
     try {
       const version = await within(1000, appliedVersion(c.get('deps').db));
-      if (version < expected) return c.json({ status: 'migrating', schema: version, expected }, 503);
-      return c.json({ status: 'ready', schema: version });
+      if (version < expected) return c.json({ status: 'migrating', schema: version, expected, ...(replica && { replica }) }, 503);
+      return c.json({ status: 'ready', schema: version, ...(replica && { replica }) });
     } catch (e: any) {
       // The probe is public: the driver's message (host, port, user) goes to the operator's log, not to the client.
       c.get('deps').log(`[readyz] request ${requestLabel(c)}: database unavailable: ${e?.message ?? e}`);

@@ -5,6 +5,7 @@ import { listen, shutdownOnSignals } from './serve.ts';
 import { configOrExit } from './config.ts';
 import { openDatabase } from './db/connect.ts';
 import { createDb, redactUrl } from './db/index.ts';
+import { withReplica } from './db/replica.ts';
 import { migrate } from './db/migrate.ts';
 import { appDeps, createApp } from './app.ts';
 import { PublicOrigins, listenOrigins } from './auth/origins.ts';
@@ -57,7 +58,12 @@ try {
   await ensureBuilt(log);
   // Page views are buffered in memory and written in batches; the shutdown steps flush them before the pool closes.
   const visits = new VisitRecorder(db, { log: (l: string) => console.error(l) });
-  const deps = appDeps({ db, config, catalog, dashboards, visits, log: (l: string) => console.error(l), publicOrigins: origins });
+  // DATABASE_REPLICA_URL: report runs read from the replica while it is up and close enough (README "Read replica")
+  const readDb = config.databaseReplicaUrl
+    ? withReplica(db, config.databaseReplicaUrl, { maxLagMs: config.replicaMaxLagMs, max: config.poolSize, log: (l: string) => console.error(l) })
+    : db;
+  if (config.databaseReplicaUrl) log(`read replica: ${redactUrl(config.databaseReplicaUrl)} for reports (at most ${config.replicaMaxLagMs} ms behind)`);
+  const deps = appDeps({ db, readDb, config, catalog, dashboards, visits, log: (l: string) => console.error(l), publicOrigins: origins });
   const app = createApp(deps);
   const jobs = startJobs(db, scheduledJobs(deps), log, schedulerClock(config));
 
@@ -84,7 +90,7 @@ try {
   firstStartModels(db, log);
   process.off('SIGTERM', stopWhileStarting);
   process.off('SIGINT', stopWhileStarting);
-  shutdownOnSignals(server, [stopTraffic, () => visits.close(), () => jobs.stop(), () => startupRefresh, () => db.close(), stopDatabase], log);
+  shutdownOnSignals(server, [stopTraffic, () => visits.close(), () => jobs.stop(), () => startupRefresh, () => readDb === db ? Promise.resolve() : readDb.close(), () => db.close(), stopDatabase], log);
   log(`\nMarquee is ready at ${url}  (started in ${((Date.now() - started) / 1000).toFixed(1)} s)`);
   if (admin.generatedPassword) {
     log(`Sign in as ${admin.adminEmail} with password ${admin.generatedPassword}  (shown once; change it under /account)`);

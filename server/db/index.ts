@@ -39,10 +39,35 @@ export interface TxOptions {
   isolation?: 'read committed' | 'repeatable read' | 'serializable';
 }
 
+/** Where a readTx runs (server/db/replica.ts): the read replica, or the primary. */
+export interface ReadPlace {
+  replica: boolean;
+  /** How far the data read is behind the primary: 0 on the primary, or on a replica that has replayed all it received. */
+  lagMs: number;
+  /** When behind: the commit time of the last transaction the replica replayed (the data is at least that new). */
+  replayedAt: Date | null;
+}
+
+export interface ReadTxOptions extends Omit<TxOptions, 'readOnly'> {
+  /** Whether fn may be run again on the primary when the replica fails while fn runs (default: yes; fn only reads). */
+  restartable?: () => boolean;
+}
+
+/** Thrown inside a readTx on the replica when what it reads there is older than what the caller must answer with
+ *  (a mart generation the replica has not replayed yet): the read is run again on the primary. */
+export class ReplicaBehind extends Error {}
+
+export const ON_PRIMARY: ReadPlace = Object.freeze({ replica: false, lagMs: 0, replayedAt: null });
+
 export interface Db extends Queryable {
   readonly url: string;
   readonly pool: { totalCount: number; idleCount: number; waitingCount: number };
   tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T>;
+  /** A READ ONLY transaction that may run on the read replica (withReplica in server/db/replica.ts): report runs. A plain
+   *  Db runs it on itself. */
+  readTx<T>(fn: (q: Queryable, place: ReadPlace) => Promise<T>, opts?: ReadTxOptions): Promise<T>;
+  /** Set on the Db withReplica made: the replica's state (for /readyz). */
+  readonly replica?: { state(): ReplicaState };
   /** A dedicated connection for the callback (advisory locks, LISTEN, cursors). */
   withClient<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
   /** What changed since a cached value was read (see ChangeFeed). */
@@ -153,6 +178,16 @@ function createChangeFeed(url: string, onError: (e: Error) => void): ChangeFeed 
   };
 }
 
+export interface ReplicaState {
+  /** up: reads go to it; behind: further behind than allowed (reads go to the primary); down: unreachable, retried later */
+  state: 'up' | 'behind' | 'down' | 'unknown';
+  lagMs: number | null;
+  /** when the state was last seen (ISO) */
+  checkedAt: string | null;
+  /** report reads served by the replica and by the primary instead, since start */
+  reads: { replica: number; primary: number };
+}
+
 export interface DbOptions {
   max?: number;
   statementTimeoutMs?: number;
@@ -245,6 +280,9 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
       } finally {
         client.release(broken);
       }
+    },
+    readTx(fn, { restartable: _, ...txOpts } = {}) {
+      return this.tx((q) => fn(q, ON_PRIMARY), { ...txOpts, readOnly: true });
     },
     async withClient(fn) {
       const client = await pool.connect();

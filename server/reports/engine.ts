@@ -2,7 +2,7 @@
 // plus CSV streaming through a cursor and the in-process result cache keyed by mart generations.
 import { createHash } from 'node:crypto';
 import sql from 'sql-template-tag';
-import { readThrough, isDbUnavailable, type ChangeCache, type Db } from '../db/index.ts';
+import { readThrough, isDbUnavailable, ReplicaBehind, type ChangeCache, type Db, type Queryable, type ReadPlace } from '../db/index.ts';
 import { HttpError } from '../errors.ts';
 import type { Catalog, ReportDef } from './catalog.ts';
 import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './params.ts';
@@ -125,16 +125,35 @@ async function freshnessOf(db: Db, catalog: Catalog, report: ReportDef, now: Dat
   const states = await martStatesOf(db, report);
   if (!report.allMarts.length) return { asOf: now.toISOString(), nextRefresh: null, stale: false, gen: '' };
   let asOf = Infinity, next = Infinity, stale = false;
-  const gen: string[] = [];
   for (const m of report.allMarts) {
     const s = states.get(m)!;
     asOf = Math.min(asOf, s.as_of!.getTime());
     const n = nextFire(catalog.marts.get(m)!.schedule, now);
     if (n) next = Math.min(next, n.getTime());
     stale ||= s.stale;
-    gen.push(`${m}:${s.generation}:${s.definition_hash.slice(0, 12)}:${s.stale ? 1 : 0}`);
   }
-  return { asOf: new Date(asOf).toISOString(), nextRefresh: Number.isFinite(next) ? new Date(next).toISOString() : null, stale, gen: gen.join(',') };
+  return { asOf: new Date(asOf).toISOString(), nextRefresh: Number.isFinite(next) ? new Date(next).toISOString() : null, stale, gen: martGenKey(report, states) };
+}
+
+const martGenKey = (report: ReportDef, states: Map<string, MartGeneration>) => report.allMarts.map((m) => {
+  const s = states.get(m);
+  return s ? `${m}:${s.generation}:${s.definition_hash.slice(0, 12)}:${s.stale ? 1 : 0}` : `${m}:none`;
+}).join(',');
+
+// ── on the read replica ─────────────────────────────────────────────────────────────────────────────────────────
+// The generations come from the primary (its change feed says when they move), and a generation notice arrives before
+// the replica has replayed that commit. So a read on the replica first checks, in its own transaction, that the
+// replica holds the same generations: if not, it is run on the primary instead, and a result is never cached (or
+// ETagged) under a generation whose data it does not hold.
+async function sameGeneration(q: Queryable, place: ReadPlace, report: ReportDef, gen: string) {
+  if (!place.replica || !gen) return;
+  const here = report.catalog ? `catalog:${(await catalogGeneration(q)).generation}` : martGenKey(report, await martGenerations(q, report.allMarts));
+  if (here !== gen) throw new ReplicaBehind(`the replica holds ${here}, the primary ${gen}`);
+}
+
+/** The as-of of data read at `place`: no newer than the replica's last replayed commit when it is behind. */
+function asOfAt(asOf: string, place: ReadPlace): string {
+  return place.replayedAt && place.replayedAt.getTime() < Date.parse(asOf) ? place.replayedAt.toISOString() : asOf;
 }
 
 // ── result cache: invalidated by generation (a mart refresh), never by time ───────────────────────────────────────
@@ -158,13 +177,13 @@ export async function runParsedReport(db: Db, catalog: Catalog, { report, params
       return { ...hit.result, nextRefresh: f.nextRefresh, cached: true };
     }
   }
-  const rows = await fetchRows(db, report, params);
+  const { rows, place } = await fetchRows(db, report, params, f.gen);
   const truncated = rows.length > report.rowCap;
   if (truncated) rows.length = report.rowCap;
   // live SQL has no generation: its validator is the content itself
   const etag = createHash('sha256').update(JSON.stringify([report.id, report.hash, params.key, f.gen || rows])).digest('base64url').slice(0, 27);
   const result = {
-    id: report.id, title: report.title, params: params.values, query: params.query, asOf: f.asOf, stale: f.stale,
+    id: report.id, title: report.title, params: params.values, query: params.query, asOf: asOfAt(f.asOf, place), stale: f.stale,
     rowCount: rows.length, truncated, rowCap: report.rowCap, rows, spec: withData(report.spec, rows), etag,
   };
   if (cache) {
@@ -178,12 +197,14 @@ function bindValues(report: ReportDef, params: ParsedParams) {
   return report.bindOrder.map((n) => params.bound[n]);
 }
 
-async function fetchRows(db: Db, report: ReportDef, params: ParsedParams): Promise<Record<string, any>[]> {
+async function fetchRows(db: Db, report: ReportDef, params: ParsedParams, gen: string): Promise<{ rows: Record<string, any>[]; place: ReadPlace }> {
   try {
     // the cap is enforced by the database: one row more than the cap tells that rows were cut (ORDER BY of the
     // report's own query survives the outer LIMIT in PostgreSQL)
-    return await db.tx((q) => q.query({ text: `SELECT * FROM (\n${report.sql}\n) AS report LIMIT ${report.rowCap + 1}`, values: bindValues(report, params) }),
-      { readOnly: true, statementTimeoutMs: report.timeoutMs });
+    return await db.readTx(async (q, place) => {
+      await sameGeneration(q, place, report, gen);
+      return { rows: await q.query({ text: `SELECT * FROM (\n${report.sql}\n) AS report LIMIT ${report.rowCap + 1}`, values: bindValues(report, params) }), place };
+    }, { statementTimeoutMs: report.timeoutMs });
   } catch (e: any) {
     throw reportFailure(report, e);
   }
@@ -240,7 +261,8 @@ export async function streamCsv(db: Db, catalog: Catalog, id: string, query: URL
   const enc = new TextEncoder();
   return new Promise<CsvStream>((resolve, reject) => {
     let headed = false;
-    db.tx(async (client) => {
+    db.readTx(async (client, place) => {
+      await sameGeneration(client, place, report, f.gen);
       let finish!: (err?: unknown) => void;
       const finished = new Promise<void>((res, rej) => { finish = (err) => (err ? rej(err) : res()); });
       await client.query({ text: `DECLARE report_csv SCROLL CURSOR FOR ${report.sql}`, values: bindValues(report, params) });
@@ -273,9 +295,10 @@ export async function streamCsv(db: Db, catalog: Catalog, id: string, query: URL
         cancel() { finish(); },
       }, { highWaterMark: 1 });
       headed = true;
-      resolve({ report, params, asOf: f.asOf, stale: f.stale, etag, rowCap: report.rowCap, truncated: beyond.length > 0, body });
+      resolve({ report, params, asOf: asOfAt(f.asOf, place), stale: f.stale, etag, rowCap: report.rowCap, truncated: beyond.length > 0, body });
       await finished; // the transaction (one snapshot, one connection) stays open until the client has read the body
-    }, { readOnly: true, isolation: 'repeatable read', statementTimeoutMs: report.timeoutMs }).catch((e) => {
+    // once the body has started, the stream cannot move to the primary: a replica failing then ends it early
+    }, { isolation: 'repeatable read', statementTimeoutMs: report.timeoutMs, restartable: () => !headed }).catch((e) => {
       if (!headed) reject(reportFailure(report, e));
       else (opts.log ?? console.error)(`[reports] CSV of ${report.id} ended early: ${e?.message ?? e}`);
     });
