@@ -170,7 +170,7 @@ test('role is checked before any SQL runs', async () => {
   const counted = new Proxy(t.db, {
     get(target, prop, recv) {
       const v = Reflect.get(target, prop, recv);
-      return typeof v === 'function' && ['query', 'one', 'tx', 'withClient', 'copyOut', 'copyIn'].includes(String(prop))
+      return typeof v === 'function' && ['query', 'one', 'tx', 'readTx', 'withClient', 'copyOut', 'copyIn'].includes(String(prop))
         ? (...a: any[]) => { calls++; return v.apply(target, a); } : v;
     },
   }) as Db;

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../../server/db/embedded.ts';
 
-export const PG15_BIN = process.env.MARQUEE_TEST_PG15_BIN ?? '/usr/lib/postgresql/15/bin';
+export const PG15_BIN = '/usr/lib/postgresql/15/bin';
 const TOOLS = ['initdb', 'pg_ctl', 'postgres', 'pg_basebackup'];
 
 /** Why a pair cannot be built here (the binaries are missing), or null. */
