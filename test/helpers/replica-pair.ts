@@ -59,6 +59,7 @@ wal_level = replica
 max_wal_senders = 5
 hot_standby = on
 fsync = off
+autovacuum = off
 `);
     ctl(primaryDir, 'start', pPort);
     // -R: standby.signal plus primary_conninfo in postgresql.auto.conf: the copy starts as a streaming standby
