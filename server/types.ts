@@ -13,7 +13,7 @@ import type { Role } from './auth/roles.ts';
 /** What createApp needs: only `db` is required; everything else has a default (see createApp). */
 export interface Deps {
   db: Db;
-  /** Read-only queries (reports) may go to a replica; defaults to db. */
+  /** db, or db with its readTx (report runs) sent to the read replica (server/db/replica.ts); defaults to db. */
   readDb?: Db;
   /** Injectable clock: tests move time to exercise timeouts, schedules and billing. */
   now?: () => Date;

@@ -39,6 +39,9 @@ SELECT total, n, pg_is_in_recovery() AS on_replica FROM mart_r_total`,
   'r_live.sql': `-- @title Source rows (live)
 -- @chart kpi value=n
 SELECT count(*)::int AS n, pg_is_in_recovery() AS on_replica, current_setting('application_name') AS app FROM r_source`,
+  'r_new.sql': `-- @title A table the test creates later (live)
+-- @chart kpi value=n
+SELECT count(*)::int AS n, pg_is_in_recovery() AS on_replica FROM r_new`,
 };
 
 function router(maxLagMs: number, retryMs = 5_000, user = 'postgres'): Db {
@@ -168,6 +171,9 @@ test('lag: folded into the as-of within MARQUEE_REPLICA_MAX_LAG_MS; beyond it th
     assert.ok(Date.parse(fallback.asOf) >= before.getTime());
     assert.is(strict.replica!.state().state, 'behind');
     assert.is(strict.replica!.state().reads.primary, 1);
+    // a table the replica has not replayed yet (a migration just ran): the primary answers, not an error
+    await writeUnreplayed('CREATE TABLE r_new (id int); GRANT SELECT ON r_new TO mq_reader');
+    assert.equal((await run(lenient, 'r_new')).rows[0], { n: 0, on_replica: false });
   } finally {
     await replicaDirect.query('SELECT pg_wal_replay_resume()');
   }

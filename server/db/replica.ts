@@ -42,6 +42,12 @@ export function placeOf(s: Status): ReadPlace {
 
 class TooFarBehind extends Error {}
 
+// Errors of a read that the primary would not give: the replica has not replayed the DDL the read needs yet (a table,
+// column or function a migration just added), or cancelled the read to go on replaying (a recovery conflict, once it
+// waited max_standby_streaming_delay; a standby's buffer-pin deadlock). The read runs again on the primary.
+const REPLICA_ONLY = new Set(['42P01', '42703', '42883', '3F000', '40001', '40P01']);
+const replicaOnly = (e: any) => typeof e?.code === 'string' && REPLICA_ONLY.has(e.code) && (e.code !== '40001' || /recovery/i.test(e.message ?? ''));
+
 export function withReplica(primary: Db, replicaUrl: string, opts: ReplicaOptions): Db {
   const log = opts.log ?? ((l: string) => console.error(l));
   const retryMs = opts.retryMs ?? 5_000;
@@ -80,6 +86,10 @@ export function withReplica(primary: Db, replicaUrl: string, opts: ReplicaOption
       return result;
     } catch (e) {
       if (e instanceof TooFarBehind || e instanceof ReplicaBehind) return onPrimary(fn, txOpts);
+      if (replicaOnly(e) && (!txOpts.restartable || txOpts.restartable())) {
+        log(`[replica] ${(e as Error).message} (${(e as any).code}): read again on the primary`);
+        return onPrimary(fn, txOpts);
+      }
       if (!isDbUnavailable(e)) throw e;
       downUntil = Date.now() + retryMs;
       seen('down', null);

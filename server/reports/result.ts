@@ -10,7 +10,8 @@ export interface ReportResult {
   /** canonical query string (defaults omitted, keys sorted, multi-values repeated) */
   query: string;
   /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; the last catalog write
-   *  (titles load) for @catalog reports; now for live SQL */
+   *  (titles load) for @catalog reports; now for live SQL; read on a replica that is behind, no later than the last
+   *  commit it replayed */
   asOf: string;
   /** ISO time of the next scheduled refresh of its marts; null for live SQL */
   nextRefresh: string | null;
