@@ -24,9 +24,10 @@ export interface ReplicaOptions {
 // Caught up: in recovery, a WAL receiver running and everything it received replayed (an idle primary sends nothing,
 // so the last replayed commit may be old while nothing is missing). Otherwise behind by the age of the last replayed
 // commit. pg_stat_wal_receiver shows its pid to every role (status only to pg_read_all_stats), so the pid is asked.
+// (>=: a restarted standby's receiver restarts at a segment boundary, before what was already replayed.)
 const STATUS_SQL = `SELECT pg_is_in_recovery() AS recovery,
   pg_last_xact_replay_timestamp() AS replayed_at,
-  (pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()) IS TRUE
+  (pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn()) IS TRUE
     AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL) AS caught_up,
   (extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::float8 AS behind_ms`;
 
