@@ -72,6 +72,7 @@ const all = !wanted.length;
 const names = all ? available.filter((n) => !ON_DEMAND.includes(n)) : wanted;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-bench-rows-'));
+const host = machine(); // before the runs: the commit measured, not edits made meanwhile
 const loadBefore = os.loadavg();
 const started = new Date();
 const benches: BenchResults['benches'] = [];
@@ -99,7 +100,7 @@ try {
 
 const results: BenchResults = {
   date: started.toISOString(), command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`, scale: all ? scale : 'as given',
-  machine: { ...machine(), loadBefore, loadAfter: os.loadavg() },
+  machine: { ...host, loadBefore, loadAfter: os.loadavg() },
   benches, rows,
 };
 fs.mkdirSync(RESULTS_DIR, { recursive: true });
