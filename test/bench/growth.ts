@@ -154,7 +154,7 @@ function report(rs: Size[]) {
     ...[...REPORTS, LIVE].map((id) => ({ name: `report ${id}`, unit: 'ms' as const, get: (r: Size) => r.reports[id] })),
   ];
   const show = (unit: string, v: number) => (unit === 'bytes' ? bytes(v) : unit === 'ms' ? dur(v) : fmt(v, 0));
-  log(`\nper-customer cost ÷ the ${k(small.customers)} run's (1.00 = linear); b: cost ∝ customers^b between ${k(prev.customers)} and ${k(big.customers)}; extrapolated along b or along the marginal cost between them, whichever is larger`);
+  log(`\nper-customer cost ÷ the ${k(small.customers)} run's (1.00 = linear); b: cost ∝ customers^b between ${k(prev.customers)} and ${k(big.customers)}; extrapolated along b or along the marginal cost between them, whichever is larger (and not below the largest size)`);
   log(`| what | ${rs.map((r) => k(r.customers)).join(' | ')} | per customer ${rs.slice(1).map((r) => k(r.customers)).join(' / ') || '-'} | b | ${EXTRAPOLATE.map(k).join(' | ')} |`);
   log(`|---|${rs.map(() => '--:').join('|')}|--:|--:|${EXTRAPOLATE.map(() => '--:').join('|')}|`);
   for (const m of metrics) {
@@ -162,9 +162,10 @@ function report(rs: Size[]) {
     const per = rs.slice(1).map((r) => (m.get(r) / r.customers) / (v0 / small.customers));
     const b = big === prev ? 1 : Math.log(m.get(big) / m.get(prev)) / Math.log(big.customers / prev.customers);
     // along b, or along the marginal cost between the two largest sizes (a fixed part + a per-customer part: the
-    // catalog's rows do not grow with customers), whichever is larger
+    // catalog's rows do not grow with customers), whichever is larger, and never below the largest size's (a cost
+    // that seemed to fall between two sizes is noise: a mart-backed report's rows do not shrink with customers)
     const slope = big === prev ? m.get(big) / big.customers : (m.get(big) - m.get(prev)) / (big.customers - prev.customers);
-    const ex = EXTRAPOLATE.map((n) => Math.max(m.get(big) * (n / big.customers) ** b, m.get(big) + slope * (n - big.customers)));
+    const ex = EXTRAPOLATE.map((n) => Math.max(m.get(big) * (n / big.customers) ** b, m.get(big) + slope * (n - big.customers), m.get(big)));
     log(`| ${m.name} | ${rs.map((r) => show(m.unit, m.get(r))).join(' | ')} | ${per.map((x) => fmt(x, 2)).join(' / ') || '-'} | ${fmt(b, 2)} | ${ex.map((x) => show(m.unit, x)).join(' | ')} |`);
     const unit = m.unit === 'bytes' ? 'MiB' : m.unit === 'ms' ? 's' : 'rows';
     const scaleV = (v: number) => (m.unit === 'bytes' ? v / 2 ** 20 : m.unit === 'ms' ? v / 1000 : v);
