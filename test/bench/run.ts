@@ -13,9 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { RESULTS_ENV, type BenchRow } from './lib.ts';
 
-const dir = import.meta.dirname;
-const root = path.resolve(dir, '../..');
-const RESULTS_DIR = path.join(root, 'bench/results');
+const root = path.resolve(import.meta.dirname, '../..');
+/** where the benchmarks and the results live (overridable for the runner's own test) */
+const dir = process.env.MARQUEE_BENCH_SOURCES ?? import.meta.dirname;
+const RESULTS_DIR = process.env.MARQUEE_BENCH_RESULTS_DIR ?? path.join(root, 'bench/results');
 const README = path.join(root, 'README.md');
 const HEAD = ['bench', 'metric', 'value', 'baseline (same run)', 'ratio', 'target', 'met'];
 
