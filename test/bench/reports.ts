@@ -213,7 +213,8 @@ try {
         `${http.bad ? `  [${http.bad} non-2xx/errors]` : ''}${liveM?.bad ? `  [live: ${liveM.bad} failed]` : ''}${liveM ? `  (live n=${liveM.n}${liveM.capped ? `, cancelled at the ${liveCap} s cap` : ''})` : ''}`;
       log(line);
       rows.push(line);
-      record(`${r.id}: HTTP p99, ${CONNECTIONS} conns`, http.p99, 'ms', { baseline: 'GET /healthz p99', baselineValue: trivial.p99 });
+      record(`${r.id}: HTTP p99, ${CONNECTIONS} conns`, http.p99, 'ms', { baseline: 'GET /healthz p99', baselineValue: trivial.p99,
+        target: 'every request 2xx', met: http.ok > 0 && !http.bad });
       if (pgb) record(`${r.id}: no-cache p50`, nocache.p50, 'ms', { baseline: 'pgbench, its SQL', baselineValue: pgb.p50 });
       if (liveM) record(`${r.id}: live SQL p50${liveM.capped ? ' (capped)' : ''}`, liveM.p50, 'ms', { baseline: 'HTTP p50 (mart)', baselineValue: http.p50 });
     }
