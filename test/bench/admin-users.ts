@@ -1,7 +1,7 @@
 // /admin/users on a big customer base: 200k users (with subscriptions for half), timing the list page, a deep page,
 // a search and a role filter through the app, against a trivial authenticated page measured in the same run.
 import sql from 'sql-template-tag';
-import { benchDatabase, fmt } from './lib.ts';
+import { benchDatabase, fmt, record } from './lib.ts';
 import { createApp } from '../../server/app.ts';
 import { hashPassword } from '../../server/auth/password.ts';
 import { createSession } from '../../server/auth/session.ts';
@@ -39,6 +39,7 @@ try {
     '/admin/users?q=Customer%201999', '/admin/users?role=admin', `/admin/users/${admin.id}`, '/admin/audit']) {
     const ms = await median(path);
     console.log(`  ${path.padEnd(34)} ${fmt(ms).padStart(7)}   ×${(ms / base).toFixed(1)}`);
+    if (path !== '/account/password') record(`GET ${path} (median)`, ms, 'ms', { baseline: 'GET /account/password', baselineValue: base });
   }
 } finally {
   await bench.close();

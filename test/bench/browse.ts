@@ -16,7 +16,7 @@ import { migrate } from '../../server/db/migrate.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { createSession } from '../../server/auth/session.ts';
 import { browseSnapshot, createBrowseCache, findTitles } from '../../server/browse/catalog.ts';
-import { fmt, keptBenchServer } from './lib.ts';
+import { fmt, keptBenchServer, record } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -133,6 +133,9 @@ try {
     const worst = Math.max(...rows.filter(([l]) => l.startsWith('/browse')).map(([, m]) => m.p99));
     const floor = Math.min(...rows.filter(([l]) => l.startsWith('GET /healthz')).map(([, m]) => m.p99));
     log(`\nworst /browse p99: ${fmt(worst)} ms (target ≤ 50 ms) ${worst <= 50 ? 'ok' : 'MISSED'}; /healthz p99 on this machine now: ${fmt(floor)} ms`);
+    for (const [label, m] of rows.filter(([l]) => !l.startsWith('GET /healthz'))) {
+      record(`${label} p99, ${CONNECTIONS} conns`, m.p99, 'ms', { baseline: 'GET /healthz p99', baselineValue: floor, ...(label.startsWith('/browse') ? { max: 50 } : {}) });
+    }
   } finally {
     child.kill('SIGTERM');
     await exited;

@@ -5,7 +5,7 @@
 // the baselines GET /healthz (no database) and GET /plans alone. Target: checkout p99 <= 100 ms.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { benchDatabase, fmt } from './lib.ts';
+import { benchDatabase, fmt, record } from './lib.ts';
 import { createSession, sessionCookieName } from '../../server/auth/session.ts';
 import { formFields } from '../../etl/traffic/driver.ts';
 
@@ -91,6 +91,10 @@ try {
     + `(the floor's p99 here is ${fmt(healthz.p99)} ms: a target under it cannot be met on this machine at this concurrency)`);
   console.log(`checkout / GET /plans alone: p99 ${fmt(co.p99 / plans.p99)}×`);
   console.log(`target checkout p99 <= 100 ms: ${co.p99 <= 100 ? 'met' : 'NOT met'} (${fmt(co.p99)} ms)`);
+  record(`checkout p99, ${concurrency} users`, co.p99, 'ms', { baseline: 'GET /healthz p99', baselineValue: healthz.p99, max: 100 });
+  record(`checkout p50, ${concurrency} users`, co.p50, 'ms', { baseline: 'GET /plans p50', baselineValue: plans.p50 });
+  record('checkouts per second', co.perSec, '/s', { baseline: 'GET /plans per second', baselineValue: plans.perSec });
+  record('failed checkouts + missing payments', co.failed + Math.abs(used - rows), 'count', { max: 0 });
   if (co.failed || rows !== used) process.exitCode = 1;
 } finally {
   await new Promise<void>((r) => { child.removeAllListeners('exit'); child.once('exit', () => r()); child.kill('SIGTERM'); });

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { benchDatabase, time, fmt } from './lib.ts';
+import { benchDatabase, time, fmt, record } from './lib.ts';
 import { pipeline } from 'node:stream/promises';
 import { loadTitles, LINK_TABLES, LINK_KEYS, type LoadSummary } from '../../etl/titles/load.ts';
 import { dropForBulkLoad, verifyForeignKeys } from '../../server/db/bulk.ts';
@@ -69,6 +69,7 @@ try {
     `(COPY ${fmt(warm.result.timings.copyMs, 0)} ms + normalize ${fmt(warm.result.timings.normalizeMs, 0)} ms); ` +
     `target < 1000 ms`);
   say(`real file again over itself (${again.result.unchanged} unchanged): ${fmt(again.ms, 0)} ms`);
+  record('real file (8,807 titles) into an empty catalog, warm', warm.ms, 'ms', { max: 1000 });
 
   // ── 2. row-by-row INSERT vs the loader, 10k rows ─────────────────────────────────────────────────────────────
   await clean();
@@ -79,6 +80,7 @@ try {
   const check = await db.one(`SELECT count(*) AS n FROM titles`);
   say(`10k sample: row-by-row INSERT ${fmt(rowByRow.ms, 0)} ms (${fmt(rowByRow.result, 0)} statements, one transaction); ` +
     `loadTitles ${fmt(loader10k.ms, 0)} ms (${check!.n} titles) => speedup ${fmt(rowByRow.ms / loader10k.ms, 1)}x`);
+  record('10k-row sample, loadTitles', loader10k.ms, 'ms', { baseline: 'row-by-row INSERT', baselineValue: rowByRow.ms });
 
   // ── 3. the 100x file: psql \copy baseline vs the loader ──────────────────────────────────────────────────────
   await clean();
@@ -114,9 +116,12 @@ try {
   say(`  psql \\copy into a TEMP table of 12 text columns: ${fmt(psql1, 0)} ms and ${fmt(psql2, 0)} ms (best ${fmt(mbps(psqlMs), 1)} MB/s)`);
   say(`  loadTitles staging COPY (read, decode, validate, fix, COPY): ${fmt(big.timings.copyMs, 0)} ms and ${fmt(big2.timings.copyMs, 0)} ms ` +
     `(best ${fmt(mbps(copyMs), 1)} MB/s) => ${fmt(psqlMs / copyMs, 2)}x psql throughput (target >= 0.8x)`);
+  record(`${SCALE}x file (${fmt(bigBytes / 1e6, 0)} MB), staging COPY`, copyMs, 'ms', { baseline: 'psql \\copy, same bytes', baselineValue: psqlMs,
+    target: 'throughput ≥ 0.8× psql', met: psqlMs / copyMs >= 0.8 });
   say(`  whole load incl. normalization: ${fmt(big.timings.totalMs, 0)} ms and ${fmt(big2.timings.totalMs, 0)} ms (best: normalize ` +
     `${fmt(best.timings.normalizeMs, 0)} ms) => ${fmt(best.timings.totalMs / psqlMs, 2)}x the raw psql time`);
   say(`  RSS growth while loading: ${fmt((rssPeak - rssBase) / 1e6, 1)} MB (from ${fmt(rssBase / 1e6, 0)} MB to a peak of ${fmt(rssPeak / 1e6, 0)} MB; target < 100 MB)`);
+  record(`${SCALE}x file, RSS growth while loading`, (rssPeak - rssBase) / 1e6, 'MB', { target: '< 100 MB', met: rssPeak - rssBase < 100e6 });
   const floor = await writeFloor();
   say(`  floor of any loader into this schema: the rows it wrote, COPYed back in binary with no parsing, no trigger and no ` +
     `index but the primary keys others reference: ${fmt(floor.rowsMs, 0)} ms (${fmt(floor.rowsMs / psqlMs, 2)}x raw); their keys and indexes built and foreign keys ` +
@@ -125,6 +130,8 @@ try {
   const floorMs = psqlMs + floor.rowsMs + floor.keysMs;
   say(`  whole load against that floor (reading once + writing with keys, ${fmt(floorMs, 0)} ms): ` +
     `${fmt(best.timings.totalMs / floorMs, 2)}x (target <= 1.15x)`);
+  record(`${SCALE}x file, whole load`, best.timings.totalMs, 'ms', { baseline: 'floor: psql read + binary COPY write with keys', baselineValue: floorMs,
+    target: 'ratio ≤ 1.15×', met: best.timings.totalMs / floorMs <= 1.15 });
 } finally {
   await bench.close();
   fs.rmSync(tmp, { recursive: true, force: true });

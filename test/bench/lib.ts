@@ -56,3 +56,39 @@ export async function time<T>(fn: () => Promise<T>): Promise<{ ms: number; resul
 }
 
 export const fmt = (n: number, digits = 1) => n.toLocaleString('en-US', { maximumFractionDigits: digits });
+
+// ── the result protocol: every bench records its key figures as rows; `npm run bench` (run.ts) gathers them ─────────
+/** One figure of a benchmark. `ratio` = value ÷ baselineValue (unless the bench states its own); `met` = within target. */
+export interface BenchRow {
+  bench: string; metric: string; value: number; unit: string;
+  baseline?: string; baselineValue?: number; ratio?: number; target?: string; met?: boolean;
+}
+
+/** Where run.ts collects the rows: a JSON-lines file it names per bench process. Unset: rows are only printed. */
+export const RESULTS_ENV = 'MARQUEE_BENCH_RESULTS';
+
+export interface RecordOptions {
+  /** what the value is compared with, measured in the same run, and its value (same unit) */
+  baseline?: string; baselineValue?: number;
+  /** a ratio the bench computes itself (e.g. throughput ÷ baseline throughput); default value ÷ baselineValue */
+  ratio?: number;
+  /** target: value ≤ max, value ≥ min, or a stated target and whether it was met */
+  max?: number; min?: number; target?: string; met?: boolean;
+}
+
+/** Records one figure (appended to $MARQUEE_BENCH_RESULTS as a JSON line); the bench keeps its own human output. */
+export function record(metric: string, value: number, unit: string, o: RecordOptions = {}): BenchRow {
+  const bench = process.env.MARQUEE_BENCH_NAME ?? path.basename(process.argv[1] ?? 'bench', '.ts');
+  const row: BenchRow = { bench, metric, value, unit };
+  if (o.baseline !== undefined) row.baseline = o.baseline;
+  if (o.baselineValue !== undefined) row.baselineValue = o.baselineValue;
+  const ratio = o.ratio ?? (o.baselineValue ? value / o.baselineValue : undefined);
+  if (ratio !== undefined && Number.isFinite(ratio)) row.ratio = ratio;
+  if (o.max !== undefined) { row.target = `≤ ${o.max} ${unit}`; row.met = value <= o.max; }
+  if (o.min !== undefined) { row.target = `≥ ${o.min} ${unit}`; row.met = value >= o.min; }
+  if (o.target !== undefined) row.target = o.target;
+  if (o.met !== undefined) row.met = o.met;
+  const file = process.env[RESULTS_ENV];
+  if (file) fs.appendFileSync(file, JSON.stringify(row) + '\n');
+  return row;
+}

@@ -9,7 +9,7 @@ import { createDb, withConnection, withDatabase, ident } from '../../server/db/i
 import { migrate } from '../../server/db/migrate.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { trainAndSave, scoreSubscribers, loadFeatures, loadLabeled, cutoffsFor, dataEndOf } from '../../server/ml/churn.ts';
-import { fmt, keptBenchServer, time } from './lib.ts';
+import { fmt, keptBenchServer, record, time } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -48,6 +48,10 @@ try {
     rows.push([`${run}`, fmt(base.ms / 1000, 2), fmt(trained.ms / 1000, 2), fmt(trained.ms / base.ms, 2),
       fmt(baseScore.ms / 1000, 2), fmt(scored.ms / 1000, 2), fmt(scored.ms / baseScore.ms, 2), `${scored.result?.scored}`,
       `${m.auc} / ${m.baseline.auc}`]);
+    const of = runs > 1 ? ` (run ${run})` : '';
+    record(`churn model: train${of}`, trained.ms / 1000, 's', { baseline: 'feature SQL, 5 cutoffs', baselineValue: base.ms / 1000, max: 60 });
+    record(`churn model: score every subscriber${of}`, scored.ms / 1000, 's', { baseline: 'feature SQL now', baselineValue: baseScore.ms / 1000, max: 10 });
+    record(`churn model: AUC${of}`, m.auc, 'AUC', { baseline: 'heuristic AUC', baselineValue: m.baseline.auc });
   }
   log('\nrun | baseline: feature SQL, 5 cutoffs (s) | train (s) | ratio | baseline: feature SQL now (s) | score (s) | ratio | scored | AUC model / heuristic');
   for (const r of rows) log(r.join(' | '));

@@ -17,7 +17,7 @@ import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { createSession, sessionCookieName } from '../../server/auth/session.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog, type ReportDef } from '../../server/reports/engine.ts';
 import { parseParams } from '../../server/reports/params.ts';
-import { fmt, keptBenchServer } from './lib.ts';
+import { fmt, keptBenchServer, record } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -167,6 +167,7 @@ try {
       log(`  ${r.mart.padEnd(34)} ${r.ok ? `${fmt(r.rows ?? 0, 0).padStart(10)} rows ${fmt(r.ms / 1000, 2).padStart(7)} s  ${how}` : `FAILED ${r.error}`}`);
     }
     log(`${mode} refresh of all ${out.results.length} marts: ${fmt(total, 1)} s (target ≤ 60 s) ${total <= 60 ? 'OK' : 'MISSED'}; load average after ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`);
+    record(`${mode} refresh of all ${out.results.length} marts (${users ? `${fmt(Number(users), 0)} customers` : scale})`, total, 's', { max: 60 });
   }
   if (!refreshModes.length) {
     const missing = await db.query(`SELECT name FROM report_marts WHERE as_of IS NULL`);
@@ -212,6 +213,10 @@ try {
         `${http.bad ? `  [${http.bad} non-2xx/errors]` : ''}${liveM?.bad ? `  [live: ${liveM.bad} failed]` : ''}${liveM ? `  (live n=${liveM.n}${liveM.capped ? `, cancelled at the ${liveCap} s cap` : ''})` : ''}`;
       log(line);
       rows.push(line);
+      record(`${r.id}: HTTP p99, ${CONNECTIONS} conns`, http.p99, 'ms', { baseline: 'GET /healthz p99', baselineValue: trivial.p99,
+        target: 'every request 2xx', met: http.ok > 0 && !http.bad });
+      if (pgb) record(`${r.id}: no-cache p50`, nocache.p50, 'ms', { baseline: 'pgbench, its SQL', baselineValue: pgb.p50 });
+      if (liveM) record(`${r.id}: live SQL p50${liveM.capped ? ' (capped)' : ''}`, liveM.p50, 'ms', { baseline: 'HTTP p50 (mart)', baselineValue: http.p50 });
     }
     const trivialAfter = await cannon(`${server.base}/healthz`, anyCookie);
     log(`\n(b) trivial route again after the reports: p50 ${ms(trivialAfter.p50)}, p99 ${ms(trivialAfter.p99)}, ${fmt(trivialAfter.rps, 0)} req/s`);

@@ -8,7 +8,7 @@
 // summary, are timed apart; wall s is the whole run until commit.
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
-import { benchDatabase, fmt, time } from './lib.ts';
+import { benchDatabase, fmt, record, time } from './lib.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { BinaryCopy } from '../../server/db/copy-binary.ts';
 import { runParams, type Scale } from '../../etl/simulator/params.ts';
@@ -95,6 +95,8 @@ for (const r of results.filter((x) => x.name !== 'baseline')) {
     `${(baseRate ? (rate / baseRate).toFixed(2) : '-').padStart(7)} ${pct(r.waitMs).padStart(8)} ${pct(r.writerIdleMs).padStart(8)} ${fmt(r.finishMs / 1000, 1).padStart(12)} ` +
     `${fmt(r.ms / 1000, 1).padStart(7)} ${fmt(r.rows / (r.ms / 1000), 0).padStart(11)} ${`${fmt(r.rssMb, 0)} MB`.padStart(9)} ${fmt(r.validateMs / 1000, 1).padStart(10)}  ` +
     `${r.missed ? `${r.missed} figure(s) outside tolerance` : 'all within tolerance'}${r.bulk ? '' : ', row-by-row FK checks'}`);
+  record(`${r.name} (${fmt(r.users, 0)} customers): rows written per second`, rate, 'rows/s', { baseline: 'one binary COPY stream', baselineValue: baseRate || undefined });
+  record(`${r.name}: wall time until commit (${fmt(r.rows, 0)} rows)`, r.ms / 1000, 's', { target: 'validation within tolerance', met: !r.missed });
 }
 console.log('rows/s = rows ÷ write s (generation + COPY until PostgreSQL holds every row); rebuild+FK s = indexes and constraints rebuilt, ' +
   'foreign keys verified; wall s = the whole run until commit (one transaction), rows/s wall = rows ÷ wall s; gen idle / pg idle = share of the write the generator ' +
