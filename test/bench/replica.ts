@@ -13,14 +13,14 @@ import { withReplica } from '../../server/db/replica.ts';
 import { migrate } from '../../server/db/migrate.ts';
 import { loadCatalog, ensureMarts, refreshMarts, runReport } from '../../server/reports/engine.ts';
 import { startReplicaPair, replicaPairUnavailable } from '../helpers/replica-pair.ts';
-import { fmt } from './lib.ts';
+import { fmt, record } from './lib.ts';
 
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 const runs = Number(flag('runs', '100'));
 const rows = Number(flag('rows', '20000'));
 
 const why = replicaPairUnavailable();
-if (why) { console.log(`bench replica: skipped: ${why}`); process.exit(0); }
+if (why) { console.log(`bench replica: skipped: ${why}`); record(`skipped: ${why}`, 0, ''); process.exit(0); }
 
 const FILES: Record<string, string> = {
   'marts/mart_b_total.sql': `-- @mart mart_b_total\n-- @unique k\n-- @refresh 0 3 * * *\nSELECT k % 100 AS k, sum(amount)::bigint AS total FROM b_source GROUP BY 1`,
@@ -95,6 +95,8 @@ try {
     const r = results[id];
     console.log(`  ${id.padEnd(12)}  ${`${cell(r.primary)}, ${cell(r.replica)} (${fmt(r.replica.p50 / r.primary.p50, 2)}×)`.padEnd(56)}  ` +
       `${cell(r.primaryDown)}, ${cell(r.down)} (${fmt(r.down.p50 / r.primaryDown.p50, 2)}×)`);
+    record(`${id} via replica p50`, r.replica.p50, 'ms', { baseline: 'same report on the primary, p50', baselineValue: r.primary.p50 });
+    record(`${id} replica down p50`, r.down.p50, 'ms', { baseline: 'same report on the primary, p50', baselineValue: r.primaryDown.p50 });
   }
 } finally {
   for (const db of dbs.reverse()) await db.close().catch(() => {});
