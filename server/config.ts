@@ -27,6 +27,8 @@ export interface Config {
   reportsDir: string | undefined;
   dashboardsDir: string | undefined;
   martWorkMem: string;
+  /** Marts a refresh builds at once, each on its own connection (server/reports/marts.ts). */
+  martParallel: number;
   csvStreams: number;
   reportCache: boolean;
   etlTrace: boolean;
@@ -134,6 +136,7 @@ export const VARIABLES = {
   MARQUEE_REPORTS_DIR: v('reportsDir', undefined, nonEmpty),
   MARQUEE_DASHBOARDS_DIR: v('dashboardsDir', undefined, nonEmpty),
   MARQUEE_MART_WORK_MEM: v('martWorkMem', '256MB', (raw, name) => /^\d{1,7}(kB|MB|GB)$/.test(raw) ? raw : fail(name, 'a size such as 256MB', raw)),
+  MARQUEE_MART_PARALLEL: v('martParallel', 3, int(1, 32)),
   MARQUEE_CSV_STREAMS: v('csvStreams', 4, int(1, 1000)),
   MARQUEE_REPORT_CACHE: v('reportCache', true, flag),
   MARQUEE_ETL_TRACE: v('etlTrace', false, flag),

@@ -73,7 +73,7 @@ try {
   log(`answering as ${origins.list.join(', ')}${config.publicUrls ? ' (MARQUEE_PUBLIC_URL)' : ' (the listen address; set MARQUEE_PUBLIC_URL for other names)'}`);
   // Marts never refreshed (a new database, a changed definition) or due are filled in the background; their
   // reports answer 503 "not ready" until then.
-  const startupRefresh = refreshDue(db, catalog, new Date(), log, 'startup', config.martWorkMem)
+  const startupRefresh = refreshDue(db, catalog, new Date(), log, 'startup', config.martWorkMem, config.martParallel)
     .then((r) => { if (r.ran && r.results.length) log(`reports: startup refresh of ${r.results.length} marts done (${r.results.filter((x) => !x.ok).length} failed)`); })
     .catch((e) => log(`reports: startup refresh failed: ${e.message}`));
   // MARQUEE_DEMO_TRAFFIC=1: a few simulated people a minute use the site over real HTTP (README, "Live traffic"),

@@ -36,7 +36,7 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     // a form key matters while someone may resubmit that form: keep the outcomes for a month
     { name: 'billing.requests-sweep', schedule: '17 3 * * *', run: (db, now) => db.query(sql`DELETE FROM billing_requests WHERE created_at < ${new Date(now.getTime() - 30 * 86_400_000)}`) },
     // report marts (README "Report engine"): one job per distinct @refresh schedule, refreshing due marts in dependency order
-    ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem),
+    ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem, deps.config.martParallel),
     // recommendations (README "Recommendations and churn prediction"): neighbours and cold-start popularity, nightly
     { name: 'recommendations.refresh', schedule: '23 4 * * *', run: (db, now) => refreshRecommendations(db, { seed: 42, now }) },
     // churn prediction (README "Recommendations and churn prediction"): a model a week, scores every day

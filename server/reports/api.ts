@@ -78,7 +78,7 @@ export async function refreshMartsNow(c: Context<Env>) {
   }
   const { db, log } = c.get('deps');
   await ensureMarts(db, catalog, { log }); // a mart added since start (or a database set up without main.ts)
-  const out = await refreshMarts(db, catalog, { only, cascade: true, trigger: 'admin', log, workMem: c.get('deps').config.martWorkMem });
+  const out = await refreshMarts(db, catalog, { only, cascade: true, trigger: 'admin', log, workMem: c.get('deps').config.martWorkMem, parallel: c.get('deps').config.martParallel });
   if (!out.ran) throw new HttpError(409, 'A refresh is already running (here or on another instance); try again when it has finished');
   return c.json({ ran: true, results: out.results }, out.results.every((r) => r.ok) ? 200 : 500);
 }

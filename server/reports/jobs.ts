@@ -5,13 +5,13 @@ import type { Job } from '../jobs/index.ts';
 import type { Catalog } from './catalog.ts';
 import { refreshDue } from './marts.ts';
 
-export function martRefreshJobs(catalog: Catalog, log: (l: string) => void = () => {}, workMem?: string): Job[] {
+export function martRefreshJobs(catalog: Catalog, log: (l: string) => void = () => {}, workMem?: string, parallel?: number): Job[] {
   const schedules = [...new Set(catalog.martOrder.map((n) => catalog.marts.get(n)!.schedule))].sort();
   return schedules.map((schedule) => ({
     name: `reports.refresh ${schedule}`,
     schedule,
     run: async (db, now) => {
-      const out = await refreshDue(db, catalog, now, log, 'schedule', workMem);
+      const out = await refreshDue(db, catalog, now, log, 'schedule', workMem, parallel);
       if (!out.ran) log(`[reports] scheduled refresh (${schedule}) skipped: another refresh holds the lock`);
       return out;
     },

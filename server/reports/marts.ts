@@ -18,6 +18,8 @@ const ENSURE_LOCK = 7_201_100_006; // "marquee report marts DDL"
 /** memory per sort or hash of a mart build (the few large builds run one at a time, under the refresh lock):
  *  config.martWorkMem (MARQUEE_MART_WORK_MEM) when the caller passes it */
 const DEFAULT_WORK_MEM = '256MB';
+/** marts refreshed at once, each on its own connection: config.martParallel (MARQUEE_MART_PARALLEL) when passed */
+export const DEFAULT_PARALLEL = 3;
 
 export class MartSqlError extends Error {}
 
@@ -197,6 +199,8 @@ export interface RefreshOptions {
   log?: (l: string) => void;
   /** work_mem of each build, a size such as 256MB (config.martWorkMem) */
   workMem?: string;
+  /** marts refreshed at once (config.martParallel; default DEFAULT_PARALLEL) */
+  parallel?: number;
 }
 
 /**
@@ -207,7 +211,7 @@ export async function refreshMarts(db: Db, catalog: Catalog, opts: RefreshOption
   const unknown = (opts.only ?? []).filter((n) => !catalog.marts.has(n));
   if (unknown.length) throw new Error(`unknown mart ${unknown.join(', ')}`);
   const names = opts.only ? (opts.cascade ? withDependents(catalog, opts.only) : catalog.martOrder.filter((n) => opts.only!.includes(n))) : catalog.martOrder;
-  const r = await runExclusive(db, REFRESH_LOCK, () => refreshInOrder(db, catalog, names, opts.trigger ?? 'manual', opts.log ?? (() => {}), opts.full ?? false, opts.workMem));
+  const r = await runExclusive(db, REFRESH_LOCK, () => refreshInOrder(db, catalog, names, opts.trigger ?? 'manual', opts.log ?? (() => {}), opts.full ?? false, opts.workMem, opts.parallel));
   return r.ran ? { ran: true, results: r.result } : { ran: false, results: [] };
 }
 
@@ -224,31 +228,44 @@ export async function dueMarts(db: Db, catalog: Catalog, now: Date): Promise<str
 
 /** The scheduled job's work: refresh every due mart (a second instance firing at the same minute finds none due). */
 export async function refreshDue(db: Db, catalog: Catalog, now: Date, log: (l: string) => void = () => {},
-  trigger: Trigger = 'schedule', workMem?: string): Promise<RefreshOutcome> {
+  trigger: Trigger = 'schedule', workMem?: string, parallel?: number): Promise<RefreshOutcome> {
   const r = await runExclusive(db, REFRESH_LOCK, async () => {
     const due = await dueMarts(db, catalog, now);
-    return due.length ? refreshInOrder(db, catalog, due, trigger, log, false, workMem) : [];
+    return due.length ? refreshInOrder(db, catalog, due, trigger, log, false, workMem, parallel) : [];
   });
   return r.ran ? { ran: true, results: r.result } : { ran: false, results: [] };
 }
 
+/**
+ * Refreshes `names` (in dependency order), up to `parallel` marts at once, each on its own connection and in its own
+ * transaction: a mart starts once every mart it reads (among `names`) has finished, so it reads their new rows; a
+ * mart whose source failed is skipped. Among the marts ready to start, the one whose last refresh took longest goes
+ * first (the longest chains start early, so the run ends soon after its longest mart). Results come in `names` order.
+ */
 async function refreshInOrder(db: Db, catalog: Catalog, names: string[], trigger: Trigger, log: (l: string) => void, full = false,
-  workMem = DEFAULT_WORK_MEM) {
-  const results: MartRefreshResult[] = [];
+  workMem = DEFAULT_WORK_MEM, parallel = DEFAULT_PARALLEL) {
+  const results = new Map<string, MartRefreshResult>();
   const failed = new Set<string>();
-  for (const name of names) {
+  const inRun = new Set(names);
+  const lastMs = new Map((await db.query<{ mart: string; ms: number }>(sql`SELECT DISTINCT ON (mart) mart, duration_ms AS ms
+    FROM mart_refreshes WHERE mart = ANY(${names}) AND error IS NULL AND duration_ms IS NOT NULL
+    ORDER BY mart, started_at DESC, id DESC`)).map((r) => [r.mart, r.ms]));
+  const waiting = [...names];
+  const running = new Map<string, Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  const ready = (n: string) => catalog.marts.get(n)!.depends.every((d) => !inRun.has(d) || results.has(d));
+  const runOne = async (name: string) => {
     const m = catalog.marts.get(name)!;
     const bad = m.depends.find((d) => failed.has(d));
     if (bad) {
       const error = `skipped: ${bad} failed to refresh`;
       await db.query(sql`INSERT INTO mart_refreshes (mart, trigger, started_at, finished_at, duration_ms, error)
         VALUES (${name}, ${trigger}, now(), now(), 0, ${error})`);
-      results.push({ mart: name, ok: false, skipped: true, ms: 0, error });
       failed.add(name);
-      continue;
+      results.set(name, { mart: name, ok: false, skipped: true, ms: 0, error });
+      return;
     }
     const r = await refreshOne(db, m, trigger, full, workMem);
-    results.push(r);
     if (!r.ok) {
       failed.add(name);
       log(`[reports] refresh of ${name} failed after ${r.ms} ms: ${r.error} (the previous data stays in service, marked stale)`);
@@ -256,8 +273,20 @@ async function refreshInOrder(db: Db, catalog: Catalog, names: string[], trigger
       const how = r.mode === 'incremental' ? `incremental from ${r.since!.toISOString().slice(0, 10)}` : `full: ${r.why}`;
       log(`[reports] refreshed ${name} (${how}): ${r.rows} rows in ${r.ms} ms (generation ${r.generation})`);
     }
+    results.set(name, r);
+  };
+  while ((waiting.length && !failure) || running.size) {
+    const startable = failure ? [] : waiting.filter(ready).sort((a, b) => (lastMs.get(b) ?? Infinity) - (lastMs.get(a) ?? Infinity));
+    for (const name of startable.slice(0, Math.max(1, parallel) - running.size)) {
+      waiting.splice(waiting.indexOf(name), 1);
+      // an unexpected error (the history row could not be written) stops the run once the marts under way are done
+      running.set(name, runOne(name).catch((error) => { failure ??= { error }; }).finally(() => running.delete(name)));
+    }
+    if (!running.size && !failure) throw new Error(`marts ${waiting.join(', ')} wait for each other (a dependency cycle)`);
+    if (running.size) await Promise.race(running.values());
   }
-  return results;
+  if (failure) throw failure.error;
+  return names.map((n) => results.get(n)!);
 }
 
 export type RefreshMode = 'full' | 'incremental';

@@ -72,7 +72,7 @@ export async function refreshFromPage(c: Context<Env>) {
   }
   const { db, log } = c.get('deps');
   await ensureMarts(db, catalog, { log });
-  const out = await refreshMarts(db, catalog, { only: only && withDependents(catalog, only), trigger: 'admin', log, workMem: c.get('deps').config.martWorkMem });
+  const out = await refreshMarts(db, catalog, { only: only && withDependents(catalog, only), trigger: 'admin', log, workMem: c.get('deps').config.martWorkMem, parallel: c.get('deps').config.martParallel });
   if (!out.ran) throw new HttpError(409, 'A refresh is already running (here or on another instance); reload the page in a moment');
   return c.redirect(next, 303);
 }

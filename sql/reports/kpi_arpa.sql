@@ -4,7 +4,7 @@
 -- @definition The change is relative to the month before (change_ratio = change ÷ previous); none in the
 -- @definition history's first full month or before (the month before it holds the warm-up: customers already
 -- @definition subscribed when the history starts). One definition: mrr_metrics_monthly() (sql/schema/0013_metrics.sql).
--- @marts mart_mrr_movements mart_mrr_monthly
+-- @marts mart_mrr_movements mart_mrr_balance_monthly
 -- @param month month default=0m label="Month"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi lookup=customer_countries label="Customer countries"

@@ -4,7 +4,7 @@
 -- @definition out in the month; a charge counts under the plan it billed (mart_cash_monthly).
 -- @definition The change is relative to the month before (change_ratio = change ÷ previous); none in the history's
 -- @definition first full month or before (the month before it holds the warm-up), per mrr_metrics_monthly().
--- @marts mart_cash_monthly mart_mrr_movements mart_mrr_monthly
+-- @marts mart_cash_monthly mart_mrr_movements mart_mrr_balance_monthly
 -- @param month month default=-1m label="Month (default: the last complete month)"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi lookup=customer_countries label="Customer countries"

@@ -6,7 +6,7 @@
 -- @definition The change is the difference from the month before in percentage points (0.004 = 0.4 points); none in the
 -- @definition history's first full month or before (the month before it holds the warm-up: customers already
 -- @definition subscribed when the history starts). One definition: mrr_metrics_monthly() (sql/schema/0013_metrics.sql).
--- @marts mart_mrr_movements mart_mrr_monthly
+-- @marts mart_mrr_movements mart_mrr_balance_monthly
 -- @param month month default=-1m label="Month (default: the last complete month)"
 -- @param plan multi lookup=plans label="Plans"
 -- @param country multi lookup=customer_countries label="Customer countries"

@@ -2,28 +2,54 @@
 -- @description The titles with the most hours watched over the period.
 -- @definition Hours = seconds watched in viewing sessions started in the period ÷ 3600; plays = viewing sessions;
 -- @definition completion rate = completed plays ÷ plays. Ties rank by title.
--- @marts mart_title_watch_monthly
+-- @marts mart_title_watch_ranges mart_title_watch_monthly
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param type multi lookup=title_types label="Content type"
 -- @param genre multi lookup=genres label="Genres"
 -- @param limit int min=1 max=200 default=20 label="Titles"
-WITH w AS (
-  SELECT title_id, sum(seconds_watched) AS seconds, sum(plays) AS plays, sum(completed_plays) AS completed
-  FROM mart_title_watch_monthly
-  WHERE month BETWEEN :from::date AND :to::date
-  GROUP BY title_id
+-- A range of up to 12 months is ranked in mart_title_watch_ranges: its first rows in rank order (the key's index), as
+-- far as the filters need. A longer range is summed from mart_title_watch_monthly (one branch runs: the other's
+-- condition is false).
+WITH ranked AS (
+  SELECT w.rank AS ord, w.title_id, w.seconds_watched AS seconds, w.plays, w.completed_plays AS completed
+  FROM mart_title_watch_ranges w
+  JOIN titles t ON t.id = w.title_id
+  -- the months with viewing inside the asked range (the mart holds ranges within them)
+  WHERE w.from_month = greatest(:from::date, (SELECT min(month) FROM mart_title_watch_monthly))
+    AND w.to_month = least(:to::date, (SELECT max(month) FROM mart_title_watch_monthly))
+    AND :to::date < (:from::date + interval '12 months')
+    AND (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
+    AND (:genre::text[] IS NULL OR EXISTS (
+          SELECT 1 FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
+          WHERE tg.title_id = t.id AND g.name = ANY(:genre::text[])))
+  ORDER BY w.rank
+  LIMIT :limit::int
+),
+summed AS (
+  SELECT row_number() OVER (ORDER BY w.seconds DESC, t.title, t.id) AS ord, w.title_id, w.seconds, w.plays, w.completed
+  FROM (
+    SELECT title_id, sum(seconds_watched) AS seconds, sum(plays) AS plays, sum(completed_plays) AS completed
+    FROM mart_title_watch_monthly
+    WHERE month BETWEEN :from::date AND :to::date AND :to::date >= (:from::date + interval '12 months')
+    GROUP BY title_id
+  ) w
+  JOIN titles t ON t.id = w.title_id
+  WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
+    AND (:genre::text[] IS NULL OR EXISTS (
+          SELECT 1 FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
+          WHERE tg.title_id = t.id AND g.name = ANY(:genre::text[])))
+  ORDER BY w.seconds DESC, t.title, t.id
+  LIMIT :limit::int
+),
+w AS (
+  SELECT * FROM ranked UNION ALL SELECT * FROM summed
 )
-SELECT row_number() OVER (ORDER BY w.seconds DESC, t.title, t.id)::int AS rank,
+SELECT row_number() OVER (ORDER BY w.ord)::int AS rank,
        t.title, t.type, t.show_id,
        round(w.seconds / 3600.0, 1) AS hours_watched,
        w.plays::int AS plays,
        round(w.completed::numeric / nullif(w.plays, 0), 4) AS completion_rate
 FROM w
 JOIN titles t ON t.id = w.title_id
-WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
-  AND (:genre::text[] IS NULL OR EXISTS (
-        SELECT 1 FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-        WHERE tg.title_id = t.id AND g.name = ANY(:genre::text[])))
-ORDER BY w.seconds DESC, t.title, t.id
-LIMIT :limit::int
+ORDER BY w.ord

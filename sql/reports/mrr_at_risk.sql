@@ -2,7 +2,7 @@
 -- @description MRR of subscriptions in past_due (a renewal failed, retries running) at the end of each month.
 -- @definition MRR at risk = MRR of subscriptions in past_due at month end (for the current month, now). These
 -- @definition customers keep access and still count in MRR until retries succeed (recovered) or run out (involuntary churn).
--- @marts mart_mrr_monthly
+-- @marts mart_mrr_balance_monthly
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"
@@ -13,7 +13,7 @@ WITH months AS (
 ),
 m AS (
   SELECT month, sum(past_due_cents) AS at_risk_cents, sum(past_due_customers) AS past_due, sum(end_cents) AS end_cents
-  FROM mart_mrr_monthly
+  FROM mart_mrr_balance_monthly
   WHERE month BETWEEN :from::date AND :to::date
     AND (:plan::text[] IS NULL OR plan_code = ANY(:plan::text[]))
     AND (:country::text[] IS NULL OR country = ANY(:country::text[]))

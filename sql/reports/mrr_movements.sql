@@ -13,7 +13,7 @@
 -- @definition The month in progress is partial ("so far", partial = true) and the history's first month counts
 -- @definition from the history start (opening); definitions: sql/schema/0013_metrics.sql, mrr_metrics_monthly().
 -- @roles admin analyst manager
--- @marts mart_mrr_movements mart_mrr_monthly
+-- @marts mart_mrr_movements mart_mrr_balance_monthly
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @param plan multi lookup=plans label="Plans"

@@ -6,7 +6,7 @@
 -- @definition (mart_mrr_monthly, the latest subscription event of every subscription) − that end. status: ok, or
 -- @definition pending for a month that closed after a mart's last refresh. A closed month with a gap fails this
 -- @definition report (and MRR movements) with an error naming it. Definitions: mrr_metrics_monthly(), sql/schema/0013_metrics.sql.
--- @marts mart_mrr_movements mart_mrr_monthly
+-- @marts mart_mrr_movements mart_mrr_balance_monthly
 -- @param from month default=-11m label="From month"
 -- @param to month default=0m label="To month"
 -- @chart rect x=month:O y=segment:N color=gap:Q title="Reconciliation gap per month and segment (USD; 0 everywhere)"

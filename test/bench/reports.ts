@@ -1,9 +1,10 @@
 // npm run bench -- reports [--scale=large] [--users=N] [--seed=S] [--duration=5] [--only=id,id] [--live-seconds=10]
-//   [--live-cap=120] [--refresh=full,incremental|incremental|none] [--skip-live] [--skip-pgbench]
+//   [--live-cap=120] [--refresh=full,incremental|incremental|none] [--skip-live] [--skip-pgbench] [--skip-varied]
 // On a simulated dataset (generated on first use and kept in the bench database): the time to rebuild every mart in
 // full (first start, after a simulation run) and to refresh them incrementally (the scheduled steady state), then per report p50/p99/req/s at 50 connections through HTTP (mart-backed, the engine's hot path), beside
 // (a) the same SQL run live with the marts inlined, (b) a trivial route of the same server, and (c) pgbench running
-// the report's own SQL against the database with 50 clients — all in one run.
+// the report's own SQL against the database with 50 clients, and (d) with its caches off and parameters that vary per
+// request (random months, plans, countries, genres… drawn from the report's declared @params) — all in one run.
 // The data lives in DATABASE_URL's server (database mqbench_reports_<scale>) or in an embedded PostgreSQL under
 // MARQUEE_BENCH_DIR (default <tmp>/marquee-bench-reports), reused by later runs; delete the directory to regenerate.
 import fs from 'node:fs';
@@ -15,8 +16,9 @@ import { createDb, withConnection, withDatabase, ident } from '../../server/db/i
 import { migrate } from '../../server/db/migrate.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { createSession, sessionCookieName } from '../../server/auth/session.ts';
-import { loadCatalog, ensureMarts, refreshMarts, type Catalog, type ReportDef } from '../../server/reports/engine.ts';
-import { parseParams } from '../../server/reports/params.ts';
+import { loadCatalog, ensureMarts, refreshMarts, lookupOptions, type Catalog, type ReportDef } from '../../server/reports/engine.ts';
+import { parseParams, type ParamDecl } from '../../server/reports/params.ts';
+import { rngFor } from '../../etl/simulator/rng.ts';
 import { fmt, keptBenchServer, record } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -68,9 +70,54 @@ async function prepare() {
 // ── measuring ─────────────────────────────────────────────────────────────────────────────────────────────────────
 interface Measure { p50: number; p99: number; rps: number; ok: number; bad: number }
 
-async function cannon(target: string, cookie: string, connections = CONNECTIONS, seconds = duration): Promise<Measure> {
-  const r = await autocannon({ url: target, connections, duration: seconds, headers: cookie ? { cookie } : {}, timeout: 600 });
+/** `paths` (path + query of the same server): each request takes the next one, so parameters vary per request */
+async function cannon(target: string, cookie: string, connections = CONNECTIONS, seconds = duration, paths?: string[]): Promise<Measure> {
+  let i = 0;
+  const requests = paths?.length ? [{ setupRequest: (req: any) => ({ ...req, path: paths[i++ % paths.length] }) }] : undefined;
+  const r = await autocannon({ url: target, connections, duration: seconds, headers: cookie ? { cookie } : {}, timeout: 600, requests });
   return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, ok: r['2xx'], bad: r.non2xx + r.errors + r.timeouts };
+}
+
+// ── parameters that vary per request ──────────────────────────────────────────────────────────────────────────────
+const lookupCache = new Map<string, string[]>();
+async function optionsOf(d: ParamDecl): Promise<string[]> {
+  const key = d.values ? d.values.join(',') : d.lookup!;
+  if (!lookupCache.has(key)) lookupCache.set(key, (await lookupOptions(db, d)).map(([v]) => v));
+  return lookupCache.get(key)!;
+}
+const monthText = (d: Date, back: number) => new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth() - back, 1)).toISOString().slice(0, 7);
+const dayText = (d: Date, back: number) => new Date(d.getTime() - back * 86_400_000).toISOString().slice(0, 10);
+
+/**
+ * `n` query strings for a report, drawn from its declared @params: months and dates inside the simulated year (a
+ * from/to pair ordered), each multi-select empty half the time and otherwise 1–3 random options of its lookup, ints
+ * inside their bounds, a random enum value or boolean. Seeded: every run asks the same questions.
+ */
+async function variedQueries(r: ReportDef, n: number, seed: number): Promise<string[]> {
+  const rnd = rngFor(seed, 0, 0);
+  const pick = (k: number) => Math.floor(rnd() * k);
+  const now = new Date();
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const q = new URLSearchParams();
+    const back = { month: [pick(12), pick(12)].sort((a, b) => b - a), date: [pick(365), pick(365)].sort((a, b) => b - a) };
+    for (const d of r.params) {
+      if (d.type === 'month') q.set(d.name, monthText(now, d.name === 'to' ? back.month[1] : back.month[0]));
+      else if (d.type === 'date') q.set(d.name, dayText(now, d.name === 'to' ? back.date[1] : back.date[0]));
+      else if (d.type === 'int') {
+        const lo = Number(d.min ?? 1), hi = Number(d.max ?? lo + 100);
+        q.set(d.name, String(lo + pick(hi - lo + 1)));
+      } else if (d.type === 'enum') q.set(d.name, d.values![pick(d.values!.length)]);
+      else if (d.type === 'boolean') q.set(d.name, rnd() < 0.5 ? 'true' : 'false');
+      else if (d.type === 'multi' && rnd() < 0.5) {
+        const opts = await optionsOf(d);
+        const k = 1 + pick(Math.min(3, opts.length));
+        for (const v of new Set(Array.from({ length: k }, () => opts[pick(opts.length)]))) q.append(d.name, v);
+      }
+    }
+    out.push(`/api/reports/${r.id}?${q}`);
+  }
+  return out;
 }
 
 /**
@@ -185,7 +232,7 @@ try {
     const trivial = await cannon(`${server.base}/healthz`, anyCookie);
     log(`\n(b) trivial route GET /healthz at ${CONNECTIONS} connections: p50 ${ms(trivial.p50)}, p99 ${ms(trivial.p99)}, ${fmt(trivial.rps, 0)} req/s`);
     const reports = [...catalog.reports.values()].filter((r) => !only.length || only.includes(r.id));
-    log(`\n${'report'.padEnd(32)} ${'HTTP p50'.padStart(9)} ${'p99'.padStart(9)} ${'req/s'.padStart(8)} │ ${'no-cache p50'.padStart(12)} ${'p99'.padStart(9)} ${'req/s'.padStart(7)} │ ${'pgbench p50'.padStart(11)} ${'p99'.padStart(9)} ${'tps'.padStart(8)} ${'http/pgb'.padStart(8)} ${'nocache/pgb'.padStart(11)} │ ${'live p50'.padStart(10)} ${'live/mart'.padStart(9)}`);
+    log(`\n${'report'.padEnd(32)} ${'HTTP p50'.padStart(9)} ${'p99'.padStart(9)} ${'req/s'.padStart(8)} │ ${'no-cache p50'.padStart(12)} ${'p99'.padStart(9)} ${'req/s'.padStart(7)} │ ${'pgbench p50'.padStart(11)} ${'p99'.padStart(9)} ${'tps'.padStart(8)} ${'http/pgb'.padStart(8)} ${'nocache/pgb'.padStart(11)} │ ${'live p50'.padStart(10)} ${'live/mart'.padStart(9)} │ ${'varied p50'.padStart(10)} ${'p99'.padStart(9)} ${'req/s'.padStart(7)}`);
     const rows: string[] = [];
     for (const r of reports) {
       const role = r.roles[0];
@@ -204,12 +251,20 @@ try {
       const nocache = cacheable ? await cannon(`${uncachedServer.base}/api/reports/${r.id}`, cookie) : http;
       const params = await parseParams(r.params, new URLSearchParams(), new Date(), async () => new Set());
       const pgb = has('skip-pgbench') ? undefined : await pgbench(r, r.sql, params.bound);
+      let varied: Measure | undefined;
+      if (cacheable && !has('skip-varied')) {
+        const paths = await variedQueries(r, 2000, 42);
+        await cannon(uncachedServer.base, cookie, CONNECTIONS, 1, paths);
+        varied = await cannon(uncachedServer.base, cookie, CONNECTIONS, duration, paths);
+      }
       let liveM: Awaited<ReturnType<typeof live>> | undefined;
       if (r.allMarts.length && !has('skip-live')) liveM = await live(`${server.base}/api/reports/live_${r.id}`, cookie);
       const line = `${(r.id + (r.allMarts.length ? '' : r.catalog ? ' (catalog)' : ' (live)')).padEnd(32)} ${ms(http.p50).padStart(9)} ${ms(http.p99).padStart(9)} ${fmt(http.rps, 0).padStart(8)} │ ` +
         `${ms(nocache.p50).padStart(12)} ${ms(nocache.p99).padStart(9)} ${fmt(nocache.rps, 0).padStart(7)} │ ` +
         `${ms(pgb?.p50 ?? NaN).padStart(11)} ${ms(pgb?.p99 ?? NaN).padStart(9)} ${fmt(pgb?.rps ?? NaN, 0).padStart(8)} ${(pgb ? fmt(http.rps / pgb.rps, 2) + '×' : 'n/a').padStart(8)} ${(pgb ? fmt(nocache.rps / pgb.rps, 2) + '×' : 'n/a').padStart(11)} │ ` +
-        `${liveM ? ((liveM.capped ? '> ' : '') + ms(liveM.p50)).padStart(10) : '—'.padStart(10)} ${liveM ? ((liveM.capped ? '> ' : '') + fmt(liveM.p50 / Math.max(http.p50, 0.01), 0) + '×').padStart(9) : ''}` +
+        `${liveM ? ((liveM.capped ? '> ' : '') + ms(liveM.p50)).padStart(10) : '—'.padStart(10)} ${(liveM ? ((liveM.capped ? '> ' : '') + fmt(liveM.p50 / Math.max(http.p50, 0.01), 0) + '×') : '').padStart(9)} │ ` +
+        `${varied ? `${ms(varied.p50).padStart(10)} ${ms(varied.p99).padStart(9)} ${fmt(varied.rps, 0).padStart(7)}` : '—'.padStart(10)}` +
+        `${varied?.bad ? `  [varied: ${varied.bad} non-2xx/errors]` : ''}` +
         `${http.bad ? `  [${http.bad} non-2xx/errors]` : ''}${liveM?.bad ? `  [live: ${liveM.bad} failed]` : ''}${liveM ? `  (live n=${liveM.n}${liveM.capped ? `, cancelled at the ${liveCap} s cap` : ''})` : ''}`;
       log(line);
       rows.push(line);
@@ -217,6 +272,8 @@ try {
         target: 'every request 2xx', met: http.ok > 0 && !http.bad });
       if (pgb) record(`${r.id}: no-cache p50`, nocache.p50, 'ms', { baseline: 'pgbench, its SQL', baselineValue: pgb.p50 });
       if (liveM) record(`${r.id}: live SQL p50${liveM.capped ? ' (capped)' : ''}`, liveM.p50, 'ms', { baseline: 'HTTP p50 (mart)', baselineValue: http.p50 });
+      if (varied) record(`${r.id}: varied params p99 (cache misses)`, varied.p99, 'ms', { baseline: 'GET /healthz p99', baselineValue: trivial.p99,
+        max: 250, ...(varied.bad ? { met: false } : {}) });
     }
     const trivialAfter = await cannon(`${server.base}/healthz`, anyCookie);
     log(`\n(b) trivial route again after the reports: p50 ${ms(trivialAfter.p50)}, p99 ${ms(trivialAfter.p99)}, ${fmt(trivialAfter.rps, 0)} req/s`);
@@ -229,6 +286,9 @@ try {
     log(`pgbench: the report's own SQL (default params as literals), ${CONNECTIONS} clients, -j 2, ${duration} s. live: the SQL with its marts`);
     log(`inlined as CTEs, sequential requests for up to ${liveSeconds} s (p50 of those), each cancelled after ${liveCap} s ("> cap":`);
     log(`the true time is longer, the ratio a lower bound); live/mart = live p50 ÷ HTTP p50.`);
+    log(`varied: the no-cache server, ${CONNECTIONS} connections, ${duration} s after 1 s of warm-up, each request the next of 2,000`);
+    log(`seeded random parameter sets drawn from the report's @params (months/dates in the last year, from ≤ to; each`);
+    log(`multi-select empty half the time, else 1–3 options of its lookup; ints in bounds): every request a cache miss.`);
   } finally {
     await server.stop();
     await uncachedServer.stop();

@@ -1,5 +1,5 @@
 -- @mart mart_mrr_movements
--- @unique month, movement, from_plan, to_plan, country, cohort_month, churn_reason
+-- @unique month, movement, from_plan, to_plan, country, churn_reason
 -- @refresh */15 * * * *
 -- MRR movements counted as events (DESIGN.md "MRR movements"; README "Metrics: reports and marts"): every change of a customer's MRR is one
 -- movement in the month it happens, so a customer who churns on the 3rd and comes back on the 20th is one churn and
@@ -17,10 +17,10 @@
 -- event: MRR that exists then is `opening`, never `new`; events before it are not movements. Live billing adds events
 -- after it, which are ordinary movements. An event at a month's first instant belongs to the month before (MRR "at the
 -- end of a month" is MRR at the next month's first instant, which includes it).
--- country is the account's country (users.country: a customer never changes country); cohort_month is the month of
--- the customer's first paid instant, or the month before the history's first month for customers who paid before
--- the history starts (a cohort without a month 0).
--- Small: one row per kind of movement, not per customer (the per-event rows exist only inside the refresh).
+-- country is the account's country (users.country: a customer never changes country).
+-- Small: one row per kind of movement, not per customer (the per-event rows exist only inside the refresh), and no
+-- signup cohort (no question of the movements asks for one; cohorts come from mart_mrr_monthly): every report reading
+-- mrr_metrics_monthly() sums the whole mart under its filters, so its size is each report's cost.
 WITH bounds AS (
   -- without a simulated history the first event opens it, and nothing exists before it: no opening balance
   SELECT coalesce((SELECT min(window_start) FROM simulation_runs),
@@ -92,9 +92,6 @@ SELECT (m.month_ts AT TIME ZONE 'UTC')::date AS month,
        coalesce(fpl.code, 'none') AS from_plan,
        coalesce(tpl.code, 'none') AS to_plan,
        coalesce(u.country, '--') AS country,
-       (CASE WHEN fp.first_paid_at <= b.history_start
-             THEN date_trunc('month', b.history_start, 'UTC') - interval '1 month'
-             ELSE date_trunc('month', fp.first_paid_at, 'UTC') END AT TIME ZONE 'UTC')::date AS cohort_month,
        m.churn_reason,
        count(*)::int          AS events,
        sum(m.before_cents)    AS before_cents,
@@ -103,7 +100,6 @@ SELECT (m.month_ts AT TIME ZONE 'UTC')::date AS month,
 FROM movements m
 CROSS JOIN bounds b
 JOIN users u ON u.id = m.user_id
-LEFT JOIN first_paid fp ON fp.user_id = m.user_id
 LEFT JOIN plans fpl ON fpl.id = m.before_plan_id
 LEFT JOIN plans tpl ON tpl.id = m.after_plan_id
-GROUP BY 1, 2, 3, 4, 5, 6, 7
+GROUP BY 1, 2, 3, 4, 5, 6
