@@ -162,7 +162,8 @@ test('database stopped 10 s under live traffic and a renewal batch: fail fast, s
     assert.equal(renewals, [{ n: 1, subs: DUE }], 'every due renewal charged exactly once');
     const ledger = await q.one<{ mismatched: number; orphans: number; pending: number }>(sql`SELECT
         (SELECT count(*)::int FROM payments p LEFT JOIN test_gateway_charges g ON g.idempotency_key = p.idempotency_key
-          WHERE p.status IN ('succeeded', 'failed') AND (g.idempotency_key IS NULL OR g.status <> p.status)) AS mismatched,
+          WHERE p.status IN ('succeeded', 'failed')
+            AND (g.idempotency_key IS NULL OR (g.status = 'succeeded') <> (p.status = 'succeeded'))) AS mismatched,
         (SELECT count(*)::int FROM test_gateway_charges g WHERE g.operation = 'charge'
           AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.idempotency_key = g.idempotency_key)) AS orphans,
         (SELECT count(*)::int FROM payments WHERE status = 'pending') AS pending`);
