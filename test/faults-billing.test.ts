@@ -11,11 +11,10 @@ import * as assert from 'uvu/assert';
 import sql from 'sql-template-tag';
 import { createDatabase, type TestDatabase } from './helpers/db.ts';
 import { startServerProcess, type ServerProcess } from './helpers/server-process.ts';
-import { createTestGateway } from '../server/billing/gateway.ts';
+import { seedDueRenewals } from './helpers/due-renewals.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const DUE = 4000;
-const DAY = 86_400_000;
 
 /** A skew that puts the scheduler's next whole minute `leadMs` from now. */
 function skewForMinuteIn(leadMs: number): string {
@@ -33,27 +32,7 @@ test('kill -9 in the middle of a renewal batch, restart: every due renewal charg
   let s: ServerProcess | undefined;
   try {
     // DUE customers with a card on file, each with one active subscription whose period ended in the last hour
-    const now = Date.now();
-    await td.db.tx(async (q) => {
-      await q.query(sql`INSERT INTO users (email, display_name, role, created_at)
-        SELECT 'renew-' || i || '@example.com', 'Renew ' || i, 'subscriber', ${new Date(now - 60 * DAY)} FROM generate_series(1, ${DUE}) i`);
-      await q.query(sql`INSERT INTO subscriptions (user_id, plan_id, status, created_at, current_period_start, current_period_end, cancel_at_period_end)
-        SELECT u.id, (SELECT id FROM plans WHERE code = (ARRAY['standard_with_ads', 'standard', 'premium'])[1 + u.id % 3]), 'active',
-          pe - interval '1 month', pe - interval '1 month', pe, false
-        FROM (SELECT id, ${new Date(now - 3_600_000)}::timestamptz + (id % 3600) * interval '1 second' AS pe FROM users WHERE email LIKE 'renew-%') u`);
-      await q.query(sql`INSERT INTO payments (user_id, subscription_id, kind, period_start, period_end, attempt, amount_cents, currency, status,
-          idempotency_key, created_at, settled_at)
-        SELECT s.user_id, s.id, 'initial', s.current_period_start, s.current_period_end, 1, p.price_cents, 'USD', 'succeeded',
-          'sub:' || s.id || ':period:' || to_char(s.current_period_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || ':attempt:1',
-          s.current_period_start, s.current_period_start
-        FROM subscriptions s JOIN plans p ON p.id = s.plan_id`);
-    });
-    const card = await createTestGateway(td.db).attachCard({ number: '4242424242424242', expMonth: 12, expYear: 2040, cvc: '123' });
-    if (!card.ok) throw new Error(card.message);
-    await td.db.query(sql`INSERT INTO payment_methods (user_id, gateway, gateway_token, brand, last4, exp_month, exp_year, updated_at)
-      SELECT id, 'test', ${card.token}, 'visa', '4242', 12, 2040, ${new Date(now - 60 * DAY)} FROM users WHERE email LIKE 'renew-%'`);
-    await td.db.query('ANALYZE');
-    const before = await td.db.query<{ id: number; pe: Date }>(sql`SELECT id, current_period_end AS pe FROM subscriptions ORDER BY id`);
+    const before = await seedDueRenewals(td.db, DUE, 'renew');
 
     // 1. the renewal batch starts at the scheduler's next minute; killed once some renewals are settled and others not
     const t0 = Date.now();

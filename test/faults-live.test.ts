@@ -26,6 +26,7 @@ import { startEmbedded, freePort } from '../server/db/embedded.ts';
 import { migrate } from '../server/db/migrate.ts';
 import { loadTitles } from '../etl/titles/load.ts';
 import { createTestGateway } from '../server/billing/gateway.ts';
+import { seedDueRenewals } from './helpers/due-renewals.ts';
 import { reconcilePending } from '../server/billing/store.ts';
 import { runBillingSteps } from '../server/billing/jobs.ts';
 import { startTraffic, formatSummary, type TrafficSummary } from '../etl/traffic/driver.ts';
@@ -33,7 +34,6 @@ import { createStaffAccounts } from '../etl/traffic/staff.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const DUE = 1500;
-const DAY = 86_400_000;
 
 /** Status counts between two summaries, by kind. */
 function diff(a: TrafficSummary, b: TrafficSummary): Record<string, Record<string, number>> {
@@ -67,21 +67,8 @@ test('database stopped 10 s under live traffic and a renewal batch: fail fast, s
     const analyst = await createUser(q, { role: 'analyst' });
     const cookie = await sessionCookie(q, analyst.id);
     // DUE card customers whose period ended in the last hour (the renewal batch)
-    const now = Date.now();
-    await q.tx(async (t) => {
-      await t.query(sql`INSERT INTO users (email, display_name, role, created_at)
-        SELECT 'due-' || i || '@example.com', 'Due ' || i, 'subscriber', ${new Date(now - 60 * DAY)} FROM generate_series(1, ${DUE}) i`);
-      await t.query(sql`INSERT INTO subscriptions (user_id, plan_id, status, created_at, current_period_start, current_period_end, cancel_at_period_end)
-        SELECT u.id, (SELECT id FROM plans WHERE code = 'standard'), 'active', pe - interval '1 month', pe - interval '1 month', pe, false
-        FROM (SELECT id, ${new Date(now - 3_600_000)}::timestamptz + (id % 3600) * interval '1 second' AS pe FROM users WHERE email LIKE 'due-%') u`);
-    });
-    const gw = createTestGateway(q);
-    const card = await gw.attachCard({ number: '4242424242424242', expMonth: 12, expYear: 2040, cvc: '123' });
-    if (!card.ok) throw new Error(card.message);
-    await q.query(sql`INSERT INTO payment_methods (user_id, gateway, gateway_token, brand, last4, exp_month, exp_year, updated_at)
-      SELECT id, 'test', ${card.token}, 'visa', '4242', 12, 2040, now() FROM users WHERE email LIKE 'due-%'`);
-    const dueSubs = await q.query<{ id: number; pe: Date }>(sql`SELECT s.id, s.current_period_end AS pe FROM subscriptions s
-      JOIN users u ON u.id = s.user_id WHERE u.email LIKE 'due-%'`);
+    const dueSubs = await seedDueRenewals(q, DUE, 'due');
+    const seeded = (await q.one<{ id: number }>(sql`SELECT coalesce(max(id), 0)::int AS id FROM payments`))!.id; // paid before, not through the gateway
 
     const target = Date.now() + 30_000;
     s = await startServerProcess({ DATABASE_URL: pg.url, MARQUEE_OUTBOX_DIR: outbox, MARQUEE_SIGNUPS_PER_IP_HOUR: '100000',
@@ -162,7 +149,7 @@ test('database stopped 10 s under live traffic and a renewal batch: fail fast, s
     assert.equal(renewals, [{ n: 1, subs: DUE }], 'every due renewal charged exactly once');
     const ledger = await q.one<{ mismatched: number; orphans: number; pending: number }>(sql`SELECT
         (SELECT count(*)::int FROM payments p LEFT JOIN test_gateway_charges g ON g.idempotency_key = p.idempotency_key
-          WHERE p.status IN ('succeeded', 'failed')
+          WHERE p.id > ${seeded} AND p.status IN ('succeeded', 'failed')
             AND (g.idempotency_key IS NULL OR (g.status = 'succeeded') <> (p.status = 'succeeded'))) AS mismatched,
         (SELECT count(*)::int FROM test_gateway_charges g WHERE g.operation = 'charge'
           AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.idempotency_key = g.idempotency_key)) AS orphans,
