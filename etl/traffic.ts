@@ -27,6 +27,8 @@ export const USAGE = `usage: npm run traffic -- [flags]
   --managers N        staff people opening dashboards with filters (default 0; in addition to --users)
   --analyst E:P       the analyst account they sign in with: email:password (repeat for several accounts)
   --manager E:P       the manager account, likewise
+  --forwarded-for     send each person's own address (10.x.y.z) in X-Forwarded-For, for a server behind a proxy
+                      (MARQUEE_TRUST_PROXY=1): per-address limits then see people, not the driver's one address
   --create-staff      create an analyst and a manager account (random passwords, printed) in the site's database:
                       DATABASE_URL, else the embedded PostgreSQL under MARQUEE_DATA_DIR (a local server's own)
   --help`;
@@ -36,12 +38,12 @@ class FlagError extends Error {}
 export interface TrafficFlags {
   base?: string; users: number; rate: number; durationMs: number; maxRequests: number; seed: number;
   outbox?: string; noConfirm: boolean; declineShare: number; help: boolean;
-  analysts: number; managers: number; logins: StaffLogin[]; createStaff: boolean;
+  analysts: number; managers: number; logins: StaffLogin[]; createStaff: boolean; forwardedFor: boolean;
 }
 
 export function parseFlags(argv: string[]): TrafficFlags {
   const f: TrafficFlags = { users: 50, rate: 2, durationMs: 30_000, maxRequests: 100_000, seed: 42, noConfirm: false, declineShare: 0.2, help: false,
-    analysts: 0, managers: 0, logins: [], createStaff: false };
+    analysts: 0, managers: 0, logins: [], createStaff: false, forwardedFor: false };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i]!;
     let value: string | undefined;
@@ -90,6 +92,7 @@ export function parseFlags(argv: string[]): TrafficFlags {
         break;
       }
       case '--create-staff': f.createStaff = true; break;
+      case '--forwarded-for': f.forwardedFor = true; break;
       case '--help': case '-h': f.help = true; break;
       default: throw new FlagError(`unknown flag ${JSON.stringify(a)}`);
     }
@@ -134,7 +137,7 @@ if (isMain) {
   console.error(`traffic: ${base}, ${flags.users} people${flags.analysts + flags.managers ? ` + ${flags.analysts} analysts and ${flags.managers} managers` : ''}, ${flags.rate} visits/s for ${flags.durationMs / 1000} s (at most ${flags.maxRequests} requests), seed ${flags.seed}; ` +
     (outboxDir ? `sign-ups confirmed from the outbox ${outboxDir}` : 'no outbox readable (give --outbox DIR): sign-ups stop at "check your email" and those people browse on'));
   const t = startTraffic({ base, users: flags.users, rate: flags.rate, durationMs: flags.durationMs, maxRequests: flags.maxRequests,
-    seed: flags.seed, outboxDir, declineShare: flags.declineShare, log: (l) => console.error(l),
+    seed: flags.seed, outboxDir, declineShare: flags.declineShare, log: (l) => console.error(l), forwardedFor: flags.forwardedFor,
     staff: flags.analysts + flags.managers ? { analysts: flags.analysts, managers: flags.managers, logins } : undefined });
   const onSignal = () => { console.error('traffic: stopping (the visits under way finish)'); void t.stop(); };
   process.once('SIGINT', onSignal);

@@ -33,6 +33,9 @@ export interface TrafficOptions {
   requestTimeoutMs?: number;
   /** Prefix of the e-mail addresses of the people it signs up (default traffic-<seed>-<time>). */
   emailTag?: string;
+  /** Send each person's own address in X-Forwarded-For (10.x.y.z by person), as people behind a load balancer arrive;
+   *  for a server with MARQUEE_TRUST_PROXY=1 (else per-address limits and locks see one address for everyone). */
+  forwardedFor?: boolean;
   /** Staff people, signed in with `logins` of their role (several people may share one account: sessions are per browser). */
   staff?: StaffOptions;
   log?: (line: string) => void;
@@ -117,7 +120,7 @@ export function formFields(html: string, action: string): Record<string, string>
 
 class Browser {
   private jar = new Map<string, string>();
-  constructor(private t: Traffic) {}
+  constructor(private t: Traffic, private address?: string) {}
   get signedIn() { return [...this.jar.keys()].some((k) => k.endsWith('mq_session')); }
   forget() { this.jar.clear(); }
 
@@ -136,6 +139,7 @@ class Browser {
     const t = this.t;
     if (!t.takeRequest()) return { status: -1, location: null, text: '' };
     const headers: Record<string, string> = { 'User-Agent': 'marquee-traffic/1', Accept: json ? 'application/json' : 'text/html' };
+    if (this.address) headers['X-Forwarded-For'] = this.address;
     if (this.jar.size) headers.Cookie = [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
     let payload: string | undefined;
     if (method === 'POST') {
@@ -249,7 +253,7 @@ export class Traffic {
     const tag = o.emailTag ?? `traffic-${o.seed}-${Date.now().toString(36)}`;
     for (let i = 0; i < o.users; i++) {
       const rng = mulberry32((o.seed * 7919 + i * 104729) >>> 0);
-      this.people.push({ index: i, rng, browser: new Browser(this), state: 'visitor', busy: false,
+      this.people.push({ index: i, rng, browser: new Browser(this, this.addressOf(i)), state: 'visitor', busy: false,
         email: `${tag}-${i}@example.com`, password: `Quiet-River-${Math.floor(rng() * 1e9).toString(36)}-${i}` });
     }
     const staff = o.staff;
@@ -259,7 +263,7 @@ export class Traffic {
       if (n && !logins.length) throw new Error(`${n} ${role}s need a ${role} account to sign in with`);
       for (let k = 0; k < n; k++) {
         const i = this.people.length, login = logins[k % logins.length]!;
-        this.people.push({ index: i, rng: mulberry32((o.seed * 7919 + i * 104729) >>> 0), browser: new Browser(this), state: role, busy: false,
+        this.people.push({ index: i, rng: mulberry32((o.seed * 7919 + i * 104729) >>> 0), browser: new Browser(this, this.addressOf(i)), state: role, busy: false,
           email: login.email, password: login.password });
       }
     }
@@ -270,6 +274,7 @@ export class Traffic {
     this.schedule();
   }
   private finish!: (s: TrafficSummary) => void;
+  private addressOf(i: number) { return this.o.forwardedFor ? `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}` : undefined; }
 
   summary(): TrafficSummary {
     const byClass: Record<string, ClassFigures> = {};

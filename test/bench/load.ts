@@ -1,4 +1,4 @@
-// npm run bench -- load [--scale=default|large] [--seconds=60] [--people=50] [--staff=10] [--renewals=1000] [--mart-every=15]
+// npm run bench -- load [--scale=default|large] [--seconds=60] [--people=50] [--staff=10] [--renewals=1000] [--mart-every=30]
 //
 // The live business under load: a real server process (server/main.ts, its jobs on) on a simulated business, driven
 // for --seconds by the live-traffic driver (etl/traffic/driver.ts) with --people concurrent people — --staff of them
@@ -109,7 +109,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
     log('starting the server (its first mart refresh may take a while on a new dataset)…');
     server = await startServerProcess({
       DATABASE_URL: data.url, MARQUEE_REPORTS_DIR: reports, MARQUEE_OUTBOX_DIR: outbox, MARQUEE_SIGNUPS_PER_IP_HOUR: '1000000',
-      MARQUEE_TEST_CLOCK_SKEW_MS: String(Math.round(skewMs)),
+      MARQUEE_TEST_CLOCK_SKEW_MS: String(Math.round(skewMs)), MARQUEE_TRUST_PROXY: '1',
     });
     const base = server.url;
     // every mart refreshed once before the load (a new dataset's first refresh is not what is measured)
@@ -130,13 +130,14 @@ export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
     log(`baseline GET /healthz, 50 connections: p50 ${fmt(floor.p50)} ms, p99 ${fmt(floor.p99)} ms, ${fmt(floor.rps, 0)}/s`);
 
     const windowStart = new Date(Date.now() + skewMs);
-    const before = (await db.one<{ p: number; r: number }>(`SELECT (SELECT coalesce(max(id), 0) FROM payments) AS p,
+    // renewal rows are dated at their due instants (and simulated rows carry their own ids): new ones are those dated after the newest before
+    const before = (await db.one<{ p: Date; r: number }>(`SELECT (SELECT coalesce(max(created_at), '-infinity') FROM payments WHERE kind = 'renewal') AS p,
       (SELECT coalesce(max(id), 0) FROM mart_refreshes) AS r`))!;
     const analysts = Math.ceil(o.staff / 2), managers = o.staff - analysts;
     const traffic = startTraffic({
       base, users: o.people - o.staff, rate: 1000, durationMs: o.seconds * 1000, maxRequests: 10_000_000, seed: 42,
       outboxDir: outbox, declineShare: 0.2, signupShare: 0.3, requestTimeoutMs: 30_000,
-      staff: { analysts, managers, logins: staff }, log,
+      staff: { analysts, managers, logins: staff }, log, forwardedFor: true, // 50 people, 50 addresses (as behind a load balancer)
     });
     const probe: number[] = [];
     let probing = true;
@@ -148,9 +149,19 @@ export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
+    // what waits on a lock, sampled every 2 s (a lock queue shows up as slow or timed-out requests)
+    const waits = new Map<string, number>();
+    const sampler = setInterval(() => {
+      void db.query<{ q: string; w: string }>(`SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 140) AS q, wait_event AS w FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'`).then((rows) => {
+        for (const r of rows) waits.set(`${r.w}: ${r.q}`, (waits.get(`${r.w}: ${r.q}`) ?? 0) + 1);
+      }, () => {});
+    }, 2000);
     const summary = await traffic.done;
+    clearInterval(sampler);
     probing = false;
     await prober;
+    if (waits.size) log(`lock waits seen (samples every 2 s):\n${[...waits].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([k, n]) => `  ${n}× ${k}`).join('\n')}`);
     const loadAverage = os.loadavg();
     const windowEnd = new Date(Date.now() + skewMs);
 
@@ -158,7 +169,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
         string_agg(DISTINCT coalesce(outcome, 'running'), ', ') AS outcomes
       FROM job_runs WHERE scheduled_at >= ${windowStart} AND scheduled_at < ${windowEnd} GROUP BY job ORDER BY job`);
     const written = (await db.one<{ renewals: number; refreshes: number }>(sql`SELECT
-      (SELECT count(*)::int FROM payments WHERE id > ${before.p} AND kind = 'renewal') AS renewals,
+      (SELECT count(*)::int FROM payments WHERE created_at > ${before.p} AND kind = 'renewal') AS renewals,
       (SELECT count(*)::int FROM mart_refreshes WHERE id > ${before.r} AND error IS NULL) AS refreshes`))!;
     const errors = summary.serverErrors + summary.networkErrors;
     return {
@@ -168,7 +179,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
     };
   } finally {
     const code = await server?.stop();
-    if (server && code !== 0) log(`server exited ${code}:\n${server.out().slice(-3000)}`);
+    if (server && (code !== 0 || process.env.BENCH_SERVER_LOG)) log(`server exited ${code}:\n${server.out().slice(-4000)}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     await data.stop();
   }
@@ -194,7 +205,7 @@ const flag = (name: string, def: string) => process.argv.find((a) => a.startsWit
 if (import.meta.url.endsWith(process.argv[1]!.split('/').pop()!)) {
   const o: LoadOptions = {
     scale: flag('scale', 'default'), seconds: Number(flag('seconds', '60')), people: Number(flag('people', '50')), staff: Number(flag('staff', '10')),
-    renewals: Number(flag('renewals', '1000')), martEverySeconds: Number(flag('mart-every', '15')), log: (l) => console.log(l),
+    renewals: Number(flag('renewals', '1000')), martEverySeconds: Number(flag('mart-every', '30')), log: (l) => console.log(l),
   };
   const f = await runLoad(o);
   for (const l of formatLoad(f, o)) console.log(l);
