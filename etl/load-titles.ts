@@ -83,11 +83,12 @@ try {
   const summary = await loadTitles(db, input, {
     replace: args.values.replace, dryRun: args.values['dry-run'], encoding, dateOrder, maxRejects,
     onProgress: progress ? (p) => progress.update(p) : undefined, trace: config.etlTrace,
+    // inside the transaction: a rejects file that cannot be written (a full disk) rolls the load back
+    beforeCommit: args.values.rejects ? (s) => writeRejects(args.values.rejects!, s.rejects) : undefined,
   });
   progress?.end();
   console.log(formatSummary(summary));
   if (args.values.rejects) {
-    writeRejects(args.values.rejects, summary.rejects);
     console.log(`  rejects:   ${summary.rejects.length} rows written to ${args.values.rejects}`);
   }
 } catch (e: any) {
@@ -96,7 +97,8 @@ try {
     console.error(`etl: ${e.message}\netl: nothing was written.`);
     code = 1;
   } else {
-    console.error(`etl: load failed: ${e.message}\netl: nothing was written (the transaction was rolled back).`);
+    const full = ['ENOSPC', 'EFBIG', 'EDQUOT'].includes(e.code) ? ' (the disk is full or a file-size limit was reached)' : '';
+    console.error(`etl: load failed: ${e.message}${full}\netl: nothing was written (the transaction was rolled back).`);
     code = 3;
   }
 } finally {

@@ -1,11 +1,15 @@
-// npm run traffic -- [--base URL] [--users N] [--rate R] [--duration D] [--max-requests M] [--seed S] [--outbox DIR] ...
+// npm run traffic -- [--base URL] [--users N] [--rate R] [--duration D] [--max-requests M] [--seed S] [--outbox DIR]
+//   [--analysts N --managers N (--analyst EMAIL:PASSWORD --manager EMAIL:PASSWORD | --create-staff)] ...
 // Drives a running Marquee over real HTTP as people would (etl/traffic/driver.ts) and prints what it did.
 // Exit codes: 0 done, 2 bad flags, 1 the site never answered.
 import fs from 'node:fs';
 import path from 'node:path';
 import { configOrExit } from '../server/config.ts';
 import { argsOrExit } from '../server/cli.ts';
-import { startTraffic, formatSummary } from './traffic/driver.ts';
+import { startTraffic, formatSummary, type StaffLogin } from './traffic/driver.ts';
+import { createStaffAccounts } from './traffic/staff.ts';
+import { openDatabase } from '../server/db/connect.ts';
+import { createDb } from '../server/db/index.ts';
 
 export const USAGE = `usage: npm run traffic -- [flags]
   --base URL          the site (default http://127.0.0.1:<PORT>, PORT from the environment, else 3000)
@@ -19,6 +23,14 @@ export const USAGE = `usage: npm run traffic -- [flags]
                       parent exists)
   --no-confirm        never confirm sign-ups (they stop at "check your email")
   --decline-share X   share of checkouts tried first with the declined test card, 0-1 (default 0.2)
+  --analysts N        staff people opening report pages with varied parameters (default 0; in addition to --users)
+  --managers N        staff people opening dashboards with filters (default 0; in addition to --users)
+  --analyst E:P       the analyst account they sign in with: email:password (repeat for several accounts)
+  --manager E:P       the manager account, likewise
+  --forwarded-for     send each person's own address (10.x.y.z) in X-Forwarded-For, for a server behind a proxy
+                      (MARQUEE_TRUST_PROXY=1): per-address limits then see people, not the driver's one address
+  --create-staff      create an analyst and a manager account (random passwords, printed) in the site's database:
+                      DATABASE_URL, else the embedded PostgreSQL under MARQUEE_DATA_DIR (a local server's own)
   --help`;
 
 class FlagError extends Error {}
@@ -26,10 +38,12 @@ class FlagError extends Error {}
 export interface TrafficFlags {
   base?: string; users: number; rate: number; durationMs: number; maxRequests: number; seed: number;
   outbox?: string; noConfirm: boolean; declineShare: number; help: boolean;
+  analysts: number; managers: number; logins: StaffLogin[]; createStaff: boolean; forwardedFor: boolean;
 }
 
 export function parseFlags(argv: string[]): TrafficFlags {
-  const f: TrafficFlags = { users: 50, rate: 2, durationMs: 30_000, maxRequests: 100_000, seed: 42, noConfirm: false, declineShare: 0.2, help: false };
+  const f: TrafficFlags = { users: 50, rate: 2, durationMs: 30_000, maxRequests: 100_000, seed: 42, noConfirm: false, declineShare: 0.2, help: false,
+    analysts: 0, managers: 0, logins: [], createStaff: false, forwardedFor: false };
   for (let i = 0; i < argv.length; i++) {
     let a = argv[i]!;
     let value: string | undefined;
@@ -69,9 +83,24 @@ export function parseFlags(argv: string[]): TrafficFlags {
       case '--outbox': f.outbox = need(); break;
       case '--no-confirm': f.noConfirm = true; break;
       case '--decline-share': { const x = num(0, 1, false); f.declineShare = x; break; }
+      case '--analysts': f.analysts = num(0, 10_000, true); break;
+      case '--managers': f.managers = num(0, 10_000, true); break;
+      case '--analyst': case '--manager': {
+        const raw = need(), at = raw.indexOf(':');
+        if (at < 1 || at === raw.length - 1 || !raw.slice(0, at).includes('@')) throw new FlagError(`${a} must be EMAIL:PASSWORD, got ${JSON.stringify(raw.replace(/:.*/, ':…'))}`);
+        f.logins.push({ role: a === '--analyst' ? 'analyst' : 'manager', email: raw.slice(0, at), password: raw.slice(at + 1) });
+        break;
+      }
+      case '--create-staff': f.createStaff = true; break;
+      case '--forwarded-for': f.forwardedFor = true; break;
       case '--help': case '-h': f.help = true; break;
       default: throw new FlagError(`unknown flag ${JSON.stringify(a)}`);
     }
+  }
+  if (f.createStaff && f.logins.length) throw new FlagError('--create-staff makes its own accounts: give it or --analyst/--manager, not both');
+  for (const role of ['analyst', 'manager'] as const) {
+    const n = role === 'analyst' ? f.analysts : f.managers;
+    if (n && !f.createStaff && !f.logins.some((l) => l.role === role)) throw new FlagError(`--${role}s ${n} needs --${role} EMAIL:PASSWORD or --create-staff`);
   }
   return f;
 }
@@ -90,10 +119,26 @@ if (isMain) {
   } else if (local && (fs.existsSync(config.outboxDir) || fs.existsSync(path.dirname(config.outboxDir)))) {
     outboxDir = config.outboxDir; // a fresh server makes the directory at its first message
   }
-  console.error(`traffic: ${base}, ${flags.users} people, ${flags.rate} visits/s for ${flags.durationMs / 1000} s (at most ${flags.maxRequests} requests), seed ${flags.seed}; ` +
+  let logins = flags.logins;
+  if (flags.createStaff) {
+    const target = await openDatabase(config, (l) => console.error(l), { shareRunning: true });
+    const db = createDb(target.url, { max: 2, applicationName: 'marquee-traffic' });
+    try {
+      logins = await createStaffAccounts(db, `traffic-${flags.seed}-${Date.now().toString(36)}`);
+      for (const l of logins) console.error(`traffic: created the ${l.role} ${l.email} (password ${l.password})`);
+    } catch (e: any) {
+      console.error(`traffic: could not create the staff accounts: ${e.message}`);
+      process.exit(1);
+    } finally {
+      await db.close().catch(() => {});
+      await target.stop().catch(() => {});
+    }
+  }
+  console.error(`traffic: ${base}, ${flags.users} people${flags.analysts + flags.managers ? ` + ${flags.analysts} analysts and ${flags.managers} managers` : ''}, ${flags.rate} visits/s for ${flags.durationMs / 1000} s (at most ${flags.maxRequests} requests), seed ${flags.seed}; ` +
     (outboxDir ? `sign-ups confirmed from the outbox ${outboxDir}` : 'no outbox readable (give --outbox DIR): sign-ups stop at "check your email" and those people browse on'));
   const t = startTraffic({ base, users: flags.users, rate: flags.rate, durationMs: flags.durationMs, maxRequests: flags.maxRequests,
-    seed: flags.seed, outboxDir, declineShare: flags.declineShare, log: (l) => console.error(l) });
+    seed: flags.seed, outboxDir, declineShare: flags.declineShare, log: (l) => console.error(l), forwardedFor: flags.forwardedFor,
+    staff: flags.analysts + flags.managers ? { analysts: flags.analysts, managers: flags.managers, logins } : undefined });
   const onSignal = () => { console.error('traffic: stopping (the visits under way finish)'); void t.stop(); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

@@ -13,7 +13,9 @@ import { startTestServer } from './helpers/server.ts';
 import { realTitlesCsv } from './helpers/dataset.ts';
 import { loadTitles } from '../etl/titles/load.ts';
 import { defaultConfig } from '../server/config.ts';
-import { startTraffic, formFields, formatSummary, type TrafficSummary } from '../etl/traffic/driver.ts';
+import { loadCatalog, ensureMarts, refreshMarts } from '../server/reports/engine.ts';
+import { startTraffic, formFields, formatSummary, routeClass, type TrafficSummary } from '../etl/traffic/driver.ts';
+import { createStaffAccounts } from '../etl/traffic/staff.ts';
 
 const t = useDatabase(test);
 const outbox = testOutbox();
@@ -23,6 +25,10 @@ const TAG = `trafficjs-${Date.now().toString(36)}`;
 
 test.before(async () => {
   await loadTitles(t.db, realTitlesCsv());
+  // the marts the reports read, refreshed once (the test server runs no jobs): report pages answer, not 503 "not ready"
+  const catalog = loadCatalog();
+  await ensureMarts(t.db, catalog);
+  await refreshMarts(t.db, catalog);
   server = await startTestServer({ db: t.db, config: defaultConfig({ outboxDir: outbox.dir, signupsPerIpHour: 100_000 }) });
 });
 test.after(async () => { await server?.close(); outbox.remove(); });
@@ -72,6 +78,43 @@ test('a few seconds of traffic: sign-ups confirmed from the outbox, subscription
   }
 });
 
+test('staff people: analysts open report pages and their data, managers dashboards and their tiles; times per route class', async () => {
+  const logins = await createStaffAccounts(t.db, `${TAG}-staff`);
+  const s = await startTraffic({ base: server.url, users: 4, rate: 20, durationMs: 4000, maxRequests: 2000, seed: 11,
+    emailTag: `${TAG}-s`, staff: { analysts: 3, managers: 3, logins }, log: (l) => console.log(l) }).done;
+  console.log(formatSummary(s));
+  assert.is(s.serverErrors, 0, 'no 5xx');
+  assert.is(s.networkErrors, 0, 'every request answered');
+  assert.ok(s.staffLogins >= 2 && s.staffLogins <= 6, `each staff person signs in once: ${s.staffLogins}`);
+  assert.ok(s.reportViews > 0, 'report pages opened');
+  assert.ok(s.dashboardViews > 0, 'dashboards opened');
+  for (const cls of ['login', 'report', 'dashboard', 'tile']) {
+    const c = s.byClass[cls];
+    assert.ok(c && c.requests > 0, `${cls} requests`);
+    assert.is(c!.clientErrors, 0, `${cls}: no 4xx (valid parameters and filters): ${JSON.stringify(Object.entries(s.byKind).filter(([k]) => routeClass(k) === cls))}`);
+    assert.ok(c!.p50 > 0 && c!.p99 >= c!.p50, `${cls} times`);
+  }
+  // the per-class counts add up to the total
+  assert.is(Object.values(s.byClass).reduce((a, c) => a + c.requests, 0), s.requests);
+  // sessions of the staff accounts: one per staff person's browser
+  const sessions = await t.db.one<{ n: number }>(sql`SELECT count(*)::int AS n FROM sessions s JOIN users u ON u.id = s.user_id
+    WHERE u.email = ANY(${logins.map((l) => l.email)})`);
+  assert.is(sessions!.n, s.staffLogins);
+});
+
+test('route classes', () => {
+  assert.is(routeClass('GET /browse?q='), 'search');
+  assert.is(routeClass('GET /browse?page='), 'browse');
+  assert.is(routeClass('GET /titles/:id'), 'title');
+  assert.is(routeClass('GET /titles/:id/play'), 'play');
+  assert.is(routeClass('POST /api/play/:id/progress'), 'progress');
+  assert.is(routeClass('POST /subscribe'), 'checkout');
+  assert.is(routeClass('POST /account/cancel'), 'account');
+  assert.is(routeClass('GET /api/reports/:id.csv'), 'report');
+  assert.is(routeClass('GET /api/reports/:id (tile)'), 'tile');
+  assert.is(routeClass('GET /dashboards/:id'), 'dashboard');
+});
+
 test('the request budget bounds a run', async () => {
   const s = await startTraffic({ base: server.url, users: 5, rate: 50, durationMs: 10_000, maxRequests: 15, seed: 1,
     emailTag: `${TAG}-b`, log: () => {} }).done;
@@ -90,7 +133,8 @@ test('the CLI: bad flags exit 2 naming the flag; a short run prints its summary'
     c.on('close', (status) => resolve({ status, stdout, stderr }));
   });
   for (const [args, flag] of [[['--users', '0'], '--users'], [['--rate', 'fast'], '--rate'], [['--duration', '-3'], '--duration'],
-    [['--base', 'ftp://x'], '--base'], [['--seed', '1.5'], '--seed'], [['--bogus'], '--bogus'], [['--max-requests'], '--max-requests']] as const) {
+    [['--base', 'ftp://x'], '--base'], [['--seed', '1.5'], '--seed'], [['--bogus'], '--bogus'], [['--max-requests'], '--max-requests'],
+    [['--analysts', '2'], '--analysts'], [['--manager', 'nobody'], '--manager'], [['--create-staff', '--analyst', 'a@b.c:pw'], '--create-staff']] as const) {
     const r = await run(...args);
     assert.is(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, flag);

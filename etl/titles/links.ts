@@ -205,9 +205,24 @@ function digits(buf: Buffer, o: number, n: number): number {
 
 const WORDS = 1 << 18; // 1 MB of spool per write
 
+/**
+ * All of `bytes` to the spool: fs.writeSync may write part of a buffer (a disk filling up, a file-size limit) and
+ * say so only by its count, so it is called until everything is written; the failing call's error (ENOSPC, EFBIG)
+ * names the spool file, so the operator knows which disk is full.
+ */
+function writeAll(fd: number, bytes: Uint8Array, file: string) {
+  try {
+    for (let at = 0; at < bytes.length;) at += fs.writeSync(fd, bytes, at, bytes.length - at);
+  } catch (e: any) {
+    throw Object.assign(new Error(`cannot write the temporary spool ${file} (${e.code ?? 'error'}: ${e.message}); ` +
+      'free space there or point TMPDIR at a disk with room'), { code: e.code });
+  }
+}
+
 export class LinkSpool {
   readonly names: Record<NameTable, NameIds>;
   private fd: number;
+  private readonly file: string;
   private words = new Uint32Array(WORDS + 4096);
   private pos = 0;
   private committed = 0;
@@ -216,6 +231,7 @@ export class LinkSpool {
   /** The spool in `file`: written from scratch (fresh names), or read back with the names it was written with. */
   constructor(file: string, names?: Record<NameTable, NameIds>) {
     this.names = names ?? { genres: new NameIds(), countries: new NameIds(), people: new NameIds() };
+    this.file = file;
     this.fd = fs.openSync(file, names ? 'r' : 'w');
   }
 
@@ -247,7 +263,7 @@ export class LinkSpool {
   }
 
   private flush() {
-    if (this.committed) fs.writeSync(this.fd, new Uint8Array(this.words.buffer, 0, this.committed * 4));
+    if (this.committed) writeAll(this.fd, new Uint8Array(this.words.buffer, 0, this.committed * 4), this.file);
     this.pos = this.committed = 0;
   }
 
@@ -326,8 +342,11 @@ export class LinkSpool {
     if (this.fd < 0) return;
     const fd = this.fd;
     this.fd = -1;
-    if (this.committed) fs.writeSync(fd, new Uint8Array(this.words.buffer, 0, this.committed * 4));
-    fs.closeSync(fd);
+    try {
+      if (this.committed) writeAll(fd, new Uint8Array(this.words.buffer, 0, this.committed * 4), this.file);
+    } finally {
+      fs.closeSync(fd);
+    }
   }
 }
 

@@ -48,6 +48,9 @@ export interface LoadOptions {
   listWorkerBytes?: number;
   /** Print each SQL step's time on stderr (the CLI sets it from MARQUEE_ETL_TRACE=1; for tuning on big files). */
   trace?: boolean;
+  /** Called with the summary inside the transaction, before it commits (a dry run: before it rolls back): what it
+   *  throws rolls the load back. The CLI writes the --rejects file here, so a file it cannot write leaves nothing written. */
+  beforeCommit?: (summary: LoadSummary) => void | Promise<void>;
   /** statement_timeout for the load's transaction; 0 (default) = none: a 340 MB load is one long COPY. */
   statementTimeoutMs?: number;
 }
@@ -187,6 +190,7 @@ export async function loadTitles(db: Db, input: SourceInput, opts: LoadOptions =
         replace: !!opts.replace,
         timings: { copyMs: tCopy - t0, normalizeMs: tEnd - tCopy, totalMs: tEnd - t0 },
       };
+      await opts.beforeCommit?.(result);
       if (opts.dryRun) throw new DryRunRollback(result);
       return result;
     }, { statementTimeoutMs: opts.statementTimeoutMs ?? 0 });

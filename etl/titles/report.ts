@@ -63,7 +63,11 @@ function csvField(v: string | number | null): string {
 
 export function writeRejects(file: string, rejects: Reject[]) {
   const lines = ['line,show_id,reason,record', ...rejects.map((r) => [r.line, r.showId, r.reason, r.record].map(csvField).join(','))];
-  fs.writeFileSync(file, lines.join('\n') + '\n');
+  try {
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+  } catch (e: any) {
+    throw Object.assign(new Error(`cannot write the rejects file ${file} (${e.code ?? 'error'}: ${e.message})`), { code: e.code });
+  }
 }
 
 /** Progress on stderr: a redrawn bar on a terminal; a plain line every few seconds otherwise (logs, CI). */
