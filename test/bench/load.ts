@@ -29,7 +29,7 @@ import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { startTraffic, formatClasses, type ClassFigures, type TrafficSummary } from '../../etl/traffic/driver.ts';
 import { createStaffAccounts } from '../../etl/traffic/staff.ts';
 import { startServerProcess } from '../helpers/server-process.ts';
-import { fmt, keptBenchServer } from './lib.ts';
+import { fmt, keptBenchServer, record } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -209,5 +209,10 @@ if (import.meta.url.endsWith(process.argv[1]!.split('/').pop()!)) {
   };
   const f = await runLoad(o);
   for (const l of formatLoad(f, o)) console.log(l);
+  record(`${o.people} people, ${o.seconds} s: errors`, f.errors, 'requests', { max: 0 });
+  for (const [name, c] of Object.entries(f.byClass)) {
+    record(`${name} p50`, c.p50, 'ms', { baseline: 'GET /healthz p50, 50 connections', baselineValue: f.floor.p50 });
+    record(`${name} p99`, c.p99, 'ms', { baseline: 'GET /healthz p99, 50 connections', baselineValue: f.floor.p99 });
+  }
   process.exit(f.errors ? 1 : 0);
 }
