@@ -18,7 +18,7 @@
 import sql from 'sql-template-tag';
 import type { Db, Queryable } from '../db/index.ts';
 import { applyInput, BillingError, type BillingInput, type Subscription, type Transition } from './machine.ts';
-import { loadPlans, outcomeOf, periodKeyPrefix, type ChargeStep } from './store.ts';
+import { cachedPlans, insertEventsSql, outcomeOf, periodKeyPrefix, upsertPaymentsSql, type ChargeStep, type PaymentIn } from './store.ts';
 import type { GatewayResult, PaymentGateway } from './gateway.ts';
 
 /** Subscriptions by id, locked, as loadSubscription builds them (anchor, dueAttempts, periodKeys from the rows). */
@@ -58,40 +58,23 @@ export async function writeTransitions(q: Queryable, trs: Transition[]): Promise
   const live = trs.filter((t) => !t.duplicate);
   if (!live.length) return;
   const s = live.map((t) => t.sub);
+  // s.id = ANY(ids) beside the join: the planner probes the primary key instead of hashing every subscription (the
+  // unnest's row count is unknown to it; at 1M customers the seq scan was most of a batch)
   await q.query(sql`UPDATE subscriptions AS s SET plan_id = x.plan_id, status = x.status, current_period_start = x.ps, current_period_end = x.pe,
       cancel_at_period_end = x.cape, pending_plan_id = x.ppid, ended_at = x.ended_at, end_reason = x.end_reason
     FROM unnest(${s.map((x) => x.id)}::bigint[], ${s.map((x) => x.planId)}::int[], ${s.map((x) => x.status)}::text[],
       ${s.map((x) => d(x.periodStart))}::timestamptz[], ${s.map((x) => d(x.periodEnd))}::timestamptz[], ${s.map((x) => x.cancelAtPeriodEnd)}::boolean[],
       ${s.map((x) => x.pendingPlanId)}::int[], ${s.map((x) => d(x.endedAt))}::timestamptz[], ${s.map((x) => x.endReason)}::text[])
       AS x(id, plan_id, status, ps, pe, cape, ppid, ended_at, end_reason)
-    WHERE s.id = x.id`);
+    WHERE s.id = x.id AND s.id = ANY(${s.map((x) => x.id)}::bigint[])`);
   const e = live.flatMap((t) => t.events);
-  if (e.length) {
-    await q.query(sql`INSERT INTO subscription_events (subscription_id, user_id, at, type, from_status, to_status, plan_id, mrr_cents, data)
-      SELECT sid, uid, at, type, fs, ts, pid, mrr, data FROM unnest(${e.map((x) => x.subscriptionId)}::bigint[], ${e.map((x) => x.userId)}::bigint[],
-        ${e.map((x) => new Date(x.at))}::timestamptz[], ${e.map((x) => x.type)}::text[], ${e.map((x) => x.fromStatus)}::text[],
-        ${e.map((x) => x.toStatus)}::text[], ${e.map((x) => x.planId)}::int[], ${e.map((x) => x.mrrCents)}::numeric[],
-        ${e.map((x) => JSON.stringify(x.data))}::jsonb[]) WITH ORDINALITY AS x(sid, uid, at, type, fs, ts, pid, mrr, data, n)
-      ORDER BY n`);
-  }
+  if (e.length) await q.query(insertEventsSql(e));
   const p = live.flatMap((t) => t.payments);
   if (p.length) await upsertPayments(q, p.map((x) => ({ ...x, currency: 'USD' })));
 }
 
-type PaymentIn = Transition['payments'][number] & { currency: string };
-
 async function upsertPayments(q: Queryable, p: PaymentIn[]): Promise<{ id: number; idempotency_key: string }[]> {
-  const rows = await q.query<{ id: number; idempotency_key: string }>(sql`INSERT INTO payments (user_id, subscription_id, kind, period_start, period_end,
-      attempt, amount_cents, currency, status, idempotency_key, failure_reason, created_at, settled_at, refunded_at, refund_cents)
-    SELECT * FROM unnest(${p.map((x) => x.userId)}::bigint[], ${p.map((x) => x.subscriptionId)}::bigint[], ${p.map((x) => x.kind)}::text[],
-      ${p.map((x) => d(x.periodStart))}::timestamptz[], ${p.map((x) => d(x.periodEnd))}::timestamptz[], ${p.map((x) => x.attempt)}::smallint[],
-      ${p.map((x) => x.amountCents)}::int[], ${p.map((x) => x.currency)}::text[], ${p.map((x) => x.status)}::text[], ${p.map((x) => x.idempotencyKey)}::text[],
-      ${p.map((x) => x.failureReason)}::text[], ${p.map((x) => d(x.createdAt))}::timestamptz[], ${p.map((x) => d(x.settledAt))}::timestamptz[],
-      ${p.map((x) => d(x.refundedAt))}::timestamptz[], ${p.map((x) => x.refundCents)}::int[])
-    ON CONFLICT (idempotency_key) DO UPDATE SET status = EXCLUDED.status, failure_reason = EXCLUDED.failure_reason,
-      settled_at = EXCLUDED.settled_at, refunded_at = EXCLUDED.refunded_at, refund_cents = EXCLUDED.refund_cents
-      WHERE payments.subscription_id = EXCLUDED.subscription_id
-    RETURNING id, idempotency_key`);
+  const rows = await q.query<{ id: number; idempotency_key: string }>(sql`${upsertPaymentsSql(p)} RETURNING id, idempotency_key`);
   if (rows.length !== p.length) throw new BillingError('a payment key of this batch belongs to another subscription');
   return rows;
 }
@@ -122,8 +105,8 @@ export async function chargeBatch(db: Db, gateway: PaymentGateway, items: BatchI
     }
   };
   // A: lock, decide, write pending rows (and the steps that charge nothing)
+  const plans = await cachedPlans(db);
   const charges = await db.tx(async (q) => {
-    const plans = await loadPlans(q);
     const subs = await loadSubscriptionsLocked(q, [...byId.keys()], { skipLocked: true });
     const pending = new Set((await q.query<{ id: number }>(sql`SELECT DISTINCT subscription_id AS id FROM payments
       WHERE subscription_id = ANY(${[...subs.keys()]}::bigint[]) AND status = 'pending'`)).map((r) => Number(r.id)));
@@ -176,7 +159,6 @@ export async function chargeBatch(db: Db, gateway: PaymentGateway, items: BatchI
   if (!answered.length) return out;
   // C: apply the answers under the row locks
   await db.tx(async (q) => {
-    const plans = await loadPlans(q);
     const subs = await loadSubscriptionsLocked(q, answered.map((c) => c.item.subscriptionId));
     const still = new Set((await q.query<{ id: number }>(sql`SELECT id FROM payments WHERE id = ANY(${answered.map((c) => c.paymentId)}::bigint[])
       AND status = 'pending' FOR UPDATE`)).map((r) => Number(r.id)));

@@ -165,6 +165,15 @@ function decide(behavior: Behavior | undefined, offSession: boolean): ChargeRow 
 
 export function createTestGateway(db: Db): TestGateway {
   const faults: Fault[] = [];
+  // A card's behavior never changes once attached: the cards this process attached are known without a query (the
+  // table stays the truth for the others: another process's, or before a restart).
+  const known = new Map<string, Behavior>();
+  const remember = (token: string, behavior: Behavior) => {
+    known.set(token, behavior);
+    if (known.size > 10_000) known.delete(known.keys().next().value!);
+  };
+  const behaviorOf = async (token: string) => known.get(token)
+    ?? (await db.one<{ behavior: Behavior }>(sql`SELECT behavior FROM test_gateway_cards WHERE token = ${token}`))?.behavior;
   const record = async (key: string, row: { operation: 'charge' | 'refund'; token: string | null; amountCents: number;
     currency: string; offSession: boolean } & ChargeRow): Promise<GatewayResult> => {
     // the first request with a key wins; a concurrent one waits for its insert and then reads it
@@ -190,15 +199,15 @@ export function createTestGateway(db: Db): TestGateway {
     async attachCard(card) {
       const token = `tok_test_${randomBytes(12).toString('hex')}`;
       const brand = brandOf(card.number), last4 = card.number.slice(-4);
-      await db.query(sql`INSERT INTO test_gateway_cards (token, behavior, brand, last4)
-        VALUES (${token}, ${TEST_CARDS[card.number] ?? 'succeed'}, ${brand}, ${last4})`);
+      const behavior = TEST_CARDS[card.number] ?? 'succeed';
+      await db.query(sql`INSERT INTO test_gateway_cards (token, behavior, brand, last4) VALUES (${token}, ${behavior}, ${brand}, ${last4})`);
+      remember(token, behavior);
       return { ok: true, token, brand, last4 };
     },
     charge(req) {
       return withFault(async () => {
-        const card = await db.one<{ behavior: Behavior }>(sql`SELECT behavior FROM test_gateway_cards WHERE token = ${req.token}`);
         return record(req.idempotencyKey, { operation: 'charge', token: req.token, amountCents: req.amountCents,
-          currency: req.currency, offSession: req.offSession, ...decide(card?.behavior, req.offSession) });
+          currency: req.currency, offSession: req.offSession, ...decide(await behaviorOf(req.token), req.offSession) });
       });
     },
     // One SELECT of the cards and one INSERT of the ledger rows for the lot (one commit, not one per charge). A fault

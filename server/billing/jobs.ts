@@ -54,6 +54,9 @@ export interface BillingJobOptions {
   batchSize?: number;
   /** Gateway calls (and single steps) of one batch at once (default 8); batches follow each other in due order. */
   concurrency?: number;
+  /** Batches charged at once (default 2): one's database work overlaps the other's machine work and gateway call. Due
+   *  steps are read `batchSize × lanes` at a time and split in due order; each batch locks its own subscriptions. */
+  lanes?: number;
   /** Stop starting new batches after this long (default 50 s: a run fits between two ticks). */
   budgetMs?: number;
   onStep?: (s: StepReport) => void;
@@ -308,10 +311,10 @@ export async function runBillingSteps(db: Db, kind: StepKind, now: Date, opts: B
   const gateway = outageAware(withSimulatedPayments(db, opts.gateway, model), (w) => { trouble ??= w; });
   const started = performance.now();
   const skip: number[] = [];
-  const batchSize = opts.batchSize ?? 200, concurrency = Math.max(1, opts.concurrency ?? 8);
+  const batchSize = opts.batchSize ?? 200, concurrency = Math.max(1, opts.concurrency ?? 8), lanes = Math.max(1, opts.lanes ?? 2);
   for (;;) {
     if (performance.now() - started > (opts.budgetMs ?? 50_000)) { result.more = true; break; }
-    const batch = await dueSteps(db, kind, now, batchSize, skip);
+    const batch = await dueSteps(db, kind, now, batchSize * lanes, skip);
     if (!batch.length) break;
     const report = (d: DueStep, kind2: string, outcome: string) => {
       if (kind2 !== 'settled' && kind2 !== 'applied') skip.push(d.subscriptionId);
@@ -328,8 +331,11 @@ export async function runBillingSteps(db: Db, kind: StepKind, now: Date, opts: B
       const charged = batch.filter((d) => tokenOf(d));
       single = batch.filter((d) => !tokenOf(d));
       if (charged.length) {
-        const outcomes = await chargeBatch(db, gateway, charged.map((d) => ({ subscriptionId: d.subscriptionId, token: tokenOf(d)!, build: stepBuilder(d) })),
-          { concurrency, closedBefore: monthStart(now), onTrouble: () => trouble !== undefined });
+        const chunks = Array.from({ length: Math.ceil(charged.length / batchSize) }, (_, i) => charged.slice(i * batchSize, (i + 1) * batchSize));
+        const results = await Promise.all(chunks.map((chunk) => chargeBatch(db, gateway,
+          chunk.map((d) => ({ subscriptionId: d.subscriptionId, token: tokenOf(d)!, build: stepBuilder(d) })),
+          { concurrency, closedBefore: monthStart(now), onTrouble: () => trouble !== undefined })));
+        const outcomes = new Map(results.flatMap((r) => [...r]));
         for (const d of charged) {
           const o = outcomes.get(d.subscriptionId) ?? { kind: 'nothing' as const };
           report(d, o.kind, o.kind === 'settled' || o.kind === 'applied' ? describe(kind, o as ChargeResult) : o.kind);

@@ -9,10 +9,10 @@ import type { Env } from '../types.ts';
 import { page, html, type Html } from '../html.ts';
 import { field, formBody, formError, type FieldErrors } from '../auth/forms.ts';
 import { notFound } from '../errors.ts';
-import { BillingError, prorationCents, MAX_ATTEMPTS } from './machine.ts';
+import { BillingError, prorationCents } from './machine.ts';
 import { validateCard, resultMessage, type CardInput } from './gateway.ts';
 import {
-  applyLive, cardOnFile, chargeLive, currentSubscriptionId, loadPlans, loadSubscription, openLive, reconcilePending,
+  applyLive, cachedPlans, cardOnFile, chargeLive, checkFormKey, checkoutLive, firstOutcome, currentSubscriptionId, reconcilePending,
   runOnce, saveCard, periodKeyPrefix, type ChargeResult, type FormOutcome, type PlanRow, type Plans,
 } from './store.ts';
 
@@ -71,7 +71,7 @@ const cardFields = (form: Record<string, string>, errors: FieldErrors) => html`
 async function plansPage(c: Context<Env>, o: { status?: number; message?: string; errors?: FieldErrors; form?: Record<string, string> } = {}) {
   const user = c.get('user');
   const { db } = c.get('deps');
-  const plans = (await loadPlans(db)).list.filter((p) => p.active);
+  const plans = (await cachedPlans(db)).list.filter((p) => p.active);
   const form = o.form ?? {};
   const errors = o.errors ?? {};
   let live: { status: string; plan_id: number } | undefined;
@@ -127,7 +127,7 @@ billing.post('/subscribe', async (c) => {
   const { db, gateway } = deps;
   const form = await formBody(c);
   const now = deps.now();
-  const plans = await loadPlans(db);
+  const plans = await cachedPlans(db);
   const plan = plans.byCode(form.plan ?? '');
   const errors: FieldErrors = {};
   if (!plan || !plan.active) errors.plan = 'Plan: choose one of the plans';
@@ -135,36 +135,23 @@ billing.post('/subscribe', async (c) => {
   if (!checked.ok) Object.assign(errors, checked.errors);
   if (Object.keys(errors).length) return plansPage(c, { status: 400, errors, form, message: 'Check the fields marked below.' });
   const card = (checked as { ok: true; card: CardInput }).card;
+  const args = { userId: user.id, key: form.idempotency_key ?? '', action: 'subscribe', now };
+  checkFormKey(args.key);
 
-  const out = await runOnce(db, { userId: user.id, key: form.idempotency_key ?? '', action: 'subscribe', now }, async () => {
-    const live = await db.one<{ id: number; status: string; plan_id: number }>(sql`SELECT id, status, plan_id FROM subscriptions
-      WHERE user_id = ${user.id} AND status <> 'canceled'`);
-    if (live && live.status !== 'incomplete') return { status: 303, location: '/account?done=already' };
+  // One read before the gateway sees the card: a repeat of this form, or a customer who already subscribes, attaches
+  // nothing. Then checkoutLive (store.ts): two transactions around the charge.
+  const submit = async (): Promise<FormOutcome> => {
+    const seen = (await db.one<{ repeat: boolean; live_id: number | null; live_status: string | null }>(sql`SELECT
+        EXISTS (SELECT 1 FROM billing_requests WHERE user_id = ${user.id} AND idempotency_key = ${args.key}) AS repeat, s.id AS live_id, s.status AS live_status
+      FROM (SELECT 1) one LEFT JOIN subscriptions s ON s.user_id = ${user.id} AND s.status <> 'canceled'`))!;
+    if (seen.repeat) return firstOutcome(db, args, submit);
+    if (seen.live_status && seen.live_status !== 'incomplete') return { status: 303, location: '/account?done=already' };
     const attached = await attach(c, card);
     if (!attached.ok) return { status: 402, message: attached.message };
-    let subId: number;
-    try {
-      subId = await db.tx(async (q) => {
-        if (live) {
-          const sub = await loadSubscription(q, live.id, { forUpdate: true });
-          // a first payment still pending at the gateway decides this subscription: never expire it under that payment
-          if (await q.one(sql`SELECT 1 FROM payments WHERE subscription_id = ${live.id} AND status = 'pending'`)) return live.id;
-          // another plan, or every attempt used: the unpaid subscription expires and a new one starts
-          if (sub && sub.status === 'incomplete' && (sub.planId !== plan!.id || sub.dueAttempts >= MAX_ATTEMPTS)) {
-            await applyLive(q, live.id, { type: 'expire', at: now.getTime() }, plans);
-          } else return live.id;
-        }
-        return (await openLive(q, { userId: user.id, planId: plan!.id, at: now }, plans)).sub.id;
-      });
-    } catch (err: any) {
-      if (err?.code === '23505') return { status: 409, message: 'Another checkout of yours is in progress. Reload the page in a moment.' };
-      return billingError(err);
-    }
-    const r = await chargeLive(db, gateway, subId, (sub) => sub.status === 'incomplete'
-      ? { type: 'initial_charge', at: now.getTime(), attempt: sub.dueAttempts + 1 } : null, { token: attached.card.token, offSession: false });
-    if ((r.kind === 'settled' && r.result.status === 'succeeded') || r.kind === 'pending') await saveCard(db, user.id, attached.card, now);
-    return chargeOutcome(r, 'subscribed');
-  });
+    return checkoutLive(db, gateway, { ...args, planId: plan!.id, liveId: seen.live_id === null ? undefined : Number(seen.live_id), card: attached.card },
+      (r) => chargeOutcome(r, 'subscribed'));
+  };
+  const out = await submit();
   // after a decline the card fields start empty: the next attempt is another card
   return respond(c, out, (status, message) => plansPage(c, { status, message, form: { plan: form.plan ?? '' } }));
 });
@@ -194,7 +181,7 @@ export async function billingSection(c: Context<Env>): Promise<Html> {
   const deps = c.get('deps');
   const { db } = deps;
   await reconcilePending(db, deps.gateway, deps.now(), { userId: user.id }).catch((e) => deps.log(`[billing] reconcile for user ${user.id}: ${e.message}`));
-  const plans = await loadPlans(db);
+  const plans = await cachedPlans(db);
   const s = await currentView(c, plans);
   const card = await cardOnFile(db, user.id);
   const history = await db.query<any>(sql`SELECT id, kind, attempt, amount_cents, currency, status, failure_reason, created_at, refund_cents
@@ -262,7 +249,7 @@ async function accountAction(c: Context<Env>, action: string, fn: (ctx: { subId:
   const out = await runOnce(deps.db, { userId: user.id, key: form.idempotency_key ?? '', action, now }, async () => {
     const live = await deps.db.one<{ id: number }>(sql`SELECT id FROM subscriptions WHERE user_id = ${user.id} AND status IN ('active', 'past_due')`);
     if (!live) return { status: 409, message: 'You have no active subscription to change.', store: false };
-    const plans = await loadPlans(deps.db);
+    const plans = await cachedPlans(deps.db);
     try { return await fn({ subId: live.id, form, plans, now }); } catch (err) { return billingError(err); }
   });
   return respond(c, out, (status, message) => render ? render(status, message, form) : errorPage(c, status, message ?? 'The change failed.'));
@@ -292,7 +279,7 @@ billing.post('/account/downgrade', (c) => accountAction(c, 'downgrade', async ({
 
 async function upgradePage(c: Context<Env>, o: { planCode?: string; status?: number; message?: string } = {}) {
   const deps = c.get('deps');
-  const plans = await loadPlans(deps.db);
+  const plans = await cachedPlans(deps.db);
   const s = await currentView(c, plans);
   if (!s || s.status === 'canceled' || s.status === 'incomplete') return c.redirect('/plans', 303);
   const to = plans.byCode(o.planCode ?? c.req.query('plan') ?? '');
@@ -379,7 +366,7 @@ billing.get('/account/receipts/:paymentId', async (c) => {
   const p = await db.one<any>(sql`SELECT p.*, s.plan_id, u.email, u.display_name FROM payments p JOIN subscriptions s ON s.id = p.subscription_id
     JOIN users u ON u.id = p.user_id WHERE p.id = ${id} AND p.user_id = ${user.id} AND p.status IN ('succeeded', 'refunded')`);
   if (!p) throw notFound('No such receipt');
-  const plans = await loadPlans(db);
+  const plans = await cachedPlans(db);
   const plan = plans.byId(p.plan_id);
   c.header('Cache-Control', 'no-store');
   return c.html(page(c, { title: `Receipt ${p.id}`, body: html`<main class="narrow receipt">

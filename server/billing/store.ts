@@ -4,12 +4,12 @@
 // and payments are written in the same transaction. Charges go through chargeLive: the payment row is written
 // `pending` with its deterministic idempotency key before the gateway is asked, and settled by the machine once the
 // gateway answers — or later, by reconcilePending, when it timed out. See server/billing/README.md ("Live billing").
-import sql from 'sql-template-tag';
-import type { Db, Queryable } from '../db/index.ts';
+import sql, { join, raw, type Sql } from 'sql-template-tag';
+import { readThrough, type ChangeCache, type ChangeFeed, type Db, type Queryable } from '../db/index.ts';
 import { HttpError } from '../errors.ts';
 import {
-  applyInput, openSubscription, planBook, BillingError, type BillingInput, type ChargeOutcome, type Payment, type Plan,
-  type PlanBook, type Subscription, type Transition,
+  applyInput, openSubscription, planBook, BillingError, MAX_ATTEMPTS, type BillingInput, type ChargeOutcome, type Payment, type Plan,
+  type PlanBook, type Subscription, type SubscriptionEvent, type Transition,
 } from './machine.ts';
 import { failureReason, type GatewayResult, type PaymentGateway } from './gateway.ts';
 
@@ -38,6 +38,21 @@ export async function loadPlans(q: Queryable): Promise<Plans> {
     byCode: (code) => list.find((p) => p.code === code),
     byId: (id) => book.byId(id) as PlanRow,
   };
+}
+
+// One cache per change feed (so per pool and database): a wrapped Db (closedMonthAware, a test's counting Db) shares
+// its pool's feed, hence its cache.
+const planCaches = new WeakMap<ChangeFeed, ChangeCache<Plans>>();
+
+/**
+ * The plans, from memory while the plans table has not changed (the change feed: migration 0022's notify trigger tells
+ * every process at commit, whoever changed it — a migration, an operator's psql). The same rows loadPlans reads; a
+ * checkout or a renewal batch no longer reads the table, which changes a few times a year.
+ */
+export function cachedPlans(db: Db): Promise<Plans> {
+  let cache = planCaches.get(db.changes);
+  if (!cache) planCaches.set(db.changes, (cache = new Map()));
+  return readThrough(db, cache, 'plans', ['plans'], () => loadPlans(db));
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -78,56 +93,75 @@ export async function currentSubscriptionId(q: Queryable, userId: number): Promi
   return row?.id;
 }
 
-async function writePayment(q: Queryable, p: Payment, currency = 'USD'): Promise<number> {
-  const row = await q.one<{ id: number }>(sql`INSERT INTO payments (user_id, subscription_id, kind, period_start, period_end, attempt,
-      amount_cents, currency, status, idempotency_key, failure_reason, created_at, settled_at, refunded_at, refund_cents)
-    VALUES (${p.userId}, ${p.subscriptionId}, ${p.kind}, ${new Date(p.periodStart)}, ${new Date(p.periodEnd)}, ${p.attempt},
-      ${p.amountCents}, ${currency}, ${p.status}, ${p.idempotencyKey}, ${p.failureReason}, ${new Date(p.createdAt)},
-      ${p.settledAt === null ? null : new Date(p.settledAt)}, ${p.refundedAt === null ? null : new Date(p.refundedAt)}, ${p.refundCents})
+const dateOrNull = (v: number | null) => (v === null ? null : new Date(v));
+export type PaymentIn = Payment & { currency: string };
+
+/** The payments upsert by idempotency key over arrays (one statement for any number): a key of another subscription is
+ *  left alone and returns no row. The shape writeTransition and the batch (batch.ts) both write. */
+export function upsertPaymentsSql(p: PaymentIn[]): Sql {
+  return sql`INSERT INTO payments (user_id, subscription_id, kind, period_start, period_end,
+      attempt, amount_cents, currency, status, idempotency_key, failure_reason, created_at, settled_at, refunded_at, refund_cents)
+    SELECT * FROM unnest(${p.map((x) => x.userId)}::bigint[], ${p.map((x) => x.subscriptionId)}::bigint[], ${p.map((x) => x.kind)}::text[],
+      ${p.map((x) => dateOrNull(x.periodStart))}::timestamptz[], ${p.map((x) => dateOrNull(x.periodEnd))}::timestamptz[], ${p.map((x) => x.attempt)}::smallint[],
+      ${p.map((x) => x.amountCents)}::int[], ${p.map((x) => x.currency)}::text[], ${p.map((x) => x.status)}::text[], ${p.map((x) => x.idempotencyKey)}::text[],
+      ${p.map((x) => x.failureReason)}::text[], ${p.map((x) => dateOrNull(x.createdAt))}::timestamptz[], ${p.map((x) => dateOrNull(x.settledAt))}::timestamptz[],
+      ${p.map((x) => dateOrNull(x.refundedAt))}::timestamptz[], ${p.map((x) => x.refundCents)}::int[])
     ON CONFLICT (idempotency_key) DO UPDATE SET status = EXCLUDED.status, failure_reason = EXCLUDED.failure_reason,
       settled_at = EXCLUDED.settled_at, refunded_at = EXCLUDED.refunded_at, refund_cents = EXCLUDED.refund_cents
-      WHERE payments.subscription_id = EXCLUDED.subscription_id
-    RETURNING id`);
-  if (!row) throw new BillingError(`payment ${p.idempotencyKey} belongs to another subscription`);
-  return row.id;
+      WHERE payments.subscription_id = EXCLUDED.subscription_id`;
 }
 
-/** Writes a transition: the subscription row (inserted when `isNew`), its events in order, its payments (upserted by key). */
-export async function writeTransition(q: Queryable, tr: Transition, opts: { isNew?: boolean } = {}): Promise<{ paymentIds: number[] }> {
+/** The events insert over arrays, in the given order (ids follow it: reports order events by (at, id)). */
+export function insertEventsSql(e: SubscriptionEvent[]): Sql {
+  return sql`INSERT INTO subscription_events (subscription_id, user_id, at, type, from_status, to_status, plan_id, mrr_cents, data)
+    SELECT sid, uid, at, type, fs, ts, pid, mrr, data FROM unnest(${e.map((x) => x.subscriptionId)}::bigint[], ${e.map((x) => x.userId)}::bigint[],
+      ${e.map((x) => new Date(x.at))}::timestamptz[], ${e.map((x) => x.type)}::text[], ${e.map((x) => x.fromStatus)}::text[],
+      ${e.map((x) => x.toStatus)}::text[], ${e.map((x) => x.planId)}::int[], ${e.map((x) => x.mrrCents)}::numeric[],
+      ${e.map((x) => JSON.stringify(x.data))}::jsonb[]) WITH ORDINALITY AS x(sid, uid, at, type, fs, ts, pid, mrr, data, n)
+    ORDER BY n`;
+}
+
+/**
+ * Writes a transition in one statement: the subscription row (inserted when `isNew`), its events in order, its payments
+ * (upserted by key; returned as rows). Data-modifying WITH parts all run, to completion, in that one statement.
+ */
+export async function writeTransition(q: Queryable, tr: Transition, opts: { isNew?: boolean } = {}): Promise<{ payments: PaymentRow[] }> {
   const s = tr.sub;
-  const d = (v: number | null) => (v === null ? null : new Date(v));
+  const parts: Sql[] = [];
   if (opts.isNew) {
-    await q.query(sql`INSERT INTO subscriptions (id, user_id, plan_id, status, created_at, current_period_start, current_period_end,
+    parts.push(sql`INSERT INTO subscriptions (id, user_id, plan_id, status, created_at, current_period_start, current_period_end,
         cancel_at_period_end, pending_plan_id, ended_at, end_reason) OVERRIDING SYSTEM VALUE
-      VALUES (${s.id}, ${s.userId}, ${s.planId}, ${s.status}, ${d(s.createdAt)}, ${d(s.periodStart)}, ${d(s.periodEnd)},
-        ${s.cancelAtPeriodEnd}, ${s.pendingPlanId}, ${d(s.endedAt)}, ${s.endReason})`);
+      VALUES (${s.id}, ${s.userId}, ${s.planId}, ${s.status}, ${dateOrNull(s.createdAt)}, ${dateOrNull(s.periodStart)}, ${dateOrNull(s.periodEnd)},
+        ${s.cancelAtPeriodEnd}, ${s.pendingPlanId}, ${dateOrNull(s.endedAt)}, ${s.endReason})`);
   } else if (!tr.duplicate) {
-    await q.query(sql`UPDATE subscriptions SET plan_id = ${s.planId}, status = ${s.status}, current_period_start = ${d(s.periodStart)},
-        current_period_end = ${d(s.periodEnd)}, cancel_at_period_end = ${s.cancelAtPeriodEnd}, pending_plan_id = ${s.pendingPlanId},
-        ended_at = ${d(s.endedAt)}, end_reason = ${s.endReason}
+    parts.push(sql`UPDATE subscriptions SET plan_id = ${s.planId}, status = ${s.status}, current_period_start = ${dateOrNull(s.periodStart)},
+        current_period_end = ${dateOrNull(s.periodEnd)}, cancel_at_period_end = ${s.cancelAtPeriodEnd}, pending_plan_id = ${s.pendingPlanId},
+        ended_at = ${dateOrNull(s.endedAt)}, end_reason = ${s.endReason}
       WHERE id = ${s.id}`);
   }
-  for (const e of tr.events) {
-    await q.query(sql`INSERT INTO subscription_events (subscription_id, user_id, at, type, from_status, to_status, plan_id, mrr_cents, data)
-      VALUES (${e.subscriptionId}, ${e.userId}, ${new Date(e.at)}, ${e.type}, ${e.fromStatus}, ${e.toStatus}, ${e.planId}, ${e.mrrCents},
-        ${JSON.stringify(e.data)})`);
-  }
-  const paymentIds: number[] = [];
-  for (const p of tr.payments) paymentIds.push(await writePayment(q, p));
-  return { paymentIds };
+  if (tr.events.length) parts.push(insertEventsSql(tr.events));
+  const p = tr.payments.map((x) => ({ ...x, currency: 'USD' }));
+  if (!p.length && !parts.length) return { payments: [] };
+  const last = p.length ? sql`${upsertPaymentsSql(p)} RETURNING ${paymentColumns}` : parts.pop()!;
+  const rows = await q.query(parts.length ? sql`WITH ${join(parts.map((x, i) => sql`${raw(`w${i}`)} AS (${x})`), ', ')} ${last}` : last);
+  if (rows.length !== p.length) throw new BillingError(`a payment key of subscription ${s.id} belongs to another subscription`);
+  return { payments: p.length ? rows.map(toPaymentRow) : [] };
 }
 
 /**
  * A new subscription (signup or reactivation) for `userId` on `planId`, `incomplete`, with its `created` event. Run
- * inside a transaction; the schema's one-live-subscription-per-customer index refuses a second live one.
+ * inside a transaction; the schema's one-live-subscription-per-customer index refuses a second live one. `id`: a value
+ * of the subscriptions id sequence the caller already took (else one is taken here).
  */
-export async function openLive(q: Queryable, args: { userId: number; planId: number; at: Date }, plans?: Plans): Promise<Transition> {
+export async function openLive(q: Queryable, args: { userId: number; planId: number; at: Date; id?: number }, plans?: Plans): Promise<Transition> {
   plans ??= await loadPlans(q);
-  const id = (await q.one<{ id: number }>(sql`SELECT nextval(pg_get_serial_sequence('subscriptions', 'id')) AS id`))!.id;
+  const id = args.id ?? (await q.one<{ id: number }>(sql`SELECT ${nextSubscriptionId} AS id`))!.id;
   const tr = openSubscription({ id, userId: args.userId, plan: plans.byId(args.planId), at: args.at.getTime() }, plans.book);
   await writeTransition(q, tr, { isNew: true });
   return tr;
 }
+
+const nextSubscriptionId = sql`nextval(pg_get_serial_sequence('subscriptions', 'id'))`;
 
 /**
  * One machine input for subscription `subscriptionId`, inside the caller's transaction: the row is locked, the input
@@ -174,13 +208,48 @@ export interface CardRef { token: string; offSession: boolean }
 
 const paymentColumns = sql`id, user_id, subscription_id, kind, status, amount_cents, currency, idempotency_key, failure_reason, attempt, created_at`;
 const toPaymentRow = (r: any): PaymentRow => ({
-  id: r.id, userId: r.user_id, subscriptionId: r.subscription_id, kind: r.kind, status: r.status, amountCents: r.amount_cents,
+  id: Number(r.id), userId: Number(r.user_id), subscriptionId: Number(r.subscription_id), kind: r.kind, status: r.status, amountCents: r.amount_cents,
   currency: r.currency, idempotencyKey: r.idempotency_key, failureReason: r.failure_reason, attempt: r.attempt, createdAt: r.created_at,
 });
 
 export function outcomeOf(result: GatewayResult): ChargeOutcome {
   return result.status === 'succeeded' ? { ok: true } : { ok: false, reason: failureReason(result) ?? 'processing_error' };
 }
+
+/** The locked subscription (loadSubscription) and its pending payment if any — a charge of it still in flight. */
+async function loadForCharge(q: Queryable, subscriptionId: number): Promise<{ sub: Subscription; pending: PaymentRow | undefined }> {
+  const sub = await loadSubscription(q, subscriptionId, { forUpdate: true });
+  if (!sub) throw new BillingError(`no subscription ${subscriptionId}`);
+  const pending = await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE subscription_id = ${subscriptionId} AND status = 'pending'
+    ORDER BY id LIMIT 1`);
+  return { sub, pending: pending && toPaymentRow(pending) };
+}
+
+type Prepared = { kind: 'charge'; payment: PaymentRow; step: ChargeStep } | { kind: 'applied'; transition: Transition } | { kind: 'duplicate' };
+
+/**
+ * Step 1 of a charge, inside the caller's transaction, for `sub` locked and with no payment pending: the machine previews
+ * `step` with a success; a step that charges nothing is applied right away; otherwise the preview's payment row is
+ * written `pending` (the machine's key, amount and period) with its charge intent (the step, the card), in one statement.
+ */
+async function prepareCharge(q: Queryable, sub: Subscription, step: ChargeStep, card: CardRef, plans: Plans): Promise<Prepared> {
+  const preview = applyInput(sub, { ...step, outcome: { ok: true } } as BillingInput, plans.book);
+  if (preview.duplicate) return { kind: 'duplicate' };
+  if (!preview.payments.length) {
+    await writeTransition(q, preview);
+    return { kind: 'applied', transition: preview };
+  }
+  const p: PaymentIn = { ...preview.payments[0]!, status: 'pending', failureReason: null, settledAt: null, currency: plans.byId(sub.planId).currency };
+  const row = await q.one(sql`WITH p AS (${upsertPaymentsSql([p])} RETURNING ${paymentColumns}),
+      i AS (INSERT INTO payment_charge_intents (payment_id, user_id, input, gateway_token, off_session, created_at)
+        SELECT id, user_id, ${JSON.stringify(step)}::jsonb, ${card.token}::text, ${card.offSession}::boolean, ${new Date(step.at)}::timestamptz FROM p)
+    SELECT * FROM p`);
+  if (!row) throw new BillingError(`payment ${p.idempotencyKey} belongs to another subscription`);
+  return { kind: 'charge', payment: toPaymentRow(row), step };
+}
+
+const askGateway = (gateway: PaymentGateway, p: PaymentRow, card: CardRef) => gateway.charge({ idempotencyKey: p.idempotencyKey,
+  token: card.token, amountCents: p.amountCents, currency: p.currency, offSession: card.offSession }).catch((): GatewayResult => ({ status: 'timeout' }));
 
 /**
  * Charge through the gateway and apply the outcome — the way every live charge happens (checkout, retries after a
@@ -195,69 +264,58 @@ export function outcomeOf(result: GatewayResult): ChargeOutcome {
  */
 export async function chargeLive(db: Db, gateway: PaymentGateway, subscriptionId: number,
   build: (sub: Subscription, plans: Plans) => ChargeStep | null, card: CardRef): Promise<ChargeResult> {
-  const prep = await db.tx(async (q) => {
-    const plans = await loadPlans(q);
-    const sub = await loadSubscription(q, subscriptionId, { forUpdate: true });
-    if (!sub) throw new BillingError(`no subscription ${subscriptionId}`);
-    const pending = await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE subscription_id = ${subscriptionId} AND status = 'pending'
-      ORDER BY id LIMIT 1`);
-    if (pending) return { kind: 'in_flight' as const, payment: toPaymentRow(pending) };
+  const plans = await cachedPlans(db);
+  const prep = await db.tx(async (q): Promise<Prepared | { kind: 'in_flight'; payment: PaymentRow } | { kind: 'nothing' }> => {
+    const { sub, pending } = await loadForCharge(q, subscriptionId);
+    if (pending) return { kind: 'in_flight', payment: pending };
     const step = build(sub, plans);
-    if (!step) return { kind: 'nothing' as const };
-    const preview = applyInput(sub, { ...step, outcome: { ok: true } } as BillingInput, plans.book);
-    if (preview.duplicate) return { kind: 'duplicate' as const };
-    if (!preview.payments.length) {
-      await writeTransition(q, preview);
-      return { kind: 'applied' as const, transition: preview };
-    }
-    const p = preview.payments[0];
-    const id = await writePayment(q, { ...p, status: 'pending', failureReason: null, settledAt: null }, plans.byId(sub.planId).currency);
-    await q.query(sql`INSERT INTO payment_charge_intents (payment_id, user_id, input, gateway_token, off_session, created_at)
-      VALUES (${id}, ${sub.userId}, ${JSON.stringify(step)}, ${card.token}, ${card.offSession}, ${new Date(step.at)})`);
-    const row = await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE id = ${id}`);
-    return { kind: 'charge' as const, payment: toPaymentRow(row) };
+    if (!step) return { kind: 'nothing' };
+    return prepareCharge(q, sub, step, card, plans);
   });
   if (prep.kind !== 'charge') return prep;
-  const p = prep.payment;
-  const result = await gateway.charge({ idempotencyKey: p.idempotencyKey, token: card.token, amountCents: p.amountCents,
-    currency: p.currency, offSession: card.offSession }).catch((): GatewayResult => ({ status: 'timeout' }));
-  if (result.status === 'timeout') return { kind: 'pending', payment: p };
-  return settle(db, p.id, result);
+  const result = await askGateway(gateway, prep.payment, card);
+  if (result.status === 'timeout') return { kind: 'pending', payment: prep.payment };
+  return settle(db, prep.payment.id, result, { subscription_id: subscriptionId, input: prep.step });
 }
 
+type Settled = Extract<ChargeResult, { kind: 'settled' }> & { unapplied?: string };
+
 /** Applies the gateway's answer to a pending payment (under the subscription's lock); a payment settled meanwhile is left alone. */
-async function settle(db: Db, paymentId: number, result: GatewayResult): Promise<Extract<ChargeResult, { kind: 'settled' }>> {
-  const out: Extract<ChargeResult, { kind: 'settled' }> & { unapplied?: string } = await db.tx(async (q) => {
-    const intent = await q.one<{ subscription_id: number; input: ChargeStep }>(sql`SELECT p.subscription_id, i.input
-      FROM payments p JOIN payment_charge_intents i ON i.payment_id = p.id WHERE p.id = ${paymentId}`);
-    if (!intent) throw new BillingError(`payment ${paymentId} has no charge intent`);
-    const plans = await loadPlans(q);
-    const sub = await loadSubscription(q, intent.subscription_id, { forUpdate: true });
-    const row = (await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE id = ${paymentId} FOR UPDATE`))!;
-    if (!sub || row.status !== 'pending') {
-      return { kind: 'settled' as const, transition: { sub: sub!, events: [], payments: [], duplicate: true }, payment: toPaymentRow(row), result };
-    }
-    let tr: Transition;
-    try {
-      tr = applyInput(sub, { ...intent.input, outcome: outcomeOf(result) } as BillingInput, plans.book);
-    } catch (err) {
-      if (!(err instanceof BillingError)) throw err;
-      // The state moved on while the gateway was deciding (nothing in the product does that: chargeLive refuses to start
-      // a second charge, and checkout never expires a subscription with a pending payment). Record what the gateway
-      // did — money may have moved — and leave the subscription alone, loudly, so an operator can refund it.
-      const outcome = outcomeOf(result);
-      await q.query(sql`UPDATE payments SET status = ${outcome.ok ? 'succeeded' : 'failed'}, failure_reason = ${outcome.ok ? null : outcome.reason},
-        settled_at = created_at WHERE id = ${paymentId}`);
-      const after = await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE id = ${paymentId}`);
-      return { kind: 'settled' as const, transition: { sub, events: [], payments: [], duplicate: true }, payment: toPaymentRow(after), result,
-        unapplied: `payment ${paymentId} settled as ${outcome.ok ? 'succeeded' : 'failed'} but not applied: ${err.message}` };
-    }
-    await writeTransition(q, tr);
-    const after = await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE id = ${paymentId}`);
-    return { kind: 'settled' as const, transition: tr, payment: toPaymentRow(after), result };
-  });
+async function settle(db: Db, paymentId: number, result: GatewayResult, intent?: { subscription_id: number; input: ChargeStep }): Promise<Settled> {
+  const plans = await cachedPlans(db);
+  const out = await db.tx((q) => settleIn(q, plans, paymentId, result, intent));
   if (out.unapplied) throw new BillingError(out.unapplied);
   return out;
+}
+
+/** settle inside the caller's transaction; `intent` (the subscription and the step), when the caller knows it, saves reading it. */
+async function settleIn(q: Queryable, plans: Plans, paymentId: number, result: GatewayResult,
+  intent?: { subscription_id: number; input: ChargeStep }): Promise<Settled> {
+  intent ??= await q.one<{ subscription_id: number; input: ChargeStep }>(sql`SELECT p.subscription_id, i.input
+    FROM payments p JOIN payment_charge_intents i ON i.payment_id = p.id WHERE p.id = ${paymentId}`);
+  if (!intent) throw new BillingError(`payment ${paymentId} has no charge intent`);
+  const sub = await loadSubscription(q, intent.subscription_id, { forUpdate: true });
+  const row = toPaymentRow((await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE id = ${paymentId} FOR UPDATE`))!);
+  if (!sub || row.status !== 'pending') {
+    return { kind: 'settled', transition: { sub: sub!, events: [], payments: [], duplicate: true }, payment: row, result };
+  }
+  let tr: Transition;
+  try {
+    tr = applyInput(sub, { ...intent.input, outcome: outcomeOf(result) } as BillingInput, plans.book);
+  } catch (err) {
+    if (!(err instanceof BillingError)) throw err;
+    // The state moved on while the gateway was deciding (nothing in the product does that: chargeLive refuses to start
+    // a second charge, and checkout never expires a subscription with a pending payment). Record what the gateway
+    // did — money may have moved — and leave the subscription alone, loudly, so an operator can refund it.
+    const outcome = outcomeOf(result);
+    const after = await q.one(sql`UPDATE payments SET status = ${outcome.ok ? 'succeeded' : 'failed'}, failure_reason = ${outcome.ok ? null : outcome.reason},
+      settled_at = created_at WHERE id = ${paymentId} RETURNING ${paymentColumns}`);
+    return { kind: 'settled', transition: { sub, events: [], payments: [], duplicate: true }, payment: toPaymentRow(after), result,
+      unapplied: `payment ${paymentId} settled as ${outcome.ok ? 'succeeded' : 'failed'} but not applied: ${err.message}` };
+  }
+  const { payments } = await writeTransition(q, tr);
+  const after = payments.find((p) => p.id === paymentId) ?? toPaymentRow(await q.one(sql`SELECT ${paymentColumns} FROM payments WHERE id = ${paymentId}`));
+  return { kind: 'settled', transition: tr, payment: after, result };
 }
 
 /**
@@ -334,39 +392,125 @@ export interface FormOutcome {
 
 export const FORM_KEY_RE = /^[A-Za-z0-9_-]{16,100}$/;
 
+type FormArgs = { userId: number; key: string; action: string; now: Date };
+
+/** 400 unless the form carries a well-formed idempotency key. */
+export function checkFormKey(key: string): void {
+  if (!FORM_KEY_RE.test(key)) throw new HttpError(400, 'idempotency_key: the form has no valid idempotency key; reload the page and submit again',
+    { idempotency_key: 'missing or malformed: reload the form' });
+}
+
+const claimSql = (args: FormArgs) => sql`INSERT INTO billing_requests (user_id, idempotency_key, action, created_at)
+  VALUES (${args.userId}, ${args.key}, ${args.action}, ${args.now}) ON CONFLICT DO NOTHING`;
+const releaseSql = (args: FormArgs) => sql`DELETE FROM billing_requests WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`;
+const finishSql = (args: FormArgs, out: FormOutcome) => sql`UPDATE billing_requests SET state = 'done', status_code = ${out.status},
+  location = ${out.location ?? null}, message = ${out.message ?? null} WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`;
+
+/** A key another request claimed: wait for its outcome (or, when it released the key, run `again`). */
+export async function firstOutcome(db: Db, args: FormArgs, again: () => Promise<FormOutcome>,
+  waitMs = 30_000): Promise<FormOutcome & { repeat: boolean }> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const row = await db.one<any>(sql`SELECT state, status_code, location, message FROM billing_requests
+      WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`);
+    if (!row) return { repeat: false, ...(await again()) }; // the first request released the key (validation error, crash)
+    if (row.state === 'done') return { status: row.status_code, location: row.location ?? undefined, message: row.message ?? undefined, repeat: true };
+    if (Date.now() > deadline) throw new HttpError(409, 'This form is still being processed. Reload the page in a moment.');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /**
  * Runs `fn` once per (user, idempotency key): the first request claims the key; a repeat — sequential or concurrent —
  * waits for the first to finish and gets its outcome (`repeat: true`) without running anything.
  */
-export async function runOnce(db: Db, args: { userId: number; key: string; action: string; now: Date },
-  fn: () => Promise<FormOutcome>, opts: { waitMs?: number } = {}): Promise<FormOutcome & { repeat: boolean }> {
-  if (!FORM_KEY_RE.test(args.key)) throw new HttpError(400, 'idempotency_key: the form has no valid idempotency key; reload the page and submit again',
-    { idempotency_key: 'missing or malformed: reload the form' });
-  const claimed = await db.one(sql`INSERT INTO billing_requests (user_id, idempotency_key, action, created_at)
-    VALUES (${args.userId}, ${args.key}, ${args.action}, ${args.now}) ON CONFLICT DO NOTHING RETURNING 1 AS ok`);
-  if (!claimed) {
-    const deadline = Date.now() + (opts.waitMs ?? 30_000);
-    for (;;) {
-      const row = await db.one<any>(sql`SELECT state, status_code, location, message FROM billing_requests
-        WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`);
-      if (!row) return runOnce(db, args, fn, opts); // the first request released the key (validation error, crash)
-      if (row.state === 'done') return { status: row.status_code, location: row.location ?? undefined, message: row.message ?? undefined, repeat: true };
-      if (Date.now() > deadline) throw new HttpError(409, 'This form is still being processed. Reload the page in a moment.');
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
+export async function runOnce(db: Db, args: FormArgs, fn: () => Promise<FormOutcome>, opts: { waitMs?: number } = {}): Promise<FormOutcome & { repeat: boolean }> {
+  checkFormKey(args.key);
+  const claimed = await db.one(sql`${claimSql(args)} RETURNING 1 AS ok`);
+  if (!claimed) return firstOutcome(db, args, () => runOnce(db, args, fn, opts), opts.waitMs);
   let out: FormOutcome;
   try {
     out = await fn();
   } catch (err) {
-    await db.query(sql`DELETE FROM billing_requests WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`).catch(() => {});
+    await db.query(releaseSql(args)).catch(() => {});
     throw err;
   }
-  if (out.store === false) {
-    await db.query(sql`DELETE FROM billing_requests WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`);
-  } else {
-    await db.query(sql`UPDATE billing_requests SET state = 'done', status_code = ${out.status}, location = ${out.location ?? null},
-      message = ${out.message ?? null} WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`);
-  }
+  await db.query(out.store === false ? releaseSql(args) : finishSql(args, out));
   return { ...out, repeat: false };
+}
+
+/**
+ * The checkout (POST /subscribe), runOnce and chargeLive folded into two transactions around the gateway call, so a
+ * checkout is four commits (the gateway's card, the first transaction, the gateway's charge, the second) instead of
+ * eight:
+ *  1. one transaction: claim the form key (a concurrent repeat waits on it, then finds it taken), open the subscription
+ *     (or take the customer's `incomplete` one: the next attempt; another plan or every attempt used expires it), write
+ *     the first payment `pending` with its key and charge intent; commit — before the gateway hears of it;
+ *  2. the gateway charges that key (no transaction open);
+ *  3. one transaction: the machine applies the answer (chargeLive's step 3), the card goes on file when the charge
+ *     succeeded or is still pending, and the key's outcome is stored.
+ * `liveId`: the customer's live subscription as read before (an `incomplete` one), undefined when there was none; the
+ * schema's one-live-subscription index refuses a second one opened meanwhile (409, nothing stored). The card is
+ * attached at the gateway before. A repeat of the key gets the first outcome, as with runOnce.
+ */
+export async function checkoutLive(db: Db, gateway: PaymentGateway, args: FormArgs & { planId: number; liveId?: number; card: CardOnFile },
+  outcome: (r: ChargeResult) => FormOutcome): Promise<FormOutcome & { repeat: boolean }> {
+  checkFormKey(args.key);
+  const plans = await cachedPlans(db);
+  const card: CardRef = { token: args.card.token, offSession: false };
+  const at = args.now.getTime();
+  type First = { kind: 'repeat' } | { kind: 'done'; out: FormOutcome } | Prepared;
+  let first: First;
+  try {
+    first = await db.tx(async (q): Promise<First> => {
+      // the claim also takes the id a new subscription gets (a value of the sequence is cheap; a round trip is not)
+      const claim = await q.one<{ next_id: string }>(sql`${claimSql(args)} RETURNING ${nextSubscriptionId} AS next_id`);
+      if (!claim) return { kind: 'repeat' };
+      const done = async (out: FormOutcome): Promise<First> => { await q.query(finishSql(args, out)); return { kind: 'done', out }; };
+      let sub: Subscription | undefined;
+      if (args.liveId !== undefined) {
+        const live = await loadForCharge(q, args.liveId);
+        if (live.sub.status === 'active' || live.sub.status === 'past_due') return done({ status: 303, location: '/account?done=already' });
+        // a first payment still pending at the gateway decides this subscription: never expire it under that payment
+        if (live.pending) return done(outcome({ kind: 'in_flight', payment: live.pending }));
+        if (live.sub.status === 'incomplete') {
+          // another plan, or every attempt used: the unpaid subscription expires and a new one starts
+          if (live.sub.planId !== args.planId || live.sub.dueAttempts >= MAX_ATTEMPTS) {
+            await writeTransition(q, applyInput(live.sub, { type: 'expire', at }, plans.book));
+          } else sub = live.sub;
+        }
+      }
+      sub ??= (await openLive(q, { userId: args.userId, planId: args.planId, at: args.now, id: Number(claim.next_id) }, plans)).sub;
+      return prepareCharge(q, sub, { type: 'initial_charge', at, attempt: sub.dueAttempts + 1 }, card, plans);
+    });
+  } catch (err: any) {
+    if (err?.code === '23505') return { status: 409, message: 'Another checkout of yours is in progress. Reload the page in a moment.', repeat: false };
+    if (err instanceof BillingError) return { status: 409, message: `That change is not possible now: ${err.message}.`, repeat: false };
+    throw err;
+  }
+  if (first.kind === 'repeat') return firstOutcome(db, args, () => checkoutLive(db, gateway, args, outcome));
+  if (first.kind === 'done') return { ...first.out, repeat: false };
+  if (first.kind !== 'charge') {
+    const out = outcome(first);
+    await db.query(finishSql(args, out));
+    return { ...out, repeat: false };
+  }
+  const result = await askGateway(gateway, first.payment, card);
+  try {
+    const { out, unapplied } = await db.tx(async (q) => {
+      let r: ChargeResult = { kind: 'pending', payment: first.payment };
+      let unapplied: string | undefined;
+      if (result.status !== 'timeout') ({ unapplied, ...r } = await settleIn(q, plans, first.payment.id, result, { subscription_id: first.payment.subscriptionId, input: first.step }));
+      if (!unapplied && (result.status === 'succeeded' || result.status === 'timeout')) await saveCard(q, args.userId, args.card, args.now);
+      const out = outcome(r);
+      await q.query(finishSql(args, out));
+      return { out, unapplied };
+    });
+    if (unapplied) throw new BillingError(unapplied);
+    return { ...out, repeat: false };
+  } catch (err) {
+    // as runOnce: the key is released, a resubmit finds the payment pending (in flight) or settled
+    await db.query(releaseSql(args)).catch(() => {});
+    throw err;
+  }
 }

@@ -2,12 +2,16 @@
 // Checkout end to end over real HTTP against a real server (its own process, default pool) on a fresh database: a
 // signed-in subscriber opens GET /plans?plan=standard, reads the form's idempotency key, POSTs /subscribe with a good
 // test card and gets 303 /account — at 50 concurrent users. Beside it, in the same run and at the same concurrency,
-// the baselines GET /healthz (no database) and GET /plans alone. Target: checkout p99 <= 100 ms.
+// the baselines GET /healthz (no database) and GET /plans alone. Target: checkout p99 <= 100 ms. Last, one checkout in
+// this process through a counting Db (test/helpers/query-count.ts): its statements, transactions and commits.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { benchDatabase, fmt, record } from './lib.ts';
 import { createSession, sessionCookieName } from '../../server/auth/session.ts';
 import { formFields } from '../../etl/traffic/driver.ts';
+import { createApp } from '../../server/app.ts';
+import { createTestGateway } from '../../server/billing/gateway.ts';
+import { countingDb } from '../helpers/query-count.ts';
 
 const flag = (name: string, def: number) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def);
 const checkouts = flag('checkouts', 2000), concurrency = flag('concurrency', 50), warmup = flag('warmup', 100);
@@ -95,7 +99,26 @@ try {
   record(`checkout p50, ${concurrency} users`, co.p50, 'ms', { baseline: 'GET /plans p50', baselineValue: plans.p50 });
   record('checkouts per second', co.perSec, '/s', { baseline: 'GET /plans per second', baselineValue: plans.perSec });
   record('failed checkouts + missing payments', co.failed + Math.abs(used - rows), 'count', { max: 0 });
-  if (co.failed || rows !== used) process.exitCode = 1;
+  // one more checkout, in this process, counted: what a checkout asks of PostgreSQL (the test gateway's rows included)
+  const counting = countingDb(db);
+  const local = createApp({ db: counting.db, gateway: createTestGateway(counting.db), log: () => {} });
+  const [{ id: lone }] = await db.query<{ id: number }>(`INSERT INTO users (email, display_name, role, created_at)
+    VALUES ('checkout-counted@bench.example', 'Counted', 'subscriber', now()) RETURNING id`);
+  const loneCookie = `${sessionCookieName(false)}=${(await createSession(db, lone!, new Date())).token}`;
+  // as in a running server: the change feed live, so the session and the plans are cached
+  for (let i = 0; i < 500 && db.changes.token('plans', 'sessions', 'users') === null; i++) await new Promise((r) => setTimeout(r, 20));
+  await local.request('/plans?plan=standard', { headers: { Cookie: loneCookie } });
+  const form = formFields(await (await local.request('/plans?plan=standard', { headers: { Cookie: loneCookie } })).text(), '/subscribe');
+  counting.reset();
+  const counted = await local.request('/subscribe', { method: 'POST', headers: { Cookie: loneCookie, Origin: 'http://localhost',
+    'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ ...form, plan: 'standard', card_number: '4242 4242 4242 4242', exp: '12/34', cvc: '123' }).toString() });
+  const c = counting.counts;
+  if (process.env.CHECKOUT_TRACE) console.log(c.texts.map((x) => `    ${x.slice(0, 150)}`).join("\n"));
+  console.log(`one POST /subscribe (in process, counted): ${counted.status}, ${c.statements} statements in ${c.transactions} transactions, `
+    + `${c.commits} commits (${c.statements + 2 * c.transactions} round trips with BEGIN/COMMIT)`);
+  record('one checkout: statements', c.statements, 'count', { baseline: 'commits', baselineValue: c.commits });
+  if (co.failed || rows !== used || counted.status !== 303) process.exitCode = 1;
 } finally {
   await new Promise<void>((r) => { child.removeAllListeners('exit'); child.once('exit', () => r()); child.kill('SIGTERM'); });
   await bench.close();
