@@ -10,9 +10,10 @@ import type { Env } from '../types.ts';
 import { page, html, raw, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
-  browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching,
+  browseSnapshot, createBrowseCache, titleDetail, moreLikeThis, continueWatching,
   memo, watchEventsChanges, cardsById, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
+import { findTitles, searchIndexOf } from './search-index.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';
 import { posterSvg, posterEtag } from './poster.ts';
 import { entitlement, resumePosition } from './play.ts';
@@ -137,8 +138,10 @@ browseRoutes.get('/browse', async (c) => {
     }));
   }
 
-  const main = await memo(cache, snap, `html:${state.canonical}`, async () => {
-    const result = await findTitles(deps.readDb, state.filters, snap.popularIds, state.page);
+  // the search index of the catalog now (rebuilt when a titles load moved its generation): a page is kept under both
+  const index = await searchIndexOf(deps.db);
+  const main = await memo(cache, snap, `html:${index.generation}:${state.canonical}`, async () => {
+    const result = await findTitles(index, state.filters, snap.popularIds, state.page);
     const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
     const described = [
       state.filters.type ? (state.filters.type === 'Movie' ? 'movies' : 'TV shows') : '',
