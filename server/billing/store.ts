@@ -5,7 +5,7 @@
 // `pending` with its deterministic idempotency key before the gateway is asked, and settled by the machine once the
 // gateway answers — or later, by reconcilePending, when it timed out. See server/billing/README.md ("Live billing").
 import sql from 'sql-template-tag';
-import type { Db, Queryable } from '../db/index.ts';
+import { noteLocalChange, type Db, type Queryable } from '../db/index.ts';
 import { HttpError } from '../errors.ts';
 import {
   applyInput, openSubscription, planBook, BillingError, type BillingInput, type ChargeOutcome, type Payment, type Plan,
@@ -96,6 +96,8 @@ async function writePayment(q: Queryable, p: Payment, currency = 'USD'): Promise
 export async function writeTransition(q: Queryable, tr: Transition, opts: { isNew?: boolean } = {}): Promise<{ paymentIds: number[] }> {
   const s = tr.sub;
   const d = (v: number | null) => (v === null ? null : new Date(v));
+  // this process's caches of the user's access drop it now (0021's trigger tells every process at commit)
+  if (opts.isNew || !tr.duplicate) noteLocalChange(`subscriptions:${s.userId}`);
   if (opts.isNew) {
     await q.query(sql`INSERT INTO subscriptions (id, user_id, plan_id, status, created_at, current_period_start, current_period_end,
         cancel_at_period_end, pending_plan_id, ended_at, end_reason) OVERRIDING SYSTEM VALUE

@@ -20,6 +20,8 @@ export interface Shelf { id: string; name: string; titles: TitleCard[]; link?: s
 
 export interface BrowseSnapshot {
   at: number;
+  /** The catalog generation (catalog_state) it was computed for: a titles load makes the next request compute anew. */
+  generation: number;
   /** Title ids by plays in the last 30 days, most played first (at most POPULAR_DEPTH). */
   popularIds: number[];
   shelves: Shelf[];
@@ -29,9 +31,15 @@ export interface BrowseSnapshot {
   years: [number, number];
 }
 
+export interface Entitlement { allowed: boolean; status: string | null; reason: string }
+/** What a title page shows a signed-in user: their access, where each title's latest unfinished viewing stopped, and
+ *  the titles they finished (left out of More like this). Read by viewerOf (server/browse/play.ts). */
+export interface Viewer { access: Entitlement; resume: Map<number, number>; finished: Set<number> }
+
 export interface BrowseCache {
   snapshot?: BrowseSnapshot;
   pending?: Promise<BrowseSnapshot>;
+  pendingFor?: number;
   /** Answers that are the same for everyone (result pages, title details, More like this, poster inputs), each kept
    *  with the snapshot it was computed under and served only with that snapshot: as fresh as the shelves. */
   answers: Map<string, { at: number; value: unknown }>;
@@ -39,8 +47,10 @@ export interface BrowseCache {
    *  user's watch_events changed (sql/schema/0018_watch_events_notify.sql) and only under the snapshot it was rendered
    *  with (the cards are as fresh as the shelves). */
   continued: ChangeCache<{ at: number; html: string }>;
+  /** Each signed-in user's access and viewing positions for the title pages (server/browse/play.ts, viewerOf). */
+  viewers: ChangeCache<Viewer>;
 }
-export const createBrowseCache = (): BrowseCache => ({ answers: new Map(), continued: new Map() });
+export const createBrowseCache = (): BrowseCache => ({ answers: new Map(), continued: new Map(), viewers: new Map() });
 /** The change-feed names of a user's viewing history: theirs, and the whole table's (bulk loads, purges). */
 export const watchEventsChanges = (userId: number) => ['watch_events', `watch_events:${userId}`];
 /** Entries in BrowseCache.answers (least recently used go first). */
@@ -71,21 +81,28 @@ export const PAGE_SIZE = 24;
 
 const CARD_COLUMNS = sql`t.id, t.title, t.type, t.release_year, t.rating, t.duration_minutes, t.seasons`;
 
-/** The shared snapshot: fresh within the TTL, else the stale one while one refresh runs, else wait for the first. */
-export async function browseSnapshot(db: Db, cache: BrowseCache, now: Date): Promise<BrowseSnapshot> {
-  const s = cache.snapshot;
+/**
+ * The shared snapshot: fresh within the TTL, else the stale one while one refresh runs, else wait for the first. One
+ * computed for another catalog generation than `generation` (the catalog changed: titles, genres, countries) is not
+ * served: the request waits for one of this generation.
+ */
+export async function browseSnapshot(db: Db, cache: BrowseCache, now: Date, generation = 0): Promise<BrowseSnapshot> {
+  let s = cache.snapshot;
+  if (s && generation && s.generation !== generation) s = undefined;
   const stale = !s || now.getTime() - s.at > SNAPSHOT_TTL_MS || now.getTime() < s.at;
-  if (stale && !cache.pending) {
-    cache.pending = computeSnapshot(db, now)
-      .then((fresh) => { cache.snapshot = fresh; return fresh; })
-      .finally(() => { cache.pending = undefined; });
+  if (stale && (!cache.pending || (!s && cache.pendingFor !== generation))) {
+    const pending = computeSnapshot(db, now, generation)
+      .then((fresh) => { if (cache.pending === pending) cache.snapshot = fresh; return fresh; })
+      .finally(() => { if (cache.pending === pending) cache.pending = undefined; });
+    cache.pending = pending;
+    cache.pendingFor = generation;
     // a background refresh that fails keeps the previous snapshot; the next request tries again
-    if (s) cache.pending.catch(() => {});
+    if (s) pending.catch(() => {});
   }
   return s ?? cache.pending!;
 }
 
-async function computeSnapshot(db: Db, now: Date): Promise<BrowseSnapshot> {
+async function computeSnapshot(db: Db, now: Date, generation: number): Promise<BrowseSnapshot> {
   return db.tx(async (q) => {
     const since = new Date(now.getTime() - POPULAR_DAYS * 86_400_000);
     const popular = await q.query<{ title_id: number }>(sql`
@@ -122,7 +139,7 @@ async function computeSnapshot(db: Db, now: Date): Promise<BrowseSnapshot> {
       .map((r) => [r.name, r.id]));
     const ratings = (await q.query<{ rating: string }>(`SELECT DISTINCT rating FROM titles WHERE rating IS NOT NULL ORDER BY rating`)).map((r) => r.rating);
     const y = await q.one<{ lo: number | null; hi: number | null }>(`SELECT min(release_year) AS lo, max(release_year) AS hi FROM titles`);
-    return { at: now.getTime(), popularIds, shelves, genres, countries, ratings, years: [y?.lo ?? 1900, y?.hi ?? 2100] };
+    return { at: now.getTime(), generation, popularIds, shelves, genres, countries, ratings, years: [y?.lo ?? 1900, y?.hi ?? 2100] };
   }, { readOnly: true });
 }
 

@@ -13,11 +13,11 @@ import {
   browseSnapshot, createBrowseCache, titleDetail, moreLikeThis, continueWatching,
   memo, watchEventsChanges, cardsById, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
-import { findTitles, searchIndexOf } from './search-index.ts';
+import { findTitles, searchIndexOf, catalogGenerationOf } from './search-index.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';
 import { posterSvg, posterEtag } from './poster.ts';
-import { entitlement, resumePosition } from './play.ts';
-import { personalRows, finishedAmong } from '../ml/recommend-serve.ts';
+import { entitlement, viewerOf } from './play.ts';
+import { personalRows } from '../ml/recommend-serve.ts';
 import type { Queryable } from '../db/index.ts';
 
 /** Titles in a title page's "More like this". */
@@ -30,9 +30,14 @@ export function browseCache(c: Context<Env>): BrowseCache {
   return caches.browse ??= createBrowseCache();
 }
 
-export function snapshotFor(c: Context<Env>): Promise<BrowseSnapshot> {
+export async function snapshotFor(c: Context<Env>): Promise<BrowseSnapshot> {
   const deps = c.get('deps');
-  return browseSnapshot(deps.readDb, browseCache(c), deps.now());
+  const snap = await browseSnapshot(deps.readDb, browseCache(c), deps.now(), await catalogGenerationOf(deps.db));
+  // a visitor of the catalog searches soon: pages viewed start building the search index once the shelves are there
+  // (not beside the very first snapshot: a cold process opens few connections at once); errors show when a search
+  // awaits it
+  void searchIndexOf(deps.db).catch(() => {});
+  return snap;
 }
 
 
@@ -180,11 +185,12 @@ browseRoutes.get('/titles/:id', async (c) => {
   if (!t) throw notFound(`No title ${id}`);
   const shared = await memo(cache, snap, `similar:${id}`, () => moreLikeThis(deps.readDb, id, snap.popularIds, SIMILAR_SHOWN * 2));
   const user = c.get('user');
+  // what this user may do and has watched: kept per user until their subscriptions or viewing change (no query)
+  const viewer = user ? await viewerOf(deps.db, cache.viewers, user.id) : undefined;
   // the same for everyone, less what this user has finished
-  const finished = user ? await finishedAmong(deps.readDb, user.id, shared.map((s) => s.id)) : new Set<number>();
-  const similar = shared.filter((s) => !finished.has(s.id)).slice(0, SIMILAR_SHOWN);
-  const access = user ? await entitlement(deps.readDb, user.id) : undefined;
-  const resume = user && access?.allowed ? await resumePosition(deps.readDb, user.id, id) : 0;
+  const similar = shared.filter((s) => !viewer?.finished.has(s.id)).slice(0, SIMILAR_SHOWN);
+  const access = viewer?.access;
+  const resume = access?.allowed ? viewer!.resume.get(id) ?? 0 : 0;
   const kind = t.type === 'TV Show' ? 'TV show' : 'Movie';
   let play: Html;
   if (!user) {

@@ -389,6 +389,9 @@ function holderOf(db: Db): Holder {
   return h;
 }
 
+/** catalog_state.generation now: from the change feed without a query, else one query shared by concurrent callers. */
+export const catalogGenerationOf = (db: Db) => catalogGeneration(db, holderOf(db));
+
 async function catalogGeneration(db: Db, h: Holder): Promise<number> {
   return readThrough(db, h.generation, 'catalog', ['catalog_state'], () => {
     h.asking ??= db.one<{ generation: number }>(`SELECT generation FROM catalog_state`)

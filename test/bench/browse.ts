@@ -1,9 +1,9 @@
 // /browse and search at 50 connections over real HTTP (autocannon) on the demo-sized business (the default simulator
 // preset: 50,000 customers, 12 months of viewing), beside baselines measured in the same run: GET /healthz (the HTTP
-// floor of this server) and the search SQL alone (findTitles called in-process by 50 concurrent callers on a pool of
-// 20, no HTTP, no HTML). The server records visits as in service (a browser User-Agent is sent). A repeated URL is
-// served from the in-process answer cache after its first request (as a popular search would be); the "2,000 distinct
-// typos" row picks a random misspelt search per request, so most requests run the search SQL.
+// floor of this server) and the search index alone (findTitles called in-process, one query after another: its CPU
+// cost per query, no HTTP, no HTML). The server records visits as in service (a browser User-Agent is sent). A
+// repeated URL is served from the in-process answer cache after its first request (as a popular search would be); the
+// "2,000 distinct typos" row picks a random misspelt search per request, so most requests search the index and render.
 //   npm run bench -- browse [--scale=default|small] [--duration=5]
 // The dataset is generated once into a kept embedded PostgreSQL (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-browse)
 // or DATABASE_URL's server, database mqbench_browse_<scale>; later runs reuse it.
