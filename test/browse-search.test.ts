@@ -136,6 +136,10 @@ test('ranking: typos, case and accents find the title first; cast and directors 
   assert.equal(a, b);
   assert.equal(a, c);
   assert.ok(pokemon.every((p) => a.includes(p.id)), 'every Pokémon title');
+  // characters that are no text to PostgreSQL (NUL) or to anyone (a lone surrogate, as URL decoding never makes one)
+  for (const q of ['%00stranger', 'stranger%00things', '%F0%9F%8E%AC%20things']) {
+    assert.is((await app.request(`/browse?q=${q}`)).status, 200, q);
+  }
 });
 
 test('the index follows the catalog: a titles load and a plain write are seen by the next search', async () => {

@@ -14,6 +14,8 @@ export const WORD_SIMILARITY_THRESHOLD = Math.fround(0.6);
 /** People whose names match best bring their titles (as cast, score × 0.9; as director, × 0.92). */
 export const PEOPLE_MATCHED = 40;
 const CAST_WEIGHT = 0.9;
+/** Characters whose folding a process keeps (the catalog uses about 200). */
+const FOLDING_MAX = 20_000;
 const DIRECTOR_WEIGHT = 0.92;
 
 /**
@@ -31,9 +33,13 @@ export class Folding {
   async learn(texts: Iterable<string>): Promise<void> {
     const missing = new Set<number>();
     const waits = new Set<Promise<void>>();
+    // bounded: queries cycling through every character of Unicode forget what was learnt (and learn it again)
+    if (this.fold.size > FOLDING_MAX) { this.fold.clear(); this.word.clear(); }
     for (const s of texts) {
       for (const ch of s) {
         const c = ch.codePointAt(0)!;
+        // NUL and lone surrogates are no text to PostgreSQL: kept as they are, not word characters
+        if (c === 0 || (c >= 0xd800 && c <= 0xdfff)) { this.fold.set(c, ch); this.word.set(c, false); continue; }
         if (this.fold.has(c)) continue;
         const p = this.pending.get(c);
         if (p) waits.add(p); else missing.add(c);
@@ -137,6 +143,8 @@ export interface SearchIndex {
     mark: Int32Array;
     lastPos: Int32Array;
     stamp: number;
+    /** every title in the order of a list without a query, for the popularity ranking it was sorted by */
+    listed?: { popularIds: number[]; order: Int32Array };
   };
 }
 
@@ -317,6 +325,7 @@ function passes(ix: SearchIndex, i: number, f: BrowseFilters): boolean {
 }
 
 const ranks = new WeakMap<number[], Map<number, number>>();
+/** Position in the popularity ranking (a snapshot's popularIds, most played first). */
 function rankOf(popularIds: number[]): Map<number, number> {
   let m = ranks.get(popularIds);
   if (!m) ranks.set(popularIds, (m = new Map(popularIds.map((id, i) => [id, i]))));
@@ -337,38 +346,44 @@ export function searchTitles(ix: SearchIndex, f: BrowseFilters, folded: string |
   const p = ix.private;
   const rank = rankOf(popularIds);
   const r = (i: number) => rank.get(ix.titles[i].id) ?? Infinity;
-  let hits: { i: number; score: number }[];
-  if (folded === undefined) {
-    hits = [];
-    for (let i = 0; i < ix.titles.length; i++) if (passes(ix, i, f)) hits.push({ i, score: 0 });
-    hits.sort((a, b) => (r(a.i) - r(b.i)) || byAdded(p.added, a.i, b.i) || ix.titles[b.i].id - ix.titles[a.i].id);
-  } else {
-    const best = new Map<number, number>();
-    const offer = (i: number, score: number) => { if (!(best.get(i)! >= score)) best.set(i, score); };
-    // Under three characters there are no whole trigrams to match: a prefix of the title or of a word in it.
-    if ([...(f.q ?? '').trim()].length < 3) {
-      p.titleField.texts.forEach((t, i) => { if (t.startsWith(folded) || t.includes(` ${folded}`)) offer(i, Math.fround(0.5)); });
-    } else {
-      const q = queryTrigrams(ix, folded);
-      for (const m of matching(ix, p.titleField, q)) offer(m.doc, m.score);
-      const people = matching(ix, p.peopleField, q)
-        .sort((a, b) => (b.score - a.score) || (p.personIds[a.doc] - p.personIds[b.doc])).slice(0, PEOPLE_MATCHED);
-      for (const m of people) {
-        for (const i of p.castOf[m.doc]) offer(i, m.score * CAST_WEIGHT);
-        for (const i of p.directedBy[m.doc]) offer(i, m.score * DIRECTOR_WEIGHT);
-      }
-    }
-    hits = [];
-    for (const [i, score] of best) {
-      if (passes(ix, i, f)) hits.push({ i, score: round4(score + (p.titleField.texts[i] === folded ? 1 : 0)) });
-    }
-    hits.sort((a, b) => (b.score - a.score) || (r(a.i) - r(b.i)) || byAdded(p.added, a.i, b.i) || ix.titles[a.i].id - ix.titles[b.i].id);
-  }
   const from = (page - 1) * pageSize;
-  return {
-    titles: hits.slice(from, from + pageSize).map((h) => (folded === undefined ? ix.titles[h.i] : { ...ix.titles[h.i], score: h.score })),
-    total: hits.length,
-  };
+  if (folded === undefined) {
+    // the whole catalog in this order is kept per popularity ranking (a snapshot's): a page is one pass of the filters
+    if (p.listed?.popularIds !== popularIds) {
+      const order = Array.from(ix.titles.keys());
+      order.sort((a, b) => (r(a) - r(b)) || byAdded(p.added, a, b) || ix.titles[b].id - ix.titles[a].id);
+      p.listed = { popularIds, order: Int32Array.from(order) };
+    }
+    const titles: TitleCard[] = [];
+    let total = 0;
+    for (const i of p.listed.order) {
+      if (!passes(ix, i, f)) continue;
+      if (total >= from && total < from + pageSize) titles.push(ix.titles[i]);
+      total++;
+    }
+    return { titles, total };
+  }
+  const best = new Map<number, number>();
+  const offer = (i: number, score: number) => { if (!(best.get(i)! >= score)) best.set(i, score); };
+  // Under three characters there are no whole trigrams to match: a prefix of the title or of a word in it.
+  if ([...(f.q ?? '').trim()].length < 3) {
+    p.titleField.texts.forEach((t, i) => { if (t.startsWith(folded) || t.includes(` ${folded}`)) offer(i, Math.fround(0.5)); });
+  } else {
+    const q = queryTrigrams(ix, folded);
+    for (const m of matching(ix, p.titleField, q)) offer(m.doc, m.score);
+    const people = matching(ix, p.peopleField, q)
+      .sort((a, b) => (b.score - a.score) || (p.personIds[a.doc] - p.personIds[b.doc])).slice(0, PEOPLE_MATCHED);
+    for (const m of people) {
+      for (const i of p.castOf[m.doc]) offer(i, m.score * CAST_WEIGHT);
+      for (const i of p.directedBy[m.doc]) offer(i, m.score * DIRECTOR_WEIGHT);
+    }
+  }
+  const hits: { i: number; score: number }[] = [];
+  for (const [i, score] of best) {
+    if (passes(ix, i, f)) hits.push({ i, score: round4(score + (p.titleField.texts[i] === folded ? 1 : 0)) });
+  }
+  hits.sort((a, b) => (b.score - a.score) || (r(a.i) - r(b.i)) || byAdded(p.added, a.i, b.i) || ix.titles[a.i].id - ix.titles[b.i].id);
+  return { titles: hits.slice(from, from + pageSize).map((h) => ({ ...ix.titles[h.i], score: h.score })), total: hits.length };
 }
 
 // One index per database (shared by the apps of a process over it): rebuilt when the catalog generation moves. The

@@ -8,6 +8,8 @@
 // The dataset is generated once into a kept embedded PostgreSQL (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-browse)
 // or DATABASE_URL's server, database mqbench_browse_<scale>; later runs reuse it.
 import { spawn, spawnSync } from 'node:child_process';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import sql from 'sql-template-tag';
@@ -79,10 +81,16 @@ try {
   // the search index alone, in this process: built once (timed), then each query of a list answered one after the other
   // (a search is synchronous CPU work, so one caller measures its cost; concurrency only queues for the cores)
   const snap = await browseSnapshot(db, createBrowseCache(), new Date());
-  const heapBefore = process.memoryUsage().heapUsed;
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void; // the heap the index holds, not the garbage of building it
+  gc();
+  const heapBefore = process.memoryUsage().heapUsed, cpuBefore = process.cpuUsage();
   const index = await searchIndexOf(db);
+  const cpu = process.cpuUsage(cpuBefore);
+  gc();
   const heapIndex = process.memoryUsage().heapUsed - heapBefore;
-  log(`search index: built in ${fmt(index.builtMs, 0)} ms, heap +${fmt(heapIndex / 2 ** 20)} MiB (generation ${index.generation})`);
+  log(`search index: built in ${fmt(index.builtMs, 0)} ms (${fmt((cpu.user + cpu.system) / 1000, 0)} ms of this process's CPU), `
+    + `heap +${fmt(heapIndex / 2 ** 20)} MiB held (generation ${index.generation})`);
   const indexAlone = async (cases: Parameters<typeof findTitles>[1][]) => {
     const times: number[] = [];
     const end = performance.now() + duration * 1000;
