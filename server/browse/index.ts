@@ -32,11 +32,13 @@ export function browseCache(c: Context<Env>): BrowseCache {
 
 export async function snapshotFor(c: Context<Env>): Promise<BrowseSnapshot> {
   const deps = c.get('deps');
-  const snap = await browseSnapshot(deps.readDb, browseCache(c), deps.now(), await catalogGenerationOf(deps.db));
+  const cache = browseCache(c);
+  const warm = !!cache.snapshot;
+  const snap = await browseSnapshot(deps.readDb, cache, deps.now(), await catalogGenerationOf(deps.db));
   // a visitor of the catalog searches soon: pages viewed start building the search index once the shelves are there
-  // (not beside the very first snapshot: a cold process opens few connections at once); errors show when a search
-  // awaits it
-  void searchIndexOf(deps.db).catch(() => {});
+  // (not in the request that computed the first snapshot: a cold process opens few connections at once); errors show
+  // when a search awaits it
+  if (warm) void searchIndexOf(deps.db).catch(() => {});
   return snap;
 }
 
