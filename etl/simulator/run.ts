@@ -258,8 +258,9 @@ export async function runSimulation(db: Db, p: RunParams, opts: {
     const bulk = await mayVerifyForeignKeysInBulk(q, WRITTEN_TABLES, FOREIGN_KEYS);
     if (bulk) {
       await q.query(`SET LOCAL session_replication_role = replica`);
-      // the skipped watch_events trigger would have said this (past 100 users): every cached shelf is dropped at commit
-      await q.query(`SELECT pg_notify('marquee_changes', 'watch_events')`);
+      // the skipped watch_events and subscriptions triggers would have said this (past 100 users): every cached shelf
+      // and access is dropped at commit
+      await q.query(`SELECT pg_notify('marquee_changes', 'watch_events'), pg_notify('marquee_changes', 'subscriptions')`);
     }
     const rebuild = await dropIndexesForBigLoad(q, p.users * ROWS_PER_CUSTOMER_ESTIMATE, opts.bigLoadRows ?? BIG_LOAD_ROWS);
     if (rebuild) log(`big load: ${rebuild.dropped} indexes dropped, rebuilt after the rows are in`);

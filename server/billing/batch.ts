@@ -16,7 +16,7 @@
 // The rows written are the ones writeTransition writes; a killed run leaves at worst pending rows (reconciled), and a
 // concurrent runner either skips the locked rows or finds them pending or already stepped (never charged twice).
 import sql from 'sql-template-tag';
-import type { Db, Queryable } from '../db/index.ts';
+import { noteLocalChange, type Db, type Queryable } from '../db/index.ts';
 import { applyInput, BillingError, type BillingInput, type Subscription, type Transition } from './machine.ts';
 import { cachedPlans, insertEventsSql, outcomeOf, periodKeyPrefix, upsertPaymentsSql, type ChargeStep, type PaymentIn } from './store.ts';
 import type { GatewayResult, PaymentGateway } from './gateway.ts';
@@ -60,6 +60,7 @@ export async function writeTransitions(q: Queryable, trs: Transition[]): Promise
   const s = live.map((t) => t.sub);
   // s.id = ANY(ids) beside the join: the planner probes the primary key instead of hashing every subscription (the
   // unnest's row count is unknown to it; at 1M customers the seq scan was most of a batch)
+  noteLocalChange(...s.map((x) => `subscriptions:${x.userId}`)); // this process's caches of access (0021 tells the others)
   await q.query(sql`UPDATE subscriptions AS s SET plan_id = x.plan_id, status = x.status, current_period_start = x.ps, current_period_end = x.pe,
       cancel_at_period_end = x.cape, pending_plan_id = x.ppid, ended_at = x.ended_at, end_reason = x.end_reason
     FROM unnest(${s.map((x) => x.id)}::bigint[], ${s.map((x) => x.planId)}::int[], ${s.map((x) => x.status)}::text[],

@@ -5,7 +5,7 @@
 // `pending` with its deterministic idempotency key before the gateway is asked, and settled by the machine once the
 // gateway answers — or later, by reconcilePending, when it timed out. See server/billing/README.md ("Live billing").
 import sql, { join, raw, type Sql } from 'sql-template-tag';
-import { readThrough, type ChangeCache, type ChangeFeed, type Db, type Queryable } from '../db/index.ts';
+import { noteLocalChange, readThrough, type ChangeCache, type ChangeFeed, type Db, type Queryable } from '../db/index.ts';
 import { HttpError } from '../errors.ts';
 import {
   applyInput, openSubscription, planBook, BillingError, MAX_ATTEMPTS, type BillingInput, type ChargeOutcome, type Payment, type Plan,
@@ -128,6 +128,8 @@ export function insertEventsSql(e: SubscriptionEvent[]): Sql {
 export async function writeTransition(q: Queryable, tr: Transition, opts: { isNew?: boolean } = {}): Promise<{ payments: PaymentRow[] }> {
   const s = tr.sub;
   const parts: Sql[] = [];
+  // this process's caches of the user's access drop it now (0021's trigger tells every process at commit)
+  if (opts.isNew || !tr.duplicate) noteLocalChange(`subscriptions:${s.userId}`);
   if (opts.isNew) {
     parts.push(sql`INSERT INTO subscriptions (id, user_id, plan_id, status, created_at, current_period_start, current_period_end,
         cancel_at_period_end, pending_plan_id, ended_at, end_reason) OVERRIDING SYSTEM VALUE

@@ -2,7 +2,7 @@
 // "Continue watching". Everything a page shares with every other visitor (the shelves, the filter choices, the
 // popularity ranking) is computed once a minute per process and kept in memory (BrowseCache), and so is each
 // signed-in user's Continue watching until their viewing changes: /browse without a query usually costs no SQL.
-import sql, { join, empty, raw } from 'sql-template-tag';
+import sql, { raw } from 'sql-template-tag';
 import type { ChangeCache, Db, Queryable } from '../db/index.ts';
 import { similarTitleIds } from '../ml/recommend-serve.ts';
 
@@ -20,6 +20,8 @@ export interface Shelf { id: string; name: string; titles: TitleCard[]; link?: s
 
 export interface BrowseSnapshot {
   at: number;
+  /** The catalog generation (catalog_state) it was computed for: a titles load makes the next request compute anew. */
+  generation: number;
   /** Title ids by plays in the last 30 days, most played first (at most POPULAR_DEPTH). */
   popularIds: number[];
   shelves: Shelf[];
@@ -29,9 +31,15 @@ export interface BrowseSnapshot {
   years: [number, number];
 }
 
+export interface Entitlement { allowed: boolean; status: string | null; reason: string }
+/** What a title page shows a signed-in user: their access, where each title's latest unfinished viewing stopped, and
+ *  the titles they finished (left out of More like this). Read by viewerOf (server/browse/play.ts). */
+export interface Viewer { access: Entitlement; resume: Map<number, number>; finished: Set<number> }
+
 export interface BrowseCache {
   snapshot?: BrowseSnapshot;
   pending?: Promise<BrowseSnapshot>;
+  pendingFor?: number;
   /** Answers that are the same for everyone (result pages, title details, More like this, poster inputs), each kept
    *  with the snapshot it was computed under and served only with that snapshot: as fresh as the shelves. */
   answers: Map<string, { at: number; value: unknown }>;
@@ -39,8 +47,10 @@ export interface BrowseCache {
    *  user's watch_events changed (sql/schema/0018_watch_events_notify.sql) and only under the snapshot it was rendered
    *  with (the cards are as fresh as the shelves). */
   continued: ChangeCache<{ at: number; html: string }>;
+  /** Each signed-in user's access and viewing positions for the title pages (server/browse/play.ts, viewerOf). */
+  viewers: ChangeCache<Viewer>;
 }
-export const createBrowseCache = (): BrowseCache => ({ answers: new Map(), continued: new Map() });
+export const createBrowseCache = (): BrowseCache => ({ answers: new Map(), continued: new Map(), viewers: new Map() });
 /** The change-feed names of a user's viewing history: theirs, and the whole table's (bulk loads, purges). */
 export const watchEventsChanges = (userId: number) => ['watch_events', `watch_events:${userId}`];
 /** Entries in BrowseCache.answers (least recently used go first). */
@@ -71,21 +81,28 @@ export const PAGE_SIZE = 24;
 
 const CARD_COLUMNS = sql`t.id, t.title, t.type, t.release_year, t.rating, t.duration_minutes, t.seasons`;
 
-/** The shared snapshot: fresh within the TTL, else the stale one while one refresh runs, else wait for the first. */
-export async function browseSnapshot(db: Db, cache: BrowseCache, now: Date): Promise<BrowseSnapshot> {
-  const s = cache.snapshot;
+/**
+ * The shared snapshot: fresh within the TTL, else the stale one while one refresh runs, else wait for the first. One
+ * computed for another catalog generation than `generation` (the catalog changed: titles, genres, countries) is not
+ * served: the request waits for one of this generation.
+ */
+export async function browseSnapshot(db: Db, cache: BrowseCache, now: Date, generation = 0): Promise<BrowseSnapshot> {
+  let s = cache.snapshot;
+  if (s && generation && s.generation !== generation) s = undefined;
   const stale = !s || now.getTime() - s.at > SNAPSHOT_TTL_MS || now.getTime() < s.at;
-  if (stale && !cache.pending) {
-    cache.pending = computeSnapshot(db, now)
-      .then((fresh) => { cache.snapshot = fresh; return fresh; })
-      .finally(() => { cache.pending = undefined; });
+  if (stale && (!cache.pending || (!s && cache.pendingFor !== generation))) {
+    const pending = computeSnapshot(db, now, generation)
+      .then((fresh) => { if (cache.pending === pending) cache.snapshot = fresh; return fresh; })
+      .finally(() => { if (cache.pending === pending) cache.pending = undefined; });
+    cache.pending = pending;
+    cache.pendingFor = generation;
     // a background refresh that fails keeps the previous snapshot; the next request tries again
-    if (s) cache.pending.catch(() => {});
+    if (s) pending.catch(() => {});
   }
   return s ?? cache.pending!;
 }
 
-async function computeSnapshot(db: Db, now: Date): Promise<BrowseSnapshot> {
+async function computeSnapshot(db: Db, now: Date, generation: number): Promise<BrowseSnapshot> {
   return db.tx(async (q) => {
     const since = new Date(now.getTime() - POPULAR_DAYS * 86_400_000);
     const popular = await q.query<{ title_id: number }>(sql`
@@ -122,7 +139,7 @@ async function computeSnapshot(db: Db, now: Date): Promise<BrowseSnapshot> {
       .map((r) => [r.name, r.id]));
     const ratings = (await q.query<{ rating: string }>(`SELECT DISTINCT rating FROM titles WHERE rating IS NOT NULL ORDER BY rating`)).map((r) => r.rating);
     const y = await q.one<{ lo: number | null; hi: number | null }>(`SELECT min(release_year) AS lo, max(release_year) AS hi FROM titles`);
-    return { at: now.getTime(), popularIds, shelves, genres, countries, ratings, years: [y?.lo ?? 1900, y?.hi ?? 2100] };
+    return { at: now.getTime(), generation, popularIds, shelves, genres, countries, ratings, years: [y?.lo ?? 1900, y?.hi ?? 2100] };
   }, { readOnly: true });
 }
 
@@ -141,76 +158,6 @@ export interface BrowseFilters {
 }
 
 export interface ResultPage { titles: (TitleCard & { score?: number })[]; total: number }
-
-/**
- * One page of titles matching the filters; with a query, ranked by relevance: an exact title first, then the best
- * trigram match of the title or of a cast member's or director's name (typos tolerated), then popularity. Without
- * one: most played in the last 30 days first, then the newest added.
- */
-export async function findTitles(db: Db, f: BrowseFilters, popularIds: number[], page: number): Promise<ResultPage> {
-  const offset = (page - 1) * PAGE_SIZE;
-  const where = [
-    f.type ? sql`t.type = ${f.type}` : empty,
-    f.genreId ? sql`EXISTS (SELECT 1 FROM title_genres tg WHERE tg.title_id = t.id AND tg.genre_id = ${f.genreId})` : empty,
-    f.countryId ? sql`EXISTS (SELECT 1 FROM title_countries tc WHERE tc.title_id = t.id AND tc.country_id = ${f.countryId})` : empty,
-    f.rating ? sql`t.rating = ${f.rating}` : empty,
-    f.year ? sql`t.release_year = ${f.year}` : empty,
-  ].filter((x) => x !== empty);
-  const filter = where.length ? sql`AND ${join(where, ' AND ')}` : empty;
-  const pop = sql`pop AS (SELECT id, rank FROM unnest(${popularIds}::bigint[]) WITH ORDINALITY AS p(id, rank))`;
-  let rows: (TitleCard & { score?: number; total: number })[];
-  if (f.q) {
-    const folded = f.q.trim();
-    // Under three characters there are no whole trigrams to match: a prefix of the title or of a word in it.
-    const short = [...folded].length < 3;
-    // Over the stored folded columns (sql/schema/0018_browse_speed.sql): no fold per candidate row. Each operator is
-    // its own index scan (UNION ALL, then the best per row): with `%` OR `<%` in one scan, every candidate was checked
-    // twice over (index recheck and filter) before being scored.
-    const score = (col: string) => sql`greatest(similarity(${raw(col)}, q.q), word_similarity(q.q, ${raw(col)}))`;
-    const titleHits = short
-      ? sql`SELECT t.id, 0.5::real AS score FROM titles t, q
-            WHERE t.title_folded LIKE q.pattern || '%' OR t.title_folded LIKE '% ' || q.pattern || '%'`
-      : sql`SELECT t.id, ${score('t.title_folded')} AS score FROM titles t, q WHERE t.title_folded % q.q
-            UNION ALL SELECT t.id, ${score('t.title_folded')} FROM titles t, q WHERE q.q <% t.title_folded`;
-    const peopleHits = short ? sql`SELECT NULL::bigint AS id, 0::real AS score WHERE false`
-      : sql`SELECT id, max(score) AS score FROM (
-              SELECT p.id, ${score('p.name_folded')} AS score FROM people p, q WHERE p.name_folded % q.q
-              UNION ALL SELECT p.id, ${score('p.name_folded')} FROM people p, q WHERE q.q <% p.name_folded) x
-            GROUP BY id ORDER BY score DESC, id LIMIT 40`;
-    rows = await db.query(sql`
-      WITH q AS (SELECT browse_fold(${folded}) AS q,
-                        replace(replace(replace(browse_fold(${folded}), '\\', '\\\\'), '%', '\\%'), '_', '\\_') AS pattern),
-      ${pop},
-      title_hits AS (${titleHits}),
-      people_hits AS (${peopleHits}),
-      hits AS (
-        SELECT id, max(score) AS score FROM (
-          SELECT id, score FROM title_hits
-          UNION ALL SELECT tc.title_id, ph.score * 0.9 FROM people_hits ph JOIN title_cast tc ON tc.person_id = ph.id
-          UNION ALL SELECT td.title_id, ph.score * 0.92 FROM people_hits ph JOIN title_directors td ON td.person_id = ph.id
-        ) x GROUP BY id)
-      SELECT ${CARD_COLUMNS}, round((h.score + CASE WHEN t.title_folded = q.q THEN 1 ELSE 0 END)::numeric, 4) AS score,
-             count(*) OVER () AS total
-      FROM hits h JOIN titles t ON t.id = h.id CROSS JOIN q LEFT JOIN pop ON pop.id = t.id
-      WHERE true ${filter}
-      ORDER BY 8 DESC, pop.rank NULLS LAST, t.date_added DESC NULLS LAST, t.id
-      LIMIT ${PAGE_SIZE} OFFSET ${offset}`);
-  } else {
-    rows = await db.query(sql`
-      WITH ${pop}
-      SELECT ${CARD_COLUMNS}, count(*) OVER () AS total
-      FROM titles t LEFT JOIN pop ON pop.id = t.id
-      WHERE true ${filter}
-      ORDER BY pop.rank NULLS LAST, t.date_added DESC NULLS LAST, t.id DESC
-      LIMIT ${PAGE_SIZE} OFFSET ${offset}`);
-  }
-  let total = rows[0]?.total ?? 0;
-  if (!rows.length && page > 1) {
-    // past the last page: say how many there are instead of pretending there are none
-    total = (await findTitles(db, f, popularIds, 1)).total;
-  }
-  return { titles: rows.map(({ total: _t, ...card }) => card), total };
-}
 
 export interface TitleDetail extends TitleCard {
   show_id: string;

@@ -10,13 +10,14 @@ import type { Env } from '../types.ts';
 import { page, html, raw, type Html } from '../html.ts';
 import { notFound } from '../errors.ts';
 import {
-  browseSnapshot, createBrowseCache, findTitles, titleDetail, moreLikeThis, continueWatching,
+  browseSnapshot, createBrowseCache, titleDetail, moreLikeThis, continueWatching,
   memo, watchEventsChanges, cardsById, PAGE_SIZE, type TitleCard, type BrowseSnapshot, type BrowseCache, type ContinueCard,
 } from './catalog.ts';
+import { findTitles, searchIndexOf, catalogGenerationOf } from './search-index.ts';
 import { parseBrowse, queryString, titleId, posterUrl, TYPES, MAX_QUERY, type BrowseState } from './params.ts';
 import { posterSvg, posterEtag } from './poster.ts';
-import { entitlement, resumePosition } from './play.ts';
-import { personalRows, finishedAmong } from '../ml/recommend-serve.ts';
+import { entitlement, viewerOf } from './play.ts';
+import { personalRows } from '../ml/recommend-serve.ts';
 import type { Queryable } from '../db/index.ts';
 
 /** Titles in a title page's "More like this". */
@@ -29,9 +30,16 @@ export function browseCache(c: Context<Env>): BrowseCache {
   return caches.browse ??= createBrowseCache();
 }
 
-export function snapshotFor(c: Context<Env>): Promise<BrowseSnapshot> {
+export async function snapshotFor(c: Context<Env>): Promise<BrowseSnapshot> {
   const deps = c.get('deps');
-  return browseSnapshot(deps.readDb, browseCache(c), deps.now());
+  const cache = browseCache(c);
+  const warm = !!cache.snapshot;
+  const snap = await browseSnapshot(deps.readDb, cache, deps.now(), await catalogGenerationOf(deps.db));
+  // a visitor of the catalog searches soon: pages viewed start building the search index once the shelves are there
+  // (not in the request that computed the first snapshot: a cold process opens few connections at once); errors show
+  // when a search awaits it
+  if (warm) void searchIndexOf(deps.db).catch(() => {});
+  return snap;
 }
 
 
@@ -137,8 +145,10 @@ browseRoutes.get('/browse', async (c) => {
     }));
   }
 
-  const main = await memo(cache, snap, `html:${state.canonical}`, async () => {
-    const result = await findTitles(deps.readDb, state.filters, snap.popularIds, state.page);
+  // the search index of the catalog now (rebuilt when a titles load moved its generation): a page is kept under both
+  const index = await searchIndexOf(deps.db);
+  const main = await memo(cache, snap, `html:${index.generation}:${state.canonical}`, async () => {
+    const result = await findTitles(index, state.filters, snap.popularIds, state.page);
     const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
     const described = [
       state.filters.type ? (state.filters.type === 'Movie' ? 'movies' : 'TV shows') : '',
@@ -177,11 +187,12 @@ browseRoutes.get('/titles/:id', async (c) => {
   if (!t) throw notFound(`No title ${id}`);
   const shared = await memo(cache, snap, `similar:${id}`, () => moreLikeThis(deps.readDb, id, snap.popularIds, SIMILAR_SHOWN * 2));
   const user = c.get('user');
+  // what this user may do and has watched: kept per user until their subscriptions or viewing change (no query)
+  const viewer = user ? await viewerOf(deps.db, cache.viewers, user.id) : undefined;
   // the same for everyone, less what this user has finished
-  const finished = user ? await finishedAmong(deps.readDb, user.id, shared.map((s) => s.id)) : new Set<number>();
-  const similar = shared.filter((s) => !finished.has(s.id)).slice(0, SIMILAR_SHOWN);
-  const access = user ? await entitlement(deps.readDb, user.id) : undefined;
-  const resume = user && access?.allowed ? await resumePosition(deps.readDb, user.id, id) : 0;
+  const similar = shared.filter((s) => !viewer?.finished.has(s.id)).slice(0, SIMILAR_SHOWN);
+  const access = viewer?.access;
+  const resume = access?.allowed ? viewer!.resume.get(id) ?? 0 : 0;
   const kind = t.type === 'TV Show' ? 'TV show' : 'Movie';
   let play: Html;
   if (!user) {

@@ -7,10 +7,10 @@
 import { Hono } from 'hono';
 import sql from 'sql-template-tag';
 import type { Env } from '../types.ts';
-import { noteLocalChange, type Queryable } from '../db/index.ts';
+import { noteLocalChange, readThrough, type ChangeCache, type Db, type Queryable } from '../db/index.ts';
 import { page, html } from '../html.ts';
 import { HttpError, badRequest, notFound } from '../errors.ts';
-import { titleDetail, durationSeconds, watchEventsChanges } from './catalog.ts';
+import { titleDetail, durationSeconds, watchEventsChanges, type Entitlement, type Viewer } from './catalog.ts';
 import { titleId, posterUrl } from './params.ts';
 
 /** Share of the duration at which a viewing counts as completed. */
@@ -18,8 +18,6 @@ export const COMPLETED_AT = 0.9;
 /** A session older than this (or begun in an earlier UTC month) is not extended: the next report starts a new one, so
  *  a live write never changes a row dated in a closed month or far in the past. */
 export const SESSION_MAX_MS = 12 * 3_600_000;
-
-export interface Entitlement { allowed: boolean; status: string | null; reason: string }
 
 export async function entitlement(db: Queryable, userId: number): Promise<Entitlement> {
   const sub = await db.one<{ status: string }>(sql`
@@ -38,6 +36,31 @@ export async function resumePosition(db: Queryable, userId: number, title: numbe
     SELECT seconds_watched, completed FROM watch_events WHERE user_id = ${userId} AND title_id = ${title}
     ORDER BY started_at DESC, id DESC LIMIT 1`);
   return last && !last.completed ? last.seconds_watched : 0;
+}
+
+/** The change-feed names a user's Viewer depends on: their viewing history and their subscriptions (theirs, and the
+ *  whole tables' for bulk writes; migrations 0018 and 0021). */
+export const viewerChanges = (userId: number) =>
+  [...watchEventsChanges(userId), 'subscriptions', `subscriptions:${userId}`];
+/** Users whose Viewer a process keeps (the least recently read go first). */
+export const VIEWERS_MAX = 10_000;
+
+/**
+ * The user's Viewer, read once and kept until the change feed says their subscriptions or viewing changed, in any
+ * process (billing's writes and the progress API also drop it in their own process at once). Read from the primary:
+ * a standby could still be behind the change the feed announced.
+ */
+export async function viewerOf(db: Db, cache: ChangeCache<Viewer>, userId: number): Promise<Viewer> {
+  return readThrough(db, cache, String(userId), viewerChanges(userId), async () => {
+    const [access, latest] = await Promise.all([entitlement(db, userId), db.query<{ title_id: number; seconds_watched: number; completed: boolean; finished: boolean }>(sql`
+      SELECT DISTINCT ON (title_id) title_id, seconds_watched, completed, bool_or(completed) OVER (PARTITION BY title_id) AS finished
+      FROM watch_events WHERE user_id = ${userId} ORDER BY title_id, started_at DESC, id DESC`)]);
+    return {
+      access,
+      resume: new Map(latest.filter((r) => !r.completed).map((r) => [r.title_id, r.seconds_watched])),
+      finished: new Set(latest.filter((r) => r.finished).map((r) => r.title_id)),
+    };
+  }, { max: VIEWERS_MAX });
 }
 
 export const playRoutes = new Hono<Env>();

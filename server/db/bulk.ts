@@ -64,7 +64,8 @@ export class ForeignKeyViolation extends Error {}
  * and verify `keys` itself afterwards: only if this role may set that, and the tables carry exactly these foreign keys
  * (one column each, referencing the parent's id) and no trigger that replica mode would skip but the change
  * notifications of 0007_change_notify.sql, which fire on updates and deletes only, and the viewing-history
- * notifications of 0018_browse_speed.sql, whose one message for every user the caller sends itself (a trigger someone adds later must
+ * notifications of 0018_browse_speed.sql and the subscriptions' of 0021_subscriptions_notify.sql, whose one message for every
+ * user the caller sends itself (a trigger someone adds later must
  * fire: then the load takes the slow path, unless it is ENABLE ALWAYS, which fires under replica too — the catalog
  * generation's, 0020_catalog_generation.sql). It first locks the tables against other writers and their parents against changes
  * (SHARE: the skipped triggers would have locked each referenced row), so what it checks and what the verification
@@ -84,7 +85,7 @@ export async function mayVerifyForeignKeysInBulk(q: Queryable, tables: string[],
               JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = c.confkey[1]
              WHERE c.contype = 'f' AND c.conrelid::regclass::text = ANY($1)) AS fks,
            (SELECT count(*)::int FROM pg_trigger t WHERE NOT t.tgisinternal AND t.tgrelid::regclass::text = ANY($1)
-               AND t.tgfoid NOT IN ('notify_change'::regproc, 'notify_watch_events'::regproc) AND t.tgenabled <> 'A') AS user_triggers`,
+               AND t.tgfoid NOT IN ('notify_change'::regproc, 'notify_user_rows'::regproc) AND t.tgenabled <> 'A') AS user_triggers`,
     [tables]);
   if (!r?.allowed || r.user_triggers > 0) return false;
   const known = keys.map(([t, c, p]) => `${t}.${c}>${p}.id`).sort();
