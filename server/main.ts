@@ -15,6 +15,7 @@ import { firstStartModels } from './ml/churn-jobs.ts';
 import { scheduledJobs, schedulerClock } from './jobs/registry.ts';
 import { ensureBuilt } from '../views/build.ts';
 import { VisitRecorder } from './visits.ts';
+import { searchIndexOf } from './browse/search-index.ts';
 import { loadDashboards } from './dashboards/catalog.ts';
 import { startTraffic, formatSummary } from '../etl/traffic/driver.ts';
 import { loadCatalog, ensureMarts, checkReportSql, refreshDue, DEFAULT_REPORTS_DIR } from './reports/engine.ts';
@@ -67,6 +68,9 @@ try {
   const app = createApp(deps);
   const jobs = startJobs(db, scheduledJobs(deps), log, schedulerClock(config));
 
+  // the search index is built before the first request (under a second of CPU for the real catalog), so a cold
+  // process's first searches do not queue behind its build while holding connections
+  await searchIndexOf(db).catch((e) => log(`browse: search index not built at start (${e.message}); the first search builds it`));
   const { server, url } = await listen(app.fetch, config.port, config.host);
   if (!config.publicUrls) origins.set(listenOrigins(config.host, (server.address() as { port: number }).port));
   log(`outgoing mail (sign-up links): ${config.outboxDir}; digests: ${config.smtpUrl ? `SMTP ${redactUrl(config.smtpUrl)}` : 'the same outbox'}`);
