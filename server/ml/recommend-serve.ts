@@ -28,14 +28,6 @@ export async function similarTitleIds(db: Queryable, titleId: number, limit: num
   return rows.map((r) => r.similar_id);
 }
 
-/** Of these titles, the ones the user finished (a completed viewing). */
-export async function finishedAmong(db: Queryable, userId: number, titleIds: number[]): Promise<Set<number>> {
-  if (!titleIds.length) return new Set();
-  const rows = await db.query<{ title_id: number }>(sql`
-    SELECT DISTINCT title_id FROM watch_events WHERE user_id = ${userId} AND completed AND title_id = ANY(${titleIds}::bigint[])`);
-  return new Set(rows.map((r) => r.title_id));
-}
-
 /**
  * The user's personal rows. With viewing history: "Because you watched X" (X = the most recent title with at least
  * MIN_BECAUSE unwatched neighbours) and "Top picks for you" (the neighbours of the last HISTORY_DEPTH distinct titles,
