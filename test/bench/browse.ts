@@ -7,19 +7,17 @@
 //   npm run bench -- browse [--scale=default|small] [--duration=5]
 // The dataset is generated once into a kept embedded PostgreSQL (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-browse)
 // or DATABASE_URL's server, database mqbench_browse_<scale>; later runs reuse it.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import sql from 'sql-template-tag';
 import { createDb, withConnection, withDatabase, ident } from '../../server/db/index.ts';
-import { migrate } from '../../server/db/migrate.ts';
-import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { createSession } from '../../server/auth/session.ts';
 import { browseSnapshot, createBrowseCache } from '../../server/browse/catalog.ts';
 import { findTitles, searchIndexOf } from '../../server/browse/search-index.ts';
-import { fmt, keptBenchServer, record } from './lib.ts';
+import { ensureBenchDataset, fmt, keptBenchServer, record } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
@@ -47,15 +45,7 @@ async function load(target: string, headers: Record<string, string>, paths?: str
 }
 
 try {
-  await migrate(db);
-  if (!(await titlesDemoStep.present(db))) await titlesDemoStep.load(db, log);
-  if (!(await db.one<{ n: number }>('SELECT count(*) AS n FROM users WHERE simulated'))!.n) {
-    log(`no simulated business yet: npm run simulate -- --scale ${scale} (once; later runs reuse it)`);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'etl/simulate.ts', '--scale', scale, '--quiet'],
-      { cwd: root, stdio: 'inherit', env: { ...process.env, DATABASE_URL: url } });
-    if (r.status !== 0) throw new Error(`simulate failed with code ${r.status}`);
-  }
-  await db.query('ANALYZE');
+  await ensureBenchDataset(db, url, scale, log);
   const counts = await db.query(`SELECT 'titles' AS t, count(*) AS n FROM titles UNION ALL SELECT 'people', count(*) FROM people
     UNION ALL SELECT 'users', count(*) FROM users UNION ALL SELECT 'watch_events', count(*) FROM watch_events
     UNION ALL SELECT 'watch_events, last 30 days', count(*) FROM watch_events WHERE started_at >= now() - interval '30 days'`);

@@ -5,6 +5,8 @@ import path from 'node:path';
 import { startEmbedded } from '../../server/db/embedded.ts';
 import { createDb, withConnection, withDatabase, ident, type Db } from '../../server/db/index.ts';
 import { migrate } from '../../server/db/migrate.ts';
+import { spawnSync } from 'node:child_process';
+import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 
 export interface BenchDb { url: string; db: Db; serverUrl: string; close(): Promise<void> }
 
@@ -91,4 +93,17 @@ export function record(metric: string, value: number, unit: string, o: RecordOpt
   const file = process.env[RESULTS_ENV];
   if (file) fs.appendFileSync(file, JSON.stringify(row) + '\n');
   return row;
+}
+
+/** Migrates `db` and gives it the titles and a simulated business at `scale` unless it has them (kept for later runs). */
+export async function ensureBenchDataset(db: Db, url: string, scale: string, log: (l: string) => void): Promise<void> {
+  await migrate(db);
+  if (!(await titlesDemoStep.present(db))) await titlesDemoStep.load(db, log);
+  if (!(await db.one<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE simulated'))!.n) {
+    log(`no simulated business yet: npm run simulate -- --scale ${scale} (once; later runs reuse it)`);
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'etl/simulate.ts', '--scale', scale, '--quiet'],
+      { cwd: path.resolve(import.meta.dirname, '../..'), stdio: 'inherit', env: { ...process.env, DATABASE_URL: url } });
+    if (r.status !== 0) throw new Error(`simulate failed with code ${r.status}`);
+  }
+  await db.query('ANALYZE');
 }

@@ -17,19 +17,16 @@
 // Exit status 1 when any request errored. The dataset is simulated once into a kept embedded PostgreSQL
 // (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-load) or DATABASE_URL's server, database mqbench_load_<scale>;
 // later runs reuse it (each run adds its people's rows and one --renewals batch of renewals).
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import sql from 'sql-template-tag';
 import { createDb, withConnection, withDatabase, ident, type Db } from '../../server/db/index.ts';
-import { migrate } from '../../server/db/migrate.ts';
-import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { startTraffic, formatClasses, type ClassFigures, type TrafficSummary } from '../../etl/traffic/driver.ts';
 import { createStaffAccounts } from '../../etl/traffic/staff.ts';
 import { startServerProcess } from '../helpers/server-process.ts';
-import { fmt, keptBenchServer, record } from './lib.ts';
+import { ensureBenchDataset, fmt, keptBenchServer, record } from './lib.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -68,15 +65,7 @@ async function dataset(scale: string, log: (l: string) => void): Promise<{ url: 
   });
   const url = withDatabase(serverUrl, dbName);
   const db = createDb(url, { max: 4, statementTimeoutMs: 0 });
-  await migrate(db);
-  if (!(await titlesDemoStep.present(db))) await titlesDemoStep.load(db, log);
-  if (!(await db.one<{ n: number }>('SELECT count(*)::int AS n FROM users WHERE simulated'))!.n) {
-    log(`no simulated business yet: npm run simulate -- --scale ${scale} (once; later runs reuse it)`);
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'etl/simulate.ts', '--scale', scale, '--quiet'],
-      { cwd: root, stdio: 'inherit', env: { ...process.env, DATABASE_URL: url } });
-    if (r.status !== 0) throw new Error(`simulate failed with code ${r.status}`);
-    await db.query('ANALYZE');
-  }
+  await ensureBenchDataset(db, url, scale, log);
   return { url, db, stop: async () => { await db.close(); await stop(); } };
 }
 
