@@ -81,6 +81,7 @@ test('admin: sign in, create a user, change the role, disable, see it all in the
 
   await page.selectOption('#f-action', 'user.role_change');
   await page.click('.filters button[type=submit]');
+  await page.waitForURL(/action=user\.role_change/); // the filtered page, not the one being left
   const filtered = await page.$$eval('table.audit tbody tr', (trs) => trs.length);
   assert.is(filtered, 1);
   assert.match(page.url(), /action=user\.role_change/, 'filters live in the URL');
