@@ -215,7 +215,8 @@ test('two runners at once (two pools, the same job and tick): each renewal once,
   const now = new Date(at + 200_000);
   const pools = [createDb(t.url, { max: 5, onError: () => {} }), createDb(t.url, { max: 5, onError: () => {} })];
   try {
-    const results = await Promise.all(pools.map((db) => runBillingSteps(db, 'renewal', now, { gateway: createTestGateway(db), batchSize: 40 })));
+    // twelve batches of 10: a runner takes two at a time (lanes), so the other finds some left even when one is quicker
+    const results = await Promise.all(pools.map((db) => runBillingSteps(db, 'renewal', now, { gateway: createTestGateway(db), batchSize: 10 })));
     assert.is(results[0].processed + results[1].processed, 120, JSON.stringify(results));
     assert.is((results[0].outcomes.renewed ?? 0) + (results[1].outcomes.renewed ?? 0), 120);
     assert.ok(results[0].processed > 0 && results[1].processed > 0, `both runners worked: ${JSON.stringify(results)}`);
