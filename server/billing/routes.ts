@@ -13,7 +13,7 @@ import { BillingError, prorationCents } from './machine.ts';
 import { validateCard, resultMessage, type CardInput } from './gateway.ts';
 import {
   applyLive, cachedPlans, cardOnFile, chargeLive, checkFormKey, checkoutLive, firstOutcome, currentSubscriptionId, reconcilePending,
-  runOnce, saveCard, periodKeyPrefix, type ChargeResult, type FormOutcome, type PlanRow, type Plans,
+  nextSubscriptionId, runOnce, saveCard, periodKeyPrefix, type ChargeResult, type FormOutcome, type PlanRow, type Plans,
 } from './store.ts';
 
 export const billing = new Hono<Env>();
@@ -141,14 +141,17 @@ billing.post('/subscribe', async (c) => {
   // One read before the gateway sees the card: a repeat of this form, or a customer who already subscribes, attaches
   // nothing. Then checkoutLive (store.ts): two transactions around the charge.
   const submit = async (): Promise<FormOutcome> => {
-    const seen = (await db.one<{ repeat: boolean; live_id: number | null; live_status: string | null }>(sql`SELECT
-        EXISTS (SELECT 1 FROM billing_requests WHERE user_id = ${user.id} AND idempotency_key = ${args.key}) AS repeat, s.id AS live_id, s.status AS live_status
+    // with no live subscription, the id a new one gets: taken here, so checkoutLive writes it in one statement
+    const seen = (await db.one<{ repeat: boolean; live_id: number | null; live_status: string | null; new_id: number | null }>(sql`SELECT
+        EXISTS (SELECT 1 FROM billing_requests WHERE user_id = ${user.id} AND idempotency_key = ${args.key}) AS repeat, s.id AS live_id, s.status AS live_status,
+        CASE WHEN s.id IS NULL THEN ${nextSubscriptionId} END AS new_id
       FROM (SELECT 1) one LEFT JOIN subscriptions s ON s.user_id = ${user.id} AND s.status <> 'canceled'`))!;
     if (seen.repeat) return firstOutcome(db, args, submit);
     if (seen.live_status && seen.live_status !== 'incomplete') return { status: 303, location: '/account?done=already' };
     const attached = await attach(c, card);
     if (!attached.ok) return { status: 402, message: attached.message };
-    return checkoutLive(db, gateway, { ...args, planId: plan!.id, liveId: seen.live_id === null ? undefined : Number(seen.live_id), card: attached.card },
+    return checkoutLive(db, gateway, { ...args, planId: plan!.id, liveId: seen.live_id === null ? undefined : Number(seen.live_id),
+      newId: seen.new_id === null ? undefined : Number(seen.new_id), card: attached.card },
       (r) => chargeOutcome(r, 'subscribed'));
   };
   const out = await submit();

@@ -4,7 +4,7 @@
 // and payments are written in the same transaction. Charges go through chargeLive: the payment row is written
 // `pending` with its deterministic idempotency key before the gateway is asked, and settled by the machine once the
 // gateway answers — or later, by reconcilePending, when it timed out. See server/billing/README.md ("Live billing").
-import sql, { join, raw, type Sql } from 'sql-template-tag';
+import sql, { empty, join, raw, type Sql } from 'sql-template-tag';
 import { noteLocalChange, readThrough, type ChangeCache, type ChangeFeed, type Db, type Queryable } from '../db/index.ts';
 import { HttpError } from '../errors.ts';
 import {
@@ -121,16 +121,13 @@ export function insertEventsSql(e: SubscriptionEvent[]): Sql {
     ORDER BY n`;
 }
 
-/**
- * Writes a transition in one statement: the subscription row (inserted when `isNew`), its events in order, its payments
- * (upserted by key; returned as rows). Data-modifying WITH parts all run, to completion, in that one statement.
- */
-export async function writeTransition(q: Queryable, tr: Transition, opts: { isNew?: boolean } = {}): Promise<{ payments: PaymentRow[] }> {
+/** The data-modifying parts writing a transition's subscription row (inserted when `isNew`) and its events in order. */
+function transitionParts(tr: Transition, isNew = false): Sql[] {
   const s = tr.sub;
   const parts: Sql[] = [];
   // this process's caches of the user's access drop it now (0021's trigger tells every process at commit)
-  if (opts.isNew || !tr.duplicate) noteLocalChange(`subscriptions:${s.userId}`);
-  if (opts.isNew) {
+  if (isNew || !tr.duplicate) noteLocalChange(`subscriptions:${s.userId}`);
+  if (isNew) {
     parts.push(sql`INSERT INTO subscriptions (id, user_id, plan_id, status, created_at, current_period_start, current_period_end,
         cancel_at_period_end, pending_plan_id, ended_at, end_reason) OVERRIDING SYSTEM VALUE
       VALUES (${s.id}, ${s.userId}, ${s.planId}, ${s.status}, ${dateOrNull(s.createdAt)}, ${dateOrNull(s.periodStart)}, ${dateOrNull(s.periodEnd)},
@@ -142,6 +139,17 @@ export async function writeTransition(q: Queryable, tr: Transition, opts: { isNe
       WHERE id = ${s.id}`);
   }
   if (tr.events.length) parts.push(insertEventsSql(tr.events));
+  return parts;
+}
+
+/**
+ * Writes a transition in one statement: the subscription row (inserted when `isNew`), its events in order, its payments
+ * (upserted by key; returned as rows). Data-modifying WITH parts all run, to completion, in that one statement;
+ * `before`: more of them, written in the same statement (a checkout's claim of its form key).
+ */
+export async function writeTransition(q: Queryable, tr: Transition, opts: { isNew?: boolean; before?: Sql[] } = {}): Promise<{ payments: PaymentRow[] }> {
+  const s = tr.sub;
+  const parts = [...opts.before ?? [], ...transitionParts(tr, opts.isNew)];
   const p = tr.payments.map((x) => ({ ...x, currency: 'USD' }));
   if (!p.length && !parts.length) return { payments: [] };
   const last = p.length ? sql`${upsertPaymentsSql(p)} RETURNING ${paymentColumns}` : parts.pop()!;
@@ -163,7 +171,8 @@ export async function openLive(q: Queryable, args: { userId: number; planId: num
   return tr;
 }
 
-const nextSubscriptionId = sql`nextval(pg_get_serial_sequence('subscriptions', 'id'))`;
+/** A new value of the subscriptions id sequence (taken ahead, so a new subscription's rows are written in one statement). */
+export const nextSubscriptionId = sql`nextval(pg_get_serial_sequence('subscriptions', 'id'))`;
 
 /**
  * One machine input for subscription `subscriptionId`, inside the caller's transaction: the row is locked, the input
@@ -233,16 +242,18 @@ type Prepared = { kind: 'charge'; payment: PaymentRow; step: ChargeStep } | { ki
  * Step 1 of a charge, inside the caller's transaction, for `sub` locked and with no payment pending: the machine previews
  * `step` with a success; a step that charges nothing is applied right away; otherwise the preview's payment row is
  * written `pending` (the machine's key, amount and period) with its charge intent (the step, the card), in one statement.
+ * `before`: the data-modifying parts to write in that same statement (a checkout's claim and new subscription; then
+ * the statement needs no transaction around it).
  */
-async function prepareCharge(q: Queryable, sub: Subscription, step: ChargeStep, card: CardRef, plans: Plans): Promise<Prepared> {
+async function prepareCharge(q: Queryable, sub: Subscription, step: ChargeStep, card: CardRef, plans: Plans, before: Sql[] = []): Promise<Prepared> {
   const preview = applyInput(sub, { ...step, outcome: { ok: true } } as BillingInput, plans.book);
-  if (preview.duplicate) return { kind: 'duplicate' };
-  if (!preview.payments.length) {
-    await writeTransition(q, preview);
-    return { kind: 'applied', transition: preview };
+  if (preview.duplicate || !preview.payments.length) {
+    if (!preview.duplicate || before.length) await writeTransition(q, preview, { before });
+    return preview.duplicate ? { kind: 'duplicate' } : { kind: 'applied', transition: preview };
   }
   const p: PaymentIn = { ...preview.payments[0]!, status: 'pending', failureReason: null, settledAt: null, currency: plans.byId(sub.planId).currency };
-  const row = await q.one(sql`WITH p AS (${upsertPaymentsSql([p])} RETURNING ${paymentColumns}),
+  const lead = before.length ? join(before.map((x, i) => sql`${raw(`b${i}`)} AS (${x}), `), '') : empty;
+  const row = await q.one(sql`WITH ${lead}p AS (${upsertPaymentsSql([p])} RETURNING ${paymentColumns}),
       i AS (INSERT INTO payment_charge_intents (payment_id, user_id, input, gateway_token, off_session, created_at)
         SELECT id, user_id, ${JSON.stringify(step)}::jsonb, ${card.token}::text, ${card.offSession}::boolean, ${new Date(step.at)}::timestamptz FROM p)
     SELECT * FROM p`);
@@ -375,11 +386,14 @@ export async function cardOnFile(q: Queryable, userId: number): Promise<CardOnFi
   return r && { gateway: r.gateway, token: r.gateway_token, brand: r.brand, last4: r.last4, expMonth: r.exp_month, expYear: r.exp_year };
 }
 
+const saveCardSql = (userId: number, card: CardOnFile, at: Date) => sql`INSERT INTO payment_methods (user_id, gateway, gateway_token,
+    brand, last4, exp_month, exp_year, updated_at)
+  VALUES (${userId}, ${card.gateway}, ${card.token}, ${card.brand}, ${card.last4}, ${card.expMonth}, ${card.expYear}, ${at})
+  ON CONFLICT (user_id) DO UPDATE SET gateway = EXCLUDED.gateway, gateway_token = EXCLUDED.gateway_token, brand = EXCLUDED.brand,
+    last4 = EXCLUDED.last4, exp_month = EXCLUDED.exp_month, exp_year = EXCLUDED.exp_year, updated_at = EXCLUDED.updated_at`;
+
 export async function saveCard(q: Queryable, userId: number, card: CardOnFile, at: Date): Promise<void> {
-  await q.query(sql`INSERT INTO payment_methods (user_id, gateway, gateway_token, brand, last4, exp_month, exp_year, updated_at)
-    VALUES (${userId}, ${card.gateway}, ${card.token}, ${card.brand}, ${card.last4}, ${card.expMonth}, ${card.expYear}, ${at})
-    ON CONFLICT (user_id) DO UPDATE SET gateway = EXCLUDED.gateway, gateway_token = EXCLUDED.gateway_token, brand = EXCLUDED.brand,
-      last4 = EXCLUDED.last4, exp_month = EXCLUDED.exp_month, exp_year = EXCLUDED.exp_year, updated_at = EXCLUDED.updated_at`);
+  await q.query(saveCardSql(userId, card, at));
 }
 
 // ── billing forms: one outcome per idempotency key ──────────────────────────────────────────────────────────────
@@ -402,8 +416,10 @@ export function checkFormKey(key: string): void {
     { idempotency_key: 'missing or malformed: reload the form' });
 }
 
-const claimSql = (args: FormArgs) => sql`INSERT INTO billing_requests (user_id, idempotency_key, action, created_at)
-  VALUES (${args.userId}, ${args.key}, ${args.action}, ${args.now}) ON CONFLICT DO NOTHING`;
+/** The claim of a form key; as it is, a repeat fails on the key (billing_requests_pkey), with the statement it is part of. */
+const claimRowSql = (args: FormArgs) => sql`INSERT INTO billing_requests (user_id, idempotency_key, action, created_at)
+  VALUES (${args.userId}, ${args.key}, ${args.action}, ${args.now})`;
+const claimSql = (args: FormArgs) => sql`${claimRowSql(args)} ON CONFLICT DO NOTHING`;
 const releaseSql = (args: FormArgs) => sql`DELETE FROM billing_requests WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`;
 const finishSql = (args: FormArgs, out: FormOutcome) => sql`UPDATE billing_requests SET state = 'done', status_code = ${out.status},
   location = ${out.location ?? null}, message = ${out.message ?? null} WHERE user_id = ${args.userId} AND idempotency_key = ${args.key}`;
@@ -442,12 +458,13 @@ export async function runOnce(db: Db, args: FormArgs, fn: () => Promise<FormOutc
 }
 
 /**
- * The checkout (POST /subscribe), runOnce and chargeLive folded into two transactions around the gateway call, so a
- * checkout is four commits (the gateway's card, the first transaction, the gateway's charge, the second) instead of
- * eight:
- *  1. one transaction: claim the form key (a concurrent repeat waits on it, then finds it taken), open the subscription
- *     (or take the customer's `incomplete` one: the next attempt; another plan or every attempt used expires it), write
- *     the first payment `pending` with its key and charge intent; commit — before the gateway hears of it;
+ * The checkout (POST /subscribe), runOnce and chargeLive folded into two commits around the gateway call, so a
+ * checkout is four commits (the gateway's card, the first write, the gateway's charge, the second) instead of eight:
+ *  1. claim the form key (a concurrent repeat waits on it, then finds it taken), open the subscription (or take the
+ *     customer's `incomplete` one: the next attempt; another plan or every attempt used expires it), write the first
+ *     payment `pending` with its key and charge intent; commit — before the gateway hears of it. For a customer with
+ *     no live subscription (`newId`: the id the new one gets, taken ahead) that is one statement, with no transaction
+ *     around it (a repeat fails it on the key); otherwise one transaction;
  *  2. the gateway charges that key (no transaction open);
  *  3. one transaction: the machine applies the answer (chargeLive's step 3), the card goes on file when the charge
  *     succeeded or is still pending, and the key's outcome is stored.
@@ -455,16 +472,30 @@ export async function runOnce(db: Db, args: FormArgs, fn: () => Promise<FormOutc
  * schema's one-live-subscription index refuses a second one opened meanwhile (409, nothing stored). The card is
  * attached at the gateway before. A repeat of the key gets the first outcome, as with runOnce.
  */
-export async function checkoutLive(db: Db, gateway: PaymentGateway, args: FormArgs & { planId: number; liveId?: number; card: CardOnFile },
+export async function checkoutLive(db: Db, gateway: PaymentGateway,
+  args: FormArgs & { planId: number; liveId?: number; newId?: number; card: CardOnFile },
   outcome: (r: ChargeResult) => FormOutcome): Promise<FormOutcome & { repeat: boolean }> {
   checkFormKey(args.key);
   const plans = await cachedPlans(db);
   const card: CardRef = { token: args.card.token, offSession: false };
   const at = args.now.getTime();
+  const open = (id: number) => openSubscription({ id, userId: args.userId, plan: plans.byId(args.planId), at }, plans.book);
   type First = { kind: 'repeat' } | { kind: 'done'; out: FormOutcome } | Prepared;
   let first: First;
   try {
-    first = await db.tx(async (q): Promise<First> => {
+    first = args.liveId === undefined && args.newId !== undefined ? await (async (): Promise<First> => {
+      const opened = open(args.newId!);
+      try {
+        return await prepareCharge(db, opened.sub, { type: 'initial_charge', at, attempt: opened.sub.dueAttempts + 1 }, card, plans,
+          [claimRowSql(args), ...transitionParts(opened, true)]);
+      } catch (err: any) {
+        // the key claimed by another request (a repeat), or another live subscription of the customer opened meanwhile
+        // (whichever the statement met first): firstOutcome tells them apart — the first one's outcome, or, when the
+        // key is not taken, a run through the transaction below, which answers the second 409
+        if (err?.code === '23505') return { kind: 'repeat' };
+        throw err;
+      }
+    })() : await db.tx(async (q): Promise<First> => {
       // the claim also takes the id a new subscription gets (a value of the sequence is cheap; a round trip is not)
       const claim = await q.one<{ next_id: string }>(sql`${claimSql(args)} RETURNING ${nextSubscriptionId} AS next_id`);
       if (!claim) return { kind: 'repeat' };
@@ -482,15 +513,17 @@ export async function checkoutLive(db: Db, gateway: PaymentGateway, args: FormAr
           } else sub = live.sub;
         }
       }
-      sub ??= (await openLive(q, { userId: args.userId, planId: args.planId, at: args.now, id: Number(claim.next_id) }, plans)).sub;
-      return prepareCharge(q, sub, { type: 'initial_charge', at, attempt: sub.dueAttempts + 1 }, card, plans);
+      if (sub) return prepareCharge(q, sub, { type: 'initial_charge', at, attempt: sub.dueAttempts + 1 }, card, plans);
+      const opened = open(Number(claim.next_id));
+      return prepareCharge(q, opened.sub, { type: 'initial_charge', at, attempt: opened.sub.dueAttempts + 1 }, card, plans, transitionParts(opened, true));
     });
   } catch (err: any) {
     if (err?.code === '23505') return { status: 409, message: 'Another checkout of yours is in progress. Reload the page in a moment.', repeat: false };
     if (err instanceof BillingError) return { status: 409, message: `That change is not possible now: ${err.message}.`, repeat: false };
     throw err;
   }
-  if (first.kind === 'repeat') return firstOutcome(db, args, () => checkoutLive(db, gateway, args, outcome));
+  // run again (the first released the key): with a new subscription id, the one taken may be used by now
+  if (first.kind === 'repeat') return firstOutcome(db, args, () => checkoutLive(db, gateway, { ...args, newId: undefined }, outcome));
   if (first.kind === 'done') return { ...first.out, repeat: false };
   if (first.kind !== 'charge') {
     const out = outcome(first);
@@ -503,9 +536,10 @@ export async function checkoutLive(db: Db, gateway: PaymentGateway, args: FormAr
       let r: ChargeResult = { kind: 'pending', payment: first.payment };
       let unapplied: string | undefined;
       if (result.status !== 'timeout') ({ unapplied, ...r } = await settleIn(q, plans, first.payment.id, result, { subscription_id: first.payment.subscriptionId, input: first.step }));
-      if (!unapplied && (result.status === 'succeeded' || result.status === 'timeout')) await saveCard(q, args.userId, args.card, args.now);
       const out = outcome(r);
-      await q.query(finishSql(args, out));
+      // the card goes on file in the statement that stores the outcome
+      const keep = !unapplied && (result.status === 'succeeded' || result.status === 'timeout');
+      await q.query(keep ? sql`WITH card AS (${saveCardSql(args.userId, args.card, args.now)}) ${finishSql(args, out)}` : finishSql(args, out));
       return { out, unapplied };
     });
     if (unapplied) throw new BillingError(unapplied);

@@ -107,3 +107,103 @@ export async function ensureBenchDataset(db: Db, url: string, scale: string, log
   }
   await db.query('ANALYZE');
 }
+
+// ── a database floor: the same statements replayed by pgbench ────────────────────────────────────────────────────
+/** One statement as the app sent it (test/helpers/query-count.ts keeps them), or a transaction's start or end. */
+export type ReplayCall = { text: string; values: unknown[]; row?: Record<string, unknown> } | 'BEGIN' | 'COMMIT';
+
+/** pgbench on this machine: on PATH, else the newest /usr/lib/postgresql/<version>/bin/pgbench; undefined when none. */
+export function findPgbench(): string | undefined {
+  const onPath = spawnSync('pgbench', ['--version'], { encoding: 'utf8' });
+  if (onPath.status === 0) return 'pgbench';
+  const base = '/usr/lib/postgresql';
+  const versions = fs.existsSync(base) ? fs.readdirSync(base).filter((v) => fs.existsSync(path.join(base, v, 'bin/pgbench'))) : [];
+  const v = versions.sort((a, b) => Number(b) - Number(a))[0];
+  return v && path.join(base, v, 'bin/pgbench');
+}
+
+/** A value as PostgreSQL's text input reads it (what node-postgres sends for it); null for SQL NULL. */
+function pgText(v: unknown): string | null {
+  if (v === null || v === undefined) return null;
+  if (v instanceof Date) return v.toISOString();
+  if (Buffer.isBuffer(v)) return `\\x${v.toString('hex')}`;
+  if (Array.isArray(v)) {
+    return `{${v.map((x) => { const t = pgText(x); return t === null ? 'NULL' : `"${t.replace(/[\\"]/g, (c) => `\\${c}`)}"`; }).join(',')}}`;
+  }
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/**
+ * A pgbench script that sends `calls` again — the same statement texts and parameters, in the same transactions — once
+ * per pgbench transaction. What must differ from one run to the next is rewritten: `perRun` maps a string of the
+ * recorded values (the user id, a card token …) to a pgbench variable the script sets per run, and an id an earlier
+ * statement returned (a number ≥ 1e9 found in a later value) is taken from that statement's answer (\gset). Every other
+ * parameter is passed as it was recorded, through a variable (-D), so the statements stay parameterized as in the app.
+ * Pick the recorded ids distinctive (≥ 1e9), so no amount or count is mistaken for one.
+ */
+export function pgbenchScript(calls: ReplayCall[], perRun: Record<string, string>, prelude: string[]): { script: string; defines: string[] } {
+  const defines: string[] = [];
+  const markers = Object.entries(perRun).map(([find, variable]) => ({ find, variable }));
+  const lines = [...prelude];
+  const gsets = new Map<number, string>();
+  calls.forEach((c, i) => {
+    if (c === 'BEGIN' || c === 'COMMIT' || !c.row) return;
+    for (const [col, v] of Object.entries(c.row)) {
+      if (!/^\d{10,}$/.test(String(v)) || Number(v) < 1e9 || markers.some((m) => m.find === String(v))) continue;
+      const later = calls.slice(i + 1).some((x) => x !== 'BEGIN' && x !== 'COMMIT' && x.values.some((y) => (pgText(y) ?? '').includes(String(v))));
+      if (later) { markers.push({ find: String(v), variable: `r${i}_${col}` }); gsets.set(i, `r${i}_`); }
+    }
+  });
+  const constant = (s: string) => { defines.push(`k${defines.length}=${s}`); return `:k${defines.length - 1}::text`; };
+  const expr = (v: unknown): string => {
+    const s = pgText(v);
+    if (s === null) return 'NULL';
+    const whole = markers.find((m) => m.find === s);
+    if (whole) return `:${whole.variable}`;
+    const parts: string[] = [];
+    let rest = s;
+    for (;;) {
+      const hit = markers.map((m) => ({ m, at: rest.indexOf(m.find) })).filter((h) => h.at >= 0).sort((a, b) => a.at - b.at)[0];
+      if (!hit) break;
+      if (hit.at > 0) parts.push(constant(rest.slice(0, hit.at)));
+      parts.push(`:${hit.m.variable}::text`);
+      rest = rest.slice(hit.at + hit.m.find.length);
+    }
+    if (!parts.length) { defines.push(`k${defines.length}=${s}`); return `:k${defines.length - 1}`; }
+    if (rest) parts.push(constant(rest));
+    // built from pieces: text, which the statement's own cast (or the column) turns into the recorded type
+    return `(${parts.join(' || ')})`;
+  };
+  calls.forEach((c, i) => {
+    if (c === 'BEGIN' || c === 'COMMIT') { lines.push(`${c};`); return; }
+    const text = c.text.replace(/\$(\d+)/g, (_, n: string) => expr(c.values[Number(n) - 1]));
+    lines.push(gsets.has(i) ? `${text} \\gset ${gsets.get(i)}` : `${text};`);
+  });
+  return { script: lines.join('\n') + '\n', defines };
+}
+
+export interface PgbenchResult { transactions: number; failed: number; exitCode: number | null; tps: number; p50: number; p99: number; max: number; output: string }
+
+/** Runs `script` with pgbench (extended protocol, as node-postgres) at `clients` clients, `perClient` runs each; each
+ *  run's latency from pgbench's per-transaction log. */
+export function runPgbench(bin: string, url: string, script: string, defines: string[], clients: number, perClient: number): PgbenchResult {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'marquee-pgbench-'));
+  try {
+    const file = path.join(dir, 'script.sql');
+    fs.writeFileSync(file, script);
+    const r = spawnSync(bin, ['-n', '-M', 'extended', '-c', String(clients), '-j', String(Math.min(clients, os.cpus().length)),
+      '-t', String(perClient), '-f', file, '-l', `--log-prefix=${path.join(dir, 'log')}`, ...defines.flatMap((d) => ['-D', d]), url],
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    const output = `${r.stdout}${r.stderr}`;
+    const times = fs.readdirSync(dir).filter((f) => f.startsWith('log')).flatMap((f) => fs.readFileSync(path.join(dir, f), 'utf8')
+      .split('\n').filter(Boolean).map((l) => Number(l.split(' ')[2]) / 1000));
+    const sorted = times.sort((a, b) => a - b);
+    const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+    const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(output)?.[1] ?? NaN);
+    return { transactions: sorted.length, failed: clients * perClient - sorted.length, exitCode: r.status, tps, p50: at(50), p99: at(99),
+      max: sorted.at(-1) ?? NaN, output };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
