@@ -57,13 +57,14 @@ if (parentPort && workerData?.task) {
   const port = parentPort;
   const { url, task, args } = workerData as { url: string; task: keyof MlTasks; args: any };
   const db = createDb(url, { max: 2, applicationName: 'marquee-ml' });
+  let answer: { result?: unknown; error?: string };
   try {
     const run = tasks[task] as (db: Db, args: unknown, log: Log) => Promise<unknown>;
-    const result = await run(db, args, (l) => port.postMessage({ log: l }));
-    port.postMessage({ result });
+    answer = { result: await run(db, args, (l) => port.postMessage({ log: l })) };
   } catch (e: any) {
-    port.postMessage({ error: String(e?.message ?? e) });
-  } finally {
-    await db.close();
+    answer = { error: String(e?.message ?? e) };
   }
+  // closed before answering: the caller may drop or copy the database as soon as the task is done
+  await db.close().catch(() => {});
+  port.postMessage(answer);
 }
