@@ -56,7 +56,8 @@ export type MlTasks = typeof tasks;
 if (parentPort && workerData?.task) {
   const port = parentPort;
   const { url, task, args } = workerData as { url: string; task: keyof MlTasks; args: any };
-  const db = createDb(url, { max: 2, applicationName: 'marquee-ml' });
+  // training reads its cutoffs' features in parallel (one connection each); a wait for a connection is no error here
+  const db = createDb(url, { max: 6, connectionTimeoutMs: 0, applicationName: 'marquee-ml' });
   let answer: { result?: unknown; error?: string };
   try {
     const run = tasks[task] as (db: Db, args: unknown, log: Log) => Promise<unknown>;
