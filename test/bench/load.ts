@@ -1,4 +1,4 @@
-// npm run bench -- load [--scale=default|large] [--seconds=60] [--people=50] [--staff=10] [--renewals=1000] [--mart-every=30]
+// npm run bench -- load [--scale=default|large] [--base=<database>] [--seconds=60] [--people=50] [--staff=10] [--renewals=1000] [--mart-every=30]
 //
 // The live business under load: a real server process (server/main.ts, its jobs on) on a simulated business, driven
 // for --seconds by the live-traffic driver (etl/traffic/driver.ts) with --people concurrent people — --staff of them
@@ -17,7 +17,8 @@
 // Exit status 1 when any request errored. The dataset is simulated once into a kept embedded PostgreSQL
 // (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-load) or DATABASE_URL's server, database mqbench_load_<scale>,
 // its marts built and its models trained once; each run works on a fresh copy of it (mqbench_load_<scale>_run), so
-// every run finds the same renewals due. BENCH_SERVER_LOG=<file> keeps the server's whole log (=1: its end, printed).
+// every run finds the same renewals due. --base=<database> copies another bench's kept database of DATABASE_URL's
+// server instead (e.g. mqbench_reports_large), untouched: the copy is migrated and prepared. BENCH_SERVER_LOG=<file> keeps the server's whole log (=1: its end, printed).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,10 +31,15 @@ import { startServerProcess } from '../helpers/server-process.ts';
 import { ensureBenchDataset, fmt, keptBenchServer, record } from './lib.ts';
 import { loadCatalog, ensureMarts, refreshMarts, dueMarts } from '../../server/reports/engine.ts';
 import { firstStartModels } from '../../server/ml/churn-jobs.ts';
+import { migrate } from '../../server/db/migrate.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
-export interface LoadOptions { scale: string; seconds: number; people: number; staff: number; renewals: number; martEverySeconds: number; log: (l: string) => void }
+export interface LoadOptions {
+  scale: string;
+  /** another bench's kept database to copy instead of mqbench_load_<scale> (read only: the copy is prepared) */
+  base?: string;
+  seconds: number; people: number; staff: number; renewals: number; martEverySeconds: number; log: (l: string) => void }
 
 export interface LoadFigures {
   /** GET /healthz at 50 connections before the load, and one at a time during it (ms). */
@@ -65,25 +71,21 @@ function fastMartReports(dir: string, seconds: number): string {
  * models trained once (a first start's work, not what is measured) — so every run starts from the same state: the
  * same renewals due in its window (a run renews them in its copy only), no earlier run's people.
  */
-async function dataset(scale: string, log: (l: string) => void): Promise<{ url: string; db: Db; stop(): Promise<void> }> {
+async function dataset(scale: string, foreignBase: string | undefined, log: (l: string) => void): Promise<{ url: string; db: Db; stop(): Promise<void> }> {
   const { serverUrl, stop } = await keptBenchServer('marquee-bench-load', log);
-  const baseName = `mqbench_load_${scale}`, runName = `${baseName}_run`;
-  await withConnection(serverUrl, async (c) => {
-    if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [baseName]))) await c.query(`CREATE DATABASE ${ident(baseName)}`);
-  });
-  const baseUrl = withDatabase(serverUrl, baseName);
-  const base = createDb(baseUrl, { max: 4, statementTimeoutMs: 0 });
-  try {
-    await ensureBenchDataset(base, baseUrl, scale, log);
-    const catalog = loadCatalog();
-    if ((await dueMarts(base, catalog, new Date(0))).length) {
-      log('base dataset: building every mart once (kept for later runs)…');
-      await ensureMarts(base, catalog, { log });
-      await refreshMarts(base, catalog, { trigger: 'manual', log });
+  const baseName = foreignBase ?? `mqbench_load_${scale}`, runName = `mqbench_load_${scale}_run`;
+  if (!foreignBase) {
+    await withConnection(serverUrl, async (c) => {
+      if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [baseName]))) await c.query(`CREATE DATABASE ${ident(baseName)}`);
+    });
+    const baseUrl = withDatabase(serverUrl, baseName);
+    const base = createDb(baseUrl, { max: 4, statementTimeoutMs: 0 });
+    try {
+      await ensureBenchDataset(base, baseUrl, scale, log);
+      await prepare(base, log);
+    } finally {
+      await base.close();
     }
-    await firstStartModels(base, log); // trains and scores once when the base has no model
-  } finally {
-    await base.close();
   }
   const t0 = performance.now();
   await withConnection(serverUrl, async (c) => {
@@ -96,15 +98,27 @@ async function dataset(scale: string, log: (l: string) => void): Promise<{ url: 
       }
     }
   });
-  log(`this run's copy of the base dataset: ${runName} (${fmt((performance.now() - t0) / 1000)} s)`);
+  log(`this run's copy of ${baseName}: ${runName} (${fmt((performance.now() - t0) / 1000)} s)`);
   const url = withDatabase(serverUrl, runName);
   const db = createDb(url, { max: 4, statementTimeoutMs: 0 });
+  if (foreignBase) { await migrate(db); await prepare(db, log); }
   return { url, db, stop: async () => { await db.close(); await stop(); } };
+}
+
+/** A first start's work, done before the measured window: every mart built, a churn model trained and scores written. */
+async function prepare(db: Db, log: (l: string) => void) {
+  const catalog = loadCatalog();
+  if ((await dueMarts(db, catalog, new Date(0))).length) {
+    log('building every mart once…');
+    await ensureMarts(db, catalog, { log });
+    await refreshMarts(db, catalog, { trigger: 'manual', log });
+  }
+  await firstStartModels(db, log); // trains and scores once when there is no model
 }
 
 export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
   const { log } = o;
-  const data = await dataset(o.scale, log);
+  const data = await dataset(o.scale, o.base, log);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-bench-load-'));
   let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
   try {
@@ -234,7 +248,7 @@ export function formatLoad(f: LoadFigures, o: Pick<LoadOptions, 'people' | 'staf
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 if (import.meta.url.endsWith(process.argv[1]!.split('/').pop()!)) {
   const o: LoadOptions = {
-    scale: flag('scale', 'default'), seconds: Number(flag('seconds', '60')), people: Number(flag('people', '50')), staff: Number(flag('staff', '10')),
+    scale: flag('scale', 'default'), base: flag('base', '') || undefined, seconds: Number(flag('seconds', '60')), people: Number(flag('people', '50')), staff: Number(flag('staff', '10')),
     renewals: Number(flag('renewals', '1000')), martEverySeconds: Number(flag('mart-every', '30')), log: (l) => console.log(l),
   };
   const f = await runLoad(o);
