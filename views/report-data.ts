@@ -53,6 +53,7 @@ const numberFmt = new Intl.NumberFormat('en-US', { maximumFractionDigits: 1 });
 const compactMoney = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', notation: 'compact', maximumFractionDigits: 2 });
 const money = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 2 });
 const percent = new Intl.NumberFormat('en-US', { style: 'percent', minimumFractionDigits: 1, maximumFractionDigits: 1 });
+const compactNumber = new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 2 });
 
 export function formatValue(v: unknown, format: Kpi['format']): string {
   if (v === null || v === undefined || v === '') return '—';
@@ -60,7 +61,7 @@ export function formatValue(v: unknown, format: Kpi['format']): string {
   if (!Number.isFinite(n)) return String(v);
   if (format === 'currency') return Math.abs(n) >= 100_000 ? compactMoney.format(n) : money.format(n);
   if (format === 'percent') return percent.format(n);
-  return Math.abs(n) >= 100_000 ? new Intl.NumberFormat('en-US', { notation: 'compact', maximumFractionDigits: 2 }).format(n) : numberFmt.format(n);
+  return Math.abs(n) >= 100_000 ? compactNumber.format(n) : numberFmt.format(n);
 }
 
 /** "October 2026", or "November 2026 so far" for the current month, whose flows (cash, churn) are still partial. */
@@ -117,10 +118,13 @@ export function describe(spec: any, rows: Row[], title: string): string {
   return text;
 }
 
-/** "26 Nov 2026, 09:15 UTC" */
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** "26 Nov 2026, 09:15 UTC" (by hand: the first Intl.DateTimeFormat with a time zone name costs a page tens of ms) */
 export function formatTime(iso: string | null | undefined): string {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
-  return new Intl.DateTimeFormat('en-GB', { day: 'numeric', month: 'short', year: 'numeric', hour: '2-digit', minute: '2-digit', timeZone: 'UTC', timeZoneName: 'short' }).format(d);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}, ${two(d.getUTCHours())}:${two(d.getUTCMinutes())} UTC`;
 }

@@ -11,8 +11,17 @@ export function palette(): string[] {
   return Array.from({ length: 8 }, (_, i) => cssVar(`--chart-${i + 1}`, ['#56b4e9', '#e69f00', '#009e73', '#f0e442', '#cc79a7', '#d55e00', '#0072b2', '#999999'][i]));
 }
 
-/** A Vega config built from the page's CSS variables (read at render time, so it follows the current theme). */
+let config: { theme: string; value: Record<string, unknown> } | undefined;
+
+/** A Vega config built from the page's CSS variables (read at render time, so it follows the current theme; read once
+ *  per theme, not once per tile: each read of a variable asks for the computed style). A copy: callers may change it. */
 export function vegaConfig(): Record<string, unknown> {
+  const theme = `${document.documentElement.dataset.theme ?? ''}|${matchMedia('(prefers-color-scheme: light)').matches}`;
+  if (config?.theme !== theme) config = { theme, value: readVegaConfig() };
+  return structuredClone(config.value);
+}
+
+function readVegaConfig(): Record<string, unknown> {
   const fg = cssVar('--fg', '#e5e5e5');
   const muted = cssVar('--fg-muted', '#a3a3a3');
   const grid = cssVar('--chart-grid', '#2e2e2e');

@@ -14,6 +14,7 @@ import type { Queryable } from '../db/index.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { requestHost } from './host.ts';
 import { sendMail } from '../mail/outbox.ts';
+import { keyedQueue } from '../db/keyed-queue.ts';
 
 export const signup = new Hono<Env>();
 
@@ -41,6 +42,8 @@ export function accountProblems(v: { email?: string; display_name?: string }): F
  * records both outcomes with their address. The limit is config.signupsPerIpHour (MARQUEE_SIGNUPS_PER_IP_HOUR).
  */
 const SIGNUP_ACTIONS = ['user.signup_requested', 'user.signup_refused'];
+// sign-ups from one address wait their turn in this process before taking a connection (db/keyed-queue.ts)
+const addressTurn = keyedQueue();
 const SIGNUP_LOCK = 720_110_006; // pg_advisory_xact_lock(int, int) namespace: "marquee signup throttle"
 
 /** Seconds until this address may try again (0: now). */
@@ -122,9 +125,9 @@ signup.post('/signup', async (c) => {
   const now = deps.now();
   let refusedWaitS = 0;
   let known = false;
-  await deps.db.tx(async (q) => {
+  await addressTurn(ip, () => deps.db.tx(async (q) => {
     if (ip) {
-      // parallel attempts from one address queue here, so the limit holds exactly
+      // parallel attempts from one address queue here (first in this process, without a connection), so the limit holds exactly
       await q.query(sql`SELECT pg_advisory_xact_lock(${SIGNUP_LOCK}::int4, hashtext(${ip}))`);
       refusedWaitS = await signupWaitS(q, ip, now, deps.config.signupsPerIpHour);
       if (refusedWaitS) return;
@@ -140,7 +143,7 @@ signup.post('/signup', async (c) => {
                 ${now}, ${new Date(now.getTime() + SIGNUP_LINK_HOURS * 3_600_000)})`);
       await writeAudit(q, c, { action: 'user.signup_requested', targetType: 'signup', after: { email: values.email } });
     }
-  });
+  }));
   if (refusedWaitS) return tooMany(refusedWaitS);
   const site = deps.publicOrigins.originFor(requestHost(c), deps.config.secureCookies);
   await sendMail(deps.config.outboxDir, known ? {

@@ -13,6 +13,7 @@ import sql from 'sql-template-tag';
 import type { Db, Queryable } from '../db/index.ts';
 import type { Env } from '../types.ts';
 import { hashToken } from './session.ts';
+import { keyedQueue } from '../db/keyed-queue.ts';
 
 export const THROTTLE = {
   windowMs: 3_600_000,
@@ -49,10 +50,13 @@ async function count(q: Queryable, where: ReturnType<typeof sql>, since: Date, c
 
 export type Gate = { ok: true; attemptId: number; knownDevice: boolean } | { ok: false; retryAfterS: number };
 
+// attempts on one account wait their turn in this process before taking a connection (db/keyed-queue.ts)
+const accountTurn = keyedQueue();
+
 export async function beginAttempt(db: Db, a: { account: string; ip: string | null; deviceHash: Buffer | null; now: Date }): Promise<Gate> {
   const account = a.account.trim().toLowerCase();
   const since = new Date(a.now.getTime() - THROTTLE.windowMs);
-  return db.tx(async (q) => {
+  return accountTurn(account, () => db.tx(async (q) => {
     await q.query(sql`SELECT pg_advisory_xact_lock(${LOCK_NAMESPACE}::int4, hashtext(${'account:' + account}))`);
     if (a.ip) await q.query(sql`SELECT pg_advisory_xact_lock(${LOCK_NAMESPACE}::int4, hashtext(${'ip:' + a.ip}))`);
     // A device cookie counts only for the account it was issued to (and while it is valid).
@@ -71,7 +75,7 @@ export async function beginAttempt(db: Db, a: { account: string; ip: string | nu
     const row = await q.one<{ id: number }>(sql`INSERT INTO login_attempts (at, account, ip, device_hash)
       VALUES (${a.now}, ${account}, ${a.ip}::inet, ${device}) RETURNING id`);
     return { ok: true as const, attemptId: row!.id, knownDevice: !!device };
-  });
+  }));
 }
 
 export async function finishAttempt(q: Queryable, attemptId: number, succeeded: boolean) {

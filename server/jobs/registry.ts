@@ -7,7 +7,7 @@ import { sweepThrottle } from '../auth/throttle.ts';
 import { martRefreshJobs } from '../reports/jobs.ts';
 import { reconcilePending } from '../billing/store.ts';
 import { digestJob } from '../sharing/digests.ts';
-import { refreshRecommendations } from '../ml/recommend.ts';
+import { runMlTask } from '../ml/worker.ts';
 import { churnJobs } from '../ml/churn-jobs.ts';
 import { billingJobs, loadSimulationModel, monthStart, outageAware, withSimulatedPayments } from '../billing/jobs.ts';
 
@@ -38,7 +38,7 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     // report marts (README "Report engine"): one job per distinct @refresh schedule, refreshing due marts in dependency order
     ...martRefreshJobs(deps.catalog, deps.log, deps.config.martWorkMem, deps.config.martParallel),
     // recommendations (README "Recommendations and churn prediction"): neighbours and cold-start popularity, nightly
-    { name: 'recommendations.refresh', schedule: '23 4 * * *', run: (db, now) => refreshRecommendations(db, { seed: 42, now }) },
+    { name: 'recommendations.refresh', schedule: '23 4 * * *', run: (db, now) => runMlTask(db.url, 'recommendations', { seed: 42, now }) },
     // churn prediction (README "Recommendations and churn prediction"): a model a week, scores every day
     ...churnJobs(deps.log),
     // the claim table of these jobs (server/jobs): a week of history is kept

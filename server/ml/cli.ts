@@ -8,7 +8,7 @@ import { openDatabase } from '../db/connect.ts';
 import { migrate } from '../db/migrate.ts';
 import { trainChurnModel, scoreSubscribers } from './churn.ts';
 import { evaluateRecommendations } from './recommend.ts';
-import { trainAll, DEFAULT_SEED } from './churn-jobs.ts';
+import { trainAll, DEFAULT_SEED } from './ml-thread.ts';
 
 const USAGE = `usage: npm run ml -- <command> [--seed N] [--json]
 

@@ -1,4 +1,4 @@
-// npm run bench -- load [--scale=default|large] [--seconds=60] [--people=50] [--staff=10] [--renewals=1000] [--mart-every=30]
+// npm run bench -- load [--scale=default|large] [--base=<database>] [--seconds=60] [--people=50] [--staff=10] [--renewals=1000] [--mart-every=30]
 //
 // The live business under load: a real server process (server/main.ts, its jobs on) on a simulated business, driven
 // for --seconds by the live-traffic driver (etl/traffic/driver.ts) with --people concurrent people — --staff of them
@@ -15,8 +15,10 @@
 // Printed: per route class requests, p50, p99, max, errors (5xx and no answer: must be 0), 4xx (expected ones: declined
 // cards 402, the canonical-URL redirects are 3xx), the ratio of p50/p99 to the floor; the job runs in the window.
 // Exit status 1 when any request errored. The dataset is simulated once into a kept embedded PostgreSQL
-// (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-load) or DATABASE_URL's server, database mqbench_load_<scale>;
-// later runs reuse it (each run adds its people's rows and one --renewals batch of renewals).
+// (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-load) or DATABASE_URL's server, database mqbench_load_<scale>,
+// its marts built and its models trained once; each run works on a fresh copy of it (mqbench_load_<scale>_run), so
+// every run finds the same renewals due. --base=<database> copies another bench's kept database of DATABASE_URL's
+// server instead (e.g. mqbench_reports_large), untouched: the copy is migrated and prepared. BENCH_SERVER_LOG=<file> keeps the server's whole log (=1: its end, printed).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,10 +29,17 @@ import { startTraffic, formatClasses, type ClassFigures, type TrafficSummary } f
 import { createStaffAccounts } from '../../etl/traffic/staff.ts';
 import { startServerProcess } from '../helpers/server-process.ts';
 import { ensureBenchDataset, fmt, keptBenchServer, record } from './lib.ts';
+import { loadCatalog, ensureMarts, refreshMarts, dueMarts } from '../../server/reports/engine.ts';
+import { firstStartModels } from '../../server/ml/churn-jobs.ts';
+import { migrate } from '../../server/db/migrate.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
-export interface LoadOptions { scale: string; seconds: number; people: number; staff: number; renewals: number; martEverySeconds: number; log: (l: string) => void }
+export interface LoadOptions {
+  scale: string;
+  /** another bench's kept database to copy instead of mqbench_load_<scale> (read only: the copy is prepared) */
+  base?: string;
+  seconds: number; people: number; staff: number; renewals: number; martEverySeconds: number; log: (l: string) => void }
 
 export interface LoadFigures {
   /** GET /healthz at 50 connections before the load, and one at a time during it (ms). */
@@ -57,21 +66,59 @@ function fastMartReports(dir: string, seconds: number): string {
   return out;
 }
 
-async function dataset(scale: string, log: (l: string) => void): Promise<{ url: string; db: Db; stop(): Promise<void> }> {
+/**
+ * The run's database: a copy (CREATE DATABASE … TEMPLATE) of a kept base — simulated once, its marts built and its
+ * models trained once (a first start's work, not what is measured) — so every run starts from the same state: the
+ * same renewals due in its window (a run renews them in its copy only), no earlier run's people.
+ */
+async function dataset(scale: string, foreignBase: string | undefined, log: (l: string) => void): Promise<{ url: string; db: Db; stop(): Promise<void> }> {
   const { serverUrl, stop } = await keptBenchServer('marquee-bench-load', log);
-  const dbName = `mqbench_load_${scale}`;
+  const baseName = foreignBase ?? `mqbench_load_${scale}`, runName = `mqbench_load_${scale}_run`;
+  if (!foreignBase) {
+    await withConnection(serverUrl, async (c) => {
+      if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [baseName]))) await c.query(`CREATE DATABASE ${ident(baseName)}`);
+    });
+    const baseUrl = withDatabase(serverUrl, baseName);
+    const base = createDb(baseUrl, { max: 4, statementTimeoutMs: 0 });
+    try {
+      await ensureBenchDataset(base, baseUrl, scale, log);
+      await prepare(base, log);
+    } finally {
+      await base.close();
+    }
+  }
+  const t0 = performance.now();
   await withConnection(serverUrl, async (c) => {
-    if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]))) await c.query(`CREATE DATABASE ${ident(dbName)}`);
+    await c.query(`DROP DATABASE IF EXISTS ${ident(runName)} WITH (FORCE)`);
+    // the base's last connections may take a moment to go (55006: the template is being accessed)
+    for (let i = 0; ; i++) {
+      try { await c.query(`CREATE DATABASE ${ident(runName)} TEMPLATE ${ident(baseName)} STRATEGY FILE_COPY`); break; } catch (e: any) {
+        if (e?.code !== '55006' || i >= 20) throw e;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   });
-  const url = withDatabase(serverUrl, dbName);
+  log(`this run's copy of ${baseName}: ${runName} (${fmt((performance.now() - t0) / 1000)} s)`);
+  const url = withDatabase(serverUrl, runName);
   const db = createDb(url, { max: 4, statementTimeoutMs: 0 });
-  await ensureBenchDataset(db, url, scale, log);
+  if (foreignBase) { await migrate(db); await prepare(db, log); }
   return { url, db, stop: async () => { await db.close(); await stop(); } };
+}
+
+/** A first start's work, done before the measured window: every mart built, a churn model trained and scores written. */
+async function prepare(db: Db, log: (l: string) => void) {
+  const catalog = loadCatalog();
+  if ((await dueMarts(db, catalog, new Date(0))).length) {
+    log('building every mart once…');
+    await ensureMarts(db, catalog, { log });
+    await refreshMarts(db, catalog, { trigger: 'manual', log });
+  }
+  await firstStartModels(db, log); // trains and scores once when there is no model
 }
 
 export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
   const { log } = o;
-  const data = await dataset(o.scale, log);
+  const data = await dataset(o.scale, o.base, log);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-bench-load-'));
   let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
   try {
@@ -119,8 +166,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
     log(`baseline GET /healthz, 50 connections: p50 ${fmt(floor.p50)} ms, p99 ${fmt(floor.p99)} ms, ${fmt(floor.rps, 0)}/s`);
 
     const windowStart = new Date(Date.now() + skewMs);
-    // renewal rows are dated at their due instants (and simulated rows carry their own ids): new ones are those dated after the newest before
-    const before = (await db.one<{ p: Date; r: number }>(`SELECT (SELECT coalesce(max(created_at), '-infinity') FROM payments WHERE kind = 'renewal') AS p,
+    // renewal rows are dated at their due instants, among older ones: count them (payments are never deleted)
+    const before = (await db.one<{ p: number; r: number }>(`SELECT (SELECT count(*)::int FROM payments WHERE kind = 'renewal') AS p,
       (SELECT coalesce(max(id), 0) FROM mart_refreshes) AS r`))!;
     const analysts = Math.ceil(o.staff / 2), managers = o.staff - analysts;
     const traffic = startTraffic({
@@ -158,7 +205,7 @@ export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
         string_agg(DISTINCT coalesce(outcome, 'running'), ', ') AS outcomes
       FROM job_runs WHERE scheduled_at >= ${windowStart} AND scheduled_at < ${windowEnd} GROUP BY job ORDER BY job`);
     const written = (await db.one<{ renewals: number; refreshes: number }>(sql`SELECT
-      (SELECT count(*)::int FROM payments WHERE created_at > ${before.p} AND kind = 'renewal') AS renewals,
+      (SELECT count(*)::int - ${before.p} FROM payments WHERE kind = 'renewal') AS renewals,
       (SELECT count(*)::int FROM mart_refreshes WHERE id > ${before.r} AND error IS NULL) AS refreshes`))!;
     const errors = summary.serverErrors + summary.networkErrors;
     return {
@@ -168,7 +215,9 @@ export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
     };
   } finally {
     const code = await server?.stop();
-    if (server && (code !== 0 || process.env.BENCH_SERVER_LOG)) log(`server exited ${code}:\n${server.out().slice(-4000)}`);
+    const keep = process.env.BENCH_SERVER_LOG;
+    if (server && keep && keep !== '1') { fs.writeFileSync(keep, server.out()); log(`server log written to ${keep}`); }
+    else if (server && (code !== 0 || keep)) log(`server exited ${code}:\n${server.out().slice(-4000)}`);
     fs.rmSync(tmp, { recursive: true, force: true });
     await data.stop();
   }
@@ -184,6 +233,12 @@ export function formatLoad(f: LoadFigures, o: Pick<LoadOptions, 'people' | 'staf
     `jobs in the window: ${f.jobs.map((j) => `${j.job} ×${j.runs} (${j.outcomes})`).join('; ') || 'none'}`,
     `billing: ${fmt(f.renewalsDue, 0)} renewals due, ${fmt(f.renewalsWritten, 0)} renewal payments written; marts: ${f.martRefreshes} refreshes`,
   ];
+  const failing = Object.entries(f.summary.byKind).filter(([, st]) => Object.keys(st).some((c) => c === '0' || Number(c) >= 500))
+    .sort(([a], [b]) => a.localeCompare(b));
+  if (failing.length) {
+    lines.push('errors by request kind (status×count; no answer = timeout or connection refused):',
+      ...failing.map(([kind, st]) => `  ${kind.padEnd(30)} ${Object.keys(st).sort().map((c) => `${c === '0' ? 'no answer' : c}×${st[c]}`).join('  ')}`));
+  }
   const table = formatClasses(f.byClass), names = Object.keys(f.byClass).sort((a, b) => a.localeCompare(b));
   lines.splice(2, 0, `${table[0]} ${'p50/floor'.padStart(10)} ${'p99/floor'.padStart(10)}`,
     ...names.map((n, i) => `${table[i + 1]} ${x(f.byClass[n]!.p50, f.floor.p50).padStart(10)} ${x(f.byClass[n]!.p99, f.floor.p99).padStart(10)}`));
@@ -193,7 +248,7 @@ export function formatLoad(f: LoadFigures, o: Pick<LoadOptions, 'people' | 'staf
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 if (import.meta.url.endsWith(process.argv[1]!.split('/').pop()!)) {
   const o: LoadOptions = {
-    scale: flag('scale', 'default'), seconds: Number(flag('seconds', '60')), people: Number(flag('people', '50')), staff: Number(flag('staff', '10')),
+    scale: flag('scale', 'default'), base: flag('base', '') || undefined, seconds: Number(flag('seconds', '60')), people: Number(flag('people', '50')), staff: Number(flag('staff', '10')),
     renewals: Number(flag('renewals', '1000')), martEverySeconds: Number(flag('mart-every', '30')), log: (l) => console.log(l),
   };
   const f = await runLoad(o);
@@ -202,6 +257,7 @@ if (import.meta.url.endsWith(process.argv[1]!.split('/').pop()!)) {
   for (const [name, c] of Object.entries(f.byClass)) {
     record(`${name} p50`, c.p50, 'ms', { baseline: 'GET /healthz p50, 50 connections', baselineValue: f.floor.p50 });
     record(`${name} p99`, c.p99, 'ms', { baseline: 'GET /healthz p99, 50 connections', baselineValue: f.floor.p99 });
+    record(`${name} errors (5xx, no answer)`, c.serverErrors + c.networkErrors, 'requests', { max: 0 });
   }
   process.exit(f.errors ? 1 : 0);
 }
