@@ -47,11 +47,10 @@ function compressor(encoding: Encoding) {
 export class EncodedText {
   private readonly bytes: Partial<Record<Encoding, Uint8Array<ArrayBuffer>>> = {};
   readonly identity: Uint8Array<ArrayBuffer>;
-  constructor(text: string) { this.identity = new Uint8Array(Buffer.from(text, 'utf8')); }
+  constructor(text: string) { this.identity = Buffer.from(text, 'utf8'); }
   in(encoding: Encoding | undefined): Uint8Array<ArrayBuffer> {
     if (!encoding) return this.identity;
-    return this.bytes[encoding] ??= encoding === 'br' ? new Uint8Array(zlib.brotliCompressSync(this.identity, BROTLI))
-      : new Uint8Array(zlib.gzipSync(this.identity));
+    return this.bytes[encoding] ??= encoding === 'br' ? zlib.brotliCompressSync(this.identity, BROTLI) : zlib.gzipSync(this.identity);
   }
 }
 
