@@ -75,7 +75,8 @@ export function createApp(deps: Deps) {
     if (incoming && CLIENT_REQUEST_ID.test(incoming)) c.set('clientRequestId', incoming);
     c.set('deps', full);
     await next();
-    c.header('X-Request-Id', c.get('requestId'));
+    // on the answer's own headers: c.header() after the handler would rebuild the answer around its body as a stream
+    c.res.headers.set('X-Request-Id', c.get('requestId'));
   });
   // Page views go to the visits buffer once their answer is known (server/visits.ts: HTML 2xx GETs, no bots).
   app.use('*', recordVisits);

@@ -1,7 +1,7 @@
 // The middleware that turns a page view into a visit (what counts, and the privacy rules: server/visits.ts); it only
 // hands the row to deps.visits, the VisitRecorder that writes them in batches.
 import type { MiddlewareHandler } from 'hono';
-import { getCookie, setCookie } from 'hono/cookie';
+import { getCookie, generateCookie } from 'hono/cookie';
 import { randomUUID } from 'node:crypto';
 import type { Env } from './types.ts';
 import { VISITOR_COOKIE, isBot, referrerClass } from './visits.ts';
@@ -31,9 +31,10 @@ export const recordVisits: MiddlewareHandler<Env> = async (c, next) => {
   let visitorId = getCookie(c, VISITOR_COOKIE);
   if (!visitorId || !UUID.test(visitorId)) {
     visitorId = randomUUID();
-    setCookie(c, VISITOR_COOKIE, visitorId, {
+    // on the answer's own headers (setCookie, i.e. c.header() after the handler, would rebuild the answer as a stream)
+    c.res.headers.append('Set-Cookie', generateCookie(VISITOR_COOKIE, visitorId, {
       path: '/', maxAge: 400 * 24 * 3600, sameSite: 'Lax', httpOnly: true, secure: !!c.get('deps').config.secureCookies,
-    });
+    }));
   }
   recorder.record({ visitorId, userId: c.get('user')?.id ?? null, at, path: stored, referrerClass: cls });
 };

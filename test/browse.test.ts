@@ -12,6 +12,7 @@ import { BUNDLED_TITLES } from '../etl/titles/demo-step.ts';
 import { posterSvg } from '../server/browse/poster.ts';
 import { HtmlValidate } from 'html-validate';
 import { waitFor } from './helpers/sync.ts';
+import zlib from 'node:zlib';
 
 const t = useDatabase(test);
 let app: ReturnType<typeof createApp>;
@@ -221,6 +222,45 @@ test('/ sends a signed-in subscriber to /browse, staff to the dashboards', async
   assert.is((await app.request('/', { headers: { Cookie: await sessionCookie(t.db, analyst.id) } })).headers.get('location'), '/dashboards');
   // staff may browse too
   assert.is((await app.request('/browse', { headers: { Cookie: await sessionCookie(t.db, analyst.id) } })).status, 200);
+});
+
+test('an anonymous page is kept encoded per snapshot and theme: the same markup in each encoding, none of a user\'s', async () => {
+  const fresh = createApp({ db: t.db, log: () => {}, now: () => NOW });
+  const viewer = await createUser(t.db, { role: 'subscriber' });
+  const cookie = await sessionCookie(t.db, viewer.id);
+  const { display_name: name } = (await t.db.one<{ display_name: string }>(sql`SELECT display_name FROM users WHERE id = ${viewer.id}`))!;
+  for (const url of ['/browse', '/browse?q=stranger+thigns']) {
+    const ask = (headers: Record<string, string> = {}) => fresh.request(url, { headers });
+    // a signed-in view first: what it renders for the user must not become the anonymous page
+    assert.match(await (await ask({ Cookie: cookie })).text(), name, `${url}: signed in`);
+    const plain = await ask();
+    const text = await plain.text();
+    assert.is(plain.headers.get('content-encoding'), null, url);
+    assert.match(plain.headers.get('vary') ?? '', /Accept-Encoding/, `${url}: Vary`);
+    assert.not.match(text, name, `${url}: no user's name`);
+    assert.match(text, /<html lang="en" data-theme="dark">/);
+    assert.is(await (await ask()).text(), text, `${url}: kept`);
+    for (const [enc, inflate] of [['br', zlib.brotliDecompressSync], ['gzip', zlib.gunzipSync]] as const) {
+      const res = await ask({ 'Accept-Encoding': enc });
+      assert.is(res.headers.get('content-encoding'), enc, `${url} ${enc}`);
+      assert.match(res.headers.get('vary') ?? '', /Accept-Encoding/);
+      const body = Buffer.from(await res.arrayBuffer());
+      assert.ok(body.length < text.length / 3, `${url} ${enc}: ${body.length} bytes`);
+      assert.is(inflate(body).toString('utf8'), text, `${url} ${enc}: same page`);
+    }
+    const light = await (await ask({ Cookie: 'mq_theme=light' })).text();
+    assert.match(light, /<html lang="en" data-theme="light">/, `${url}: its own page per theme`);
+    assert.is(light.replace('data-theme="light"', 'data-theme="dark"').replace(/aria-pressed="(true|false)"/g, ''), text.replace(/aria-pressed="(true|false)"/g, ''));
+  }
+  // a write to the catalog moves its generation: the next anonymous page is rendered from the catalog as it is now
+  const newest = (await t.db.one<{ id: number; title: string }>(`SELECT id, title FROM titles WHERE date_added IS NOT NULL ORDER BY date_added DESC, id DESC LIMIT 1`))!;
+  await waitFor('the change feed to be live', () => t.db.changes.token('catalog_state') !== null);
+  await t.db.query(sql`UPDATE titles SET title = 'Quokka Nights in Pemba' WHERE id = ${newest.id}`);
+  try {
+    await waitFor('the renamed title on the page', async () => (await (await fresh.request('/browse')).text()).includes('alt="Quokka Nights in Pemba"'));
+  } finally {
+    await t.db.query(sql`UPDATE titles SET title = ${newest.title} WHERE id = ${newest.id}`);
+  }
 });
 
 test('html-validate (recommended) finds nothing in the catalog pages\' markup, signed out and in', async () => {

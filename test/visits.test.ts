@@ -45,6 +45,16 @@ test('an HTML page view is one row after the flush; the anonymous visitor keeps 
   ]);
 });
 
+test('a page kept encoded (anonymous /browse) is still one row per view, each new visitor with a cookie of its own', async () => {
+  await clear();
+  const [a, b] = [await app.request('/browse', { headers: { 'User-Agent': CHROME } }), await app.request('/browse', { headers: { 'User-Agent': CHROME, 'Accept-Encoding': 'br' } })];
+  assert.is(b.headers.get('content-encoding'), 'br');
+  const ids = [visitorCookie(a), visitorCookie(b)];
+  assert.ok(ids[0] && ids[1] && ids[0] !== ids[1], 'one cookie each');
+  await recorder.flush();
+  assert.equal((await visits()).map((v) => [v.visitor_id, v.path]), [[ids[0], '/browse'], [ids[1], '/browse']]);
+});
+
 test('signed-in views carry the user; the query string is not stored', async () => {
   await clear();
   const u = await createUser(t.db, { role: 'subscriber' });

@@ -20,6 +20,9 @@ export interface Shelf { id: string; name: string; titles: TitleCard[]; link?: s
 
 export interface BrowseSnapshot {
   at: number;
+  /** Distinct per snapshot this process computed: what kept answers are compared with (two snapshots can share `at`,
+   *  e.g. a catalog change within the same millisecond, or a clock that does not move). */
+  serial: number;
   /** The catalog generation (catalog_state) it was computed for: a titles load makes the next request compute anew. */
   generation: number;
   /** Title ids by plays in the last 30 days, most played first (at most POPULAR_DEPTH). */
@@ -42,11 +45,11 @@ export interface BrowseCache {
   pendingFor?: number;
   /** Answers that are the same for everyone (result pages, title details, More like this, poster inputs), each kept
    *  with the snapshot it was computed under and served only with that snapshot: as fresh as the shelves. */
-  answers: Map<string, { at: number; value: unknown }>;
+  answers: Map<string, { serial: number; value: unknown }>;
   /** Each signed-in user's rendered "Continue watching" shelf, by user id: kept while the change feed says none of the
    *  user's watch_events changed (sql/schema/0018_watch_events_notify.sql) and only under the snapshot it was rendered
    *  with (the cards are as fresh as the shelves). */
-  continued: ChangeCache<{ at: number; html: string }>;
+  continued: ChangeCache<{ serial: number; html: string }>;
   /** Each signed-in user's access and viewing positions for the title pages (server/browse/play.ts, viewerOf). */
   viewers: ChangeCache<Viewer>;
 }
@@ -59,14 +62,14 @@ export const ANSWERS_MAX = 1000;
 /** `compute()` unless the cache holds `key` under this snapshot; what it returns is kept (undefined too). */
 export async function memo<T>(cache: BrowseCache, snap: BrowseSnapshot, key: string, compute: () => Promise<T>): Promise<T> {
   const hit = cache.answers.get(key);
-  if (hit && hit.at === snap.at) {
+  if (hit && hit.serial === snap.serial) {
     cache.answers.delete(key); // re-insert: most recently used last
     cache.answers.set(key, hit);
     return hit.value as T;
   }
   const value = await compute();
   cache.answers.delete(key);
-  cache.answers.set(key, { at: snap.at, value });
+  cache.answers.set(key, { serial: snap.serial, value });
   if (cache.answers.size > ANSWERS_MAX) cache.answers.delete(cache.answers.keys().next().value!);
   return value;
 }
@@ -101,6 +104,8 @@ export async function browseSnapshot(db: Db, cache: BrowseCache, now: Date, gene
   }
   return s ?? cache.pending!;
 }
+
+let snapshots = 0;
 
 async function computeSnapshot(db: Db, now: Date, generation: number): Promise<BrowseSnapshot> {
   return db.tx(async (q) => {
@@ -139,7 +144,7 @@ async function computeSnapshot(db: Db, now: Date, generation: number): Promise<B
       .map((r) => [r.name, r.id]));
     const ratings = (await q.query<{ rating: string }>(`SELECT DISTINCT rating FROM titles WHERE rating IS NOT NULL ORDER BY rating`)).map((r) => r.rating);
     const y = await q.one<{ lo: number | null; hi: number | null }>(`SELECT min(release_year) AS lo, max(release_year) AS hi FROM titles`);
-    return { at: now.getTime(), generation, popularIds, shelves, genres, countries, ratings, years: [y?.lo ?? 1900, y?.hi ?? 2100] };
+    return { at: now.getTime(), serial: ++snapshots, generation, popularIds, shelves, genres, countries, ratings, years: [y?.lo ?? 1900, y?.hi ?? 2100] };
   }, { readOnly: true });
 }
 

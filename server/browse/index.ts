@@ -7,7 +7,8 @@ import type { Context } from 'hono';
 import sql from 'sql-template-tag';
 import { readThrough } from '../db/index.ts';
 import type { Env } from '../types.ts';
-import { page, html, raw, type Html } from '../html.ts';
+import { page, html, raw, themeOf, type Html, type Theme } from '../html.ts';
+import { EncodedText, sendEncoded } from '../compress.ts';
 import { notFound } from '../errors.ts';
 import {
   browseSnapshot, createBrowseCache, titleDetail, moreLikeThis, continueWatching,
@@ -19,6 +20,10 @@ import { posterSvg, posterEtag } from './poster.ts';
 import { entitlement, viewerOf } from './play.ts';
 import { personalRows } from '../ml/recommend-serve.ts';
 import type { Queryable } from '../db/index.ts';
+
+const HTML = 'text/html; charset=UTF-8';
+/** A result page's markup (the same for everyone) and, by theme, the whole page an anonymous visitor gets. */
+interface ResultMarkup { main: string; pages: Map<Theme, EncodedText> }
 
 /** Titles in a title page's "More like this". */
 const SIMILAR_SHOWN = 12;
@@ -128,13 +133,13 @@ browseRoutes.get('/browse', async (c) => {
     const resume = user ? (await readThrough(deps.db, cache.continued, String(user.id), watchEventsChanges(user.id),
       async () => {
         const [cards, recs] = await Promise.all([continueWatching(deps.db, user.id), recommendedShelves(deps.db, user.id)]);
-        return { at: snap.at, html: await text(html`${cards.length ? shelf('continue', 'Continue watching', cards, undefined, (t) => progressBar(t as ContinueCard)) : ''}
+        return { serial: snap.serial, html: await text(html`${cards.length ? shelf('continue', 'Continue watching', cards, undefined, (t) => progressBar(t as ContinueCard)) : ''}
         ${recs.map((r) => shelf(r.id, r.name, r.titles, undefined, undefined, r.why))}`) };
-      }, { usable: (v) => v.at === snap.at })).html : '';
+      }, { usable: (v) => v.serial === snap.serial })).html : '';
     const form = await memo(cache, snap, 'html:form', () => text(searchForm(undefined, snap)));
     const shelves = await memo(cache, snap, 'html:shelves', () => text(html`${snap.shelves.map((s) => shelf(s.id, s.name, s.titles, s.link))}
         ${snap.shelves.every((s) => !s.titles.length) ? html`<p class="muted">The catalog is empty: load it with <code>npm run etl</code>.</p>` : ''}`));
-    return c.html(page(c, {
+    const shelvesPage = async () => text(page(c, {
       title: 'Browse',
       body: html`<main class="browse">
         <h1 class="visually-hidden">Browse the catalog</h1>
@@ -143,11 +148,14 @@ browseRoutes.get('/browse', async (c) => {
         ${raw(shelves)}
       </main>`,
     }));
+    if (user) return c.html(await shelvesPage());
+    // an anonymous visitor's whole page depends only on the snapshot and the theme: kept encoded (server/compress.ts)
+    return sendEncoded(c, await memo(cache, snap, `page:${themeOf(c)}`, async () => new EncodedText(await shelvesPage())), HTML);
   }
 
   // the search index of the catalog now (rebuilt when a titles load moved its generation): a page is kept under both
   const index = await searchIndexOf(deps.db);
-  const main = await memo(cache, snap, `html:${index.generation}:${state.canonical}`, async () => {
+  const result = await memo(cache, snap, `html:${index.generation}:${state.canonical}`, async () => {
     const result = await findTitles(index, state.filters, snap.popularIds, state.page);
     const pages = Math.max(1, Math.ceil(result.total / PAGE_SIZE));
     const described = [
@@ -169,9 +177,14 @@ browseRoutes.get('/browse', async (c) => {
         <span>Page ${state.page} of ${pages}</span>
         ${state.page < pages ? html`<a rel="next" href="/browse${queryString(state.values, { page: String(state.page + 1) })}">Next ›</a>` : ''}
       </nav>` : ''}
-    </main>`);
+    </main>`).then((main): ResultMarkup => ({ main, pages: new Map() }));
   });
-  return c.html(page(c, { title: state.values.q ? `“${state.values.q}”` : 'Browse', body: raw(main) }));
+  const resultPage = () => text(page(c, { title: state.values.q ? `“${state.values.q}”` : 'Browse', body: raw(result.main) }));
+  if (user) return c.html(await resultPage());
+  // anonymous: the whole page, encoded, kept with the result's markup (one cache entry per result page)
+  const theme = themeOf(c);
+  const encoded = result.pages.get(theme) ?? result.pages.set(theme, new EncodedText(await resultPage())).get(theme)!;
+  return sendEncoded(c, encoded, HTML);
 });
 
 function links(items: string[], param: string) {

@@ -4,6 +4,7 @@
 // cost per query, no HTTP, no HTML). The server records visits as in service (a browser User-Agent is sent). A
 // repeated URL is served from the in-process answer cache after its first request (as a popular search would be); the
 // "2,000 distinct typos" row picks a random misspelt search per request, so most requests search the index and render.
+// Requests send no Accept-Encoding (identity answers) except the one row that asks for compression as browsers do.
 //   npm run bench -- browse [--scale=default|small] [--duration=5]
 // The dataset is generated once into a kept embedded PostgreSQL (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-browse)
 // or DATABASE_URL's server, database mqbench_browse_<scale>; later runs reuse it.
@@ -109,6 +110,7 @@ try {
     const targets = [
       ['GET /healthz (HTTP floor)', '/healthz', anon],
       ['/browse (anonymous: shelves)', '/browse', anon],
+      ['/browse (anonymous, Accept-Encoding: br)', '/browse', { ...anon, 'accept-encoding': 'gzip, deflate, br, zstd' }],
       ['/browse (signed in: + continue watching)', '/browse', signed],
       ['/browse?q=stranger+thigns', '/browse?q=stranger+thigns', anon],
       ['/browse?q=martin+scorsesee (people)', '/browse?q=martin+scorsesee', anon],
