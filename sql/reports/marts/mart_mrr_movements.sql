@@ -1,6 +1,7 @@
 -- @mart mart_mrr_movements
 -- @unique month, movement, from_plan, to_plan, country, churn_reason
 -- @refresh */15 * * * *
+-- @index country
 -- MRR movements counted as events (DESIGN.md "MRR movements"; README "Metrics: reports and marts"): every change of a customer's MRR is one
 -- movement in the month it happens, so a customer who churns on the 3rd and comes back on the 20th is one churn and
 -- one reactivation of that month. The rows are the input of the one definition of every MRR metric, the SQL function
@@ -20,22 +21,30 @@
 -- country is the account's country (users.country: a customer never changes country).
 -- Small: one row per kind of movement, not per customer (the per-event rows exist only inside the refresh), and no
 -- signup cohort (no question of the movements asks for one; cohorts come from mart_mrr_monthly): every report reading
--- mrr_metrics_monthly() sums the whole mart under its filters, so its size is each report's cost.
+-- mrr_metrics_monthly() sums the mart's rows under its filters, so their number is each report's cost. Hence the
+-- rows summed over every country too (country '*', no customer's country): a request without a country filter sums
+-- those, one with a country filter its countries' rows (the country index).
 WITH bounds AS (
   -- without a simulated history the first event opens it, and nothing exists before it: no opening balance
   SELECT coalesce((SELECT min(window_start) FROM simulation_runs),
                   (SELECT min(at) - interval '1 microsecond' FROM subscription_events)) AS history_start
 ),
+-- Every window is per customer (a subscription belongs to one customer, so per subscription is per customer and
+-- subscription): PostgreSQL reads the events in (customer, instant) order through subscription_events_user_idx, whose
+-- order is the table's (events are written customer by customer), and sorts each customer's few events for each
+-- window, instead of sorting every event of the history; only the churn reason of a `canceled` event is carried, not
+-- its data.
 ev AS (
-  SELECT e.user_id, e.at, e.id, e.plan_id, e.type, e.data,
-         e.mrr_cents - coalesce(lag(e.mrr_cents) OVER (PARTITION BY e.subscription_id ORDER BY e.at, e.id), 0) AS delta
+  SELECT e.user_id, e.at, e.id, e.plan_id,
+         -- why a churn happened: the reason the `canceled` event carries (voluntary / involuntary)
+         CASE WHEN e.type = 'canceled' THEN e.data ->> 'reason' END AS cancel_reason,
+         e.mrr_cents - coalesce(lag(e.mrr_cents) OVER (PARTITION BY e.user_id, e.subscription_id ORDER BY e.at, e.id), 0) AS delta
   FROM subscription_events e
   WHERE e.at <= now()
 ),
 cust AS (
   SELECT user_id, at, id, plan_id, sum(delta) OVER (PARTITION BY user_id ORDER BY at, id) AS after_cents,
-         -- why a churn happened: the reason the `canceled` event carries (voluntary / involuntary)
-         max(data ->> 'reason') FILTER (WHERE type = 'canceled') OVER (PARTITION BY user_id, at) AS reason
+         max(cancel_reason) OVER (PARTITION BY user_id, at) AS reason
   FROM ev
 ),
 -- the customer's state after each instant: events of one instant net out (a subscription ending and the next one
@@ -86,20 +95,27 @@ movements AS (
   JOIN first_paid fp ON fp.user_id = c.user_id
   CROSS JOIN bounds b
   WHERE c.at > b.history_start
+),
+by_country AS (
+  SELECT (m.month_ts AT TIME ZONE 'UTC')::date AS month,
+         m.movement,
+         coalesce(fpl.code, 'none') AS from_plan,
+         coalesce(tpl.code, 'none') AS to_plan,
+         coalesce(u.country, '--') AS country,
+         m.churn_reason,
+         count(*)::int          AS events,
+         sum(m.before_cents)    AS before_cents,
+         sum(m.after_cents)     AS after_cents,
+         min(b.history_start)   AS history_start
+  FROM movements m
+  CROSS JOIN bounds b
+  JOIN users u ON u.id = m.user_id
+  LEFT JOIN plans fpl ON fpl.id = m.before_plan_id
+  LEFT JOIN plans tpl ON tpl.id = m.after_plan_id
+  GROUP BY 1, 2, 3, 4, 5, 6
 )
-SELECT (m.month_ts AT TIME ZONE 'UTC')::date AS month,
-       m.movement,
-       coalesce(fpl.code, 'none') AS from_plan,
-       coalesce(tpl.code, 'none') AS to_plan,
-       coalesce(u.country, '--') AS country,
-       m.churn_reason,
-       count(*)::int          AS events,
-       sum(m.before_cents)    AS before_cents,
-       sum(m.after_cents)     AS after_cents,
-       min(b.history_start)   AS history_start
-FROM movements m
-CROSS JOIN bounds b
-JOIN users u ON u.id = m.user_id
-LEFT JOIN plans fpl ON fpl.id = m.before_plan_id
-LEFT JOIN plans tpl ON tpl.id = m.after_plan_id
-GROUP BY 1, 2, 3, 4, 5, 6
+SELECT * FROM by_country
+UNION ALL
+SELECT month, movement, from_plan, to_plan, '*', churn_reason, sum(events)::int, sum(before_cents), sum(after_cents), min(history_start)
+FROM by_country
+GROUP BY month, movement, from_plan, to_plan, churn_reason
