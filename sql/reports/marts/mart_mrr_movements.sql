@@ -29,22 +29,16 @@ WITH bounds AS (
   SELECT coalesce((SELECT min(window_start) FROM simulation_runs),
                   (SELECT min(at) - interval '1 microsecond' FROM subscription_events)) AS history_start
 ),
--- Every window is per customer (a subscription belongs to one customer, so per subscription is per customer and
--- subscription): PostgreSQL reads the events in (customer, instant) order through subscription_events_user_idx, whose
--- order is the table's (events are written customer by customer), and sorts each customer's few events for each
--- window, instead of sorting every event of the history; only the churn reason of a `canceled` event is carried, not
--- its data.
 ev AS (
-  SELECT e.user_id, e.at, e.id, e.plan_id,
-         -- why a churn happened: the reason the `canceled` event carries (voluntary / involuntary)
-         CASE WHEN e.type = 'canceled' THEN e.data ->> 'reason' END AS cancel_reason,
-         e.mrr_cents - coalesce(lag(e.mrr_cents) OVER (PARTITION BY e.user_id, e.subscription_id ORDER BY e.at, e.id), 0) AS delta
+  SELECT e.user_id, e.at, e.id, e.plan_id, e.type, e.data,
+         e.mrr_cents - coalesce(lag(e.mrr_cents) OVER (PARTITION BY e.subscription_id ORDER BY e.at, e.id), 0) AS delta
   FROM subscription_events e
   WHERE e.at <= now()
 ),
 cust AS (
   SELECT user_id, at, id, plan_id, sum(delta) OVER (PARTITION BY user_id ORDER BY at, id) AS after_cents,
-         max(cancel_reason) OVER (PARTITION BY user_id, at) AS reason
+         -- why a churn happened: the reason the `canceled` event carries (voluntary / involuntary)
+         max(data ->> 'reason') FILTER (WHERE type = 'canceled') OVER (PARTITION BY user_id, at) AS reason
   FROM ev
 ),
 -- the customer's state after each instant: events of one instant net out (a subscription ending and the next one
