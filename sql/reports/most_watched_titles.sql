@@ -10,7 +10,7 @@
 -- @param limit int min=1 max=200 default=20 label="Titles"
 -- A range of up to 12 months is ranked in mart_title_watch_ranges: its first rows in rank order (the key's index), as
 -- far as the filters need. A longer range is summed from mart_title_watch_monthly (one branch runs: the other's
--- condition is false).
+-- condition is false). A genre filter is one set of title ids (a hash), not a lookup per ranked row.
 WITH ranked AS (
   SELECT w.rank AS ord, w.title_id, w.seconds_watched AS seconds, w.plays, w.completed_plays AS completed
   FROM mart_title_watch_ranges w
@@ -20,9 +20,9 @@ WITH ranked AS (
     AND w.to_month = least(:to::date, (SELECT max(month) FROM mart_title_watch_monthly))
     AND :to::date < (:from::date + interval '12 months')
     AND (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
-    AND (:genre::text[] IS NULL OR EXISTS (
-          SELECT 1 FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-          WHERE tg.title_id = t.id AND g.name = ANY(:genre::text[])))
+    AND (:genre::text[] IS NULL OR t.id IN (
+          SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
+          WHERE g.name = ANY(:genre::text[])))
   ORDER BY w.rank
   LIMIT :limit::int
 ),
@@ -36,9 +36,9 @@ summed AS (
   ) w
   JOIN titles t ON t.id = w.title_id
   WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
-    AND (:genre::text[] IS NULL OR EXISTS (
-          SELECT 1 FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-          WHERE tg.title_id = t.id AND g.name = ANY(:genre::text[])))
+    AND (:genre::text[] IS NULL OR t.id IN (
+          SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
+          WHERE g.name = ANY(:genre::text[])))
   ORDER BY w.seconds DESC, t.title, t.id
   LIMIT :limit::int
 ),

@@ -15,7 +15,7 @@ WITH segments AS (
   UNION ALL
   SELECT 'plan ' || code, 1, ARRAY[code], NULL FROM plans
   UNION ALL
-  SELECT 'country ' || country, 2, NULL, ARRAY[country] FROM (SELECT DISTINCT coalesce(country, '--') AS country FROM mart_mrr_movements) c
+  SELECT 'country ' || country, 2, NULL, ARRAY[country] FROM (SELECT DISTINCT coalesce(country, '--') AS country FROM mart_mrr_movements WHERE country <> '*') c
 )
 SELECT x.month, x.partial, s.segment,
        round(x.start_cents / 100.0, 2) AS start_mrr,

@@ -1,6 +1,7 @@
 -- @mart mart_mrr_movements
 -- @unique month, movement, from_plan, to_plan, country, churn_reason
 -- @refresh */15 * * * *
+-- @index country
 -- MRR movements counted as events (DESIGN.md "MRR movements"; README "Metrics: reports and marts"): every change of a customer's MRR is one
 -- movement in the month it happens, so a customer who churns on the 3rd and comes back on the 20th is one churn and
 -- one reactivation of that month. The rows are the input of the one definition of every MRR metric, the SQL function
@@ -20,7 +21,9 @@
 -- country is the account's country (users.country: a customer never changes country).
 -- Small: one row per kind of movement, not per customer (the per-event rows exist only inside the refresh), and no
 -- signup cohort (no question of the movements asks for one; cohorts come from mart_mrr_monthly): every report reading
--- mrr_metrics_monthly() sums the whole mart under its filters, so its size is each report's cost.
+-- mrr_metrics_monthly() sums the mart's rows under its filters, so their number is each report's cost. Hence the
+-- rows summed over every country too (country '*', no customer's country): a request without a country filter sums
+-- those, one with a country filter its countries' rows (the country index).
 WITH bounds AS (
   -- without a simulated history the first event opens it, and nothing exists before it: no opening balance
   SELECT coalesce((SELECT min(window_start) FROM simulation_runs),
@@ -86,20 +89,27 @@ movements AS (
   JOIN first_paid fp ON fp.user_id = c.user_id
   CROSS JOIN bounds b
   WHERE c.at > b.history_start
+),
+by_country AS (
+  SELECT (m.month_ts AT TIME ZONE 'UTC')::date AS month,
+         m.movement,
+         coalesce(fpl.code, 'none') AS from_plan,
+         coalesce(tpl.code, 'none') AS to_plan,
+         coalesce(u.country, '--') AS country,
+         m.churn_reason,
+         count(*)::int          AS events,
+         sum(m.before_cents)    AS before_cents,
+         sum(m.after_cents)     AS after_cents,
+         min(b.history_start)   AS history_start
+  FROM movements m
+  CROSS JOIN bounds b
+  JOIN users u ON u.id = m.user_id
+  LEFT JOIN plans fpl ON fpl.id = m.before_plan_id
+  LEFT JOIN plans tpl ON tpl.id = m.after_plan_id
+  GROUP BY 1, 2, 3, 4, 5, 6
 )
-SELECT (m.month_ts AT TIME ZONE 'UTC')::date AS month,
-       m.movement,
-       coalesce(fpl.code, 'none') AS from_plan,
-       coalesce(tpl.code, 'none') AS to_plan,
-       coalesce(u.country, '--') AS country,
-       m.churn_reason,
-       count(*)::int          AS events,
-       sum(m.before_cents)    AS before_cents,
-       sum(m.after_cents)     AS after_cents,
-       min(b.history_start)   AS history_start
-FROM movements m
-CROSS JOIN bounds b
-JOIN users u ON u.id = m.user_id
-LEFT JOIN plans fpl ON fpl.id = m.before_plan_id
-LEFT JOIN plans tpl ON tpl.id = m.after_plan_id
-GROUP BY 1, 2, 3, 4, 5, 6
+SELECT * FROM by_country
+UNION ALL
+SELECT month, movement, from_plan, to_plan, '*', churn_reason, sum(events)::int, sum(before_cents), sum(after_cents), min(history_start)
+FROM by_country
+GROUP BY month, movement, from_plan, to_plan, churn_reason
