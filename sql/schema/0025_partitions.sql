@@ -19,6 +19,9 @@ LANGUAGE plpgsql AS $$
 DECLARE
   lo date := date_trunc('month', p_month)::date;
   hi date := (date_trunc('month', p_month) + interval '1 month')::date;
+  -- the bounds as UTC instants, whatever the session's TimeZone
+  lo_at text := to_char(lo, 'YYYY-MM-DD') || ' 00:00:00+00';
+  hi_at text := to_char(hi, 'YYYY-MM-DD') || ' 00:00:00+00';
   nsp name;
   rel name;
   part text;
@@ -39,10 +42,10 @@ BEGIN
   IF def IS NOT NULL THEN
     EXECUTE format('CREATE TEMP TABLE ensure_month_partition_rows ON COMMIT DROP AS
                       WITH d AS (DELETE FROM %s WHERE %I >= %L AND %I < %L RETURNING *) SELECT * FROM d',
-                   def, keycol, lo, keycol, hi);
+                   def, keycol, lo_at, keycol, hi_at);
     GET DIAGNOSTICS moved = ROW_COUNT;
   END IF;
-  EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)', nsp, part, p_parent, lo, hi);
+  EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES FROM (%L) TO (%L)', nsp, part, p_parent, lo_at, hi_at);
   IF moved > 0 THEN
     SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO cols FROM pg_attribute
      WHERE attrelid = p_parent AND attnum > 0 AND NOT attisdropped;
@@ -204,10 +207,10 @@ DECLARE
 BEGIN
   FOR t, k IN VALUES ('watch_events', 'started_at'), ('visits', 'at'), ('payments', 'created_at'), ('subscription_events', 'at') LOOP
     EXECUTE format('CREATE TABLE %I PARTITION OF %I DEFAULT', t || '_default', t);
-    EXECUTE format('SELECT date_trunc(''month'', min(%I), ''UTC'')::date, date_trunc(''month'', max(%I), ''UTC'')::date FROM %I',
+    EXECUTE format('SELECT min(%I AT TIME ZONE ''UTC'')::date, max(%I AT TIME ZONE ''UTC'')::date FROM %I',
                    k, k, t || '_unpartitioned') INTO lo, hi;
-    lo := least(coalesce(lo, 'infinity'), date_trunc('month', now(), 'UTC')::date);
-    hi := greatest(coalesce(hi, '-infinity'), (date_trunc('month', now(), 'UTC') + interval '3 months')::date);
+    lo := date_trunc('month', least(coalesce(lo, 'infinity'), (now() AT TIME ZONE 'UTC')::date))::date;
+    hi := greatest(coalesce(hi, '-infinity'), (date_trunc('month', now() AT TIME ZONE 'UTC') + interval '3 months')::date);
     m := lo;
     WHILE m <= hi LOOP
       PERFORM ensure_month_partition(t::regclass, m);
