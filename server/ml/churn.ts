@@ -55,6 +55,7 @@ export async function loadFeatures(q: Queryable, cutoff: Date): Promise<FeatureR
 }
 
 export async function loadLabeled(q: Queryable, cutoff: Date, observedUntil: Date): Promise<(FeatureRow & { churned: boolean })[]> {
+  await q.query(`SET LOCAL jit = off`); // compiled per monthly partition, JIT costs more than it saves (README "Partitions")
   return q.query(sql`SELECT f.*, l.churned FROM churn_features(${cutoff}) f JOIN churn_labels(${cutoff}, ${observedUntil}) l USING (user_id)
     WHERE l.churned IS NOT NULL ORDER BY f.user_id`);
 }
