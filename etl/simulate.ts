@@ -45,7 +45,6 @@ async function generate(db: Db) {
     Object.entries(result.rowCounts).map(([k, v]) => `${k} ${v.toLocaleString('en-US')}`).join(', '));
   console.log(`window ${result.windowStart.slice(0, 10)} .. ${result.windowEnd.slice(0, 10)}; ${result.baseCustomers.toLocaleString('en-US')} customers subscribed before it opened; ` +
     `foreign keys ${result.bulkLoad ? 'verified in bulk' : 'checked row by row'}; run ${result.runId}`);
-  await db.query('ANALYZE users, subscriptions, subscription_events, payments, visits, watch_events');
   console.log(formatSummary(await validationSummary(db, result.runId)));
 }
 

@@ -65,7 +65,8 @@ test('duplicate idempotency keys are rejected', async () => {
   const ins = `INSERT INTO payments (user_id, subscription_id, kind, period_start, period_end, amount_cents, status, idempotency_key, settled_at)
     VALUES ($1, $2, 'initial', now(), now() + interval '1 month', 799, 'succeeded', 'same-key-1', now())`;
   await t.db.query(ins, [u, s]);
-  await rejects(ins, [u, s], /payments_idempotency_key_key/);
+  // payments is partitioned by month: the global key lives in payment_keys (migration 0025)
+  await rejects(ins, [u, s], /payment_keys_pkey/);
 });
 
 test.run();

@@ -75,7 +75,8 @@ export async function writeTransitions(q: Queryable, trs: Transition[]): Promise
 }
 
 async function upsertPayments(q: Queryable, p: PaymentIn[]): Promise<{ id: number; idempotency_key: string }[]> {
-  const rows = await q.query<{ id: number; idempotency_key: string }>(sql`${upsertPaymentsSql(p)} RETURNING id, idempotency_key`);
+  const up = upsertPaymentsSql(p);
+  const rows = await q.query<{ id: number; idempotency_key: string }>(sql`WITH ${up.parts} SELECT id, idempotency_key FROM ${up.rows} AS p`);
   if (rows.length !== p.length) throw new BillingError('a payment key of this batch belongs to another subscription');
   return rows;
 }

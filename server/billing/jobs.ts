@@ -123,8 +123,8 @@ export function withSimulatedPayments(db: Queryable, gateway: PaymentGateway, mo
       },
     }),
     async refund(req) {
-      const p = await db.one<{ simulated: boolean; amount_cents: number }>(sql`SELECT u.simulated, p.amount_cents FROM payments p
-        JOIN users u ON u.id = p.user_id WHERE p.idempotency_key = ${req.chargeKey}`);
+      const p = await db.one<{ simulated: boolean; amount_cents: number }>(sql`SELECT u.simulated, p.amount_cents FROM payment_keys k
+        JOIN payments p ON p.id = k.payment_id AND p.created_at = k.created_at JOIN users u ON u.id = p.user_id WHERE k.idempotency_key = ${req.chargeKey}`);
       if (p?.simulated) {
         return req.amountCents <= p.amount_cents ? { status: 'succeeded' } : { status: 'error', message: 'A refund cannot exceed its charge.' };
       }

@@ -96,19 +96,27 @@ export async function currentSubscriptionId(q: Queryable, userId: number): Promi
 const dateOrNull = (v: number | null) => (v === null ? null : new Date(v));
 export type PaymentIn = Payment & { currency: string };
 
-/** The payments upsert by idempotency key over arrays (one statement for any number): a key of another subscription is
- *  left alone and returns no row. The shape writeTransition and the batch (batch.ts) both write. */
-export function upsertPaymentsSql(p: PaymentIn[]): Sql {
-  return sql`INSERT INTO payments (user_id, subscription_id, kind, period_start, period_end,
-      attempt, amount_cents, currency, status, idempotency_key, failure_reason, created_at, settled_at, refunded_at, refund_cents)
-    SELECT * FROM unnest(${p.map((x) => x.userId)}::bigint[], ${p.map((x) => x.subscriptionId)}::bigint[], ${p.map((x) => x.kind)}::text[],
+/** The payments upsert by idempotency key over arrays (any number in one statement): WITH parts to put in a statement
+ *  and the rows it wrote (a subquery: the inserted and the updated payments, every column). A key already in
+ *  payment_keys (any month, migration 0025) updates its payment's outcome if that payment is of the same subscription,
+ *  else it is left alone and returns no row; a new key inserts its payment, whose insert claims the key. The shape
+ *  writeTransition and the batch (batch.ts) both write. */
+export function upsertPaymentsSql(p: PaymentIn[]): { parts: Sql; rows: Sql } {
+  const parts = sql`pay_in AS (SELECT * FROM unnest(${p.map((x) => x.userId)}::bigint[], ${p.map((x) => x.subscriptionId)}::bigint[], ${p.map((x) => x.kind)}::text[],
       ${p.map((x) => dateOrNull(x.periodStart))}::timestamptz[], ${p.map((x) => dateOrNull(x.periodEnd))}::timestamptz[], ${p.map((x) => x.attempt)}::smallint[],
       ${p.map((x) => x.amountCents)}::int[], ${p.map((x) => x.currency)}::text[], ${p.map((x) => x.status)}::text[], ${p.map((x) => x.idempotencyKey)}::text[],
       ${p.map((x) => x.failureReason)}::text[], ${p.map((x) => dateOrNull(x.createdAt))}::timestamptz[], ${p.map((x) => dateOrNull(x.settledAt))}::timestamptz[],
       ${p.map((x) => dateOrNull(x.refundedAt))}::timestamptz[], ${p.map((x) => x.refundCents)}::int[])
-    ON CONFLICT (idempotency_key) DO UPDATE SET status = EXCLUDED.status, failure_reason = EXCLUDED.failure_reason,
-      settled_at = EXCLUDED.settled_at, refunded_at = EXCLUDED.refunded_at, refund_cents = EXCLUDED.refund_cents
-      WHERE payments.subscription_id = EXCLUDED.subscription_id`;
+      AS x(user_id, subscription_id, kind, period_start, period_end, attempt, amount_cents, currency, status, idempotency_key, failure_reason,
+        created_at, settled_at, refunded_at, refund_cents)),
+    pay_upd AS (UPDATE payments p SET status = i.status, failure_reason = i.failure_reason, settled_at = i.settled_at,
+        refunded_at = i.refunded_at, refund_cents = i.refund_cents
+      FROM pay_in i JOIN payment_keys k ON k.idempotency_key = i.idempotency_key
+      WHERE p.id = k.payment_id AND p.created_at = k.created_at AND p.subscription_id = i.subscription_id RETURNING p.*),
+    pay_ins AS (INSERT INTO payments (user_id, subscription_id, kind, period_start, period_end, attempt, amount_cents, currency, status,
+        idempotency_key, failure_reason, created_at, settled_at, refunded_at, refund_cents)
+      SELECT * FROM pay_in i WHERE NOT EXISTS (SELECT 1 FROM payment_keys k WHERE k.idempotency_key = i.idempotency_key) RETURNING *)`;
+  return { parts, rows: sql`(SELECT * FROM pay_ins UNION ALL SELECT * FROM pay_upd)` };
 }
 
 /** The events insert over arrays, in the given order (ids follow it: reports order events by (at, id)). */
@@ -152,8 +160,16 @@ export async function writeTransition(q: Queryable, tr: Transition, opts: { isNe
   const parts = [...opts.before ?? [], ...transitionParts(tr, opts.isNew)];
   const p = tr.payments.map((x) => ({ ...x, currency: 'USD' }));
   if (!p.length && !parts.length) return { payments: [] };
-  const last = p.length ? sql`${upsertPaymentsSql(p)} RETURNING ${paymentColumns}` : parts.pop()!;
-  const rows = await q.query(parts.length ? sql`WITH ${join(parts.map((x, i) => sql`${raw(`w${i}`)} AS (${x})`), ', ')} ${last}` : last);
+  const named = parts.map((x, i) => sql`${raw(`w${i}`)} AS (${x})`);
+  let statement: Sql;
+  if (p.length) {
+    const up = upsertPaymentsSql(p);
+    statement = sql`WITH ${join([...named, up.parts], ', ')} SELECT ${paymentColumns} FROM ${up.rows} AS p`;
+  } else {
+    const last = parts.pop()!;
+    statement = named.length > 1 ? sql`WITH ${join(named.slice(0, -1), ', ')} ${last}` : last;
+  }
+  const rows = await q.query(statement);
   if (rows.length !== p.length) throw new BillingError(`a payment key of subscription ${s.id} belongs to another subscription`);
   return { payments: p.length ? rows.map(toPaymentRow) : [] };
 }
@@ -253,7 +269,8 @@ async function prepareCharge(q: Queryable, sub: Subscription, step: ChargeStep, 
   }
   const p: PaymentIn = { ...preview.payments[0]!, status: 'pending', failureReason: null, settledAt: null, currency: plans.byId(sub.planId).currency };
   const lead = before.length ? join(before.map((x, i) => sql`${raw(`b${i}`)} AS (${x}), `), '') : empty;
-  const row = await q.one(sql`WITH ${lead}p AS (${upsertPaymentsSql([p])} RETURNING ${paymentColumns}),
+  const up = upsertPaymentsSql([p]);
+  const row = await q.one(sql`WITH ${lead}${up.parts}, p AS (SELECT ${paymentColumns} FROM ${up.rows} AS p),
       i AS (INSERT INTO payment_charge_intents (payment_id, user_id, input, gateway_token, off_session, created_at)
         SELECT id, user_id, ${JSON.stringify(step)}::jsonb, ${card.token}::text, ${card.offSession}::boolean, ${new Date(step.at)}::timestamptz FROM p)
     SELECT * FROM p`);

@@ -28,7 +28,8 @@ export async function dropForBulkLoad(q: Queryable, tables: string[], opts: { fo
       SELECT false, i.indexrelid::regclass::text,
         CASE WHEN c.oid IS NULL THEN format('DROP INDEX %s', i.indexrelid::regclass)
              ELSE format('ALTER TABLE %s DROP CONSTRAINT %I', i.indrelid::regclass, c.conname) END,
-        CASE WHEN c.oid IS NULL THEN pg_get_indexdef(i.indexrelid)
+        -- a partitioned table's index is defined ON ONLY the parent: rebuilt on every partition
+        CASE WHEN c.oid IS NULL THEN regexp_replace(pg_get_indexdef(i.indexrelid), ' ON ONLY ', ' ON ')
              ELSE format('ALTER TABLE %s ADD CONSTRAINT %I %s', i.indrelid::regclass, c.conname, pg_get_constraintdef(c.oid)) END
       FROM pg_index i
       LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid AND c.contype IN ('p', 'u', 'x')

@@ -9,6 +9,7 @@ import { reconcilePending } from '../billing/store.ts';
 import { digestJob } from '../sharing/digests.ts';
 import { runMlTask } from '../ml/worker.ts';
 import { churnJobs } from '../ml/churn-jobs.ts';
+import { ensureAhead } from '../db/partitions.ts';
 import { billingJobs, loadSimulationModel, monthStart, outageAware, withSimulatedPayments } from '../billing/jobs.ts';
 
 export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' | 'gateway'> & Partial<Pick<AppDeps, 'dashboards'>>): Job[] {
@@ -41,6 +42,7 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     { name: 'recommendations.refresh', schedule: '23 4 * * *', run: (db, now) => runMlTask(db.url, 'recommendations', { seed: 42, now }) },
     // churn prediction (README "Recommendations and churn prediction"): a model a week, scores every day
     ...churnJobs(deps.log),
+    partitionsJob,
     // the claim table of these jobs (server/jobs): a week of history is kept
     { name: 'job-runs.sweep', schedule: '41 * * * *', run: (db) => db.query(`DELETE FROM job_runs WHERE scheduled_at < now() - interval '7 days'`) },
     // scheduled digests: this period's snapshot of each subscription, mailed once (server/sharing/digests.ts)
@@ -48,6 +50,9 @@ export function scheduledJobs(deps: Pick<AppDeps, 'catalog' | 'log' | 'config' |
     ...testJobs(deps.config),
   ];
 }
+
+/** Monthly partitions of the event tables (README "Partitions"): this month and the next three exist, parents analyzed. */
+export const partitionsJob: Job = { name: 'partitions.ensure', schedule: '13 2 * * *', run: async (db, now) => ({ created: await ensureAhead(db, now) }) };
 
 /**
  * TEST ONLY (test/faults.test.ts runs two server processes against one database): config.testTickJob

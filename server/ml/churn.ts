@@ -55,6 +55,7 @@ export async function loadFeatures(q: Queryable, cutoff: Date): Promise<FeatureR
 }
 
 export async function loadLabeled(q: Queryable, cutoff: Date, observedUntil: Date): Promise<(FeatureRow & { churned: boolean })[]> {
+  await q.query(`SET LOCAL jit = off`); // compiled per monthly partition, JIT costs more than it saves (README "Partitions")
   return q.query(sql`SELECT f.*, l.churned FROM churn_features(${cutoff}) f JOIN churn_labels(${cutoff}, ${observedUntil}) l USING (user_id)
     WHERE l.churned IS NOT NULL ORDER BY f.user_id`);
 }
@@ -73,11 +74,14 @@ export function cutoffsFor(dataEnd: Date): { test: Date; train: Date[] } {
 
 const SQL_TIMEOUT_MS = 600_000;
 
-/** Tables never analyzed (just bulk-loaded, before autovacuum came by) plan badly: analyze those the features read. */
+/** Tables never analyzed (just bulk-loaded, before autovacuum came by) plan badly: analyze those the features read. A
+ *  partitioned table counts as never analyzed when one of its partitions is; analyzing it covers its partitions and
+ *  itself (which autovacuum never analyzes). */
 async function ensureStatistics(db: Db) {
-  const missing = await db.query<{ relname: string }>(`SELECT relname FROM pg_stat_user_tables
-    WHERE relname IN ('subscriptions', 'subscription_events', 'payments', 'watch_events')
-      AND last_analyze IS NULL AND last_autoanalyze IS NULL AND n_live_tup + n_mod_since_analyze > 0`);
+  const missing = await db.query<{ relname: string }>(`SELECT t AS relname
+    FROM unnest(ARRAY['subscriptions', 'subscription_events', 'payments', 'watch_events']) AS t
+    WHERE EXISTS (SELECT 1 FROM pg_partition_tree(t::regclass) p JOIN pg_stat_user_tables s ON s.relid = p.relid
+                  WHERE p.isleaf AND s.last_analyze IS NULL AND s.last_autoanalyze IS NULL AND s.n_live_tup + s.n_mod_since_analyze > 0)`);
   for (const t of missing) await db.query(`ANALYZE ${t.relname}`);
 }
 
