@@ -1,6 +1,7 @@
 // Every report in sql/reports (the real directory, whoever wrote it): the catalog loads, its marts are created and
 // refresh, its SQL plans and runs with default parameters, and its spec compiles with vega-lite and renders to SVG
-// with vega in Node — once with the rows the report returned, once with sample rows shaped like its encodings.
+// with vega in Node — once with the rows the report returned, once with sample rows shaped like its encodings —
+// and the page's reuse of a compiled spec for other rows gives what compiling those rows gives.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as vl from 'vega-lite';
@@ -8,6 +9,7 @@ import * as vega from 'vega';
 import { useDatabase } from './helpers/db.ts';
 import { loadCatalog, ensureMarts, refreshMarts, checkReportSql, runReport, type Catalog } from '../server/reports/engine.ts';
 import { compileChart, withData } from '../server/reports/chart.ts';
+import { toVega } from '../views/vega-render.ts';
 
 const t = useDatabase(test);
 let catalog: Catalog;
@@ -57,6 +59,12 @@ test('every report runs with its defaults and its spec compiles and renders to S
       if (!svg.startsWith('<svg')) problems.push(`${r.file}: no SVG with its own rows`);
       const sample = await svgOf(withData(r.spec, sampleRows(r.spec)));
       if (!sample.startsWith('<svg') || sample.length < 200) problems.push(`${r.file}: no SVG with sample rows`);
+      // The page reuses a compiled spec for other rows (views/vega-render.ts): it must equal compiling those rows.
+      const config = { mark: { color: '#123456' } };
+      for (const spec of [res.spec, withData(r.spec, sampleRows(r.spec))]) {
+        const direct = vl.compile(spec as any, { config: config as any }).spec;
+        if (JSON.stringify(toVega(spec, config)) !== JSON.stringify(direct)) problems.push(`${r.file}: compiled spec reused wrongly`);
+      }
     } catch (e: any) {
       problems.push(`${r.file}: ${e.message}`);
     }
