@@ -19,18 +19,6 @@ steps AS (
   FROM users u WHERE u.role = 'subscriber' AND u.created_at >= :since
   UNION ALL
   SELECT date_trunc('month', fp.at AT TIME ZONE 'UTC')::date, fp.user_id, 0, 1 FROM first_pay fp
-),
--- the customer's first subscription (that has events) and the plan of its first event, looked up once per customer
--- (a customer has up to two step rows); it counts for a row if it was created by the end of the row's month
-first_sub AS (
-  SELECT su.user_id, fs.created_at, fs.plan_id
-  FROM (SELECT DISTINCT user_id FROM steps) su
-  JOIN LATERAL (
-    SELECT s.created_at, e.plan_id FROM subscriptions s JOIN LATERAL (
-      SELECT e.plan_id FROM subscription_events e WHERE e.subscription_id = s.id ORDER BY e.at, e.id LIMIT 1) e ON true
-    WHERE s.user_id = su.user_id
-    ORDER BY s.created_at, s.id LIMIT 1
-  ) fs ON true
 )
 SELECT st.m AS month,
        coalesce(pl.code, 'none') AS plan_code,
@@ -39,6 +27,11 @@ SELECT st.m AS month,
        sum(st.first_payments)::int AS first_payments
 FROM steps st
 JOIN users u ON u.id = st.user_id
-LEFT JOIN first_sub fs ON fs.user_id = st.user_id AND fs.created_at < (st.m + interval '1 month') AT TIME ZONE 'UTC'
+LEFT JOIN LATERAL (
+  SELECT e.plan_id FROM subscriptions s JOIN LATERAL (
+    SELECT e.plan_id FROM subscription_events e WHERE e.subscription_id = s.id ORDER BY e.at, e.id LIMIT 1) e ON true
+  WHERE s.user_id = st.user_id AND s.created_at < (st.m + interval '1 month') AT TIME ZONE 'UTC'
+  ORDER BY s.created_at, s.id LIMIT 1
+) fs ON true
 LEFT JOIN plans pl ON pl.id = fs.plan_id
 GROUP BY 1, 2, 3
