@@ -22,7 +22,7 @@
 --
 -- The per-customer rows are not stored: at 1M customers they are ~10M rows. Each event interval [at, next event) is
 -- matched to the month starts it covers directly in the common case (a monthly renewal covers exactly one) and through
--- a join to the ~13 month starts otherwise, so the work is one ordered pass over subscription_events plus hash
+-- a join to the ~13 month starts otherwise, so the work is one ordered pass over subscription_events plus the
 -- aggregates. An incremental refresh (months from :since on) reads only each subscription that can have MRR at or
 -- after :since (ended_at is the instant of its final, MRR-0 event): its state at :since (its latest event at or
 -- before it, through the (subscription_id, at, id) index) and the events after :since.
