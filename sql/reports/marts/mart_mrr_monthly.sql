@@ -22,7 +22,7 @@
 --
 -- The per-customer rows are not stored: at 1M customers they are ~10M rows. Each event interval [at, next event) is
 -- matched to the month starts it covers directly in the common case (a monthly renewal covers exactly one) and through
--- a join to the ~13 month starts otherwise, so the work is one ordered pass over subscription_events plus hash
+-- a join to the ~13 month starts otherwise, so the work is one ordered pass over subscription_events plus the
 -- aggregates. An incremental refresh (months from :since on) reads only each subscription that can have MRR at or
 -- after :since (ended_at is the instant of its final, MRR-0 event): its state at :since (its latest event at or
 -- before it, through the (subscription_id, at, id) index) and the events after :since.
@@ -75,50 +75,53 @@ points AS (
   FROM paid
   WHERE next_at > now()
 ),
--- a month start p is the start of month p and the end of the month before it; now() is the end of this month
+-- a month start p is the start of month p and the end of the month before it; now() is the end of this month (one pass
+-- over points emits both roles)
 roles AS (
-  SELECT user_id, subscription_id, plan_id, past_due, p AS month_ts, mrr_cents AS s, 0::numeric AS e
-  FROM points WHERE NOT is_now AND p >= :since
-  UNION ALL
-  SELECT pt.user_id, pt.subscription_id, pt.plan_id, pt.past_due,
-         CASE WHEN pt.is_now THEN date_trunc('month', pt.p, 'UTC') ELSE pt.p - interval '1 month' END,
-         0::numeric, pt.mrr_cents
-  FROM points pt, first_month fm
-  WHERE (pt.is_now OR pt.p > fm.m) AND pt.p > :since
-),
-per_customer AS (
-  SELECT user_id, month_ts,
-         sum(s) AS start_cents,
-         sum(e) AS end_cents,
-         max(plan_id) FILTER (WHERE s > 0) AS start_plan_id,
-         max(plan_id) FILTER (WHERE e > 0) AS end_plan_id,
-         max(subscription_id) FILTER (WHERE s > 0) AS start_subscription_id,
-         coalesce(bool_or(past_due) FILTER (WHERE e > 0), false) AS end_past_due
-  FROM roles
-  GROUP BY user_id, month_ts
+  SELECT pt.user_id, pt.subscription_id, pt.plan_id, pt.past_due, r.month_ts, r.s, r.e
+  FROM points pt
+  CROSS JOIN first_month fm
+  CROSS JOIN LATERAL (VALUES
+    (pt.p, pt.mrr_cents, 0::numeric, NOT pt.is_now AND pt.p >= :since),
+    (CASE WHEN pt.is_now THEN date_trunc('month', pt.p, 'UTC') ELSE pt.p - interval '1 month' END, 0::numeric, pt.mrr_cents,
+     (pt.is_now OR pt.p > fm.m) AND pt.p > :since)
+  ) AS r(month_ts, s, e, keep)
+  WHERE r.keep
 ),
 -- per customer: first paid instant (one parallel pass over the events with a hash aggregate: cheaper than a lookup per
 -- customer of a window, which costs a random heap read each), country and account creation.
 first_paid AS (
   SELECT user_id, min(at) AS first_paid_at FROM subscription_events WHERE mrr_cents > 0 AND at <= now() GROUP BY user_id
 ),
-customers AS MATERIALIZED (
-  SELECT fp.user_id, fp.first_paid_at, u.country, u.created_at FROM first_paid fp JOIN users u ON u.id = fp.user_id
+-- The customer's attributes join the role rows before the per-customer aggregate: the planner cannot estimate how many
+-- customer-months that aggregate yields (it guessed 40,000 for ~10M at 1M customers) and, joining after it, hashed the
+-- ~10M aggregate rows as if they were few. Joined before, it hashes the customers and streams the role rows through.
+per_customer AS (
+  SELECT r.user_id, r.month_ts, fp.first_paid_at, u.country, u.created_at,
+         sum(r.s) AS start_cents,
+         sum(r.e) AS end_cents,
+         max(r.plan_id) FILTER (WHERE r.s > 0) AS start_plan_id,
+         max(r.plan_id) FILTER (WHERE r.e > 0) AS end_plan_id,
+         max(r.subscription_id) FILTER (WHERE r.s > 0) AS start_subscription_id,
+         coalesce(bool_or(r.past_due) FILTER (WHERE r.e > 0), false) AS end_past_due
+  FROM roles r
+  JOIN first_paid fp ON fp.user_id = r.user_id
+  JOIN users u ON u.id = r.user_id
+  GROUP BY r.user_id, r.month_ts, fp.first_paid_at, u.country, u.created_at
 ),
 classified AS (
   SELECT pc.month_ts, pc.user_id, pc.start_cents, pc.end_cents, pc.end_past_due, pc.start_subscription_id,
          coalesce(pc.end_plan_id, pc.start_plan_id) AS plan_id,
-         fp.first_paid_at, fp.country, fp.created_at,
+         pc.first_paid_at, pc.country, pc.created_at,
          CASE
            WHEN pc.start_cents = 0 AND pc.end_cents > 0 THEN
-             CASE WHEN fp.first_paid_at < pc.month_ts THEN 'reactivation' ELSE 'new' END
+             CASE WHEN pc.first_paid_at < pc.month_ts THEN 'reactivation' ELSE 'new' END
            WHEN pc.start_cents > 0 AND pc.end_cents = 0 THEN 'churn'
            WHEN pc.end_cents > pc.start_cents THEN 'expansion'
            WHEN pc.end_cents < pc.start_cents THEN 'contraction'
            ELSE 'retained'
          END AS movement
   FROM per_customer pc
-  JOIN customers fp ON fp.user_id = pc.user_id
 )
 SELECT (c.month_ts AT TIME ZONE 'UTC')::date AS month,
        pl.code AS plan_code,
