@@ -16,7 +16,9 @@ const types = {
 };
 
 export type Row = Record<string, any>;
-export type Query = Sql | string | { text: string; values?: unknown[] };
+/** `name`: a prepared statement the connection keeps, so PostgreSQL may reuse its plan (the same name must always
+ *  carry the same text: derive it from the text). */
+export type Query = Sql | string | { text: string; values?: unknown[]; name?: string };
 
 export interface Queryable {
   query<T extends Row = Row>(q: Query, values?: unknown[]): Promise<T[]>;
@@ -199,7 +201,7 @@ export interface DbOptions {
 
 function toConfig(q: Query, values?: unknown[]): pg.QueryConfig {
   if (typeof q === 'string') return { text: q, values: values as any[] };
-  return { text: q.text, values: (q.values ?? []) as any[] };
+  return { text: q.text, values: (q.values ?? []) as any[], ...('name' in q && q.name ? { name: q.name } : {}) };
 }
 
 function wrap(client: pg.PoolClient | pg.Client | pg.Pool): Queryable {

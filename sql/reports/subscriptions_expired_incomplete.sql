@@ -24,6 +24,10 @@ JOIN plans p ON p.id = s.plan_id
 LEFT JOIN LATERAL (
   SELECT count(*)::int AS attempts, (array_agg(pa.failure_reason ORDER BY pa.attempt DESC))[1] AS last_reason
   FROM payments pa WHERE pa.subscription_id = s.id AND pa.kind = 'initial'
+    -- the billing state machine (server/billing/machine.ts) charges a subscription only between its creation and its
+    -- end: bounding created_at lets PostgreSQL skip the months of payments outside that span (one or two partitions
+    -- instead of every month's index per subscription)
+    AND pa.created_at >= s.created_at AND pa.created_at <= s.ended_at
 ) a ON true
 WHERE s.status = 'canceled' AND s.end_reason = 'expired'
   AND s.ended_at >= :from::date AND s.ended_at < :to::date + 1

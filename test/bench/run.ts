@@ -53,10 +53,11 @@ interface BenchResults {
 const argv = process.argv.slice(2);
 const readmeAt = argv.indexOf('--readme');
 if (readmeAt >= 0) {
-  const file = argv[readmeAt + 1] ?? newestResult();
-  if (!file) { console.error(`no results in ${RESULTS_DIR}: run npm run bench first`); process.exit(2); }
-  writeReadme(JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults, path.relative(root, path.resolve(file)));
-  console.log(`README.md: benchmark table rewritten from ${file}`);
+  const given = argv.slice(readmeAt + 1).filter((a) => !a.startsWith('-'));
+  const files = given.length ? given : [newestResult()].filter((f): f is string => !!f);
+  if (!files.length) { console.error(`no results in ${RESULTS_DIR}: run npm run bench first`); process.exit(2); }
+  writeReadme(files.map((f) => ({ r: JSON.parse(fs.readFileSync(f, 'utf8')) as BenchResults, file: path.relative(root, path.resolve(f)) })));
+  console.log(`README.md: benchmark table rewritten from ${files.join(', ')}`);
   process.exit(0);
 }
 
@@ -161,22 +162,22 @@ function newestResult(): string | undefined {
 }
 
 /** Replaces what lies between the README's bench-table markers with the table of `r`. */
-function writeReadme(r: BenchResults, file: string) {
+/** The README's table block: one table per results file, each under its command, machine and load. */
+function writeReadme(runs: { r: BenchResults; file: string }[]) {
   const BEGIN = '<!-- bench-table:begin (npm run bench -- --readme FILE rewrites this part) -->', END = '<!-- bench-table:end -->';
   const text = fs.readFileSync(README, 'utf8');
   const a = text.indexOf(BEGIN), b = text.indexOf(END);
   if (a < 0 || b < a) throw new Error(`README.md has no ${BEGIN} … ${END} block`);
   const esc = (s: string) => s.replace(/\|/g, '\\|');
-  const took = r.benches.reduce((s, x) => s + x.seconds, 0);
-  const md = [
-    `Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC by \`${r.command}\` (${fmtMinutes(took)}; ${file}).`,
+  const md = runs.map(({ r, file }) => [
+    `Measured ${r.date.slice(0, 16).replace('T', ' ')} UTC by \`${r.command}\` (${fmtMinutes(r.benches.reduce((s, x) => s + x.seconds, 0))}; ${file}).`,
     '',
     `Machine: ${describeMachine(r).replace(/^machine: /, '')}.`,
     '',
     `| ${HEAD.join(' | ')} |`,
     `|${HEAD.map((_, i) => (i === 2 || i === 4 ? '--:' : '---')).join('|')}|`,
     ...r.rows.map((x) => `| ${cells(x).map(esc).join(' | ')} |`),
-  ].join('\n');
+  ].join('\n')).join('\n\n');
   fs.writeFileSync(README, text.slice(0, a + BEGIN.length) + '\n' + md + '\n' + text.slice(b));
 }
 
