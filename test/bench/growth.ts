@@ -1,4 +1,4 @@
-// npm run bench -- growth [--sizes=50000,200000] [--scale=large] [--reuse] [--runs=5] [--live-cap=300]
+// npm run bench -- growth [--sizes=50000,200000] [--scale=large] [--reuse] [--use=<customers>:<database>] [--runs=5] [--live-cap=300]
 // How cost grows with the customer base: for each size (customers; --scale=large adds 1,000,000) a simulated business
 // (12 months, the default profile) on its own database, and per size: rows and bytes per table
 // (pg_total_relation_size, marts included), the simulation's wall time, the full and then the incremental refresh of
@@ -24,6 +24,13 @@ const has = (name: string) => process.argv.includes(`--${name}`);
 const large = flag('scale', '') === 'large';
 const sizes = flag('sizes', large ? '50000,200000,1000000' : '50000,200000').split(',').map(Number).sort((a, b) => a - b);
 const runs = Number(flag('runs', '5'));
+/** --use=1000000:mqbench_reports_large — measure that size on another bench's kept database of the same server (its
+ *  simulation reused, as with --reuse) instead of simulating it again */
+const use = new Map(flag('use', '').split(',').filter(Boolean).map((x) => {
+  const m = /^(\d+):([a-z0-9_]+)$/.exec(x);
+  if (!m) throw new Error(`--use takes <customers>:<database>, e.g. --use=1000000:mqbench_reports_large (got ${x})`);
+  return [Number(m[1]), m[2]] as const;
+}));
 const liveCapMs = Number(flag('live-cap', '300')) * 1000;
 const log = (l: string) => console.log(l);
 /** mart-backed reports of each family (money, cohorts, viewing, daily), and one live report on the base tables */
@@ -52,9 +59,11 @@ try {
 report(results);
 
 async function measure(customers: number): Promise<Size> {
-  const dbName = `mqbench_growth_${customers}`;
+  const given = use.get(customers);
+  const dbName = given ?? `mqbench_growth_${customers}`;
   const exists = await withConnection(serverUrl, (c) => c.one('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]));
-  const reuse = has('reuse') && exists;
+  if (given && !exists) throw new Error(`--use: no database ${given} on this server`);
+  const reuse = (has('reuse') || !!given) && exists;
   if (!reuse) {
     await withConnection(serverUrl, async (c) => {
       await c.query(`DROP DATABASE IF EXISTS ${ident(dbName)} WITH (FORCE)`);

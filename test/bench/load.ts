@@ -1,4 +1,4 @@
-// npm run bench -- load [--scale=default|large] [--base=<database>] [--seconds=60] [--people=50] [--staff=10] [--renewals=1000] [--mart-every=30]
+// npm run bench -- load [--scale=default|large] [--base=<database>] [--reuse-run] [--seconds=60] [--people=50] [--staff=10] [--renewals=1000] [--mart-every=30]
 //
 // The live business under load: a real server process (server/main.ts, its jobs on) on a simulated business, driven
 // for --seconds by the live-traffic driver (etl/traffic/driver.ts) with --people concurrent people — --staff of them
@@ -18,7 +18,8 @@
 // (MARQUEE_BENCH_DIR, default $TMPDIR/marquee-bench-load) or DATABASE_URL's server, database mqbench_load_<scale>,
 // its marts built and its models trained once; each run works on a fresh copy of it (mqbench_load_<scale>_run), so
 // every run finds the same renewals due. --base=<database> copies another bench's kept database of DATABASE_URL's
-// server instead (e.g. mqbench_reports_large), untouched: the copy is migrated and prepared. BENCH_SERVER_LOG=<file> keeps the server's whole log (=1: its end, printed).
+// server instead (e.g. mqbench_reports_large), untouched: the copy is migrated and prepared. --reuse-run runs on the
+// last run's database as that run left it (no copy: at 1M the copy is ~30 GB and its first-start models ~25 min). BENCH_SERVER_LOG=<file> keeps the server's whole log (=1: its end, printed).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +40,8 @@ export interface LoadOptions {
   scale: string;
   /** another bench's kept database to copy instead of mqbench_load_<scale> (read only: the copy is prepared) */
   base?: string;
+  /** run on the last run's database as that run left it instead of a fresh copy (saves the copy: ~30 GB at 1M) */
+  reuseRun?: boolean;
   seconds: number; people: number; staff: number; renewals: number; martEverySeconds: number; log: (l: string) => void }
 
 export interface LoadFigures {
@@ -71,9 +74,16 @@ function fastMartReports(dir: string, seconds: number): string {
  * models trained once (a first start's work, not what is measured) — so every run starts from the same state: the
  * same renewals due in its window (a run renews them in its copy only), no earlier run's people.
  */
-async function dataset(scale: string, foreignBase: string | undefined, log: (l: string) => void): Promise<{ url: string; db: Db; stop(): Promise<void> }> {
+async function dataset(scale: string, foreignBase: string | undefined, reuseRun: boolean, log: (l: string) => void): Promise<{ url: string; db: Db; stop(): Promise<void> }> {
   const { serverUrl, stop } = await keptBenchServer('marquee-bench-load', log);
   const baseName = foreignBase ?? `mqbench_load_${scale}`, runName = `mqbench_load_${scale}_run`;
+  if (reuseRun && await withConnection(serverUrl, (c) => c.one('SELECT 1 FROM pg_database WHERE datname = $1', [runName]))) {
+    log(`--reuse-run: ${runName} as the last run left it`);
+    const url = withDatabase(serverUrl, runName);
+    const db = createDb(url, { max: 4, statementTimeoutMs: 0 });
+    await migrate(db);
+    return { url, db, stop: async () => { await db.close(); await stop(); } };
+  }
   if (!foreignBase) {
     await withConnection(serverUrl, async (c) => {
       if (!(await c.one('SELECT 1 FROM pg_database WHERE datname = $1', [baseName]))) await c.query(`CREATE DATABASE ${ident(baseName)}`);
@@ -118,7 +128,7 @@ async function prepare(db: Db, log: (l: string) => void) {
 
 export async function runLoad(o: LoadOptions): Promise<LoadFigures> {
   const { log } = o;
-  const data = await dataset(o.scale, o.base, log);
+  const data = await dataset(o.scale, o.base, o.reuseRun ?? false, log);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-bench-load-'));
   let server: Awaited<ReturnType<typeof startServerProcess>> | undefined;
   try {
@@ -248,7 +258,7 @@ export function formatLoad(f: LoadFigures, o: Pick<LoadOptions, 'people' | 'staf
 const flag = (name: string, def: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? def;
 if (import.meta.url.endsWith(process.argv[1]!.split('/').pop()!)) {
   const o: LoadOptions = {
-    scale: flag('scale', 'default'), base: flag('base', '') || undefined, seconds: Number(flag('seconds', '60')), people: Number(flag('people', '50')), staff: Number(flag('staff', '10')),
+    scale: flag('scale', 'default'), base: flag('base', '') || undefined, reuseRun: process.argv.includes('--reuse-run'), seconds: Number(flag('seconds', '60')), people: Number(flag('people', '50')), staff: Number(flag('staff', '10')),
     renewals: Number(flag('renewals', '1000')), martEverySeconds: Number(flag('mart-every', '30')), log: (l) => console.log(l),
   };
   const f = await runLoad(o);
