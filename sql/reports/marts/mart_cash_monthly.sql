@@ -19,7 +19,10 @@ cash AS (
   SELECT date_trunc('month', p.settled_at AT TIME ZONE 'UTC')::date AS m, p.id, p.subscription_id, p.user_id, p.period_start,
          p.created_at, p.kind, p.amount_cents, p.amount_cents AS collected, 0 AS refunded, 1 AS charges, 0 AS refunds
   FROM payments p
-  WHERE p.status IN ('succeeded', 'refunded') AND p.settled_at >= :since
+  -- a charge settles at its created_at (the machine writes settled_at = created_at, also when a pending charge is
+  -- settled later: server/billing/machine.ts payment(), store.ts settleIn; 0 charges otherwise on the 1M-customer
+  -- dataset): the created_at bound lets an incremental refresh read only the payments partitions from :since on
+  WHERE p.status IN ('succeeded', 'refunded') AND p.settled_at >= :since AND p.created_at >= :since
   UNION ALL
   SELECT date_trunc('month', p.refunded_at AT TIME ZONE 'UTC')::date, p.id, p.subscription_id, p.user_id, p.period_start,
          p.created_at, p.kind, p.amount_cents, 0, p.refund_cents, 0, 1
