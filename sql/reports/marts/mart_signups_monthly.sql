@@ -9,12 +9,11 @@
 -- Shape: one hash aggregate of the successful charges per customer (the first, kept when on or after :since), and
 -- each customer's first subscription found once (DISTINCT ON over subscriptions in customer order: the stepping
 -- customers' only, in an incremental refresh), not once per step row: the step's month only decides whether it was
--- created by then. Its first event is the one at its
--- created_at with the lowest id: a subscription's first event is its 'created' event, written at creation by
--- openSubscription (server/billing/machine.ts: live checkout and etl/simulator both open subscriptions through it, and
--- the machine refuses any later input dated before the creation), so no event precedes created_at (on the
--- 1M-customer dataset: 0 events before their subscription's created_at, 0 subscriptions without an event at it;
--- test/fixtures/metrics/builder.ts writes the same). The equality prunes that lookup to the one month partition
+-- created by then. Its first event is the one at its created_at with the lowest id: a subscription's first event is
+-- its 'created' event, written at creation by openSubscription (server/billing/machine.ts: live checkout and
+-- etl/simulator both open subscriptions through it, and the machine refuses any later input dated before the
+-- creation), so no event precedes created_at (on the 1M-customer dataset: 0 events before their subscription's
+-- created_at, 0 subscriptions without an event at it; test/fixtures/metrics/builder.ts writes the same). The equality prunes that lookup to the one month partition
 -- holding created_at (README "Partitions"); ordered by (at, id) it probed every month from the oldest on.
 WITH
 -- each customer's first successful charge, when it is on or after :since
