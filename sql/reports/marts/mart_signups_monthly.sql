@@ -13,8 +13,9 @@
 -- its 'created' event, written at creation by openSubscription (server/billing/machine.ts: live checkout and
 -- etl/simulator both open subscriptions through it, and the machine refuses any later input dated before the
 -- creation), so no event precedes created_at (on the 1M-customer dataset: 0 events before their subscription's
--- created_at, 0 subscriptions without an event at it; test/fixtures/metrics/builder.ts writes the same). The equality prunes that lookup to the one month partition
--- holding created_at (README "Partitions"); ordered by (at, id) it probed every month from the oldest on.
+-- created_at, 0 subscriptions without an event at it; test/fixtures/metrics/builder.ts writes the same). The
+-- equality prunes that lookup to the one month partition holding created_at (README "Partitions"); ordered by
+-- (at, id) it probed every month from the oldest on.
 WITH
 -- each customer's first successful charge, when it is on or after :since
 first_pay AS (
