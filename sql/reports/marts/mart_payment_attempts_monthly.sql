@@ -6,23 +6,64 @@
 -- up to 14 days into the next month, hence the month of lookback in the refresh window. A period's attempt 1
 -- is its first attempt; a success (or a later-refunded success) on attempt >= 2 is a recovered failure, because
 -- retries only happen after attempt 1 failed. plan_code: see mart_cash_monthly.
+-- Shape (one pass over payments, no lookup per charge): the charges are first counted by month, kind, country and
+-- plan key: the price's plan for an initial or renewal charge at a plan's price (-plan id), else the payment itself
+-- (its id: payment_keys keeps payment ids unique), so only those few groups (prorations, amounts matching no plan)
+-- look their plan up, then everything is summed by plan. The OFFSET 0 keeps the per-charge rows a subquery, so the
+-- planner estimates its groups as few and hashes them (grouping the raw month expression it expects one group per
+-- charge, sorts 10 M rows and spills); the lookup comes after that aggregate because its estimated cost, charged to
+-- every row, would make a sort look as cheap as the hash. The lookup reads only the partitions from the charge's
+-- period start on: the machine (server/billing/machine.ts, which both live billing and etl/simulator drive) writes an
+-- event at every charge's instant, except a failed first payment, whose period starts at the subscription's creation
+-- and its 'created' event, so the latest event at or before a charge is never before its period start (0 charges
+-- without one on the 1M-customer dataset). test/fixtures/metrics/builder.ts writes the same.
 WITH price_plan AS (
-  SELECT DISTINCT ON (price_cents) price_cents, code FROM plans ORDER BY price_cents, sort_order, id
+  SELECT DISTINCT ON (price_cents) price_cents, id FROM plans ORDER BY price_cents, sort_order, id
+),
+charges AS (
+  SELECT date_trunc('month', p.period_start AT TIME ZONE 'UTC')::date AS month, p.kind, u.country,
+         coalesce(-pp.id, p.id) AS plan_key, p.subscription_id, p.period_start, p.created_at, p.attempt, p.status
+  FROM payments p
+  JOIN users u ON u.id = p.user_id
+  LEFT JOIN price_plan pp ON pp.price_cents = p.amount_cents AND p.kind IN ('initial', 'renewal')
+  -- created_at >= period_start for every charge (the machine charges a period at or after its start; 0 charges before
+  -- theirs on the 1M-customer dataset): an incremental refresh reads only the payments partitions from :since on
+  WHERE p.period_start >= :since AND p.created_at >= :since
+  OFFSET 0
+),
+grouped AS (
+  SELECT c.month, c.kind, c.country, c.plan_key,
+         min(c.subscription_id) AS subscription_id, min(c.period_start) AS period_start, min(c.created_at) AS created_at,
+         count(*) FILTER (WHERE c.attempt = 1 AND c.status <> 'pending')                AS first_attempts,
+         count(*) FILTER (WHERE c.attempt = 1 AND c.status = 'failed')                  AS first_attempt_failures,
+         count(*) FILTER (WHERE c.attempt > 1 AND c.status IN ('succeeded', 'refunded')) AS recovered,
+         count(*) FILTER (WHERE c.status <> 'pending')                                   AS attempts,
+         count(*) FILTER (WHERE c.status = 'failed')                                     AS failed_attempts
+  FROM charges c
+  GROUP BY 1, 2, 3, 4
+),
+planned AS (
+  SELECT g.month, g.kind, g.country,
+         CASE WHEN g.plan_key < 0 THEN -g.plan_key
+              ELSE coalesce(
+                -- the subscription's latest event at or before the charge (bounded below by the period start: above)
+                (SELECT e.plan_id FROM subscription_events e
+                 WHERE e.subscription_id = g.subscription_id AND e.at <= g.created_at AND e.at >= g.period_start
+                 ORDER BY e.at DESC, e.id DESC LIMIT 1),
+                (SELECT s.plan_id FROM subscriptions s WHERE s.id = g.subscription_id)) END AS plan_id,
+         sum(g.first_attempts) AS first_attempts, sum(g.first_attempt_failures) AS first_attempt_failures,
+         sum(g.recovered) AS recovered, sum(g.attempts) AS attempts, sum(g.failed_attempts) AS failed_attempts
+  FROM grouped g
+  GROUP BY 1, 2, 3, 4
 )
-SELECT date_trunc('month', p.period_start AT TIME ZONE 'UTC')::date AS month,
-       p.kind,
-       coalesce(pp.code,
-         (SELECT pl.code FROM subscription_events e JOIN plans pl ON pl.id = e.plan_id
-          WHERE e.subscription_id = p.subscription_id AND e.at <= p.created_at ORDER BY e.at DESC, e.id DESC LIMIT 1),
-         (SELECT pl.code FROM subscriptions s JOIN plans pl ON pl.id = s.plan_id WHERE s.id = p.subscription_id)) AS plan_code,
-       coalesce(u.country, '--') AS country,
-       (count(*) FILTER (WHERE p.attempt = 1 AND p.status <> 'pending'))::int                       AS first_attempts,
-       (count(*) FILTER (WHERE p.attempt = 1 AND p.status = 'failed'))::int                         AS first_attempt_failures,
-       (count(*) FILTER (WHERE p.attempt > 1 AND p.status IN ('succeeded', 'refunded')))::int       AS recovered,
-       (count(*) FILTER (WHERE p.status <> 'pending'))::int                                          AS attempts,
-       (count(*) FILTER (WHERE p.status = 'failed'))::int                                            AS failed_attempts
-FROM payments p
-LEFT JOIN price_plan pp ON pp.price_cents = p.amount_cents AND p.kind IN ('initial', 'renewal')
-JOIN users u ON u.id = p.user_id
-WHERE p.period_start >= :since
-GROUP BY 1, 2, 3, 4
+SELECT pd.month,
+       pd.kind,
+       pl.code AS plan_code,
+       coalesce(pd.country, '--') AS country,
+       pd.first_attempts::int         AS first_attempts,
+       pd.first_attempt_failures::int AS first_attempt_failures,
+       pd.recovered::int              AS recovered,
+       pd.attempts::int               AS attempts,
+       pd.failed_attempts::int        AS failed_attempts
+FROM planned pd
+LEFT JOIN plans pl ON pl.id = pd.plan_id
