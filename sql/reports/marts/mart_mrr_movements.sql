@@ -85,7 +85,8 @@ movements AS (
               THEN coalesce((SELECT max(e.data ->> 'reason') FROM subscription_events e
                              WHERE e.user_id = s.user_id AND e.at = s.at AND e.type = 'canceled'), 'unknown')
               ELSE 'none' END AS churn_reason
-  FROM steps s CROSS JOIN bounds b
+  -- the history start as a value (an InitPlan), not a join: the filter then runs before the customers are joined
+  FROM steps s CROSS JOIN (SELECT (SELECT history_start FROM bounds) AS history_start) b
   WHERE CASE WHEN s.at <= b.history_start
              THEN s.after_cents > 0 AND (s.next_at IS NULL OR s.next_at > b.history_start)
              ELSE s.after_cents <> s.before_cents
