@@ -24,71 +24,73 @@
 -- mrr_metrics_monthly() sums the mart's rows under its filters, so their number is each report's cost. Hence the
 -- rows summed over every country too (country '*', no customer's country): a request without a country filter sums
 -- those, one with a country filter its countries' rows (the country index).
+--
+-- The events come in customer order (the planner merges the months' (user_id, at) indexes and sorts only each
+-- customer's few events: by subscription for lag(), by time for the rest), then windows in that order: the change of each
+-- subscription's MRR (lag), the customer's MRR after each event (a running sum) and the next event's instant (lead:
+-- the last event of an instant holds the customer's state after it), then over those instants the state before
+-- each (lag) and how many instants with MRR came before (reactivation or new). The opening balance is the last
+-- instant at or before the history's start. No DISTINCT ON or second sort by customer, no separate pass for the
+-- first paid instant; the churn reason is looked up per churn (the `canceled` event at that instant, through the
+-- (user_id, at) index) rather than carrying every event's data through the sorts.
 WITH bounds AS (
   -- without a simulated history the first event opens it, and nothing exists before it: no opening balance
   SELECT coalesce((SELECT min(window_start) FROM simulation_runs),
                   (SELECT min(at) - interval '1 microsecond' FROM subscription_events)) AS history_start
 ),
 ev AS (
-  SELECT e.user_id, e.at, e.id, e.plan_id, e.type, e.data,
-         e.mrr_cents - coalesce(lag(e.mrr_cents) OVER (PARTITION BY e.subscription_id ORDER BY e.at, e.id), 0) AS delta
+  SELECT e.user_id, e.at, e.id, e.plan_id,
+         e.mrr_cents - coalesce(lag(e.mrr_cents) OVER (PARTITION BY e.user_id, e.subscription_id ORDER BY e.at, e.id), 0) AS delta
   FROM subscription_events e
   WHERE e.at <= now()
 ),
+-- the customer's MRR after each event; the last event of an instant (next_at later) holds the state after the instant:
+-- events of one instant net out (a subscription ending and the next one starting at the same instant is a plan
+-- change, not a churn and a reactivation)
 cust AS (
-  SELECT user_id, at, id, plan_id, sum(delta) OVER (PARTITION BY user_id ORDER BY at, id) AS after_cents,
-         -- why a churn happened: the reason the `canceled` event carries (voluntary / involuntary)
-         max(data ->> 'reason') FILTER (WHERE type = 'canceled') OVER (PARTITION BY user_id, at) AS reason
+  SELECT user_id, at, plan_id,
+         sum(delta) OVER w AS after_cents,
+         lead(at) OVER w AS next_at
   FROM ev
+  WINDOW w AS (PARTITION BY user_id ORDER BY at, id)
 ),
--- the customer's state after each instant: events of one instant net out (a subscription ending and the next one
--- starting at the same instant is a plan change, not a churn and a reactivation)
-inst AS (
-  SELECT DISTINCT ON (user_id, at) user_id, at, id, reason, after_cents,
-         CASE WHEN after_cents > 0 THEN plan_id END AS after_plan_id
-  FROM cust
-  ORDER BY user_id, at, id DESC
-),
+-- per instant: the state before it, and how many instants with MRR up to it (a second one means a reactivation)
 steps AS (
-  SELECT user_id, at, id, reason, after_cents, after_plan_id,
+  SELECT user_id, at, next_at, after_cents,
+         CASE WHEN after_cents > 0 THEN plan_id END AS after_plan_id,
          coalesce(lag(after_cents) OVER w, 0) AS before_cents,
-         lag(after_plan_id) OVER w AS before_plan_id
-  FROM inst
+         lag(CASE WHEN after_cents > 0 THEN plan_id END) OVER w AS before_plan_id,
+         count(*) FILTER (WHERE after_cents > 0) OVER w AS paid_instants
+  FROM cust
+  WHERE next_at IS DISTINCT FROM at
   WINDOW w AS (PARTITION BY user_id ORDER BY at)
 ),
-changes AS (
-  SELECT s.* FROM steps s
-  WHERE s.after_cents <> s.before_cents
-     OR (s.after_cents > 0 AND s.before_cents > 0 AND s.after_plan_id IS DISTINCT FROM s.before_plan_id)
-),
-first_paid AS (
-  SELECT user_id, min(at) AS first_paid_at FROM changes WHERE after_cents > 0 GROUP BY user_id
-),
-opening AS (
-  -- the customer's state at the history's start instant: their last change at or before it
-  SELECT DISTINCT ON (c.user_id) c.user_id, c.after_cents, c.after_plan_id
-  FROM changes c, bounds b
-  WHERE c.at <= b.history_start
-  ORDER BY c.user_id, c.at DESC, c.id DESC
-),
+-- opening: the state at the last instant at or before the history's start; after it, every instant that changes the
+-- MRR or (with MRR on both sides) the plan
 movements AS (
-  SELECT o.user_id, date_trunc('month', b.history_start, 'UTC') AS month_ts, 'opening' AS movement,
-         0::numeric AS before_cents, o.after_cents, NULL::integer AS before_plan_id, o.after_plan_id, 'none' AS churn_reason
-  FROM opening o, bounds b
-  WHERE o.after_cents > 0
-  UNION ALL
-  SELECT c.user_id, date_trunc('month', c.at - interval '1 microsecond', 'UTC'),
-         CASE WHEN c.before_cents = 0 THEN CASE WHEN fp.first_paid_at < c.at THEN 'reactivation' ELSE 'new' END
-              WHEN c.after_cents = 0 THEN 'churn'
-              WHEN c.after_cents >= c.before_cents THEN 'expansion'
-              ELSE 'contraction' END,
-         c.before_cents, c.after_cents, c.before_plan_id, c.after_plan_id,
-         CASE WHEN c.before_cents > 0 AND c.after_cents = 0
-              THEN coalesce(c.reason, 'unknown') ELSE 'none' END
-  FROM changes c
-  JOIN first_paid fp ON fp.user_id = c.user_id
-  CROSS JOIN bounds b
-  WHERE c.at > b.history_start
+  SELECT s.user_id,
+         CASE WHEN s.at <= b.history_start THEN date_trunc('month', b.history_start, 'UTC')
+              ELSE date_trunc('month', s.at - interval '1 microsecond', 'UTC') END AS month_ts,
+         CASE WHEN s.at <= b.history_start THEN 'opening'
+              WHEN s.before_cents = 0 THEN CASE WHEN s.paid_instants > 1 THEN 'reactivation' ELSE 'new' END
+              WHEN s.after_cents = 0 THEN 'churn'
+              WHEN s.after_cents >= s.before_cents THEN 'expansion'
+              ELSE 'contraction' END AS movement,
+         CASE WHEN s.at <= b.history_start THEN 0::numeric ELSE s.before_cents END AS before_cents,
+         s.after_cents,
+         CASE WHEN s.at <= b.history_start THEN NULL ELSE s.before_plan_id END AS before_plan_id,
+         s.after_plan_id,
+         CASE WHEN s.at > b.history_start AND s.before_cents > 0 AND s.after_cents = 0
+              -- why a churn happened: the reason the `canceled` event of that instant carries (voluntary / involuntary)
+              THEN coalesce((SELECT max(e.data ->> 'reason') FROM subscription_events e
+                             WHERE e.user_id = s.user_id AND e.at = s.at AND e.type = 'canceled'), 'unknown')
+              ELSE 'none' END AS churn_reason
+  -- the history start as a value (an InitPlan), not a join: the filter then runs before the customers are joined
+  FROM steps s CROSS JOIN (SELECT (SELECT history_start FROM bounds) AS history_start) b
+  WHERE CASE WHEN s.at <= b.history_start
+             THEN s.after_cents > 0 AND (s.next_at IS NULL OR s.next_at > b.history_start)
+             ELSE s.after_cents <> s.before_cents
+                  OR (s.after_cents > 0 AND s.before_cents > 0 AND s.after_plan_id IS DISTINCT FROM s.before_plan_id) END
 ),
 by_country AS (
   SELECT (m.month_ts AT TIME ZONE 'UTC')::date AS month,
