@@ -17,8 +17,9 @@
 -- a month's events are all in one partition — ensure_month_partition moves a month's rows out of DEFAULT when it
 -- creates the month — so "previous day in another partition" is "another month". Only rows of the DEFAULT partition,
 -- which may hold several months (none at 1M), compare calendar months. The date is computed per output row. Full
--- build at 1M customers: backend CPU 80 s before (date_trunc(… AT TIME ZONE 'UTC') per event and two per
--- customer-day), 56 s after.
+-- build at 1M customers, one backend, back to back on a quiet machine: 65.8 s CPU before (date_trunc(… AT TIME ZONE
+-- 'UTC') per event and two per customer-day), 57.9 s after. What remains is the ordered read, the window and the join
+-- of 36.6M customer-days to users.
 WITH per_day AS (
   SELECT e.user_id, date_bin('1 day', e.started_at, TIMESTAMPTZ '1900-01-01 00:00:00+00') AS day, e.tableoid AS part,
          count(*) AS plays, sum(e.seconds_watched) AS seconds_watched
