@@ -121,7 +121,8 @@ test('an incremental refresh of a viewing mart plans only the months from its st
     .filter((m) => m >= since).map((m) => partitionName('watch_events', m));
   assert.equal([...new Set(scanned)], [...months, 'watch_events_default'].sort(), plan);
   const all = (await t.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_inherits WHERE inhparent = 'watch_events'::regclass`))[0]!.n;
-  assert.ok(all > scanned.length, `${all} partitions, ${new Set(scanned).size} planned`);
+  // a partition is counted once however often the plan reads it (the month list's bounds read them again)
+  assert.ok(all > new Set(scanned).size, `${all} partitions, ${new Set(scanned).size} planned`);
 });
 
 test('partitions.ensure runs once across two schedulers and creates the months ahead', async () => {
