@@ -4,7 +4,7 @@
 //   npm run bench                      every bench but growth, at the default-run flags below (fits a 2-core machine)
 //   npm run bench -- --scale=large     every bench but growth at the 1M-customer / full-size flags
 //   npm run bench -- reports --only=x  the named benches, with the flags given (their own defaults otherwise)
-//   npm run bench -- --readme [FILE]   rewrites README.md's benchmark table from FILE (default: the newest result)
+//   npm run bench -- --readme [FILE ...]   rewrites README.md's benchmark table from FILEs, a table each (default: the newest result)
 // A bench that exits non-zero or records no figure shows as failed in the table and makes the exit code 1; the
 // others still run.
 import { execFileSync, spawnSync } from 'node:child_process';
