@@ -217,7 +217,7 @@ test('light theme: the toggle switches without reload and charts redraw from the
   await page.goto(`${server.url}/dashboards/growth_retention`);
   await settled();
   await page.click('form.theme-toggle button[value=light]');
-  await page.waitForFunction(() => document.documentElement.dataset.theme === 'light');
+  await page.waitForFunction(() => document.documentElement?.dataset.theme === 'light'); // null while the form's navigation swaps documents
   const tiles = await settled();
   assertAllDrawn(tiles, 'light');
   const axisColour = await page.locator('mq-chart[report=signups]').evaluate((el) =>
@@ -235,7 +235,7 @@ test('light theme: the toggle switches without reload and charts redraw from the
   assert.is(await bg('light'), '#f6f6f6');
   assert.is(await bg('dark'), '#141414');
   await page.click('form.theme-toggle button[value=dark]');
-  await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark');
+  await page.waitForFunction(() => document.documentElement?.dataset.theme === 'dark'); // null while the form's navigation swaps documents
   assert.equal(errors, []);
 });
 
