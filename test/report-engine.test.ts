@@ -76,6 +76,8 @@ test('startup validation names file:line and the reason', () => {
   assert.ok(p4.some((p) => /mart_bad_window\.sql:4 @incremental month must be one of the @unique columns/.test(p)), p4.join('\n'));
   assert.ok(p4.some((p) => /mart_bad_window\.sql:5 marts take one parameter, :since \(got :kind\)/.test(p)), p4.join('\n'));
   assert.ok(p4.some((p) => /mart_no_window\.sql:4 :since is the lower bound of an incremental refresh/.test(p)), p4.join('\n'));
+  assert.ok(p4.some((p) => /mart_bad_planner\.sql:4 @planner takes enable_<plan node>=on\|off settings \(got "work_mem=1GB"\)/.test(p)), p4.join('\n'));
+  assert.ok(p4.some((p) => /mart_bad_planner\.sql:4 @planner .*\(got "enable_sort=maybe"\)/.test(p)), p4.join('\n'));
 });
 
 test('ensureMarts creates the marts empty; reports answer 503 until the first refresh', async () => {
@@ -382,6 +384,16 @@ test('a report whose SQL does not plan is reported as file:line at start', async
   } catch (e: any) {
     assert.match(e.message, /bad-sql\/bad_column\.sql:4 column "no_such_column" does not exist/);
   }
+});
+
+test('@planner settings hold for the refresh transaction only', async () => {
+  const cat = loadCatalog(path.join(FIXTURES, 'planner'));
+  assert.equal(cat.marts.get('mart_fx_setting')!.planner, [['enable_sort', 'off'], ['enable_hashjoin', 'off'], ['enable_material', 'on']]);
+  await ensureMarts(t.db, cat);
+  const out = await refreshMarts(t.db, cat, { trigger: 'manual' });
+  assert.ok(out.results[0].ok, out.results[0].error);
+  assert.equal(await t.db.query('SELECT v FROM mart_fx_setting'), [{ v: 'off,off,on' }]);
+  assert.equal(await t.db.query(`SELECT current_setting('enable_sort') AS s`), [{ s: 'on' }], 'not left on the pooled connection');
 });
 
 test.run();

@@ -60,6 +60,8 @@ export interface MartDef {
   /** line of the file where the SQL starts (maps database error positions to file:line) */
   sqlLine: number;
   timeoutMs: number;
+  /** @planner: planner switches SET LOCAL in the refresh's transaction (they change the plan, not the rows) */
+  planner: [string, 'on' | 'off'][];
   /** hash of everything that shapes the mart table and its contents: a change recreates it */
   hash: string;
 }
@@ -98,7 +100,7 @@ function splitHeader(text: string): { header: HeaderLine[]; body: string; bodyLi
 const REPORT_KEYS = ['title', 'description', 'definition', 'roles', 'marts', 'catalog', 'param', 'chart', 'timeout', 'rowcap'];
 /** The tables of the titles catalog: every write to one moves catalog_state.generation (a trigger per table). */
 export const CATALOG_TABLES = ['titles', 'genres', 'countries', 'people', 'title_genres', 'title_countries', 'title_cast', 'title_directors'];
-const MART_KEYS = ['mart', 'unique', 'index', 'refresh', 'depends', 'incremental', 'timeout'];
+const MART_KEYS = ['mart', 'unique', 'index', 'refresh', 'depends', 'incremental', 'timeout', 'planner'];
 /** how marts are stored (part of every mart's hash: a change of storage recreates them all) */
 const MART_STORAGE = 'table-window-v1';
 const IDENT = /^[a-z_][a-z0-9_]*$/;
@@ -165,6 +167,16 @@ function parseMart(file: string, rel: string, problems: string[]): MartDef | und
       } else lookback = `${Number(n)} ${unit}`;
     }
   }
+  // planner switches for the refresh's transaction (SET LOCAL), e.g. enable_sort=off where PostgreSQL, unable to
+  // estimate how few groups an aggregate has, would sort millions of rows instead of hashing them
+  const planner: [string, 'on' | 'off'][] = [];
+  for (const h of get('planner')) {
+    for (const kv of h.value.split(/\s+/).filter(Boolean)) {
+      const m = /^(enable_[a-z_]+)=(on|off)$/.exec(kv);
+      if (!m) problems.push(`${rel}:${h.line} @planner takes enable_<plan node>=on|off settings (got ${JSON.stringify(kv)})`);
+      else planner.push([m[1], m[2] as 'on' | 'off']);
+    }
+  }
   const depends = get('depends').flatMap((h) => cols(h.value));
   const tokens = scanSql(body, bodyLine);
   checkStatement(body, bodyLine, rel, problems, tokens);
@@ -184,7 +196,7 @@ function parseMart(file: string, rel: string, problems: string[]): MartDef | und
   sql += query.slice(pos);
   const refreshSql = bindParams(query, toks, () => 'timestamptz').text;
   const hash = createHash('sha256').update(JSON.stringify({ MART_STORAGE, sql: query, unique, indexes, incremental })).digest('hex');
-  return { name, file: rel, unique, indexes, schedule: refresh!.value, depends, incremental, lookback, sql, refreshSql, usesSince, sqlLine: bodyLine, timeoutMs, hash };
+  return { name, file: rel, unique, indexes, schedule: refresh!.value, depends, incremental, lookback, sql, refreshSql, usesSince, sqlLine: bodyLine, timeoutMs, planner, hash };
 }
 
 function parseReport(file: string, rel: string, marts: Map<string, MartDef>, problems: string[]): ReportDef | undefined {

@@ -329,6 +329,7 @@ async function refreshOne(db: Db, m: MartDef, trigger: Trigger, forceFull: boole
       // once per partition, and a full build's cost estimate asks for optimized, inlined code: on PostgreSQL 15
       // mart_cash_monthly spent 50 s compiling 775 functions for a 0.6 s query.
       await q.query(`SET LOCAL jit = off`);
+      for (const [name, value] of m.planner) await q.query(`SET LOCAL ${name} = ${value}`); // names checked by the catalog
       // one mechanism for both modes: compute the window's rows (all of them for a full build) into a temporary
       // table — CREATE TABLE AS may run the query in parallel, INSERT … SELECT may not — then replace the mart's rows
       // from the window's first day on by them, in this transaction: readers see the old rows until commit
