@@ -227,7 +227,8 @@ try {
     if (mode !== 'full' && mode !== 'incremental') throw new Error(`--refresh takes full, incremental or none (got ${mode})`);
     log(`\n${mode === 'full' ? 'rebuilding every mart in full (first start, after a simulation run)' : 'refreshing every mart as the schedule does (incremental where @incremental)'}… load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`);
     const t0 = performance.now();
-    const out = await refreshMarts(db, catalog, { trigger: 'manual', full: mode === 'full' });
+    // as the server would run it: MARQUEE_MART_PARALLEL builds at once (server/config.ts; default 3)
+    const out = await refreshMarts(db, catalog, { trigger: 'manual', full: mode === 'full', parallel: Number(process.env.MARQUEE_MART_PARALLEL) || undefined });
     const total = (performance.now() - t0) / 1000;
     for (const r of out.results) {
       const how = r.mode === 'incremental' ? `incremental from ${r.since!.toISOString().slice(0, 10)}` : `full (${r.why})`;
