@@ -33,6 +33,8 @@
 -- instant at or before the history's start. No DISTINCT ON or second sort by customer, no separate pass for the
 -- first paid instant; the churn reason is looked up per churn (the `canceled` event at that instant, through the
 -- (user_id, at) index) rather than carrying every event's data through the sorts.
+-- The month of a movement is date_trunc of the instant AT TIME ZONE 'UTC': the three-argument date_trunc(…, 'UTC')
+-- costs ~10× as much per row (26.6 s against 2.3 s over 21.6M values).
 WITH bounds AS (
   -- without a simulated history the first event opens it, and nothing exists before it: no opening balance
   SELECT coalesce((SELECT min(window_start) FROM simulation_runs),
@@ -69,8 +71,8 @@ steps AS (
 -- MRR or (with MRR on both sides) the plan
 movements AS (
   SELECT s.user_id,
-         CASE WHEN s.at <= b.history_start THEN date_trunc('month', b.history_start, 'UTC')
-              ELSE date_trunc('month', s.at - interval '1 microsecond', 'UTC') END AS month_ts,
+         CASE WHEN s.at <= b.history_start THEN date_trunc('month', b.history_start AT TIME ZONE 'UTC')::date
+              ELSE date_trunc('month', (s.at - interval '1 microsecond') AT TIME ZONE 'UTC')::date END AS month,
          CASE WHEN s.at <= b.history_start THEN 'opening'
               WHEN s.before_cents = 0 THEN CASE WHEN s.paid_instants > 1 THEN 'reactivation' ELSE 'new' END
               WHEN s.after_cents = 0 THEN 'churn'
@@ -93,7 +95,7 @@ movements AS (
                   OR (s.after_cents > 0 AND s.before_cents > 0 AND s.after_plan_id IS DISTINCT FROM s.before_plan_id) END
 ),
 by_country AS (
-  SELECT (m.month_ts AT TIME ZONE 'UTC')::date AS month,
+  SELECT m.month,
          m.movement,
          coalesce(fpl.code, 'none') AS from_plan,
          coalesce(tpl.code, 'none') AS to_plan,

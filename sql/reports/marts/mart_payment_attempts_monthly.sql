@@ -17,11 +17,13 @@
 -- event at every charge's instant, except a failed first payment, whose period starts at the subscription's creation
 -- and its 'created' event, so the latest event at or before a charge is never before its period start (0 charges
 -- without one on the 1M-customer dataset). test/fixtures/metrics/builder.ts writes the same.
+-- Charges are grouped by UTC day (date_bin: integer arithmetic) and the month is computed per group: a month per
+-- charge (date_trunc of the instant AT TIME ZONE 'UTC') cost ~1 s more of a 13-14 s full build at 1M customers.
 WITH price_plan AS (
   SELECT DISTINCT ON (price_cents) price_cents, id FROM plans ORDER BY price_cents, sort_order, id
 ),
 charges AS (
-  SELECT date_trunc('month', p.period_start AT TIME ZONE 'UTC')::date AS month, p.kind, u.country,
+  SELECT date_bin('1 day', p.period_start, TIMESTAMPTZ '1900-01-01 00:00:00+00') AS day, p.kind, u.country,
          coalesce(-pp.id, p.id) AS plan_key, p.subscription_id, p.period_start, p.created_at, p.attempt, p.status
   FROM payments p
   JOIN users u ON u.id = p.user_id
@@ -32,7 +34,7 @@ charges AS (
   OFFSET 0
 ),
 grouped AS (
-  SELECT c.month, c.kind, c.country, c.plan_key,
+  SELECT c.day, c.kind, c.country, c.plan_key,
          min(c.subscription_id) AS subscription_id, min(c.period_start) AS period_start, min(c.created_at) AS created_at,
          count(*) FILTER (WHERE c.attempt = 1 AND c.status <> 'pending')                AS first_attempts,
          count(*) FILTER (WHERE c.attempt = 1 AND c.status = 'failed')                  AS first_attempt_failures,
@@ -43,7 +45,7 @@ grouped AS (
   GROUP BY 1, 2, 3, 4
 ),
 planned AS (
-  SELECT g.month, g.kind, g.country,
+  SELECT date_trunc('month', g.day AT TIME ZONE 'UTC')::date AS month, g.kind, g.country,
          CASE WHEN g.plan_key < 0 THEN -g.plan_key
               ELSE coalesce(
                 -- the subscription's latest event at or before the charge (bounded below by the period start: above)
