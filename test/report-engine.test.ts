@@ -65,7 +65,9 @@ test('startup validation names file:line and the reason', () => {
   };
   const p1 = problems('bad-param');
   assert.ok(p1.some((p) => /bad-param\/undeclared\.sql:7 parameter :plan is used but not declared/.test(p)), p1.join('\n'));
+  assert.ok(p1.some((p) => /bad-param\/bad_maxage\.sql:3 @maxage must be a whole number from 1 to 3600/.test(p)), p1.join('\n'));
   const p2 = problems('bad-mart');
+  assert.ok(p2.some((p) => /maxage_on_catalog\.sql:3 @maxage is for live-SQL reports/.test(p)), p2.join('\n'));
   assert.ok(p2.some((p) => /bad-mart\/unknown_mart\.sql:2 unknown mart mart_nowhere/.test(p)), p2.join('\n'));
   assert.ok(p2.some((p) => /unknown_mart\.sql:4 reads unknown mart mart_nowhere/.test(p)), p2.join('\n'));
   const p3 = problems('bad-chart');
@@ -218,6 +220,37 @@ test('result cache: a hit until the generation changes; the ETag follows the gen
   assert.is(c.rowCount, a.rowCount + 1);
   assert.ok(c.etag !== a.etag);
   assert.is((await run('fx_by_kind', 'kinds=a', 'analyst', { cache: false })).cached, false);
+});
+
+test('live result cache (@maxage): served until that old, read again ahead of it once, one read for concurrent misses', async () => {
+  const cache: ResultCache = new Map();
+  const at = (s: number, q = '', extra: Record<string, unknown> = {}) =>
+    runReport(t.db, catalog, 'fx_live', new URLSearchParams(q), { role: 'analyst', now: new Date(NOW.getTime() + s * 1000), cache, ...extra });
+  const total = (r: { rows: any[] }) => Number(r.rows.find((x) => x.kind === 'c')?.total ?? 0);
+  // five requests at once on an empty cache: one read, every caller gets its result
+  const first = await Promise.all([0, 0, 0, 0, 0].map(() => at(0)));
+  assert.ok(first.every((r) => r.rows === first[0].rows && !r.cached), 'one shared read');
+  assert.is(first[0].asOf, NOW.toISOString());
+  const before = total(first[0]);
+  await t.db.query(`INSERT INTO fx_source (kind, day, amount) VALUES ('c', '2026-04-01', 1000)`);
+  const young = await at(4);
+  assert.equal([young.cached, total(young), young.asOf, young.etag], [true, before, NOW.toISOString(), first[0].etag], 'under half its max age: the cached rows');
+  // past half of it: the cached rows now, and one read in the background for the next caller
+  const ahead = await Promise.all([at(6), at(6), at(6)]);
+  assert.ok(ahead.every((r) => r.cached && total(r) === before));
+  await waitFor('the read ahead to land', async () => (await at(7)).asOf !== NOW.toISOString());
+  const next = await at(7);
+  assert.equal([next.cached, total(next), next.asOf], [true, before + 1000, new Date(NOW.getTime() + 6000).toISOString()]);
+  assert.ok(next.etag !== first[0].etag, 'the ETag follows the rows');
+  // past its max age: never served; the caller waits for a fresh read
+  await t.db.query(`INSERT INTO fx_source (kind, day, amount) VALUES ('c', '2026-04-01', 1)`);
+  const old = await at(16.5);
+  assert.equal([old.cached, total(old), old.asOf], [false, before + 1001, new Date(NOW.getTime() + 16500).toISOString()]);
+  assert.is((await at(16.5, 'kind=a')).cached, false, 'other parameters, other entry');
+  assert.is((await at(17, '', { cache: false })).cached, false, 'no cache: every call reads');
+  // a mart-backed or @catalog report is keyed by generation and never takes @maxage (see the validation test)
+  assert.is(catalog.reports.get('fx_by_kind')!.maxAgeMs, 0);
+  await t.db.query(`DELETE FROM fx_source WHERE kind = 'c' AND day = '2026-04-01'`); // the later tests' data as it was
 });
 
 test('a failed refresh keeps the last good data, marks the report stale, skips dependents; the next success clears it', async () => {

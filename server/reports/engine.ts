@@ -9,7 +9,7 @@ import { parseParams, ParamError, type ParamDecl, type ParsedParams } from './pa
 import { withData } from './chart.ts';
 import { martGenerations, catalogGeneration, type MartGeneration, type CatalogGeneration } from './marts.ts';
 import { nextFire } from './cron-time.ts';
-import type { ReportResult, ResultCache } from './result.ts';
+import type { CacheEntry, ReportResult, ResultCache } from './result.ts';
 import type { Role } from '../auth/roles.ts';
 
 export { loadCatalog, CatalogError, withDependents, DEFAULT_REPORTS_DIR } from './catalog.ts';
@@ -161,7 +161,11 @@ function asOfAt(asOf: string, place: ReadPlace): string {
   return place.replayedAt && place.replayedAt.getTime() < Date.parse(asOf) ? place.replayedAt.toISOString() : asOf;
 }
 
-// ── result cache: invalidated by generation (a mart refresh), never by time ───────────────────────────────────────
+// ── result cache ────────────────────────────────────────────────────────────────────────────────────────────────
+// Mart-backed and @catalog results are keyed by generation: invalidated by a refresh or a titles load, never by time.
+// Live SQL has no generation: only a report that declares `@maxage` is cached, by time, each entry served until it is
+// that old (its asOf says when it was read) and read again ahead of that, once, by the first request past half of it,
+// while the others keep getting the entry they have; a miss is one read however many requests wait for it.
 const CACHE_ENTRIES = 500;
 
 /** Runs a report: role, parameters, then its SQL in a READ ONLY transaction with its timeout and row cap. */
@@ -169,33 +173,67 @@ export async function runReport(db: Db, catalog: Catalog, id: string, query: URL
   return runParsedReport(db, catalog, await parseReportParams(db, catalog, id, query, opts), opts);
 }
 
+type Fresh = Awaited<ReturnType<typeof freshnessOf>>;
+type Stored = CacheEntry['result'];
+
 /** Runs a report whose role and parameters parseReportParams has checked (a page parses once, then runs). */
 export async function runParsedReport(db: Db, catalog: Catalog, { report, params }: ParsedReport, opts: RunOptions): Promise<ReportResult> {
   const f = await freshnessOf(db, catalog, report, opts.now);
   const key = `${report.id}\0${report.hash}\0${params.key}`;
-  // live SQL (no mart, not @catalog) has no generation to key a cached result on
-  const cache = f.gen && opts.cache ? opts.cache : null;
-  if (cache) {
+  const cache = opts.cache || null;
+  const read = () => readResult(db, report, params, f);
+  if (cache && f.gen) {
     const hit = cache.get(key);
-    if (hit && hit.gen === f.gen) {
-      cache.delete(key); cache.set(key, hit); // most recently used last
-      return { ...hit.result, nextRefresh: f.nextRefresh, cached: true };
-    }
+    if (hit && hit.gen === f.gen) return { ...used(cache, key, hit).result, nextRefresh: f.nextRefresh, cached: true };
+    const result = await read();
+    remember(cache, key, { gen: f.gen, result });
+    return { ...result, nextRefresh: f.nextRefresh, cached: false };
   }
+  if (cache && report.maxAgeMs) {
+    const hit = cache.get(key);
+    const age = hit ? opts.now.getTime() - Date.parse(hit.result.asOf) : Infinity;
+    if (hit && age < report.maxAgeMs) {
+      if (age >= report.maxAgeMs / 2) rereadOnce(cache, key, read).catch(() => {}); // a failure shows on the next miss
+      return { ...used(cache, key, hit).result, nextRefresh: null, cached: true };
+    }
+    return { ...(await rereadOnce(cache, key, read)), nextRefresh: null, cached: false };
+  }
+  return { ...(await read()), nextRefresh: f.nextRefresh, cached: false };
+}
+
+function used(cache: ResultCache, key: string, hit: CacheEntry): CacheEntry {
+  cache.delete(key); cache.set(key, hit); // most recently used last
+  return hit;
+}
+
+function remember(cache: ResultCache, key: string, entry: CacheEntry) {
+  cache.set(key, entry);
+  while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+}
+
+const rereads = new WeakMap<ResultCache, Map<string, Promise<Stored>>>();
+/** One read of a live report per key at a time: whoever asks while it runs shares it; the result is cached. */
+function rereadOnce(cache: ResultCache, key: string, read: () => Promise<Stored>): Promise<Stored> {
+  let m = rereads.get(cache);
+  if (!m) rereads.set(cache, (m = new Map()));
+  let p = m.get(key);
+  if (!p) {
+    p = read().then((result) => { remember(cache, key, { gen: '', result }); return result; }).finally(() => m!.delete(key));
+    m.set(key, p);
+  }
+  return p;
+}
+
+async function readResult(db: Db, report: ReportDef, params: ParsedParams, f: Fresh): Promise<Stored> {
   const { rows, place } = await fetchRows(db, report, params, f.gen);
   const truncated = rows.length > report.rowCap;
   if (truncated) rows.length = report.rowCap;
   // live SQL has no generation: its validator is the content itself
   const etag = createHash('sha256').update(JSON.stringify([report.id, report.hash, params.key, f.gen || rows])).digest('base64url').slice(0, 27);
-  const result = {
+  return {
     id: report.id, title: report.title, params: params.values, query: params.query, asOf: asOfAt(f.asOf, place), stale: f.stale,
     rowCount: rows.length, truncated, rowCap: report.rowCap, rows, spec: withData(report.spec, rows), etag,
   };
-  if (cache) {
-    cache.set(key, { gen: f.gen, result });
-    while (cache.size > CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
-  }
-  return { ...result, nextRefresh: f.nextRefresh, cached: false };
 }
 
 function bindValues(report: ReportDef, params: ParsedParams) {

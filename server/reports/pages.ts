@@ -139,7 +139,7 @@ async function renderReport(c: Context<Env>, report: ReportDef, opts: {
     ? html`Catalog as of its last titles load, <time datetime="${r.asOf}">${when(r.asOf)}</time>`
     : report.allMarts.length
     ? html`Data as of <time datetime="${r.asOf}">${when(r.asOf)}</time>${r.nextRefresh ? html` · next refresh <time datetime="${r.nextRefresh}">${when(r.nextRefresh)}</time>` : ''}`
-    : html`Live query, run <time datetime="${r.asOf}">${when(r.asOf)}</time>`}
+    : html`Live query, run <time datetime="${r.asOf}">${new Date(r.asOf).toISOString().replace('T', ' ').slice(0, 19)} UTC</time>${report.maxAgeMs ? ` (results are kept up to ${report.maxAgeMs / 1000} s)` : ''}`}
     ${r.stale ? html` · <strong class="stale">Stale: the last refresh failed; showing the last good data</strong>` : ''}
     ${r.truncated ? html` · <strong class="stale">Capped at ${r.rowCap.toLocaleString('en-US')} rows</strong>` : ''}</p>` : '';
   const admin = role === 'admin' && report.allMarts.length

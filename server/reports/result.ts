@@ -10,7 +10,7 @@ export interface ReportResult {
   /** canonical query string (defaults omitted, keys sorted, multi-values repeated) */
   query: string;
   /** ISO time the data is as of: the start of the oldest last-good refresh of its marts; the last catalog write
-   *  (titles load) for @catalog reports; now for live SQL; read on a replica that is behind, no later than the last
+   *  (titles load) for @catalog reports; when its SQL ran for live SQL (at most its @maxage ago); read on a replica that is behind, no later than the last
    *  commit it replayed */
   asOf: string;
   /** ISO time of the next scheduled refresh of its marts; null for live SQL */
@@ -29,6 +29,7 @@ export interface ReportResult {
 }
 
 export interface CacheEntry { gen: string; result: Omit<ReportResult, 'cached' | 'nextRefresh'> }
-/** Results of mart-backed and @catalog reports by report, definition and parameters; an entry serves while the
- *  generations of its marts (or of the catalog) are unchanged. One per app (createApp makes it; config.reportCache = false: none). */
+/** Results by report, definition and parameters. A mart-backed or @catalog result (gen: the generations it was read
+ *  under) serves while the generations of its marts (or of the catalog) are unchanged; a live-SQL result (gen '',
+ *  only reports with `@maxage`) until its asOf is that old. One per app (createApp makes it; config.reportCache = false: none). */
 export type ResultCache = Map<string, CacheEntry>;

@@ -7,6 +7,7 @@
 -- @roles admin manager analyst
 -- @chart line x=predicted:Q y=observed:Q color=scorer:N title="Observed against predicted churn"
 -- @rowcap 100
+-- @maxage 60
 WITH m AS (SELECT * FROM churn_models ORDER BY trained_at DESC, id DESC LIMIT 1),
 bins AS (
   SELECT b.scorer, b.bin, b.n, round(b.predicted::numeric, 4) AS predicted, round(b.observed::numeric, 4) AS observed

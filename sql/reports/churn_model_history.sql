@@ -7,6 +7,7 @@
 -- @param to date default=today label="Trained to"
 -- @chart line x=trained_at:T y=value:Q color=measure:N title="Held-out AUC and PR-AUC per model"
 -- @rowcap 10000
+-- @maxage 60
 SELECT m.trained_at, m.id AS model_id, m.seed, x.measure, x.value, m.test_cutoff, (m.metrics ->> 'train_rows')::int AS training_rows
 FROM churn_models m
 CROSS JOIN LATERAL (VALUES

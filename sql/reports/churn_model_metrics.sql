@@ -6,6 +6,7 @@
 -- @definition last viewing. From churn_models (npm run ml -- train, or the weekly churn.train job).
 -- @roles admin manager analyst
 -- @rowcap 100
+-- @maxage 60
 SELECT m.id AS model_id, m.trained_at, x.scorer, x.metric, x.value, m.test_cutoff,
        (m.metrics ->> 'test_rows')::int AS test_subscribers, (m.metrics ->> 'test_positives')::int AS test_churned
 FROM (SELECT * FROM churn_models ORDER BY trained_at DESC, id DESC LIMIT 1) m

@@ -6,6 +6,7 @@
 -- @roles admin manager analyst
 -- @chart bar x=weight:Q y=feature:N title="Weight per standard deviation"
 -- @rowcap 100
+-- @maxage 60
 SELECT f.feature, round(f.weight::numeric, 4) AS weight, round(f.mean::numeric, 3) AS training_mean,
        round(f.std::numeric, 3) AS training_std, m.id AS model_id
 FROM (SELECT * FROM churn_models ORDER BY trained_at DESC, id DESC LIMIT 1) m

@@ -7,6 +7,7 @@
 -- @definition of the catalog recommended to at least one of them. Baselines: the 10 most-watched titles the customer
 -- @definition has not watched, and 10 random unwatched titles. Empty until the first evaluation.
 -- @roles admin analyst
+-- @maxage 60
 SELECT r.method,
        CASE r.method WHEN 'recommender' THEN 'Recommender' WHEN 'most_popular' THEN 'Most popular' ELSE 'Random' END AS method_name,
        r.hit_rate_at_10, r.ndcg_at_10, r.coverage,

@@ -10,6 +10,7 @@
 -- @param top int min=1 max=10000 default=500 label="Subscribers shown"
 -- @chart point x=risk:Q y=mrr_at_risk:Q color=plan_code:N title="Risk and MRR at risk per subscriber"
 -- @rowcap 10000
+-- @maxage 60
 SELECT '/admin/subscribers/' || cs.user_id       AS subscriber,
        u.email,
        cs.plan_code,
