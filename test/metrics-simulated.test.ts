@@ -321,6 +321,30 @@ test('the month in progress is partial in the rows, the chart spec, the data tab
   assert.is(json.at(-1).partial, true);
 });
 
+test('mrr_reconciliation (from its mart): every month of every segment is the movements report under that filter, gap 0', async () => {
+  const period = { from: months[0].slice(0, 7), to: months.at(-1)!.slice(0, 7) };
+  const got = await rows('mrr_reconciliation', period);
+  const plans = (await t.db.query<{ code: string }>('SELECT code FROM plans ORDER BY code')).map((p) => p.code);
+  const countries = (await t.db.query<{ c: string }>(`SELECT DISTINCT coalesce(country, '--') AS c FROM users WHERE simulated ORDER BY 1`)).map((r) => r.c);
+  const segments: [string, Record<string, string>][] = [['all customers', {}], ...plans.map((p) => [`plan ${p}`, { plan: p }] as [string, Record<string, string>]),
+    ...countries.map((c) => [`country ${c}`, { country: c }] as [string, Record<string, string>])];
+  assert.equal(new Set(got.map((r) => r.segment)), new Set(segments.map(([s]) => s)), 'all customers, each plan, each country');
+  assert.is(got.length, segments.length * months.length);
+  // every plan, and a spread of countries (a customer without a country is the segment "country --", not a filter value)
+  for (const [segment, params] of segments.filter(([seg], i) => seg !== 'country --' && (i < 5 || i % 7 === 0))) {
+    const mv = await rows('mrr_movements', { ...period, ...params });
+    const mine = got.filter((r) => r.segment === segment);
+    assert.equal(mine.map((r) => r.month), mv.map((r) => r.month), segment);
+    for (const [i, r] of mine.entries()) {
+      assert.equal([r.start_mrr, r.end_mrr, r.mrr_at_month_end, r.gap, r.partial], [mv[i].start_mrr, mv[i].end_mrr, mv[i].mrr_at_month_end, 0, mv[i].partial], `${segment} ${r.month}`);
+      assert.is(cents(r.net_movements), cents(mv[i].end_mrr) - cents(mv[i].start_mrr), `${segment} ${r.month}: net movements`);
+    }
+  }
+  assert.ok(got.filter((r) => r.month < months.at(-1)!).every((r) => r.status === 'ok'), 'closed months: ok');
+  const narrow = await rows('mrr_reconciliation', { from: months[1].slice(0, 7), to: months[2].slice(0, 7) });
+  assert.equal([...new Set(narrow.map((r) => r.month))], [months[1], months[2]], 'the range filters months');
+});
+
 test('a closed month that does not reconcile fails the movements report loudly, naming the month', async () => {
   const month = months[2];
   const key = await t.db.one(`SELECT month, movement, from_plan, to_plan, country, churn_reason FROM mart_mrr_movements
