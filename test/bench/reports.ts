@@ -268,20 +268,21 @@ try {
       // as on a server that has been up for more than a second
       await cannon(target, cookie, CONNECTIONS, 1);
       const http = await cannon(target, cookie);
-      const cacheable = r.allMarts.length > 0 || r.catalog;
+      // a live report with @maxage is cached too (by time): its no-cache figures are its SQL on every request
+      const cacheable = r.allMarts.length > 0 || r.catalog || r.maxAgeMs > 0;
       if (cacheable) await cannon(`${uncachedServer.base}/api/reports/${r.id}`, cookie, CONNECTIONS, 1);
       const nocache = cacheable ? await cannon(`${uncachedServer.base}/api/reports/${r.id}`, cookie) : http;
       const params = await parseParams(r.params, new URLSearchParams(), new Date(), async () => new Set());
       const pgb = has('skip-pgbench') ? undefined : await pgbench(r, statementOf(r).text, params.bound);
       let varied: Measure | undefined;
-      if (cacheable && !has('skip-varied')) {
+      if ((r.allMarts.length > 0 || r.catalog) && !has('skip-varied')) {
         const paths = await variedQueries(r, 2000, 42);
         await cannon(uncachedServer.base, cookie, CONNECTIONS, 1, paths);
         varied = await cannon(uncachedServer.base, cookie, CONNECTIONS, duration, paths);
       }
       let liveM: Awaited<ReturnType<typeof live>> | undefined;
       if (r.allMarts.length && !has('skip-live')) liveM = await live(`${server.base}/api/reports/live_${r.id}`, cookie);
-      const line = `${(r.id + (r.allMarts.length ? '' : r.catalog ? ' (catalog)' : ' (live)')).padEnd(32)} ${ms(http.p50).padStart(9)} ${ms(http.p99).padStart(9)} ${fmt(http.rps, 0).padStart(8)} │ ` +
+      const line = `${(r.id + (r.allMarts.length ? '' : r.catalog ? ' (catalog)' : r.maxAgeMs ? ` (live, ${r.maxAgeMs / 1000} s)` : ' (live)')).padEnd(32)} ${ms(http.p50).padStart(9)} ${ms(http.p99).padStart(9)} ${fmt(http.rps, 0).padStart(8)} │ ` +
         `${ms(nocache.p50).padStart(12)} ${ms(nocache.p99).padStart(9)} ${fmt(nocache.rps, 0).padStart(7)} │ ` +
         `${ms(pgb?.p50 ?? NaN).padStart(11)} ${ms(pgb?.p99 ?? NaN).padStart(9)} ${fmt(pgb?.rps ?? NaN, 0).padStart(8)} ${(pgb ? fmt(http.rps / pgb.rps, 2) + '×' : 'n/a').padStart(8)} ${(pgb ? fmt(nocache.rps / pgb.rps, 2) + '×' : 'n/a').padStart(11)} │ ` +
         `${liveM ? ((liveM.capped ? '> ' : '') + ms(liveM.p50)).padStart(10) : '—'.padStart(10)} ${(liveM ? ((liveM.capped ? '> ' : '') + fmt(liveM.p50 / Math.max(http.p50, 0.01), 0) + '×') : '').padStart(9)} │ ` +
@@ -305,9 +306,9 @@ try {
     log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`);
     log(`HTTP: autocannon, ${CONNECTIONS} connections, ${duration} s each after 1 s of unmeasured warm-up, same URL (defaults) — the`);
     log(`engine's hot path: session (in-memory while unchanged), role, params, mart generations (in-memory while unchanged),`);
-    log(`the in-process result cache (mart-backed and @catalog) or the SQL (live reports), JSON of the spec.`);
+    log(`the in-process result cache (mart-backed, @catalog and live reports with @maxage: "(live, N s)") or the SQL (other live reports), JSON of the spec.`);
     log(`no-cache: the same server code with MARQUEE_REPORT_CACHE=0, so every request runs the report's SQL (on its mart)`);
-    log(`(live reports have no cache: same figures). http/pgb and nocache/pgb = req/s ÷ pgbench tps.`);
+    log(`(live reports without @maxage have no cache: same figures). http/pgb and nocache/pgb = req/s ÷ pgbench tps.`);
     log(`pgbench: the report's own SQL (default params as literals), ${CONNECTIONS} clients, -j 2, ${duration} s. live: the SQL with its marts`);
     log(`inlined as CTEs, sequential requests for up to ${liveSeconds} s (p50 of those), each cancelled after ${liveCap} s ("> cap":`);
     log(`the true time is longer, the ratio a lower bound); live/mart = live p50 ÷ HTTP p50.`);
