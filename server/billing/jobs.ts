@@ -187,15 +187,19 @@ export async function dueSteps(q: Queryable, kind: StepKind, now: Date, limit: n
             greatest(s.current_period_start + make_interval(days => (${retryDaysSql})[a.n]), a.last_at) AS due_at
           FROM subscriptions s JOIN users u ON u.id = s.user_id
           CROSS JOIN LATERAL (SELECT coalesce(max(p.attempt), 1) AS n, max(p.created_at) AS last_at FROM payments p
-            WHERE p.subscription_id = s.id AND p.kind = 'renewal' AND p.period_start = s.current_period_start AND p.status <> 'pending') a
+            WHERE p.subscription_id = s.id AND p.kind = 'renewal' AND p.period_start = s.current_period_start AND p.status <> 'pending'
+              -- a period's attempts are charged at or after its start: the payments months before it are skipped
+              -- (partition pruning per subscription) instead of probed (README "Partitions")
+              AND p.created_at >= s.current_period_start) a
           WHERE s.status = 'past_due' AND s.id <> ALL(${skip}::bigint[]) AND a.n < ${RETRY_DAYS.length + 1}) d
         WHERE due_at <= ${now} ORDER BY due_at, id LIMIT ${limit}`
       : sql`SELECT s.id, s.user_id, u.simulated, 0 AS attempts,
             greatest(s.created_at + ${`${INCOMPLETE_EXPIRES_MS} milliseconds`}::interval,
-              (SELECT max(p.created_at) FROM payments p WHERE p.subscription_id = s.id)) AS due_at
+              (SELECT max(p.created_at) FROM payments p WHERE p.subscription_id = s.id AND p.created_at >= s.created_at)) AS due_at
           FROM subscriptions s JOIN users u ON u.id = s.user_id
           WHERE s.status = 'incomplete' AND s.created_at <= ${new Date(now.getTime() - INCOMPLETE_EXPIRES_MS)} AND s.id <> ALL(${skip}::bigint[])
-            AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id AND p.status = 'pending')
+            -- a subscription is charged only after its creation (server/billing/machine.ts): earlier months are skipped
+            AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.subscription_id = s.id AND p.status = 'pending' AND p.created_at >= s.created_at)
           ORDER BY s.created_at, s.id LIMIT ${limit}`);
   return rows.filter((r) => r.due_at <= now).map((r) => ({ kind, subscriptionId: Number(r.id), userId: Number(r.user_id), simulated: r.simulated,
     dueAt: r.due_at, attempts: Number(r.attempts) }));
