@@ -7,6 +7,7 @@ import type { Catalog } from './catalog.ts';
 import type { ParamDecl } from './params.ts';
 import { runReport, refreshMarts, ensureMarts, martStates, refreshHistory, type Role } from './engine.ts';
 import { nextFire } from './cron-time.ts';
+import { EncodedText, sendEncoded, chooseEncoding } from '../compress.ts';
 import { catalogOf, roleOf, rawQuery, matches, freshnessHeaders } from './http.ts';
 
 function paramInfo(p: ParamDecl) {
@@ -94,19 +95,29 @@ export async function reportData(c: Context<Env>, id: string, format: 'json' | u
   freshnessHeaders(c, r);
   c.header('ETag', etag);
   if (matches(inm, etag)) return c.body(null, 304);
-  c.header('Content-Type', 'application/json; charset=UTF-8');
-  // a cached result reuses its rows and spec objects: serialize them once, not on every hit
-  if (format === 'json') return c.body(serialized(r.rows));
-  const head = JSON.stringify({
+  // a cached result reuses its rows and spec objects: its body is serialized, encoded and compressed once per
+  // encoding a client asks for, not on every hit (a live list of 5,000 rows is over a megabyte)
+  // (a result read for this request only is sent as a string: compressText compresses it as a stream, off the event loop)
+  const head = format === 'json' ? '' : JSON.stringify({
     id: r.id, title: r.title, params: r.params, query: r.query, asOf: r.asOf, nextRefresh: r.nextRefresh, stale: r.stale,
     rowCount: r.rowCount, truncated: r.truncated, rowCap: r.rowCap,
   });
-  return c.body(`${head.slice(0, -1)},"spec":${serialized(r.spec)}}`);
+  const build = (head: string) => (format === 'json' ? JSON.stringify(r.rows) : `${head.slice(0, -1)},"spec":${JSON.stringify(r.spec)}}`);
+  if (!r.cached) {
+    c.header('Content-Type', 'application/json; charset=UTF-8');
+    return c.body(build(head));
+  }
+  const body = encodedBody(format === 'json' ? r.rows : r.spec, head, build);
+  // the bytes differ per encoding: a compressed answer carries the weak form of the ETag (compressText's rule)
+  if (chooseEncoding(c.req.header('Accept-Encoding'))) c.header('ETag', `W/${etag}`);
+  return sendEncoded(c, body, 'application/json; charset=UTF-8');
 }
 
-const serializedCache = new WeakMap<object, string>();
-function serialized(v: object): string {
-  let s = serializedCache.get(v);
-  if (s === undefined) serializedCache.set(v, (s = JSON.stringify(v)));
-  return s;
+// per result object (rows or spec), the body last built for it and the head it was built with (the head changes
+// with the time of the next refresh)
+const bodies = new WeakMap<object, { head: string; text: EncodedText }>();
+function encodedBody(of: object, head: string, build: (head: string) => string): EncodedText {
+  let b = bodies.get(of);
+  if (!b || b.head !== head) bodies.set(of, (b = { head, text: new EncodedText(build(head)) }));
+  return b.text;
 }
