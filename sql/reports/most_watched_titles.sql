@@ -10,24 +10,28 @@
 -- @param limit int min=1 max=200 default=20 label="Titles"
 -- A range of up to 12 months is ranked in mart_title_watch_ranges: its first rows in rank order (the key's index), as
 -- far as the filters need. A longer range is summed from mart_title_watch_monthly (one branch runs: the other's
--- condition is false). A genre filter is one set of title ids (a hash), not a lookup per ranked row.
+-- condition is false). A genre filter is one set of title ids (a hash), not a lookup per ranked row; the title's name
+-- and type come from the join the filters already make (no second join of the ranked rows to titles).
 WITH ranked AS (
-  SELECT w.rank AS ord, w.title_id, w.seconds_watched AS seconds, w.plays, w.completed_plays AS completed
+  SELECT w.rank AS ord, t.title, t.type, t.show_id, w.seconds_watched AS seconds, w.plays, w.completed_plays AS completed
   FROM mart_title_watch_ranges w
   JOIN titles t ON t.id = w.title_id
   -- the months with viewing inside the asked range (the mart holds ranges within them)
   WHERE w.from_month = greatest(:from::date, (SELECT min(month) FROM mart_title_watch_monthly))
     AND w.to_month = least(:to::date, (SELECT max(month) FROM mart_title_watch_monthly))
     AND :to::date < (:from::date + interval '12 months')
-    AND (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
-    AND (:genre::text[] IS NULL OR t.id IN (
-          SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-          WHERE g.name = ANY(:genre::text[])))
+    -- the titles the filters let through, as one hashed set checked on each ranked row before any join
+    AND ((:type::text[] IS NULL AND :genre::text[] IS NULL) OR w.title_id IN (
+          SELECT f.id FROM titles f
+          WHERE (:type::text[] IS NULL OR f.type = ANY(:type::text[]))
+            AND (:genre::text[] IS NULL OR f.id IN (
+                  SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
+                  WHERE g.name = ANY(:genre::text[])))))
   ORDER BY w.rank
   LIMIT :limit::int
 ),
 summed AS (
-  SELECT row_number() OVER (ORDER BY w.seconds DESC, t.title, t.id) AS ord, w.title_id, w.seconds, w.plays, w.completed
+  SELECT row_number() OVER (ORDER BY w.seconds DESC, t.title, t.id) AS ord, t.title, t.type, t.show_id, w.seconds, w.plays, w.completed
   FROM (
     SELECT title_id, sum(seconds_watched) AS seconds, sum(plays) AS plays, sum(completed_plays) AS completed
     FROM mart_title_watch_monthly
@@ -46,10 +50,9 @@ w AS (
   SELECT * FROM ranked UNION ALL SELECT * FROM summed
 )
 SELECT row_number() OVER (ORDER BY w.ord)::int AS rank,
-       t.title, t.type, t.show_id,
+       w.title, w.type, w.show_id,
        round(w.seconds / 3600.0, 1) AS hours_watched,
        w.plays::int AS plays,
        round(w.completed::numeric / nullif(w.plays, 0), 4) AS completion_rate
 FROM w
-JOIN titles t ON t.id = w.title_id
 ORDER BY w.ord
