@@ -6,7 +6,8 @@
 -- @param genre multi lookup=genres label="Genres"
 -- @param country multi lookup=countries label="Production countries"
 -- @param limit int min=1 max=100 default=20 label="People"
--- Count by person id first (integers, no name comparisons), then look up names only for the top of the list.
+-- Count by person id first (integers, no name comparisons), then look up names only for the top of the list. A genre
+-- or country filter is one hashed set of title ids (an uncorrelated IN), not a lookup per title.
 WITH counts AS (
   SELECT x.person_id, count(*) AS titles,
          count(*) FILTER (WHERE t.type = 'Movie') AS movies,
@@ -14,20 +15,20 @@ WITH counts AS (
   FROM title_directors x
   JOIN titles t ON t.id = x.title_id
   WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
-    AND (:genre::text[] IS NULL OR EXISTS (
-          SELECT 1 FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-          WHERE tg.title_id = t.id AND g.name = ANY(:genre::text[])))
-    AND (:country::text[] IS NULL OR EXISTS (
-          SELECT 1 FROM title_countries tc JOIN countries c ON c.id = tc.country_id
-          WHERE tc.title_id = t.id AND c.name = ANY(:country::text[])))
+    AND (:genre::text[] IS NULL OR t.id IN (
+          SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
+          WHERE g.name = ANY(:genre::text[])))
+    AND (:country::text[] IS NULL OR t.id IN (
+          SELECT tc.title_id FROM title_countries tc JOIN countries c ON c.id = tc.country_id
+          WHERE c.name = ANY(:country::text[])))
   GROUP BY x.person_id
 ),
 cutoff AS (
   SELECT titles FROM counts ORDER BY titles DESC OFFSET (:limit - 1) LIMIT 1
 )
-SELECT p.name AS director, c.titles::int AS titles, c.movies::int AS movies, c.tv_shows::int AS tv_shows
+SELECT (SELECT p.name FROM people p WHERE p.id = c.person_id) AS director, c.titles::int AS titles, c.movies::int AS movies,
+       c.tv_shows::int AS tv_shows
 FROM counts c
-JOIN people p ON p.id = c.person_id
 WHERE c.titles >= coalesce((SELECT titles FROM cutoff), 0)
-ORDER BY c.titles DESC, p.name
+ORDER BY c.titles DESC, director
 LIMIT :limit
