@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
 import { useDatabase } from './helpers/db.ts';
+import { waitFor } from './helpers/sync.ts';
 import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
 import { loadCatalog, ensureMarts, refreshMarts, type Catalog } from '../server/reports/engine.ts';
@@ -92,6 +93,31 @@ test('parameter errors are 400 with a message per field on the API and the page,
   }
   const one = await (await get('analyst', '/api/reports/fx_by_kind?min_n=x&order=up')).json();
   assert.equal(Object.keys(one.error.fields).sort(), ['min_n', 'order']);
+});
+
+test('lookup values found are remembered until their table changes; a value gone is refused again', async () => {
+  const { code } = (await t.db.one<{ code: string }>('SELECT code FROM plans ORDER BY sort_order LIMIT 1'))!;
+  // an app whose database counts the plan lookups it is asked for
+  let lookups = 0;
+  const counted: typeof t.db = { ...t.db, query: ((q: any, ...rest: any[]) => {
+    if (/FROM plans WHERE code = ANY/.test(typeof q === 'string' ? q : q.text)) lookups++;
+    return (t.db.query as any)(q, ...rest);
+  }) as typeof t.db.query };
+  const countingApp = createApp({ db: counted, catalog, now: () => new Date('2026-11-26T09:00:00Z'), log: () => {} });
+  for (let i = 0; i < 3; i++) assert.is((await authedRequest(countingApp, cookies.analyst, `/api/reports/fx_plans?plan=${code}`)).status, 200);
+  assert.is(lookups, 1, 'one lookup for three requests');
+  assert.is((await get('analyst', `/api/reports/fx_plans?plan=${code}`)).status, 200);
+  assert.is((await get('analyst', '/api/reports/fx_plans?plan=renamed_plan')).status, 400, 'not (yet) a plan');
+  await t.db.query(`UPDATE plans SET code = 'renamed_plan' WHERE code = $1`, [code]);
+  try {
+    // the change notice drops the remembered values (in this process at once, in others when it arrives)
+    await waitFor('the renamed plan to be refused', async () => (await get('analyst', `/api/reports/fx_plans?plan=${code}`)).status === 400);
+    const res = await get('analyst', '/api/reports/fx_plans?plan=renamed_plan');
+    assert.is(res.status, 200, 'the new code is accepted: values not found are never remembered');
+    assert.equal((await res.json()).spec.data.values.map((r: any) => r.code), ['renamed_plan']);
+  } finally {
+    await t.db.query(`UPDATE plans SET code = $1 WHERE code = 'renamed_plan'`, [code]);
+  }
 });
 
 test('pages redirect non-canonical query strings to the canonical one', async () => {

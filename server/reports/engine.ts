@@ -45,12 +45,23 @@ const LOOKUP_SQL: Record<string, (vals: string[]) => ReturnType<typeof sql>> = {
 };
 const TITLE_TYPES = ['Movie', 'TV Show'];
 
-/** Which of the candidates exist in the lookup (one small query, only when a multi value is given). */
+// The table whose change notice (db.changes) can take a value out of each lookup: values found are remembered until
+// then, so a filter a request repeats needs no query. Values not found are never remembered (a new plan or a first
+// customer in a country is accepted at once); customer countries are dropped by a delete of users (a customer's
+// country never changes), genres and countries by a titles load (catalog_state).
+const LOOKUP_TABLE: Record<string, string> = { plans: 'plans', genres: 'catalog_state', countries: 'catalog_state', customer_countries: 'users' };
+const foundValues = new WeakMap<Db, ChangeCache<Set<string>>>();
+
+/** Which of the candidates exist in the lookup (one small query for those not already found, only when a multi value is given). */
 function lookupIn(db: Db) {
   return async (decl: ParamDecl, candidates: string[]) => {
     if (decl.lookup === 'title_types') return new Set(TITLE_TYPES);
-    const rows = await db.query<{ v: string }>(LOOKUP_SQL[decl.lookup!](candidates));
-    return new Set(rows.map((r) => r.v));
+    let k = foundValues.get(db);
+    if (!k) foundValues.set(db, (k = new Map()));
+    const found = await readThrough(db, k, decl.lookup!, [LOOKUP_TABLE[decl.lookup!]], async () => new Set<string>());
+    const missing = candidates.filter((c) => !found.has(c));
+    if (missing.length) for (const r of await db.query<{ v: string }>(LOOKUP_SQL[decl.lookup!](missing))) found.add(r.v);
+    return found;
   };
 }
 

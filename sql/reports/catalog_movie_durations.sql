@@ -9,11 +9,7 @@
 SELECT (t.duration_minutes / 10 * 10)::int AS minutes_from, count(*)::int AS movies
 FROM titles t
 WHERE t.type = 'Movie' AND t.duration_minutes IS NOT NULL
-  AND (:genre::text[] IS NULL OR t.id IN (
-        SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-        WHERE g.name = ANY(:genre::text[])))
-  AND (:country::text[] IS NULL OR t.id IN (
-        SELECT tc.title_id FROM title_countries tc JOIN countries c ON c.id = tc.country_id
-        WHERE c.name = ANY(:country::text[])))
+  AND ((:genre::text[] IS NULL AND :country::text[] IS NULL)
+       OR t.id IN (SELECT id FROM catalog_titles_in(:genre::text[], :country::text[]) AS f(id)))
 GROUP BY 1
 ORDER BY 1

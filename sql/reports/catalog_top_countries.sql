@@ -13,9 +13,7 @@ FROM countries c
 JOIN title_countries tc ON tc.country_id = c.id
 JOIN titles t ON t.id = tc.title_id
 WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
-  AND (:genre::text[] IS NULL OR t.id IN (
-        SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-        WHERE g.name = ANY(:genre::text[])))
+  AND (:genre::text[] IS NULL OR t.id IN (SELECT id FROM catalog_titles_in(:genre::text[], NULL) AS f(id)))
 GROUP BY c.name
 ORDER BY titles DESC, country
 LIMIT :limit

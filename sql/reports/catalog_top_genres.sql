@@ -12,9 +12,7 @@ FROM genres g
 JOIN title_genres tg ON tg.genre_id = g.id
 JOIN titles t ON t.id = tg.title_id
 WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
-  AND (:country::text[] IS NULL OR t.id IN (
-        SELECT tc.title_id FROM title_countries tc JOIN countries c ON c.id = tc.country_id
-        WHERE c.name = ANY(:country::text[])))
+  AND (:country::text[] IS NULL OR t.id IN (SELECT id FROM catalog_titles_in(NULL, :country::text[]) AS f(id)))
 GROUP BY g.name
 ORDER BY titles DESC, genre
 LIMIT :limit
