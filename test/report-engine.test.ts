@@ -419,6 +419,16 @@ test('a report whose SQL does not plan is reported as file:line at start', async
   }
 });
 
+test('mart-backed and @catalog reports run with one generic plan; live SQL keeps PostgreSQL\'s choice', async () => {
+  assert.is((await t.db.tx((q) => q.one<{ m: string }>(`SELECT current_setting('plan_cache_mode') AS m`), { genericPlans: true }))!.m, 'force_generic_plan');
+  assert.is((await t.db.one<{ m: string }>(`SELECT current_setting('plan_cache_mode') AS m`))!.m, 'auto', 'for that transaction only');
+  const seen: [string, boolean | undefined][] = [];
+  let id = '';
+  const spy: Db = { ...t.db, readTx: (fn, o) => { seen.push([id, o?.genericPlans]); return t.db.readTx(fn, o); } };
+  for (id of ['fx_by_kind', 'fx_plans']) await runReport(spy, catalog, id, new URLSearchParams(), { role: 'admin', now: NOW, cache: false });
+  assert.equal(seen, [['fx_by_kind', true], ['fx_plans', false]]);
+});
+
 test('@planner settings hold for the refresh transaction only', async () => {
   const cat = loadCatalog(path.join(FIXTURES, 'planner'));
   assert.equal(cat.marts.get('mart_fx_setting')!.planner, [['enable_sort', 'off'], ['enable_hashjoin', 'off'], ['enable_material', 'on']]);

@@ -39,6 +39,9 @@ export interface TxOptions {
   /** SET LOCAL statement_timeout, sent with BEGIN in one round trip. */
   statementTimeoutMs?: number;
   isolation?: 'read committed' | 'repeatable read' | 'serializable';
+  /** SET LOCAL plan_cache_mode = force_generic_plan (same round trip): a prepared statement is planned once per
+   *  connection, never per run, even where PostgreSQL would judge a plan for the values at hand cheaper. */
+  genericPlans?: boolean;
 }
 
 /** Where a readTx runs (server/db/replica.ts): the read replica, or the primary. */
@@ -272,7 +275,8 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
           .filter(Boolean).join(' ');
         const timeout = txOpts.statementTimeoutMs === undefined ? ''
           : `; SET LOCAL statement_timeout = ${Math.max(0, Math.floor(txOpts.statementTimeoutMs))}`;
-        await client.query(`BEGIN ${mode}${timeout}`); // one round trip (simple protocol: no parameters)
+        const plans = txOpts.genericPlans ? '; SET LOCAL plan_cache_mode = force_generic_plan' : '';
+        await client.query(`BEGIN ${mode}${timeout}${plans}`); // one round trip (simple protocol: no parameters)
         const result = await fn(wrap(client));
         await client.query('COMMIT');
         return result;
