@@ -419,7 +419,7 @@ test('a report whose SQL does not plan is reported as file:line at start', async
   }
 });
 
-test('mart-backed and @catalog reports run with one generic plan; live SQL keeps PostgreSQL\'s choice', async () => {
+test('mart-backed reports run with one generic plan; live SQL keeps PostgreSQL\'s choice', async () => {
   assert.is((await t.db.tx((q) => q.one<{ m: string }>(`SELECT current_setting('plan_cache_mode') AS m`), { genericPlans: true }))!.m, 'force_generic_plan');
   assert.is((await t.db.one<{ m: string }>(`SELECT current_setting('plan_cache_mode') AS m`))!.m, 'auto', 'for that transaction only');
   const seen: [string, boolean | undefined][] = [];

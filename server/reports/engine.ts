@@ -252,11 +252,10 @@ function bindValues(report: ReportDef, params: ParsedParams) {
 }
 
 /**
- * A report's statement, named after a hash of its text: each pooled connection prepares it once. A mart-backed or
- * @catalog report runs it with one generic plan (fetchRows: plan_cache_mode = force_generic_plan) — planning was most
- * of its database time when the result cache misses (a few ms against ~1 ms of execution), and PostgreSQL's own
- * choice kept planning per run where the values prune a branch. Live SQL keeps PostgreSQL's choice (its plans depend
- * on the values: partitions, dates).
+ * A report's statement, named after a hash of its text: each pooled connection prepares it once. A mart-backed report
+ * runs it with one generic plan (fetchRows: plan_cache_mode = force_generic_plan) — planning was most of its database
+ * time when the result cache misses (a few ms against ~1 ms of execution), and PostgreSQL's own choice kept planning
+ * per run where the values prune a branch. @catalog and live SQL keep PostgreSQL's choice.
  */
 const statements = new WeakMap<ReportDef, { text: string; name: string }>();
 export function statementOf(report: ReportDef): { text: string; name: string } {
@@ -276,9 +275,10 @@ async function fetchRows(db: Db, report: ReportDef, params: ParsedParams, gen: s
     return await db.readTx(async (q, place) => {
       await sameGeneration(q, place, report, gen);
       return { rows: await q.query({ ...statementOf(report), values: bindValues(report, params) }), place };
-    // a report over marts or the catalog reads small tables: planning its statement for each request's values cost
-    // more than running it (kpi_mrr at 1M customers: 3.4 ms a run with a plan per run, 1.0 ms with one generic plan)
-    }, { statementTimeoutMs: report.timeoutMs, genericPlans: gen !== '' });
+    // a report over marts reads small tables: planning its statement for each request's values cost more than running
+    // it (kpi_mrr at 1M customers: 3.4 ms a run with a plan per run, 1.0 ms with one generic plan); @catalog reports
+    // keep PostgreSQL's choice: their filters are "value IS NULL OR …", which a plan for the values at hand drops
+    }, { statementTimeoutMs: report.timeoutMs, genericPlans: report.allMarts.length > 0 });
   } catch (e: any) {
     throw reportFailure(report, e);
   }
