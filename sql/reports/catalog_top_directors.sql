@@ -7,7 +7,7 @@
 -- @param country multi lookup=countries label="Production countries"
 -- @param limit int min=1 max=100 default=20 label="People"
 -- Count by person id first (integers, no name comparisons), then look up names only for the top of the list. A genre
--- or country filter is one hashed set of title ids (an uncorrelated IN), not a lookup per title.
+-- or country filter is one hashed set of title ids (catalog_titles_in, migration 0027), not a lookup per title.
 WITH counts AS (
   SELECT x.person_id, count(*) AS titles,
          count(*) FILTER (WHERE t.type = 'Movie') AS movies,

@@ -24,9 +24,7 @@ WITH ranked AS (
     AND ((:type::text[] IS NULL AND :genre::text[] IS NULL) OR w.title_id IN (
           SELECT f.id FROM titles f
           WHERE (:type::text[] IS NULL OR f.type = ANY(:type::text[]))
-            AND (:genre::text[] IS NULL OR f.id IN (
-                  SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-                  WHERE g.name = ANY(:genre::text[])))))
+            AND (:genre::text[] IS NULL OR f.id IN (SELECT id FROM catalog_titles_in(:genre::text[], NULL) AS g(id)))))
   ORDER BY w.rank
   LIMIT :limit::int
 ),
@@ -40,9 +38,7 @@ summed AS (
   ) w
   JOIN titles t ON t.id = w.title_id
   WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
-    AND (:genre::text[] IS NULL OR t.id IN (
-          SELECT tg.title_id FROM title_genres tg JOIN genres g ON g.id = tg.genre_id
-          WHERE g.name = ANY(:genre::text[])))
+    AND (:genre::text[] IS NULL OR t.id IN (SELECT id FROM catalog_titles_in(:genre::text[], NULL) AS g(id)))
   ORDER BY w.seconds DESC, t.title, t.id
   LIMIT :limit::int
 ),
