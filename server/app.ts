@@ -123,7 +123,7 @@ export function createApp(deps: Deps) {
   app.route('/', openApiRoutes);
   app.route('/', sharing);
 
-  app.get('/', (c) => {
+  app.get('/', async (c) => {
     // Signed-in people land where their work is: staff on the dashboards, subscribers on the catalog.
     const user = c.get('user');
     if (user) return c.redirect(user.role === 'subscriber' ? '/browse' : '/dashboards', 303);

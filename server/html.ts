@@ -33,10 +33,14 @@ export interface PageOptions {
   bare?: boolean;
 }
 
-export function page(c: Context<Env>, opts: PageOptions) {
+/**
+ * The whole page as a plain string: @hono/node-server then writes it at once with its length (and compressText can
+ * size and compress it at once), where the String object html`` gives would be sent through a web stream.
+ */
+export async function page(c: Context<Env>, opts: PageOptions): Promise<string> {
   const user = c.get('user');
   const theme = themeOf(c);
-  return html`<!DOCTYPE html>
+  return (await html`<!DOCTYPE html>
 <html lang="en"${theme === 'auto' ? '' : html` data-theme="${theme}"`}>
 <head>
 <meta charset="utf-8">
@@ -66,5 +70,5 @@ ${opts.bare ? '' : html`<header class="topbar">
 </header>`}
 <div id="main">${opts.body}</div>
 </body>
-</html>`;
+</html>`).toString();
 }

@@ -8,7 +8,9 @@ import zlib from 'node:zlib';
 import { useDatabase } from './helpers/db.ts';
 import { createUser, sessionCookie, authedRequest } from './helpers/auth.ts';
 import { createApp } from '../server/app.ts';
+import http from 'node:http';
 import { chooseEncoding } from '../server/compress.ts';
+import { listen } from '../server/serve.ts';
 import { defaultConfig } from '../server/config.ts';
 
 const MAX_CSV_STREAMS = defaultConfig().csvStreams;
@@ -120,6 +122,40 @@ test('HEAD, identity clients and precompressed bundles are left alone', async ()
   assert.is(js.headers.get('content-encoding'), 'br');
   const text = zlib.brotliDecompressSync(Buffer.from(await js.arrayBuffer())).toString('utf8');
   assert.ok(/import|export|function/.test(text), 'decompressed once gives JavaScript');
+});
+
+// Through real HTTP the answers are @hono/node-server's Responses, whose string bodies compressText can size without
+// reading them (app.request above uses Node's own Response: the streamed path).
+test('over HTTP: a small answer is sent as is, a known body up to 64 KiB compressed at once with its length', async () => {
+  const { server, url } = await listen(app.fetch, 0, '127.0.0.1');
+  const raw = (path: string, encoding?: string) => new Promise<{ headers: http.IncomingHttpHeaders; body: Buffer }>((resolve, reject) => {
+    http.get(new URL(path, url), { headers: { cookie, ...(encoding ? { 'accept-encoding': encoding } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d) => chunks.push(d)).on('end', () => resolve({ headers: res.headers, body: Buffer.concat(chunks) })).on('error', reject);
+    }).on('error', reject);
+  });
+  try {
+    const health = await raw('/healthz', 'gzip, deflate, br, zstd');
+    assert.is(health.headers['content-encoding'], undefined, '/healthz is < 1 KiB');
+    assert.is(JSON.parse(health.body.toString('utf8')).status, 'ok');
+    for (const path of ['/reports', '/reports/fx_by_kind']) {
+      const plain = await raw(path);
+      assert.ok(plain.body.length >= 1024 && plain.body.length <= 64 * 1024, `${path}: ${plain.body.length} bytes`);
+      for (const enc of ['br', 'gzip']) {
+        const res = await raw(path, enc);
+        assert.is(res.headers['content-encoding'], enc, `${path} ${enc}`);
+        assert.is(res.headers['content-length'], String(res.body.length), `${path} ${enc}: sent with its length`);
+        assert.match(String(res.headers.vary), /Accept-Encoding/i);
+        const text = (enc === 'br' ? zlib.brotliDecompressSync(res.body) : zlib.gunzipSync(res.body)).toString('utf8');
+        // (the page carries a fresh CSRF token per request: compare all but the tokens)
+        const norm = (s: string) => s.replace(/[A-Za-z0-9_-]{32,}/g, 'T');
+        assert.is(norm(text), norm(plain.body.toString('utf8')), `${path} ${enc}: same content`);
+      }
+    }
+  } finally {
+    server.close();
+    server.closeAllConnections();
+  }
 });
 
 test.run();

@@ -34,7 +34,7 @@ function loginPage(c: Context<Env>, o: { email?: string; next?: string; errors?:
 
 const waitText = (s: number) => s < 90 ? `${s} second${s === 1 ? '' : 's'}` : `${Math.ceil(s / 60)} minutes`;
 
-login.get('/login', (c) => {
+login.get('/login', async (c) => {
   const next = c.req.query('next');
   if (c.get('user')) return c.redirect(safeNext(next), 303);
   return loginPage(c, { next });

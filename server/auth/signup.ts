@@ -95,7 +95,7 @@ const checkEmailPage = (c: Context<Env>, email: string) => card(c, 'Check your e
   <p class="muted">Nothing arrived? Check the address and your spam folder, or <a href="/signup">sign up again</a>.
     Already have an account? <a href="/login">Sign in</a>.</p>`);
 
-signup.get('/signup', (c) => c.get('user') ? c.redirect(safeNext(c.req.query('next'), '/account'), 303) : signupPage(c));
+signup.get('/signup', async (c) => c.get('user') ? c.redirect(safeNext(c.req.query('next'), '/account'), 303) : signupPage(c));
 
 /**
  * A sign-up answers the same page, status and work whether or not the address has an account (an argon2id hash,

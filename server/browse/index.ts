@@ -139,7 +139,7 @@ browseRoutes.get('/browse', async (c) => {
     const form = await memo(cache, snap, 'html:form', () => text(searchForm(undefined, snap)));
     const shelves = await memo(cache, snap, 'html:shelves', () => text(html`${snap.shelves.map((s) => shelf(s.id, s.name, s.titles, s.link))}
         ${snap.shelves.every((s) => !s.titles.length) ? html`<p class="muted">The catalog is empty: load it with <code>npm run etl</code>.</p>` : ''}`));
-    const shelvesPage = async () => text(page(c, {
+    const shelvesPage = () => page(c, {
       title: 'Browse',
       body: html`<main class="browse">
         <h1 class="visually-hidden">Browse the catalog</h1>
@@ -147,7 +147,7 @@ browseRoutes.get('/browse', async (c) => {
         ${raw(resume)}
         ${raw(shelves)}
       </main>`,
-    }));
+    });
     if (user) return c.html(await shelvesPage());
     // an anonymous visitor's whole page depends only on the snapshot and the theme: kept encoded (server/compress.ts)
     return sendEncoded(c, await memo(cache, snap, `page:${themeOf(c)}`, async () => new EncodedText(await shelvesPage())), HTML);
@@ -179,7 +179,7 @@ browseRoutes.get('/browse', async (c) => {
       </nav>` : ''}
     </main>`).then((main): ResultMarkup => ({ main, pages: new Map() }));
   });
-  const resultPage = () => text(page(c, { title: state.values.q ? `“${state.values.q}”` : 'Browse', body: raw(result.main) }));
+  const resultPage = () => page(c, { title: state.values.q ? `“${state.values.q}”` : 'Browse', body: raw(result.main) });
   if (user) return c.html(await resultPage());
   // anonymous: the whole page, encoded, kept with the result's markup (one cache entry per result page)
   const theme = themeOf(c);

@@ -1,5 +1,5 @@
 // npm run bench -- reports [--scale=large] [--users=N] [--seed=S] [--duration=5] [--only=id,id] [--live-seconds=10]
-//   [--live-cap=120] [--refresh=full,incremental|incremental|none] [--skip-live] [--skip-pgbench] [--skip-varied]
+//   [--live-cap=120] [--accept-encoding=identity] [--refresh=full,incremental|incremental|none] [--skip-live] [--skip-pgbench] [--skip-varied]
 // On a simulated dataset (generated on first use and kept in the bench database): the time to rebuild every mart in
 // full (first start, after a simulation run) and to refresh them incrementally (the scheduled steady state), then per report p50/p99/req/s at 50 connections through HTTP (mart-backed, the engine's hot path), beside
 // (a) the same SQL run live with the marts inlined, (b) a trivial route of the same server, and (c) pgbench running
@@ -35,6 +35,9 @@ const liveCap = Number(flag('live-cap', '120'));
 const refreshModes = flag('refresh', 'full,incremental').split(',').filter((x) => x && x !== 'none');
 const only = flag('only', '').split(',').filter(Boolean);
 const CONNECTIONS = 50;
+/** the Accept-Encoding every measured request sends: Chromium's by default (an analyst's browser gets the compressed
+ *  answer); --accept-encoding=identity measures uncompressed answers */
+const acceptEncoding = flag('accept-encoding', 'gzip, deflate, br, zstd');
 const log = (l: string) => console.log(l);
 
 // ── the database ──────────────────────────────────────────────────────────────────────────────────────────────────
@@ -92,7 +95,8 @@ interface Measure { p50: number; p99: number; rps: number; ok: number; bad: numb
 async function cannon(target: string, cookie: string, connections = CONNECTIONS, seconds = duration, paths?: string[]): Promise<Measure> {
   let i = 0;
   const requests = paths?.length ? [{ setupRequest: (req: any) => ({ ...req, path: paths[i++ % paths.length] }) }] : undefined;
-  const r = await autocannon({ url: target, connections, duration: seconds, headers: cookie ? { cookie } : {}, timeout: 600, requests });
+  const headers: Record<string, string> = { 'accept-encoding': acceptEncoding, ...(cookie ? { cookie } : {}) };
+  const r = await autocannon({ url: target, connections, duration: seconds, headers, timeout: 600, requests });
   return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, ok: r['2xx'], bad: r.non2xx + r.errors + r.timeouts };
 }
 
@@ -304,7 +308,8 @@ try {
     const trivialAfter = await cannon(`${server.base}/healthz`, anyCookie);
     log(`\n(b) trivial route again after the reports: p50 ${ms(trivialAfter.p50)}, p99 ${ms(trivialAfter.p99)}, ${fmt(trivialAfter.rps, 0)} req/s`);
     log(`load average after: ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')}`);
-    log(`HTTP: autocannon, ${CONNECTIONS} connections, ${duration} s each after 1 s of unmeasured warm-up, same URL (defaults) — the`);
+    log(`HTTP: autocannon, ${CONNECTIONS} connections, ${duration} s each after 1 s of unmeasured warm-up, same URL (defaults),`);
+    log(`Accept-Encoding: ${acceptEncoding} (--accept-encoding=identity for uncompressed answers) — the`);
     log(`engine's hot path: session (in-memory while unchanged), role, params, mart generations (in-memory while unchanged),`);
     log(`the in-process result cache (mart-backed, @catalog and live reports with @maxage: "(live, N s)") or the SQL (other live reports), JSON of the spec.`);
     log(`no-cache: the same server code with MARQUEE_REPORT_CACHE=0, so every request runs the report's SQL (on its mart)`);
