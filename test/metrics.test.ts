@@ -292,6 +292,13 @@ test('filters narrow payments, cash, signups, plan mix and MRR at risk to the ri
   assert.equal(col(await run('mrr_at_risk', { ...period, plan: 'standard' }), 'mrr_at_risk'), [0, 0, 0, 0, 0]);
   const tv = await run('most_watched_titles', { from: '2025-03', to: '2025-04', type: 'TV Show' });
   assert.equal(tv.map((r) => r.title), ['Beta']);
+  // type and genre together are the intersection, in a ranked range (≤ 12 months) and in a summed one (13 months)
+  for (const from of ['2025-03', '2024-04']) {
+    assert.equal((await run('most_watched_titles', { from, to: '2025-04', type: 'TV Show', genre: 'Dramas' })).map((r) => r.title), ['Beta'], from);
+    assert.equal((await run('most_watched_titles', { from, to: '2025-04', type: 'Movie', genre: 'Dramas' })).map((r) => r.title), ['Alpha'], from);
+    assert.equal((await run('most_watched_titles', { from, to: '2025-04', type: 'TV Show', genre: 'Documentaries' })).map((r) => r.title), [], from);
+    assert.equal((await run('most_watched_titles', { from, to: '2025-04' })).map((r) => r.title), ['Alpha', 'Gamma', 'Beta'], from);
+  }
 });
 
 test('metric reports are for staff: a subscriber is refused before any SQL runs', async () => {

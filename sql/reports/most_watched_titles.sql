@@ -10,8 +10,10 @@
 -- @param limit int min=1 max=200 default=20 label="Titles"
 -- A range of up to 12 months is ranked in mart_title_watch_ranges: its first rows in rank order (the key's index), as
 -- far as the filters need. A longer range is summed from mart_title_watch_monthly (one branch runs: the other's
--- condition is false). A genre filter is one set of title ids (a hash), not a lookup per ranked row; the title's name
--- and type come from the join the filters already make (no second join of the ranked rows to titles).
+-- condition is false, which gates the whole branch). Each filter is one set of title ids (a hash, built only when the
+-- filter is set): the genre set from the link tables alone, the type set from titles alone — one set of both had to
+-- read every title and the genre set together (1M customers, generic plan, 300 seeded parameter sets: mean 10.9 ->
+-- 6.4-7.4 ms with the gate). The title's name and type come from the one join of the ranked rows to titles.
 WITH ranked AS (
   SELECT w.rank AS ord, t.title, t.type, t.show_id, w.seconds_watched AS seconds, w.plays, w.completed_plays AS completed
   FROM mart_title_watch_ranges w
@@ -20,11 +22,9 @@ WITH ranked AS (
   WHERE w.from_month = greatest(:from::date, (SELECT min(month) FROM mart_title_watch_monthly))
     AND w.to_month = least(:to::date, (SELECT max(month) FROM mart_title_watch_monthly))
     AND :to::date < (:from::date + interval '12 months')
-    -- the titles the filters let through, as one hashed set checked on each ranked row before any join
-    AND ((:type::text[] IS NULL AND :genre::text[] IS NULL) OR w.title_id IN (
-          SELECT f.id FROM titles f
-          WHERE (:type::text[] IS NULL OR f.type = ANY(:type::text[]))
-            AND (:genre::text[] IS NULL OR f.id IN (SELECT id FROM catalog_titles_in(:genre::text[], NULL) AS g(id)))))
+    -- the titles the filters let through, each a hashed set checked on each ranked row before any join
+    AND (:genre::text[] IS NULL OR w.title_id IN (SELECT id FROM catalog_titles_in(:genre::text[], NULL) AS g(id)))
+    AND (:type::text[] IS NULL OR w.title_id IN (SELECT f.id FROM titles f WHERE f.type = ANY(:type::text[])))
   ORDER BY w.rank
   LIMIT :limit::int
 ),
@@ -37,7 +37,10 @@ summed AS (
     GROUP BY title_id
   ) w
   JOIN titles t ON t.id = w.title_id
-  WHERE (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
+  -- the branch's condition here too: on the join it gates the whole branch, where inside the aggregate alone the
+  -- titles side (and its genre set) was still read before the empty sum was found
+  WHERE :to::date >= (:from::date + interval '12 months')
+    AND (:type::text[] IS NULL OR t.type = ANY(:type::text[]))
     AND (:genre::text[] IS NULL OR t.id IN (SELECT id FROM catalog_titles_in(:genre::text[], NULL) AS g(id)))
   ORDER BY w.seconds DESC, t.title, t.id
   LIMIT :limit::int
