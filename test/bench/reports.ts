@@ -89,15 +89,38 @@ async function scanFloor(): Promise<number> {
 }
 
 // ── measuring ─────────────────────────────────────────────────────────────────────────────────────────────────────
-interface Measure { p50: number; p99: number; rps: number; ok: number; bad: number }
+/** cpu: CPU milliseconds per answer of the server process and of every PostgreSQL process, over the measurement */
+interface Measure { p50: number; p99: number; rps: number; ok: number; bad: number; cpu?: { server: number; db: number } }
+
+// CPU time from /proc (Linux): the load generator shares the machine's cores, so req/s alone can be its limit rather
+// than the server's; CPU per answer says what an answer costs the server and the database whoever asks
+const TICK_MS = 1000 / (Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100);
+function cpuTicks(pid: number | string): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]); // utime + stime
+  } catch { return 0; } // gone (or not Linux)
+}
+function postgresTicks(): number {
+  let sum = 0;
+  for (const pid of fs.existsSync('/proc') ? fs.readdirSync('/proc') : []) {
+    if (!/^\d+$/.test(pid)) continue;
+    try { if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') sum += cpuTicks(pid); } catch { /* gone */ }
+  }
+  return sum;
+}
 
 /** `paths` (path + query of the same server): each request takes the next one, so parameters vary per request */
-async function cannon(target: string, cookie: string, connections = CONNECTIONS, seconds = duration, paths?: string[]): Promise<Measure> {
+async function cannon(target: string, cookie: string, connections = CONNECTIONS, seconds = duration, paths?: string[], pid?: number): Promise<Measure> {
   let i = 0;
   const requests = paths?.length ? [{ setupRequest: (req: any) => ({ ...req, path: paths[i++ % paths.length] }) }] : undefined;
   const headers: Record<string, string> = { 'accept-encoding': acceptEncoding, ...(cookie ? { cookie } : {}) };
+  const before = pid ? { server: cpuTicks(pid), db: postgresTicks() } : undefined;
   const r = await autocannon({ url: target, connections, duration: seconds, headers, timeout: 600, requests });
-  return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, ok: r['2xx'], bad: r.non2xx + r.errors + r.timeouts };
+  const answers = r['2xx'] + r.non2xx;
+  const cpu = before && answers ? { server: ((cpuTicks(pid!) - before.server) * TICK_MS) / answers, db: ((postgresTicks() - before.db) * TICK_MS) / answers } : undefined;
+  return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, ok: r['2xx'], bad: r.non2xx + r.errors + r.timeouts, cpu };
 }
 
 // ── parameters that vary per request ──────────────────────────────────────────────────────────────────────────────
@@ -197,7 +220,7 @@ async function pgbench(r: ReportDef, sqlText: string, bound: Record<string, unkn
   }
 }
 
-async function startServer(cache = true): Promise<{ base: string; stop(): Promise<void> }> {
+async function startServer(cache = true): Promise<{ base: string; pid: number; stop(): Promise<void> }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/bench-report-server.ts'], {
     cwd: root, stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, BENCH_DB_URL: url, NODE_ENV: 'production', MARQUEE_REPORT_CACHE: cache ? '1' : '0', BENCH_LIVE_TIMEOUT_MS: String(liveCap * 1000) },
@@ -207,7 +230,7 @@ async function startServer(cache = true): Promise<{ base: string; stop(): Promis
     child.stdout.on('data', (d) => { out += d; const m = /listening (\S+)/.exec(out); if (m) resolve(m[1].replace(/\/$/, '')); });
     child.once('exit', (code) => reject(new Error(`bench server exited ${code}`)));
   });
-  return { base, stop: () => new Promise((r) => { child.removeAllListeners('exit'); child.once('exit', () => r()); child.kill('SIGTERM'); }) };
+  return { base, pid: child.pid!, stop: () => new Promise((r) => { child.removeAllListeners('exit'); child.once('exit', () => r()); child.kill('SIGTERM'); }) };
 }
 
 async function sessionFor(role: string): Promise<string> {
@@ -218,6 +241,8 @@ async function sessionFor(role: string): Promise<string> {
   return `${sessionCookieName(false)}=${s.token}`;
 }
 
+/** "0.21+0.05 ms": the server's and the database's CPU per answer */
+const cpuText = (c: Measure['cpu']) => (c ? `${fmt(c.server, 2)}+${fmt(c.db, 2)} ms` : '—');
 const ms = (n: number) => (Number.isFinite(n) ? `${fmt(n, n < 10 ? 2 : 0)} ms` : 'n/a');
 
 try {
@@ -255,10 +280,11 @@ try {
     cookies.set('admin', anyCookie);
     await cannon(`${server.base}/healthz`, '', 10, 1); // warm up
     log(`\nmachine: ${os.cpus().length} CPUs, load average ${os.loadavg().map((l) => l.toFixed(1)).join(' / ')} (1/5/15 min) before measuring`);
-    const trivial = await cannon(`${server.base}/healthz`, anyCookie);
-    log(`\n(b) trivial route GET /healthz at ${CONNECTIONS} connections: p50 ${ms(trivial.p50)}, p99 ${ms(trivial.p99)}, ${fmt(trivial.rps, 0)} req/s`);
+    const trivial = await cannon(`${server.base}/healthz`, anyCookie, CONNECTIONS, duration, undefined, server.pid);
+    log(`\n(b) trivial route GET /healthz at ${CONNECTIONS} connections: p50 ${ms(trivial.p50)}, p99 ${ms(trivial.p99)}, ${fmt(trivial.rps, 0)} req/s, CPU per answer ${cpuText(trivial.cpu)}`);
+    if (trivial.cpu) record('GET /healthz: server CPU per answer', trivial.cpu.server, 'ms');
     const reports = [...catalog.reports.values()].filter((r) => !only.length || only.includes(r.id));
-    log(`\n${'report'.padEnd(32)} ${'HTTP p50'.padStart(9)} ${'p99'.padStart(9)} ${'req/s'.padStart(8)} │ ${'no-cache p50'.padStart(12)} ${'p99'.padStart(9)} ${'req/s'.padStart(7)} │ ${'pgbench p50'.padStart(11)} ${'p99'.padStart(9)} ${'tps'.padStart(8)} ${'http/pgb'.padStart(8)} ${'nocache/pgb'.padStart(11)} │ ${'live p50'.padStart(10)} ${'live/mart'.padStart(9)} │ ${'varied p50'.padStart(10)} ${'p99'.padStart(9)} ${'req/s'.padStart(7)}`);
+    log(`\n${'report'.padEnd(32)} ${'HTTP p50'.padStart(9)} ${'p99'.padStart(9)} ${'req/s'.padStart(8)} │ ${'no-cache p50'.padStart(12)} ${'p99'.padStart(9)} ${'req/s'.padStart(7)} │ ${'pgbench p50'.padStart(11)} ${'p99'.padStart(9)} ${'tps'.padStart(8)} ${'http/pgb'.padStart(8)} ${'nocache/pgb'.padStart(11)} │ ${'live p50'.padStart(10)} ${'live/mart'.padStart(9)} │ ${'varied p50'.padStart(10)} ${'p99'.padStart(9)} ${'req/s'.padStart(7)} │ ${'CPU/answer: server+db'.padStart(22)} ${'varied'.padStart(14)}`);
     const rows: string[] = [];
     for (const r of reports) {
       const role = r.roles[0];
@@ -271,7 +297,7 @@ try {
       // 1 s of the same load first, not measured: the report's code paths get compiled (JIT) before the clock runs,
       // as on a server that has been up for more than a second
       await cannon(target, cookie, CONNECTIONS, 1);
-      const http = await cannon(target, cookie);
+      const http = await cannon(target, cookie, CONNECTIONS, duration, undefined, server.pid);
       // a live report with @maxage is cached too (by time): its no-cache figures are its SQL on every request
       const cacheable = r.allMarts.length > 0 || r.catalog || r.maxAgeMs > 0;
       if (cacheable) await cannon(`${uncachedServer.base}/api/reports/${r.id}`, cookie, CONNECTIONS, 1);
@@ -282,7 +308,7 @@ try {
       if ((r.allMarts.length > 0 || r.catalog) && !has('skip-varied')) {
         const paths = await variedQueries(r, 2000, 42);
         await cannon(uncachedServer.base, cookie, CONNECTIONS, 1, paths);
-        varied = await cannon(uncachedServer.base, cookie, CONNECTIONS, duration, paths);
+        varied = await cannon(uncachedServer.base, cookie, CONNECTIONS, duration, paths, uncachedServer.pid);
       }
       let liveM: Awaited<ReturnType<typeof live>> | undefined;
       if (r.allMarts.length && !has('skip-live')) liveM = await live(`${server.base}/api/reports/live_${r.id}`, cookie);
@@ -290,7 +316,8 @@ try {
         `${ms(nocache.p50).padStart(12)} ${ms(nocache.p99).padStart(9)} ${fmt(nocache.rps, 0).padStart(7)} │ ` +
         `${ms(pgb?.p50 ?? NaN).padStart(11)} ${ms(pgb?.p99 ?? NaN).padStart(9)} ${fmt(pgb?.rps ?? NaN, 0).padStart(8)} ${(pgb ? fmt(http.rps / pgb.rps, 2) + '×' : 'n/a').padStart(8)} ${(pgb ? fmt(nocache.rps / pgb.rps, 2) + '×' : 'n/a').padStart(11)} │ ` +
         `${liveM ? ((liveM.capped ? '> ' : '') + ms(liveM.p50)).padStart(10) : '—'.padStart(10)} ${(liveM ? ((liveM.capped ? '> ' : '') + fmt(liveM.p50 / Math.max(http.p50, 0.01), 0) + '×') : '').padStart(9)} │ ` +
-        `${varied ? `${ms(varied.p50).padStart(10)} ${ms(varied.p99).padStart(9)} ${fmt(varied.rps, 0).padStart(7)}` : '—'.padStart(10)}` +
+        `${varied ? `${ms(varied.p50).padStart(10)} ${ms(varied.p99).padStart(9)} ${fmt(varied.rps, 0).padStart(7)}` : '—'.padStart(10)} │ ` +
+        `${cpuText(http.cpu).padStart(22)} ${cpuText(varied?.cpu).padStart(14)}` +
         `${varied?.bad ? `  [varied: ${varied.bad} non-2xx/errors]` : ''}` +
         `${http.bad ? `  [${http.bad} non-2xx/errors]` : ''}${liveM?.bad ? `  [live: ${liveM.bad} failed]` : ''}${liveM ? `  (live n=${liveM.n}${liveM.capped ? `, cancelled at the ${liveCap} s cap` : ''})` : ''}`;
       log(line);
@@ -301,6 +328,9 @@ try {
         ...(pgb ? { baseline: 'pgbench tps, its SQL', baselineValue: pgb.rps } : {}),
         target: '≥ 1000 req/s and ≥ 0.5× pgbench', met: http.rps >= 1000 && (!pgb || http.rps / pgb.rps >= 0.5) });
       if (pgb) record(`${r.id}: no-cache p50`, nocache.p50, 'ms', { baseline: 'pgbench, its SQL', baselineValue: pgb.p50 });
+      // what one answer costs the server and PostgreSQL: req/s on these shared cores is also bounded by the load generator
+      if (http.cpu) record(`${r.id}: server CPU per answer (HTTP)`, http.cpu.server, 'ms', { baseline: 'PostgreSQL CPU per answer', baselineValue: http.cpu.db });
+      if (varied?.cpu) record(`${r.id}: server CPU per answer (varied)`, varied.cpu.server, 'ms', { baseline: 'PostgreSQL CPU per answer', baselineValue: varied.cpu.db });
       if (liveM) record(`${r.id}: live SQL p50${liveM.capped ? ' (capped)' : ''}`, liveM.p50, 'ms', { baseline: 'HTTP p50 (mart)', baselineValue: http.p50 });
       if (varied) record(`${r.id}: varied params p99 (cache misses)`, varied.p99, 'ms', { baseline: 'GET /healthz p99', baselineValue: trivial.p99,
         max: 250, ...(varied.bad ? { met: false } : {}) });
@@ -317,6 +347,8 @@ try {
     log(`pgbench: the report's own SQL (default params as literals), ${CONNECTIONS} clients, -j 2, ${duration} s. live: the SQL with its marts`);
     log(`inlined as CTEs, sequential requests for up to ${liveSeconds} s (p50 of those), each cancelled after ${liveCap} s ("> cap":`);
     log(`the true time is longer, the ratio a lower bound); live/mart = live p50 ÷ HTTP p50.`);
+    log(`CPU/answer: CPU milliseconds of the server process + of every PostgreSQL process (/proc) over the measurement,`);
+    log(`divided by its answers: what an answer costs whoever asks (the load generator shares the cores).`);
     log(`varied: the no-cache server, ${CONNECTIONS} connections, ${duration} s after 1 s of warm-up, each request the next of 2,000`);
     log(`seeded random parameter sets drawn from the report's @params (months/dates in the last year, from ≤ to; each`);
     log(`multi-select empty half the time, else 1–3 options of its lookup; ints in bounds): every request a cache miss.`);
