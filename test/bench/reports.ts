@@ -102,12 +102,20 @@ function cpuTicks(pid: number | string): number {
     return Number(f[11]) + Number(f[12]); // utime + stime
   } catch { return 0; } // gone (or not Linux)
 }
-function postgresTicks(): number {
-  let sum = 0;
+/** CPU ticks of every postgres process now, by pid */
+function postgresTicks(): Map<string, number> {
+  const ticks = new Map<string, number>();
   for (const pid of fs.existsSync('/proc') ? fs.readdirSync('/proc') : []) {
     if (!/^\d+$/.test(pid)) continue;
-    try { if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') sum += cpuTicks(pid); } catch { /* gone */ }
+    try { if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'postgres') ticks.set(pid, cpuTicks(pid)); } catch { /* gone */ }
   }
+  return ticks;
+}
+/** the ticks postgres processes used since `before`: a process started since counts whole; one that ended since is
+ *  not seen (its last moments are missed: an undercount, never a negative) */
+function postgresTicksSince(before: Map<string, number>): number {
+  let sum = 0;
+  for (const [pid, t] of postgresTicks()) sum += Math.max(0, t - (before.get(pid) ?? 0));
   return sum;
 }
 
@@ -119,7 +127,7 @@ async function cannon(target: string, cookie: string, connections = CONNECTIONS,
   const before = pid ? { server: cpuTicks(pid), db: postgresTicks() } : undefined;
   const r = await autocannon({ url: target, connections, duration: seconds, headers, timeout: 600, requests });
   const answers = r['2xx'] + r.non2xx;
-  const cpu = before && answers ? { server: ((cpuTicks(pid!) - before.server) * TICK_MS) / answers, db: ((postgresTicks() - before.db) * TICK_MS) / answers } : undefined;
+  const cpu = before && answers ? { server: ((cpuTicks(pid!) - before.server) * TICK_MS) / answers, db: (postgresTicksSince(before.db) * TICK_MS) / answers } : undefined;
   return { p50: r.latency.p50, p99: r.latency.p99, rps: r.requests.average, ok: r['2xx'], bad: r.non2xx + r.errors + r.timeouts, cpu };
 }
 
@@ -241,6 +249,19 @@ async function sessionFor(role: string): Promise<string> {
   return `${sessionCookieName(false)}=${s.token}`;
 }
 
+/**
+ * Waits (up to 2 min) until no query of this database runs: a no-cache measurement of slow SQL leaves statements
+ * running after its clients stopped (subscriptions_past_due's ran for seconds into the next report's measurement).
+ */
+async function settle() {
+  for (let i = 0; i < 600; i++) {
+    const busy = await db.one<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid()`);
+    if (!busy?.n) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 /** "0.21+0.05 ms": the server's and the database's CPU per answer */
 const cpuText = (c: Measure['cpu']) => (c ? `${fmt(c.server, 2)}+${fmt(c.db, 2)} ms` : '—');
 const ms = (n: number) => (Number.isFinite(n) ? `${fmt(n, n < 10 ? 2 : 0)} ms` : 'n/a');
@@ -291,6 +312,7 @@ try {
       if (!cookies.has(role)) cookies.set(role, await sessionFor(role));
       const cookie = cookies.get(role)!;
       const target = `${server.base}/api/reports/${r.id}`;
+      await settle();
       const first = await fetch(target, { headers: { cookie } });
       if (first.status !== 200) { log(`${r.id.padEnd(32)} HTTP ${first.status}: ${(await first.text()).slice(0, 200)}`); continue; }
       await first.arrayBuffer();
