@@ -101,10 +101,12 @@ export const compressText: MiddlewareHandler<Env> = async (c, next) => {
   const varies = vary === '*' || /(?:^|,)\s*accept-encoding\s*(?:,|$)/i.test(vary ?? '');
   if (!varies) res.headers.set('Vary', vary ? `${vary}, Accept-Encoding` : 'Accept-Encoding');
   const encoding = chooseEncoding(c.req.header('Accept-Encoding'));
-  if (!encoding || !res.body) return;
+  if (!encoding) return;
   const etag = res.headers.get('ETag');
+  // (res.body is read only for the streamed path: reading it turns a kept string into a web stream)
   const atOnce = body !== undefined && length <= AT_ONCE_MAX ? compressNow(encoding, typeof body === 'string' ? Buffer.from(body, 'utf8') : body) : undefined;
-  c.res = new Response(atOnce ?? res.body.pipeThrough(Duplex.toWeb(compressor(encoding)) as unknown as ReadableWritablePair<Uint8Array, Uint8Array>), res);
+  if (!atOnce && !res.body) return;
+  c.res = new Response(atOnce ?? res.body!.pipeThrough(Duplex.toWeb(compressor(encoding)) as unknown as ReadableWritablePair<Uint8Array, Uint8Array>), res);
   // (Hono's c.res setter copies the previous headers back: adjust them after the assignment.)
   if (atOnce) c.res.headers.set('Content-Length', String(atOnce.byteLength));
   else c.res.headers.delete('Content-Length');
