@@ -200,6 +200,30 @@ test('CSV: streamed with the row cap and truncation announced in headers', async
   assert.is((await json.json()).rowCount, 3);
 });
 
+test('paged report (@pagesize): API answers a page with Link to its neighbours; the page shows Previous / Next; CSV is every page', async () => {
+  const first = await get('analyst', '/api/reports/fx_paged');
+  const body = await first.json();
+  assert.equal([body.page, body.rowCount, body.rowCap, body.truncated, body.spec.data.values], [1, 2, 2, true, [{ i: 1 }, { i: 2 }]]);
+  assert.is(first.headers.get('link'), '</api/reports/fx_paged?page=2>; rel="next"');
+  const mid = await get('analyst', '/api/reports/fx_paged.json?n=9&page=2');
+  assert.equal(await mid.json(), [{ i: 3 }, { i: 4 }]);
+  assert.is(mid.headers.get('link'), '</api/reports/fx_paged.json?n=9>; rel="prev", </api/reports/fx_paged.json?n=9&page=3>; rel="next"');
+  const last = await get('analyst', '/api/reports/fx_paged?page=3');
+  assert.equal([(await last.json()).rowCount, last.headers.get('link'), last.headers.get('x-truncated')], [1, '</api/reports/fx_paged?page=2>; rel="prev"', 'true']);
+  const bad = await get('analyst', '/api/reports/fx_paged?page=4');
+  assert.equal([bad.status, (await bad.json()).error.fields], [400, { page: 'must be at most 3' }]);
+  // the page: rows of this page, links to the others, no page field in the form (Apply starts again at page 1)
+  const html = await (await get('analyst', '/reports/fx_paged?page=2')).text();
+  assert.match(html, /<a rel="prev" href="\/reports\/fx_paged">‹ Previous<\/a>/);
+  assert.match(html, /Page 2 · rows 3–4/);
+  assert.match(html, /<a rel="next" href="\/reports\/fx_paged\?page=3">Next ›<\/a>/);
+  assert.not.match(html, /name="page"/);
+  assert.match(html, /href="\/api\/reports\/fx_paged\.csv" download>CSV \(every page\)/);
+  assert.not.match(html, /Capped at/, 'more pages follow: not capped');
+  assert.match(await (await get('analyst', '/reports/fx_paged?page=3')).text(), /Capped at 5 rows/, 'the last page within the cap says so');
+  assert.is(await (await get('analyst', '/api/reports/fx_paged.csv?page=3')).text(), 'i\r\n1\r\n2\r\n3\r\n4\r\n5\r\n');
+});
+
 test('admin refresh: page button and API; others may not', async () => {
   const gen = async () => (await t.db.one(`SELECT generation FROM report_marts WHERE name = 'mart_fx_total'`))!.generation;
   const g0 = await gen();

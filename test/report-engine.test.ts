@@ -66,6 +66,8 @@ test('startup validation names file:line and the reason', () => {
   const p1 = problems('bad-param');
   assert.ok(p1.some((p) => /bad-param\/undeclared\.sql:7 parameter :plan is used but not declared/.test(p)), p1.join('\n'));
   assert.ok(p1.some((p) => /bad-param\/bad_maxage\.sql:3 @maxage must be a whole number from 1 to 3600/.test(p)), p1.join('\n'));
+  assert.ok(p1.some((p) => /bad-param\/bad_pagesize\.sql:3 @pagesize must be a whole number from 1 to 3/.test(p)), p1.join('\n'));
+  assert.ok(p1.some((p) => /bad-param\/own_page\.sql:3 @pagesize adds the parameter page: the report must not declare its own/.test(p)), p1.join('\n'));
   const p2 = problems('bad-mart');
   assert.ok(p2.some((p) => /maxage_on_catalog\.sql:3 @maxage is for live-SQL reports/.test(p)), p2.join('\n'));
   assert.ok(p2.some((p) => /bad-mart\/unknown_mart\.sql:2 unknown mart mart_nowhere/.test(p)), p2.join('\n'));
@@ -328,6 +330,30 @@ test('a reader is not blocked while a mart refreshes (one DELETE + INSERT transa
   }
   assert.is((await run('fx_by_kind', 'kinds=c', 'analyst', { cache: false })).rowCount, before.rowCount + 1, 'its rows after commit');
 });
+
+test('paging (@pagesize): a page parameter within @rowcap, each page its own answer; CSV is every page', async () => {
+  const r = catalog.reports.get('fx_paged')!;
+  assert.equal([r.pageSize, r.rowCap], [2, 5]);
+  assert.equal(r.params.map((p) => `${p.name}:${p.type}:${p.min}-${p.max}`), ['n:int:1-100', 'page:int:1-3'], 'the engine adds page, up to the last page within the cap');
+  const page = async (q: string) => { const a = await run('fx_paged', q); return [a.page, a.rows.map((x) => x.i), a.truncated, a.rowCap, a.query]; };
+  assert.equal(await page(''), [1, [1, 2], true, 2, ''], 'page 1 is the default; more rows follow');
+  assert.equal(await page('page=1'), [1, [1, 2], true, 2, ''], 'page=1 is the default: left out of the canonical query');
+  assert.equal(await page('page=2'), [2, [3, 4], true, 2, 'page=2']);
+  assert.equal(await page('page=3'), [3, [5], true, 2, 'page=3'], 'the last page ends at the cap, and says rows were cut');
+  assert.equal(await page('n=3&page=2'), [2, [3], false, 2, 'n=3&page=2'], 'the last row: nothing follows');
+  assert.equal(await page('n=2&page=3'), [3, [], false, 2, 'n=2&page=3'], 'past the last row: an empty page');
+  for (const q of ['page=4', 'page=0', 'page=x', 'page=1&page=2']) {
+    const e = await rejects(run('fx_paged', q));
+    assert.is(e.status, 400, q);
+    assert.ok(e.fields?.page, q);
+  }
+  const unpaged = await run('fx_capped', 'n=10');
+  assert.is(unpaged.page, null, 'a report without @pagesize has no pages');
+  const csv = await streamCsv(t.db, catalog, 'fx_paged', new URLSearchParams('page=2'), { role: 'admin', now: NOW });
+  assert.equal([s(csv.rowCap), s(csv.truncated)], ['5', 'true']);
+  assert.is(await new Response(csv.body).text(), 'i\r\n1\r\n2\r\n3\r\n4\r\n5\r\n', 'CSV: every row up to @rowcap, whatever the page');
+});
+const s = (v: unknown) => String(v);
 
 test('CSV streams through a cursor; the cap is announced before the body', async () => {
   const s = await streamCsv(t.db, catalog, 'fx_capped', new URLSearchParams('n=10'), { role: 'admin', now: NOW });

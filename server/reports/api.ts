@@ -8,7 +8,7 @@ import type { ParamDecl } from './params.ts';
 import { runReport, refreshMarts, ensureMarts, martStates, refreshHistory, type Role } from './engine.ts';
 import { nextFire } from './cron-time.ts';
 import { EncodedText, sendEncoded, chooseEncoding } from '../compress.ts';
-import { catalogOf, roleOf, rawQuery, matches, freshnessHeaders } from './http.ts';
+import { catalogOf, roleOf, rawQuery, matches, freshnessHeaders, pagesAround } from './http.ts';
 
 function paramInfo(p: ParamDecl) {
   return {
@@ -93,6 +93,10 @@ export async function reportData(c: Context<Env>, id: string, format: 'json' | u
   const r = await runReport(readDb, catalog, id, rawQuery(c), { role, now: now(), cache: caches.reports });
   const etag = `"${r.etag}-${format ?? 'api'}"`;
   freshnessHeaders(c, r);
+  // a paged answer links its neighbours (RFC 8288), as the page's Previous / Next do
+  const around = pagesAround(catalog.reports.get(id)!, r);
+  const link = Object.entries(around).map(([rel, q]) => `</api/reports/${id}${format ? `.${format}` : ''}${q ? `?${q}` : ''}>; rel="${rel}"`);
+  if (link.length) c.header('Link', link.join(', '));
   c.header('ETag', etag);
   if (matches(inm, etag)) return c.body(null, 304);
   // a cached result reuses its rows and spec objects: its body is serialized, encoded and compressed once per
@@ -101,6 +105,8 @@ export async function reportData(c: Context<Env>, id: string, format: 'json' | u
   const head = format === 'json' ? '' : JSON.stringify({
     id: r.id, title: r.title, params: r.params, query: r.query, asOf: r.asOf, nextRefresh: r.nextRefresh, stale: r.stale,
     rowCount: r.rowCount, truncated: r.truncated, rowCap: r.rowCap,
+    // only a paged report's answer names its page (the unpaged answer's shape is unchanged)
+    ...(r.page !== null ? { page: r.page } : {}),
   });
   const build = (head: string) => (format === 'json' ? JSON.stringify(r.rows) : `${head.slice(0, -1)},"spec":${JSON.stringify(r.spec)}}`);
   if (!r.cached) {

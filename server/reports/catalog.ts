@@ -37,6 +37,9 @@ export interface ReportDef {
   chart: 'line' | 'sidecar';
   timeoutMs: number;
   rowCap: number;
+  /** `-- @pagesize <rows>`: answers are pages of this many rows, chosen by the `page` parameter the engine adds
+   *  (1 to the last page within @rowcap); 0: one answer of up to @rowcap rows. CSV is never paged. */
+  pageSize: number;
   /** `-- @maxage <seconds>` (live-SQL reports only): a result may be served from the result cache until it is that
    *  old, and one is read again ahead of time (when half that age) so callers do not wait; 0: never cached */
   maxAgeMs: number;
@@ -100,7 +103,7 @@ function splitHeader(text: string): { header: HeaderLine[]; body: string; bodyLi
   return { header, body: lines.slice(i).join('\n'), bodyLine: i + 1 };
 }
 
-const REPORT_KEYS = ['title', 'description', 'definition', 'roles', 'marts', 'catalog', 'param', 'chart', 'timeout', 'rowcap', 'maxage'];
+const REPORT_KEYS = ['title', 'description', 'definition', 'roles', 'marts', 'catalog', 'param', 'chart', 'timeout', 'rowcap', 'pagesize', 'maxage'];
 /** The tables of the titles catalog: every write to one moves catalog_state.generation (a trigger per table). */
 export const CATALOG_TABLES = ['titles', 'genres', 'countries', 'people', 'title_genres', 'title_countries', 'title_cast', 'title_directors'];
 const MART_KEYS = ['mart', 'unique', 'index', 'refresh', 'depends', 'incremental', 'timeout', 'planner'];
@@ -210,7 +213,7 @@ function parseReport(file: string, rel: string, marts: Map<string, MartDef>, pro
   const { header, body, bodyLine } = splitHeader(text);
   const get = (k: string) => header.filter((h) => h.key === k);
   for (const h of header) if (!REPORT_KEYS.includes(h.key)) problems.push(`${rel}:${h.line} unknown header @${h.key} (report keys: ${REPORT_KEYS.map((k) => '@' + k).join(' ')})`);
-  for (const k of ['title', 'roles', 'chart', 'timeout', 'rowcap', 'maxage']) if (get(k).length > 1) problems.push(`${rel}:${get(k)[1].line} @${k} given twice`);
+  for (const k of ['title', 'roles', 'chart', 'timeout', 'rowcap', 'pagesize', 'maxage']) if (get(k).length > 1) problems.push(`${rel}:${get(k)[1].line} @${k} given twice`);
   const title = get('title')[0]?.value ?? '';
   if (!title) problems.push(`${rel}:1 missing "-- @title <title>"`);
   const description = get('description').map((h) => h.value).join(' ');
@@ -269,6 +272,13 @@ function parseReport(file: string, rel: string, marts: Map<string, MartDef>, pro
   const timeoutMs = int('timeout', 5000, 10, 600_000);
   const rowCap = int('rowcap', 10_000, 1, 1_000_000);
   const maxAgeMs = int('maxage', 0, 1, 3600) * 1000;
+  const pageSize = int('pagesize', 0, 1, rowCap);
+  const pageLine = get('pagesize')[0];
+  // the pages of a paged report: a `page` parameter the file does not declare (its SQL never sees it)
+  if (pageLine && params.some((p) => p.name === 'page')) problems.push(`${rel}:${pageLine.line} @pagesize adds the parameter page: the report must not declare its own`);
+  else if (pageLine && pageSize) {
+    params.push({ name: 'page', type: 'int', label: 'Page', default: '1', min: '1', max: String(Math.ceil(rowCap / pageSize)), line: pageLine.line });
+  }
   const maxAgeLine = get('maxage')[0];
   if (maxAgeLine && (catalogLine || declared.length)) {
     problems.push(`${rel}:${maxAgeLine.line} @maxage is for live-SQL reports: mart-backed and @catalog reports are cached until their data changes`);
@@ -303,7 +313,7 @@ function parseReport(file: string, rel: string, marts: Map<string, MartDef>, pro
   const hash = createHash('sha256').update(text).update('\0').update(sidecarText).digest('hex');
   return {
     id, file: rel, title, description, definition, roles, marts: declared, allMarts: [], catalog: !!catalogLine, params,
-    sql: bound.text, sqlLine: bodyLine, bindOrder: bound.order, spec: spec!, chart, timeoutMs, rowCap, maxAgeMs, hash,
+    sql: bound.text, sqlLine: bodyLine, bindOrder: bound.order, spec: spec!, chart, timeoutMs, rowCap, pageSize, maxAgeMs, hash,
   };
 }
 

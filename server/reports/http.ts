@@ -3,7 +3,7 @@
 import type { Context } from 'hono';
 import type { Env } from '../types.ts';
 import { HttpError } from '../errors.ts';
-import type { Catalog } from './catalog.ts';
+import type { Catalog, ReportDef } from './catalog.ts';
 import type { Role } from '../auth/roles.ts';
 
 /** The catalog of this app (deps.catalog). */
@@ -35,4 +35,23 @@ export function freshnessHeaders(c: Context<Env>, r: { asOf: string; stale: bool
   c.header('X-Truncated', String(r.truncated));
   c.header('Cache-Control', 'private, no-cache');
   c.header('Vary', 'Cookie');
+}
+
+/** The canonical query string of another page of a paged report (page 1 is the default: omitted). */
+export function pageQuery(query: string, page: number): string {
+  const q = new URLSearchParams(query);
+  q.delete('page');
+  if (page > 1) q.append('page', String(page));
+  q.sort();
+  return q.toString();
+}
+
+/** The pages next to a paged answer: previous when past the first, next when more rows follow within the cap. */
+export function pagesAround(report: ReportDef, r: { page: number | null; truncated: boolean; query: string }): { prev?: string; next?: string } {
+  if (r.page === null || !report.pageSize) return {};
+  const lastPage = Math.ceil(report.rowCap / report.pageSize);
+  return {
+    ...(r.page > 1 ? { prev: pageQuery(r.query, r.page - 1) } : {}),
+    ...(r.truncated && r.page < lastPage ? { next: pageQuery(r.query, r.page + 1) } : {}),
+  };
 }

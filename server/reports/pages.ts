@@ -10,7 +10,7 @@ import { hasRelativeDefault, type ParamDecl } from './params.ts';
 import {
   runParsedReport, parseReportParams, lookupOptions, refreshMarts, ensureMarts, martStates, withDependents, type ReportResult,
 } from './engine.ts';
-import { catalogOf, roleOf, rawQuery } from './http.ts';
+import { catalogOf, roleOf, rawQuery, pageQuery, pagesAround } from './http.ts';
 import { shareLinks } from '../sharing/links.ts';
 
 const when = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : 'never');
@@ -115,13 +115,28 @@ function cell(v: unknown) {
   return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
+/** Which rows a paged answer holds, and links to the pages beside it (the form's other values kept). */
+function pager(report: ReportDef, r: ReportResult) {
+  if (r.page === null) return '';
+  const first = (r.page - 1) * report.pageSize;
+  const { prev, next } = pagesAround(report, r);
+  const href = (q: string) => `/reports/${report.id}${q ? `?${q}` : ''}`;
+  return html`<nav class="pager" aria-label="Pages of rows">
+    ${prev !== undefined ? html`<a rel="prev" href="${href(prev)}">‹ Previous</a>` : ''}
+    <span>Page ${r.page} · ${r.rowCount ? `rows ${(first + 1).toLocaleString('en-US')}–${(first + r.rowCount).toLocaleString('en-US')}` : 'no rows'}${next === undefined && !r.truncated ? ' (the last)' : ''}</span>
+    ${next !== undefined ? html`<a rel="next" href="${href(next)}">Next ›</a>` : ''}
+  </nav>`;
+}
+
 function dataTable(r: ReportResult) {
   const cols = r.rows.length ? Object.keys(r.rows[0]) : [];
-  const shown = r.rows.slice(0, TABLE_ROWS);
-  return html`<details class="data-table"><summary>Data table (${r.rowCount.toLocaleString('en-US')} rows${r.truncated ? `, capped at ${r.rowCap.toLocaleString('en-US')}` : ''})</summary>
+  // a page of a paged report is shown whole: its size is the report's choice
+  const shown = r.page === null ? r.rows.slice(0, TABLE_ROWS) : r.rows;
+  const capped = r.truncated && r.page === null;
+  return html`<details class="data-table"><summary>Data table (${r.rowCount.toLocaleString('en-US')} rows${capped ? `, capped at ${r.rowCap.toLocaleString('en-US')}` : ''}${r.page !== null ? ` on page ${r.page}` : ''})</summary>
     ${r.rows.length ? html`<div class="table-scroll"><table><thead><tr>${cols.map((k) => html`<th scope="col">${k}</th>`)}</tr></thead>
       <tbody>${shown.map((row) => html`<tr>${cols.map((k) => html`<td>${cell(row[k])}</td>`)}</tr>`)}</tbody></table></div>
-      ${r.rows.length > TABLE_ROWS ? html`<p class="muted">Showing the first ${TABLE_ROWS}; download the CSV for all rows.</p>` : ''}`
+      ${shown.length < r.rows.length ? html`<p class="muted">Showing the first ${TABLE_ROWS}; download the CSV for all rows.</p>` : ''}`
       : html`<p class="muted">No rows for these parameters.</p>`}</details>`;
 }
 
@@ -135,13 +150,17 @@ async function renderReport(c: Context<Env>, report: ReportDef, opts: {
   for (const p of report.params) if (p.type === 'multi') options.set(p.name, await lookupOptions(readDb, p));
   const r = opts.result;
   const q = r?.query ? `?${r.query}` : '';
+  // a CSV is never paged: its link leaves the page out
+  const csvQuery = r && r.page !== null ? pageQuery(r.query, 1) : r?.query ?? '';
+  // past the last page within @rowcap (a paged report) or past @rowcap: rows were cut
+  const capped = r && r.truncated && (r.page === null || pagesAround(report, r).next === undefined);
   const freshness = r ? html`<p class="freshness">${report.catalog
     ? html`Catalog as of its last titles load, <time datetime="${r.asOf}">${when(r.asOf)}</time>`
     : report.allMarts.length
     ? html`Data as of <time datetime="${r.asOf}">${when(r.asOf)}</time>${r.nextRefresh ? html` · next refresh <time datetime="${r.nextRefresh}">${when(r.nextRefresh)}</time>` : ''}`
     : html`Live query, run <time datetime="${r.asOf}">${new Date(r.asOf).toISOString().replace('T', ' ').slice(0, 19)} UTC</time>${report.maxAgeMs ? ` (results are kept up to ${report.maxAgeMs / 1000} s)` : ''}`}
     ${r.stale ? html` · <strong class="stale">Stale: the last refresh failed; showing the last good data</strong>` : ''}
-    ${r.truncated ? html` · <strong class="stale">Capped at ${r.rowCap.toLocaleString('en-US')} rows</strong>` : ''}</p>` : '';
+    ${capped ? html` · <strong class="stale">Capped at ${report.rowCap.toLocaleString('en-US')} rows</strong>` : ''}</p>` : '';
   const admin = role === 'admin' && report.allMarts.length
     ? html`<section class="admin-marts"><h2>Marts this report reads</h2>${await martTable(c, catalog, report.allMarts)}
         ${refreshForm('Refresh this report\'s data now', report.id, `/reports/${report.id}${q}`)}</section>` : '';
@@ -151,14 +170,15 @@ async function renderReport(c: Context<Env>, report: ReportDef, opts: {
     ${report.description ? html`<p class="lead">${report.description}</p>` : ''}
     ${freshness}
     <form method="get" action="/reports/${report.id}" class="params" id="filters" aria-label="Report parameters">
-      ${report.params.map((p) => field(p, opts.values[p.name] ?? null, opts.explicit.has(p.name), options.get(p.name), opts.errors?.[p.name]))}
+      ${report.params.filter((p) => !(report.pageSize && p.name === 'page')).map((p) => field(p, opts.values[p.name] ?? null, opts.explicit.has(p.name), options.get(p.name), opts.errors?.[p.name]))}
       ${opts.errors ? Object.entries(opts.errors).filter(([k]) => !report.params.some((p) => p.name === k))
         .map(([k, v]) => html`<p class="error-message" role="alert"><b>${k}</b>: ${v}</p>`) : ''}
       <div class="actions"><button type="submit">Apply</button> <a href="/reports/${report.id}">Reset</a></div>
     </form>
     ${r ? html`<mq-chart report="${report.id}" params="${r.query}"></mq-chart>
+      ${pager(report, r)}
       ${dataTable(r)}
-      <p class="exports">Download: <a href="/api/reports/${report.id}.csv${q}" download>CSV</a> · <a href="/api/reports/${report.id}.json${q}">JSON</a>
+      <p class="exports">Download: <a href="/api/reports/${report.id}.csv${csvQuery ? `?${csvQuery}` : ''}" download>CSV${report.pageSize ? ' (every page)' : ''}</a> · <a href="/api/reports/${report.id}.json${q}">JSON</a>
         · <a href="/api/reports/${report.id}${q}">API (Vega-Lite spec)</a></p>${shareLinks(c, 'report', report.id, r.query)}` : ''}
     ${report.definition ? html`<section class="definition"><h2>Definition</h2><p>${report.definition}</p></section>` : ''}
     ${admin}

@@ -18,9 +18,12 @@ export interface ReportResult {
   /** a refresh of one of its marts failed: the data shown is the last good one */
   stale: boolean;
   rowCount: number;
-  /** more rows than the report's row cap existed; rows holds the first rowCap */
+  /** more rows existed than this answer holds (past the row cap, or on the next page); rows holds the first rowCap */
   truncated: boolean;
+  /** the most rows this answer holds: the report's @rowcap, or its @pagesize when paged */
   rowCap: number;
+  /** which page this answer is (reports with @pagesize), else null */
+  page: number | null;
   rows: Record<string, any>[];
   spec: VlSpec;
   /** strong validator of this answer: (report, resolved params, generations of its marts or of the catalog) */

@@ -157,7 +157,7 @@ const when = (d: Date | string | null | undefined) => (d ? new Date(d).toISOStri
 /** The report answer as GET /api/reports/:id gives it (head fields and the Vega-Lite spec): what <mq-chart> reads. */
 function apiAnswer(r: ReportResult) {
   return { id: r.id, title: r.title, params: r.params, query: r.query, asOf: r.asOf, nextRefresh: r.nextRefresh, stale: r.stale,
-    rowCount: r.rowCount, truncated: r.truncated, rowCap: r.rowCap, spec: r.spec };
+    rowCount: r.rowCount, truncated: r.truncated, rowCap: r.rowCap, ...(r.page !== null ? { page: r.page } : {}), spec: r.spec };
 }
 
 /** A GET form for the freed names, the token kept: what a viewer may change, nothing else. */

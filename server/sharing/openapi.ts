@@ -149,7 +149,8 @@ export async function openApiDocument(db: Db, catalog: Catalog, origin: string):
         ReportAnswer: { type: 'object', required: ['id', 'title', 'params', 'query', 'asOf', 'stale', 'rowCount', 'truncated', 'rowCap'], properties: {
           id: { type: 'string' }, title: { type: 'string' }, params: { type: 'object' }, query: { type: 'string' },
           asOf: { type: 'string', format: 'date-time' }, nextRefresh: { type: ['string', 'null'], format: 'date-time' }, stale: { type: 'boolean' },
-          rowCount: { type: 'integer' }, truncated: { type: 'boolean' }, rowCap: { type: 'integer' } } },
+          rowCount: { type: 'integer' }, truncated: { type: 'boolean' }, rowCap: { type: 'integer' },
+          page: { type: 'integer', description: 'a paged report (@pagesize) only: which page this is; truncated means more rows follow (Link rel=next)' } } },
       },
     },
   };

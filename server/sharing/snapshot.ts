@@ -97,7 +97,7 @@ function cell(v: unknown): string {
 function table(r: ReportResult): Html {
   const cols = r.rows.length ? Object.keys(r.rows[0]) : [];
   if (!cols.length) return html`<p class="muted">No rows for these parameters.</p>`;
-  return html`<table><caption>${r.title}: ${r.rowCount.toLocaleString('en-US')} row${r.rowCount === 1 ? '' : 's'}${r.truncated ? ` (capped at ${r.rowCap.toLocaleString('en-US')})` : ''}</caption>
+  return html`<table><caption>${r.title}: ${r.rowCount.toLocaleString('en-US')} row${r.rowCount === 1 ? '' : 's'}${r.page != null ? ` (page ${r.page}${r.truncated ? '; more rows follow' : ''})` : r.truncated ? ` (capped at ${r.rowCap.toLocaleString('en-US')})` : ''}</caption>
     <thead><tr>${cols.map((k) => html`<th scope="col">${k}</th>`)}</tr></thead>
     <tbody>${r.rows.slice(0, TABLE_ROWS).map((row) => html`<tr>${cols.map((k) => html`<td>${cell(row[k])}</td>`)}</tr>`)}</tbody></table>
     ${r.rows.length > TABLE_ROWS ? html`<p class="muted">The first ${TABLE_ROWS} rows; the CSV export has them all.</p>` : ''}`;

@@ -9,6 +9,7 @@
 -- @param plan multi lookup=plans label="Plans"
 -- @chart point x=expired_at:T y=attempts:Q color=plan_code:N title="Expired signups"
 -- @rowcap 5000
+-- @pagesize 1000
 -- @maxage 10
 SELECT '/admin/subscribers/' || s.user_id                      AS subscriber,
        u.email,

@@ -8,6 +8,7 @@
 -- @param plan multi lookup=plans label="Plans"
 -- @chart bar x=next_retry:T y=amount_at_risk:Q color=plan_code:N title="Amount at risk by next retry"
 -- @rowcap 5000
+-- @pagesize 1000
 -- @maxage 10
 SELECT '/admin/subscribers/' || s.user_id                                          AS subscriber,
        u.email,

@@ -9,6 +9,7 @@
 -- @param plan multi lookup=plans label="Plans"
 -- @chart point x=period_end:T y=amount:Q color=action:N title="Period ends ahead"
 -- @rowcap 5000
+-- @pagesize 1000
 -- @maxage 10
 SELECT '/admin/subscribers/' || s.user_id                                       AS subscriber,
        u.email,

@@ -16,7 +16,7 @@ import { createDb, withConnection, withDatabase, ident } from '../../server/db/i
 import { migrate } from '../../server/db/migrate.ts';
 import { titlesDemoStep } from '../../etl/titles/demo-step.ts';
 import { createSession, sessionCookieName } from '../../server/auth/session.ts';
-import { loadCatalog, ensureMarts, refreshMarts, lookupOptions, statementOf, type Catalog, type ReportDef } from '../../server/reports/engine.ts';
+import { loadCatalog, ensureMarts, refreshMarts, lookupOptions, statementOf, statementValues, type Catalog, type ReportDef } from '../../server/reports/engine.ts';
 import { parseParams, type ParamDecl } from '../../server/reports/params.ts';
 import { rngFor } from '../../etl/simulator/rng.ts';
 import { fmt, keptBenchServer, record } from './lib.ts';
@@ -206,10 +206,10 @@ function literal(v: unknown): string {
   return `'${String(v).replace(/'/g, "''")}'`;
 }
 
-async function pgbench(r: ReportDef, sqlText: string, bound: Record<string, unknown>): Promise<Measure | undefined> {
+async function pgbench(r: ReportDef, sqlText: string, values: unknown[]): Promise<Measure | undefined> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mq-pgbench-'));
   try {
-    const text = sqlText.replace(/\(\$(\d+)::/g, (_, n) => `(${literal(bound[r.bindOrder[Number(n) - 1]])}::`);
+    const text = sqlText.replace(/\(\$(\d+)::/g, (_, n) => `(${literal(values[Number(n) - 1])}::`);
     fs.writeFileSync(path.join(dir, 'q.sql'), `${text};\n`);
     const res = spawnSync('pgbench', ['-n', '-c', String(CONNECTIONS), '-j', '2', '-T', String(duration), '-f', path.join(dir, 'q.sql'),
       '-l', '--log-prefix', path.join(dir, 'pgb'), url], { encoding: 'utf8', cwd: dir });
@@ -327,7 +327,7 @@ try {
       if (cacheable) await cannon(`${uncachedServer.base}/api/reports/${r.id}`, cookie, CONNECTIONS, 1);
       const nocache = cacheable ? await cannon(`${uncachedServer.base}/api/reports/${r.id}`, cookie) : http;
       const params = await parseParams(r.params, new URLSearchParams(), new Date(), async () => new Set());
-      const pgb = has('skip-pgbench') ? undefined : await pgbench(r, statementOf(r).text, params.bound);
+      const pgb = has('skip-pgbench') ? undefined : await pgbench(r, statementOf(r).text, statementValues(r, params));
       let varied: Measure | undefined;
       if ((r.allMarts.length > 0 || r.catalog) && !has('skip-varied')) {
         const paths = await variedQueries(r, 2000, 42);
