@@ -156,4 +156,24 @@ test('a history rewrite (a simulation run) makes the next refresh a full rebuild
   assert.is((await refresh()).get('mart_mrr_monthly')!.mode, 'incremental');
 });
 
+test('a titles load makes the next refresh of an @incremental mart that reads the catalog a full rebuild, and only of those', async () => {
+  assert.ok(catalog.marts.get('mart_title_watch_ranges')!.readsCatalog);
+  assert.not.ok(catalog.marts.get('mart_mrr_monthly')!.readsCatalog);
+  assert.is((await refresh()).get('mart_title_watch_ranges')!.mode, 'incremental');
+  // the most-watched title of the oldest range, renamed and moved to another genre (as a corrected CSV would)
+  const top = (await t.db.one(`SELECT title_id, from_month, to_month FROM mart_title_watch_ranges ORDER BY from_month, to_month, rank LIMIT 1`))!;
+  const genre = (await t.db.one(`SELECT id FROM genres WHERE id NOT IN (SELECT genre_id FROM title_genres WHERE title_id = $1) ORDER BY id LIMIT 1`, [top.title_id]))!.id;
+  await t.db.tx(async (q) => {
+    await q.query(`UPDATE titles SET title = 'Renamed by a later load' WHERE id = $1`, [top.title_id]);
+    await q.query(`DELETE FROM title_genres WHERE title_id = $1`, [top.title_id]);
+    await q.query(`INSERT INTO title_genres (title_id, genre_id) VALUES ($1, $2)`, [top.title_id, genre]);
+  });
+  const r = await refresh();
+  assert.equal([r.get('mart_title_watch_ranges')!.mode, r.get('mart_title_watch_ranges')!.why], ['full', 'the titles catalog was loaded since the last full build']);
+  assert.is(r.get('mart_mrr_monthly')!.mode, 'incremental', 'marts that do not read the catalog keep their window');
+  const row = (await t.db.one(`SELECT title, genre_ids FROM mart_title_watch_ranges WHERE title_id = $1 AND from_month = $2 AND to_month = $3`, [top.title_id, top.from_month, top.to_month]))!;
+  assert.equal([row.title, row.genre_ids], ['Renamed by a later load', [genre]], 'a closed range has the catalog as loaded now');
+  assert.is((await refresh()).get('mart_title_watch_ranges')!.mode, 'incremental', 'and the next refresh is incremental again');
+});
+
 test.run();

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cron from 'node-cron';
 import { parseParamDecl, ParamDeclError, sqlTypeOf, parseKeyValues, type ParamDecl } from './params.ts';
-import { scanSql, bindParams } from './sql-text.ts';
+import { scanSql, bindParams, CATALOG_TABLES } from './sql-text.ts';
 import { chartFromLine, chartFromSidecar, compileChart, ChartError, type VlSpec } from './chart.ts';
 
 export const DEFAULT_REPORTS_DIR = fileURLToPath(new URL('../../sql/reports/', import.meta.url));
@@ -68,6 +68,9 @@ export interface MartDef {
   timeoutMs: number;
   /** @planner: planner switches SET LOCAL in the refresh's transaction (they change the plan, not the rows) */
   planner: [string, 'on' | 'off'][];
+  /** the SQL reads a catalog table (CATALOG_TABLES): an @incremental mart is rebuilt in full after a titles load, whose
+   *  changes reach rows of closed months the trailing window would keep */
+  readsCatalog: boolean;
   /** hash of everything that shapes the mart table and its contents: a change recreates it */
   hash: string;
 }
@@ -105,7 +108,7 @@ function splitHeader(text: string): { header: HeaderLine[]; body: string; bodyLi
 
 const REPORT_KEYS = ['title', 'description', 'definition', 'roles', 'marts', 'catalog', 'param', 'chart', 'timeout', 'rowcap', 'pagesize', 'maxage'];
 /** The tables of the titles catalog: every write to one moves catalog_state.generation (a trigger per table). */
-export const CATALOG_TABLES = ['titles', 'genres', 'countries', 'people', 'title_genres', 'title_countries', 'title_cast', 'title_directors'];
+export { CATALOG_TABLES };
 const MART_KEYS = ['mart', 'unique', 'index', 'refresh', 'depends', 'incremental', 'timeout', 'planner'];
 /** how marts are stored (part of every mart's hash: a change of storage recreates them all) */
 const MART_STORAGE = 'table-window-v1';
@@ -202,7 +205,8 @@ function parseMart(file: string, rel: string, problems: string[]): MartDef | und
   sql += query.slice(pos);
   const refreshSql = bindParams(query, toks, () => 'timestamptz').text;
   const hash = createHash('sha256').update(JSON.stringify({ MART_STORAGE, sql: query, unique, indexes, incremental })).digest('hex');
-  return { name, file: rel, unique, indexes, schedule: refresh!.value, depends, incremental, lookback, sql, refreshSql, usesSince, sqlLine: bodyLine, timeoutMs, planner, hash };
+  const readsCatalog = tokens.some((x) => x.kind === 'catalog');
+  return { name, file: rel, unique, indexes, schedule: refresh!.value, depends, incremental, lookback, sql, refreshSql, usesSince, sqlLine: bodyLine, timeoutMs, planner, readsCatalog, hash };
 }
 
 function parseReport(file: string, rel: string, marts: Map<string, MartDef>, problems: string[]): ReportDef | undefined {

@@ -296,8 +296,9 @@ interface Plan { mode: RefreshMode; why: string; since: Date | null; epoch: numb
 /** Full or incremental, and from when: decided from the mart's state inside its refresh transaction. */
 async function planRefresh(q: Queryable, m: MartDef, forceFull: boolean): Promise<Plan> {
   const st = await q.one<{ as_of: Date | null; built_epoch: number | null; full_as_of: Date | null; epoch: number;
-    since: Date | null; source_rebuilt: string | null }>(sql`
+    since: Date | null; source_rebuilt: string | null; catalog_loaded: boolean }>(sql`
     SELECT m.as_of, m.built_epoch, m.full_as_of, h.epoch,
+           (SELECT c.loaded_at > m.full_as_of FROM catalog_state c) AS catalog_loaded,
            date_trunc('month', m.as_of - ${m.lookback}::interval, 'UTC') AS since,
            (SELECT min(d.name) FROM report_marts d WHERE d.name = ANY(${m.depends})
               AND (d.full_as_of IS NULL OR m.full_as_of IS NULL OR d.full_as_of > m.full_as_of)) AS source_rebuilt
@@ -309,6 +310,7 @@ async function planRefresh(q: Queryable, m: MartDef, forceFull: boolean): Promis
   if (!st.as_of || !st.full_as_of || st.built_epoch === null) return full('first build');
   if (st.built_epoch !== st.epoch) return full('history rewritten since the last build');
   if (st.source_rebuilt) return full(`${st.source_rebuilt} was rebuilt`);
+  if (m.readsCatalog && st.catalog_loaded) return full('the titles catalog was loaded since the last full build');
   return { mode: 'incremental', why: 'trailing window', since: st.since, epoch: st.epoch };
 }
 

@@ -1,7 +1,10 @@
-// A small SQL lexer, just enough to find `:name` parameters and `mart_*` relations outside string literals,
-// quoted identifiers, dollar quotes and comments, with their line numbers, and to replace parameters by $n.
+// A small SQL lexer, just enough to find `:name` parameters, `mart_*` relations and the catalog's tables outside string
+// literals, quoted identifiers, dollar quotes and comments, with their line numbers, and to replace parameters by $n.
 
-export interface Token { kind: 'param' | 'mart' | 'semicolon'; name: string; start: number; end: number; line: number }
+export interface Token { kind: 'param' | 'mart' | 'catalog' | 'semicolon'; name: string; start: number; end: number; line: number }
+
+/** The titles catalog: written only by a titles load (the ETL), each write moving catalog_state's generation. */
+export const CATALOG_TABLES = ['titles', 'genres', 'countries', 'people', 'title_genres', 'title_countries', 'title_cast', 'title_directors'];
 
 const IDENT_START = /[A-Za-z_]/;
 const IDENT_CHAR = /[A-Za-z0-9_$]/;
@@ -59,8 +62,11 @@ export function scanSql(text: string, firstLine = 1): Token[] {
       const word = text.slice(i, j);
       // mart_x as a relation: not a column (x.mart_y) unless qualified by the public schema
       const qualifier = /([A-Za-z_][A-Za-z0-9_]*)\s*\.\s*$/.exec(text.slice(Math.max(0, i - 70), i));
-      if (/^mart_[a-z0-9_]+$/.test(word) && (!qualifier || qualifier[1].toLowerCase() === 'public') && text[j] !== '(') {
-        out.push({ kind: 'mart', name: word, start: i, end: j, line });
+      const relation = (!qualifier || qualifier[1].toLowerCase() === 'public') && text[j] !== '(';
+      if (relation && /^mart_[a-z0-9_]+$/.test(word)) out.push({ kind: 'mart', name: word, start: i, end: j, line });
+      // a catalog table's name, not an alias of the same spelling (`… AS countries`)
+      else if (relation && CATALOG_TABLES.includes(word.toLowerCase()) && !/\bas\s*$/i.test(text.slice(Math.max(0, i - 10), i))) {
+        out.push({ kind: 'catalog', name: word.toLowerCase(), start: i, end: j, line });
       }
       i = j; continue;
     }

@@ -10,6 +10,10 @@
 -- total up to to_month minus the total before from_month), so the build is one row per range and title; ties are
 -- ordered by each title's position in (title, id) order, numbered once, so the big sort compares integers. A row
 -- depends only on the months of its range: an incremental refresh recomputes the ranges that end in its window.
+-- Each row carries what the ranking shows and filters on — the title's name, type, show id and genre ids — so a
+-- request reads one range in rank order and nothing else (no join to titles, no set of the genre's titles built per
+-- request; 1M customers, 400 varied parameter sets under the generic plan: 2.6-2.8 -> 1.1 ms a run). The catalog
+-- changes only when the ETL runs; these copies are as of the mart's refresh, like the rest of its rows.
 WITH bounds AS (
   SELECT min(month) AS first_month, max(month) AS last_month FROM mart_title_watch_monthly
 ),
@@ -44,6 +48,9 @@ ranges AS (
 )
 SELECT r.to_month, r.from_month,
        row_number() OVER (PARTITION BY r.to_month, r.from_month ORDER BY r.seconds_watched DESC, r.title_order)::int AS rank,
-       r.title_id, r.seconds_watched, r.plays::int AS plays, r.completed_plays::int AS completed_plays
+       r.title_id, r.seconds_watched, r.plays::int AS plays, r.completed_plays::int AS completed_plays,
+       t.title, t.type, t.show_id,
+       coalesce((SELECT array_agg(tg.genre_id ORDER BY tg.genre_id) FROM title_genres tg WHERE tg.title_id = t.id), '{}')::int[] AS genre_ids
 FROM ranges r
+JOIN titles t ON t.id = r.title_id
 WHERE r.plays > 0
