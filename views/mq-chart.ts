@@ -226,9 +226,16 @@ export class MqChart extends LitElement {
   }
 
   private meta(d: ReportResponse) {
+    // a page of a paged report: which rows the chart shows
+    const pageRows = (d: ReportResponse) => {
+      const first = (d.page! - 1) * (d.rowCap ?? 0);
+      const n = (i: number) => i.toLocaleString('en-US');
+      if (!d.rowCount) return `page ${d.page}: no rows`;
+      return `${d.rowCount === 1 ? `row ${n(first + 1)}` : `rows ${n(first + 1)}–${n(first + d.rowCount)}`} (page ${d.page})`;
+    };
     const asOf = d.asOf ? html`data as of <time datetime=${d.asOf}>${formatTime(d.asOf)}</time>` : html`live data`;
     return html`<span class="meta" title=${d.nextRefresh ? `next refresh ${formatTime(d.nextRefresh)}` : ''}>
-      ${asOf}${d.truncated ? html` · <span class="capped">first ${d.rowCap ?? d.rowCount} rows only</span>` : nothing}${d.stale ? html` <span class="stale" title="The last scheduled refresh failed; showing the last good data">stale</span>` : nothing}
+      ${asOf}${d.page !== undefined ? html` · ${pageRows(d)}` : d.truncated ? html` · <span class="capped">first ${d.rowCap ?? d.rowCount} rows only</span>` : nothing}${d.stale ? html` <span class="stale" title="The last scheduled refresh failed; showing the last good data">stale</span>` : nothing}
     </span>`;
   }
 

@@ -11,6 +11,8 @@ export interface ReportResponse {
   /** more rows existed than the report's row cap; the chart shows the first rowCap */
   truncated?: boolean;
   rowCap?: number;
+  /** a paged report (@pagesize): which page of rows this is (rowCap rows a page); truncated: more pages follow */
+  page?: number;
   spec: any;
 }
 

@@ -123,7 +123,8 @@ function pager(report: ReportDef, r: ReportResult) {
   const href = (q: string) => `/reports/${report.id}${q ? `?${q}` : ''}`;
   return html`<nav class="pager" aria-label="Pages of rows">
     ${prev !== undefined ? html`<a rel="prev" href="${href(prev)}">‹ Previous</a>` : ''}
-    <span>Page ${r.page} · ${r.rowCount ? `rows ${(first + 1).toLocaleString('en-US')}–${(first + r.rowCount).toLocaleString('en-US')}` : 'no rows'}${next === undefined && !r.truncated ? ' (the last)' : ''}</span>
+    <span>Page ${r.page} · ${!r.rowCount ? 'no rows' : r.rowCount === 1 ? `row ${(first + 1).toLocaleString('en-US')}`
+      : `rows ${(first + 1).toLocaleString('en-US')}–${(first + r.rowCount).toLocaleString('en-US')}`}${next === undefined && !r.truncated ? ' (the last)' : ''}</span>
     ${next !== undefined ? html`<a rel="next" href="${href(next)}">Next ›</a>` : ''}
   </nav>`;
 }

@@ -62,6 +62,22 @@ test('the chart draws on the report page, without console errors', async () => {
   }
 });
 
+test('a paged report: the chart says which rows it draws, and Next goes to the next page', async () => {
+  const { ctx, page, errors } = await signIn(true);
+  try {
+    await page.goto(`${server.url}/reports/fx_paged?page=2`);
+    const meta = () => page.waitForFunction(() => document.querySelector('mq-chart')?.shadowRoot?.querySelector('.meta')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
+    await page.waitForFunction(() => !!document.querySelector('mq-chart')?.shadowRoot?.querySelector('.vega svg, .vega canvas'), null, { timeout: 20_000 });
+    assert.match(String(await (await meta()).jsonValue()), /rows 3–4 \(page 2\)$/);
+    await Promise.all([page.waitForURL(/page=3$/), page.click('a[rel=next]')]);
+    await page.waitForFunction(() => /row 5 \(page 3\)/.test(document.querySelector('mq-chart')?.shadowRoot?.querySelector('.meta')?.textContent ?? ''), null, { timeout: 20_000 });
+    assert.is(await page.$('a[rel=next]'), null, 'the last page within the cap has no Next');
+    assert.equal(errors, []);
+  } finally {
+    await ctx.close();
+  }
+});
+
 test('without JavaScript the GET form applies parameters and lands on the canonical URL with a data table', async () => {
   const { ctx, page } = await signIn(false);
   try {
