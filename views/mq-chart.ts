@@ -8,7 +8,7 @@ import { Task, TaskStatus } from '@lit/task';
 import { loadVega, } from './vega.ts';
 import type { Result } from './vega-render.ts';
 import { vegaConfig, onThemeChange } from './theme.ts';
-import { type ReportResponse, rowsOf, kpiOf, describe, formatTime } from './report-data.ts';
+import { type ReportResponse, rowsOf, kpiOf, describe, formatTime, pageRows } from './report-data.ts';
 import { exportFileBase } from './export-name.ts';
 import './mq-kpi.ts';
 import './mq-data-table.ts';
@@ -226,16 +226,9 @@ export class MqChart extends LitElement {
   }
 
   private meta(d: ReportResponse) {
-    // a page of a paged report: which rows the chart shows
-    const pageRows = (d: ReportResponse) => {
-      const first = (d.page! - 1) * (d.rowCap ?? 0);
-      const n = (i: number) => i.toLocaleString('en-US');
-      if (!d.rowCount) return `page ${d.page}: no rows`;
-      return `${d.rowCount === 1 ? `row ${n(first + 1)}` : `rows ${n(first + 1)}–${n(first + d.rowCount)}`} (page ${d.page})`;
-    };
     const asOf = d.asOf ? html`data as of <time datetime=${d.asOf}>${formatTime(d.asOf)}</time>` : html`live data`;
     return html`<span class="meta" title=${d.nextRefresh ? `next refresh ${formatTime(d.nextRefresh)}` : ''}>
-      ${asOf}${d.page !== undefined ? html` · ${pageRows(d)}` : d.truncated ? html` · <span class="capped">first ${d.rowCap ?? d.rowCount} rows only</span>` : nothing}${d.stale ? html` <span class="stale" title="The last scheduled refresh failed; showing the last good data">stale</span>` : nothing}
+      ${asOf}${d.page !== undefined ? html` · ${pageRows(d.page, d.rowCap ?? 0, d.rowCount)} (page ${d.page})` : d.truncated ? html` · <span class="capped">first ${d.rowCap ?? d.rowCount} rows only</span>` : nothing}${d.stale ? html` <span class="stale" title="The last scheduled refresh failed; showing the last good data">stale</span>` : nothing}
     </span>`;
   }
 

@@ -18,6 +18,14 @@ export interface ReportResponse {
 
 export type Row = Record<string, unknown>;
 
+/** Which rows a page of a paged report holds ("rows 1,001–2,000", "row 5", "no rows"): the page and the chart say it alike. */
+export function pageRows(page: number, pageSize: number, rowCount: number): string {
+  const first = (page - 1) * pageSize;
+  const n = (i: number) => i.toLocaleString('en-US');
+  if (!rowCount) return 'no rows';
+  return rowCount === 1 ? `row ${n(first + 1)}` : `rows ${n(first + 1)}–${n(first + rowCount)}`;
+}
+
 export function rowsOf(spec: any): Row[] {
   if (Array.isArray(spec?.data?.values)) return spec.data.values;
   const named = spec?.data?.name && spec?.datasets?.[spec.data.name];

@@ -107,8 +107,7 @@ function splitHeader(text: string): { header: HeaderLine[]; body: string; bodyLi
 }
 
 const REPORT_KEYS = ['title', 'description', 'definition', 'roles', 'marts', 'catalog', 'param', 'chart', 'timeout', 'rowcap', 'pagesize', 'maxage'];
-/** The tables of the titles catalog: every write to one moves catalog_state.generation (a trigger per table). */
-export { CATALOG_TABLES };
+export { CATALOG_TABLES }; // the titles catalog's tables (server/reports/sql-text.ts)
 const MART_KEYS = ['mart', 'unique', 'index', 'refresh', 'depends', 'incremental', 'timeout', 'planner'];
 /** how marts are stored (part of every mart's hash: a change of storage recreates them all) */
 const MART_STORAGE = 'table-window-v1';

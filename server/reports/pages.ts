@@ -12,6 +12,7 @@ import {
 } from './engine.ts';
 import { catalogOf, roleOf, rawQuery, pageQuery, pagesAround } from './http.ts';
 import { shareLinks } from '../sharing/links.ts';
+import { pageRows } from '../../views/report-data.ts';
 
 const when = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString().replace('T', ' ').slice(0, 16) + ' UTC' : 'never');
 
@@ -118,13 +119,11 @@ function cell(v: unknown) {
 /** Which rows a paged answer holds, and links to the pages beside it (the form's other values kept). */
 function pager(report: ReportDef, r: ReportResult) {
   if (r.page === null) return '';
-  const first = (r.page - 1) * report.pageSize;
   const { prev, next } = pagesAround(report, r);
   const href = (q: string) => `/reports/${report.id}${q ? `?${q}` : ''}`;
   return html`<nav class="pager" aria-label="Pages of rows">
     ${prev !== undefined ? html`<a rel="prev" href="${href(prev)}">‹ Previous</a>` : ''}
-    <span>Page ${r.page} · ${!r.rowCount ? 'no rows' : r.rowCount === 1 ? `row ${(first + 1).toLocaleString('en-US')}`
-      : `rows ${(first + 1).toLocaleString('en-US')}–${(first + r.rowCount).toLocaleString('en-US')}`}${next === undefined && !r.truncated ? ' (the last)' : ''}</span>
+    <span>Page ${r.page} · ${pageRows(r.page, report.pageSize, r.rowCount)}${next === undefined && !r.truncated ? ' (the last)' : ''}</span>
     ${next !== undefined ? html`<a rel="next" href="${href(next)}">Next ›</a>` : ''}
   </nav>`;
 }

@@ -3,7 +3,8 @@
 
 export interface Token { kind: 'param' | 'mart' | 'catalog' | 'semicolon'; name: string; start: number; end: number; line: number }
 
-/** The titles catalog: written only by a titles load (the ETL), each write moving catalog_state's generation. */
+/** The tables of the titles catalog: written only by a titles load (the ETL); every write to one moves
+ *  catalog_state.generation (a trigger per table). */
 export const CATALOG_TABLES = ['titles', 'genres', 'countries', 'people', 'title_genres', 'title_countries', 'title_cast', 'title_directors'];
 
 const IDENT_START = /[A-Za-z_]/;
