@@ -33,6 +33,9 @@
 -- instant at or before the history's start. No DISTINCT ON or second sort by customer, no separate pass for the
 -- first paid instant; the churn reason is looked up per churn (the `canceled` event at that instant, through the
 -- (user_id, at) index) rather than carrying every event's data through the sorts.
+-- The running sums are framed ROWS UNBOUNDED PRECEDING: the same rows as the default RANGE frame (an event's (at, id)
+-- and, after the instants are netted, a customer's at are unique within the customer, so no row has peers), without
+-- looking for peers at every row (full build at 1M, one backend: 42.9-47.8 -> 38.1-38.6 s CPU, README "Seventh round").
 -- The month of a movement is date_trunc of the instant AT TIME ZONE 'UTC': the three-argument date_trunc(…, 'UTC')
 -- costs ~10× as much per row (26.6 s against 2.3 s over 21.6M values).
 WITH bounds AS (
@@ -54,7 +57,7 @@ cust AS (
          sum(delta) OVER w AS after_cents,
          lead(at) OVER w AS next_at
   FROM ev
-  WINDOW w AS (PARTITION BY user_id ORDER BY at, id)
+  WINDOW w AS (PARTITION BY user_id ORDER BY at, id ROWS UNBOUNDED PRECEDING)
 ),
 -- per instant: the state before it, and how many instants with MRR up to it (a second one means a reactivation)
 steps AS (
@@ -65,7 +68,7 @@ steps AS (
          count(*) FILTER (WHERE after_cents > 0) OVER w AS paid_instants
   FROM cust
   WHERE next_at IS DISTINCT FROM at
-  WINDOW w AS (PARTITION BY user_id ORDER BY at)
+  WINDOW w AS (PARTITION BY user_id ORDER BY at ROWS UNBOUNDED PRECEDING)
 ),
 -- opening: the state at the last instant at or before the history's start; after it, every instant that changes the
 -- MRR or (with MRR on both sides) the plan
